@@ -1,0 +1,30 @@
+// One Jest run over every workspace. Tests are TypeScript, transpiled by ts-jest without
+// type-checking (tsc -b does that); workspace imports resolve to their sources so a test
+// always runs the code beside it. Processes a test spawns run the built dist/ (npm test builds).
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = __dirname;
+const workspaces = require('./package.json').workspaces;
+const moduleNameMapper = {};
+for (const ws of workspaces) {
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, ws, 'package.json'), 'utf8'));
+  const src = JSON.parse(fs.readFileSync(path.join(root, ws, 'tsconfig.json'), 'utf8')).compilerOptions.rootDir;
+  moduleNameMapper[`^${pkg.name.replace('/', '\\/')}$`] = `<rootDir>/${ws}/${src}`;
+}
+
+module.exports = {
+  rootDir: root,
+  testEnvironment: 'node',
+  roots: ['<rootDir>/native', '<rootDir>/packages', '<rootDir>/services', '<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  moduleNameMapper,
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.test.json' }],
+  },
+  globalSetup: '<rootDir>/test/harness/global-setup.ts',
+  globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
+  testTimeout: 60000,
+  maxWorkers: 2,
+};

@@ -1,0 +1,53 @@
+# The engine addon. scripts/build.js finds OpenBLAS and nvcc and passes what it found
+# as the variables below; run `npm run rebuild -w @temper/native` rather than node-gyp.
+{
+  "variables": {
+    "temper_cuda%": 0,
+    "cuda_home%": "/usr/local/cuda",
+    "cuda_archs%": "80 90",
+    "openblas_include%": "/usr/include",
+    "openblas_lib%": "/usr/lib",
+    "temper_march%": "native"
+  },
+  "targets": [
+    {
+      "target_name": "temper_engine",
+      "sources": [
+        "src/addon.cc",
+        "src/cpu/blas.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "src",
+        "<(openblas_include)"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-march=<(temper_march)", "-Wall", "-Wextra"],
+      "libraries": ["-L<(openblas_lib)", "-lopenblas", "-Wl,-rpath,<(openblas_lib)"],
+      "conditions": [
+        ["temper_cuda==1", {
+          "defines": ["TEMPER_CUDA=1"],
+          "include_dirs": ["<(cuda_home)/include"],
+          "sources": ["src/cuda/device.cu"],
+          "libraries": ["-L<(cuda_home)/lib64", "-lcudart", "-Wl,-rpath,<(cuda_home)/lib64"],
+          "rules": [
+            {
+              "rule_name": "nvcc",
+              "extension": "cu",
+              "inputs": ["<(RULE_INPUT_PATH)"],
+              "outputs": ["<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).cu.o"],
+              "action": [
+                "node", "scripts/nvcc.js", "<(cuda_home)", "<(cuda_archs)",
+                "<(RULE_INPUT_PATH)", "<(INTERMEDIATE_DIR)/<(RULE_INPUT_ROOT).cu.o"
+              ],
+              "message": "nvcc <(RULE_INPUT_PATH)",
+              "process_outputs_as_sources": 1
+            }
+          ]
+        }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,4 @@
+export * from './connect';
+export * from './messages';
+export * from './nats-server';
+export * from './streams';

@@ -1,0 +1,89 @@
+import { AckPolicy } from '@nats-io/jetstream';
+import { Bus, connectBus, consumeMessages, publishMessage, streams, subjects } from '@temper/bus';
+import { RolloutGroup, FinishReason } from '@temper/proto';
+import { testNatsUrl } from '../../../test/harness/nats';
+
+describe('protobuf over JetStream', () => {
+  let bus: Bus;
+  let n = 0;
+  beforeAll(async () => {
+    bus = await connectBus(testNatsUrl(), 'bus-test');
+  });
+  afterAll(async () => {
+    await bus.close();
+  });
+
+  // A consumer of our own on the rollouts work queue, filtered to one fresh run.
+  async function freshRun() {
+    const runId = `bus-test-${process.pid}-${++n}`;
+    const consumer = `bus_test_${process.pid}_${n}`;
+    await bus.jsm.consumers.add(streams.rollouts.name, {
+      durable_name: consumer,
+      ack_policy: AckPolicy.Explicit,
+      filter_subject: subjects.rollout(runId),
+      ack_wait: 2e9,
+    });
+    return { runId, consumer };
+  }
+
+  function group(runId: string, groupIndex: number): RolloutGroup {
+    return RolloutGroup.fromPartial({
+      key: { runId, step: 3, groupIndex },
+      prompt: { text: 'What is 6 * 7?', tokenIds: [10, 11, 12] },
+      reference: '42',
+      policyVersion: 2,
+      completions: [
+        { text: '<answer>42</answer>', tokenIds: [1, 2, 3], logprobs: [-0.5, -0.25, -1.5], finishReason: FinishReason.FINISH_REASON_STOP },
+      ],
+    });
+  }
+
+  it('publishes and consumes a RolloutGroup with headers intact', async () => {
+    const { runId, consumer } = await freshRun();
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 0), {
+      msgId: `${runId}/3/0`,
+      headers: { traceparent },
+    });
+    const got = await new Promise<{ g: RolloutGroup; h: Record<string, string> }>((resolve) => {
+      void consumeMessages(bus.js, RolloutGroup, { stream: streams.rollouts.name, consumer }, async (d) => {
+        resolve({ g: d.message, h: d.headers });
+      });
+    });
+    expect(got.g).toEqual(group(runId, 0));
+    expect(got.g.completions[0].logprobs).toEqual([-0.5, -0.25, -1.5]);
+    expect(got.h.traceparent).toBe(traceparent);
+  });
+
+  it('stores a message published twice with the same id once', async () => {
+    const { runId } = await freshRun();
+    const first = await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
+    const again = await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
+    expect(first.duplicate).toBe(false);
+    expect(again.duplicate).toBe(true);
+    expect(again.seq).toBe(first.seq);
+  });
+
+  it('redelivers a message whose handler failed, and terminates one that cannot be decoded', async () => {
+    const { runId, consumer } = await freshRun();
+    await bus.js.publish(subjects.rollout(runId), new Uint8Array([0xff, 0xff, 0xff]));
+    await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 2));
+    const errors: unknown[] = [];
+    const deliveries: number[] = [];
+    const done = new Promise<void>((resolve) => {
+      void consumeMessages(
+        bus.js,
+        RolloutGroup,
+        { stream: streams.rollouts.name, consumer, retryDelayMs: 50, onError: (e) => errors.push(e) },
+        async (d) => {
+          deliveries.push(d.deliveryCount);
+          if (d.deliveryCount === 1) throw new Error('first try fails');
+          resolve();
+        },
+      );
+    });
+    await done;
+    expect(deliveries).toEqual([1, 2]);
+    expect(errors).toHaveLength(2); // the undecodable message and the failed first try
+  });
+});

@@ -1,0 +1,77 @@
+// A whole Temper on one machine: a nats-server (unless NATS_URL points at one) and the
+// four services as separate processes on loopback ports, each checked healthy over gRPC.
+import { freePort, NatsServer, startNatsServer } from '@temper/bus';
+import { addressEnvVar, serviceNamesInOrder, ServiceName, waitForServing } from '@temper/service';
+import { ChildProcess, spawn } from 'node:child_process';
+
+export interface ServiceProcess {
+  name: ServiceName;
+  address: string;
+  process: ChildProcess;
+}
+
+export interface LocalStack {
+  natsUrl: string;
+  services: ServiceProcess[];
+  /** Where a service listens, by name. */
+  address(name: ServiceName): string;
+  stop(): Promise<void>;
+}
+
+export interface LocalStackOptions {
+  /** Use this NATS instead of starting one (default: $NATS_URL, else start one). */
+  natsUrl?: string;
+  /** Where service logs go (default: this process's stderr). */
+  logs?: 'inherit' | 'ignore';
+  env?: Record<string, string>;
+}
+
+export function serviceEntry(name: ServiceName): string {
+  return require.resolve(`@temper/${name}/dist/main.js`);
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  let nats: NatsServer | undefined;
+  const natsUrl = opts.natsUrl ?? process.env.NATS_URL ?? (nats = await startNatsServer()).url;
+  const services: ServiceProcess[] = [];
+  const stop = async () => {
+    await Promise.all(services.map((s) => stopChild(s.process)));
+    await nats?.stop();
+  };
+  try {
+    for (const name of serviceNamesInOrder) {
+      const address = `127.0.0.1:${await freePort()}`;
+      const child = spawn(process.execPath, [serviceEntry(name)], {
+        env: { ...process.env, ...opts.env, NATS_URL: natsUrl, [addressEnvVar(name)]: address },
+        stdio: ['ignore', opts.logs ?? 'inherit', opts.logs ?? 'inherit'],
+      });
+      services.push({ name, address, process: child });
+    }
+    await Promise.all(services.map((s) => readyOrExited(s)));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    natsUrl,
+    services,
+    address: (name) => services.find((s) => s.name === name)!.address,
+    stop,
+  };
+}
+
+async function readyOrExited(s: ServiceProcess): Promise<void> {
+  const exited = new Promise<never>((_, reject) =>
+    s.process.once('exit', (code) => reject(new Error(`temper-${s.name} exited with code ${code} while starting`))),
+  );
+  await Promise.race([waitForServing(s.address, '', 30000), exited]);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+  await gone;
+  clearTimeout(timer);
+}

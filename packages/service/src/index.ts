@@ -1,0 +1,5 @@
+export * from './grpc-server';
+export * from './health-client';
+export * from './lifecycle';
+export * from './log';
+export * from './ports';

@@ -1,0 +1,10 @@
+// Jest global setup: one real nats-server with JetStream for the whole test run, on a
+// free loopback port with its store in a temporary directory. Tests read its URL from
+// TEMPER_TEST_NATS_URL (see ./nats.ts); nothing assumes a fixed port.
+import { startNatsServer } from '../../packages/bus/src/nats-server';
+
+export default async function globalSetup(): Promise<void> {
+  const server = await startNatsServer();
+  process.env.TEMPER_TEST_NATS_URL = server.url;
+  (globalThis as { __temperNats?: typeof server }).__temperNats = server;
+}

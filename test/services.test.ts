@@ -1,0 +1,51 @@
+// Each of the four services as its own process, on loopback, against the harness's
+// nats-server: healthy over grpc.health.v1 and describing the contracts by reflection.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { serviceNames } from '@temper/proto';
+import { checkHealth } from '@temper/service';
+import * as path from 'node:path';
+import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { testNatsUrl } from './harness/nats';
+
+describe('the four services', () => {
+  let stack: LocalStack;
+  beforeAll(async () => {
+    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore' });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it.each(['generator', 'scorer', 'learner', 'checkpoint-store'] as const)('%s answers its health check', async (name) => {
+    expect(await checkHealth(stack.address(name))).toBe('SERVING');
+  });
+
+  it('reports an unknown service as NOT_FOUND', async () => {
+    await expect(checkHealth(stack.address('scorer'), 'no.such.Service')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('lists Temper services through server reflection', async () => {
+    const services = await listByReflection(stack.address('learner'));
+    expect(services).toEqual(expect.arrayContaining([...Object.values(serviceNames), 'grpc.health.v1.Health']));
+  });
+});
+
+async function listByReflection(address: string): Promise<string[]> {
+  const protoFile = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');
+  const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(protoFile, { keepCase: true })) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const client = new pkg.grpc.reflection.v1.ServerReflection(address, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string[]>((resolve, reject) => {
+      const call = client.ServerReflectionInfo();
+      call.on('data', (res: { list_services_response?: { service: { name: string }[] } }) => {
+        resolve((res.list_services_response?.service ?? []).map((s) => s.name));
+        call.end();
+      });
+      call.on('error', reject);
+      call.write({ list_services: '' });
+    });
+  } finally {
+    client.close();
+  }
+}

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 // The temper command. Each subcommand lives in commands/<name>.ts.
 import { up } from './commands/up';
 

@@ -24,8 +24,9 @@ function fail(lines) {
 }
 
 function findOpenBlas() {
-  const candidates = [
-    process.env.OPENBLAS_HOME && path.join(process.env.OPENBLAS_HOME, 'include'),
+  // An explicit OPENBLAS_HOME is the only place looked at, so a wrong one is reported, not bypassed.
+  const home = process.env.OPENBLAS_HOME;
+  const candidates = home ? [path.join(home, 'include')] : [
     '/usr/include/x86_64-linux-gnu/openblas-pthread',
     '/usr/include/aarch64-linux-gnu/openblas-pthread',
     '/usr/include/x86_64-linux-gnu/openblas-openmp',
@@ -33,8 +34,7 @@ function findOpenBlas() {
     '/usr/include',
   ].filter(Boolean);
   const include = candidates.find((d) => fs.existsSync(path.join(d, 'cblas.h')));
-  const libDirs = [
-    process.env.OPENBLAS_HOME && path.join(process.env.OPENBLAS_HOME, 'lib'),
+  const libDirs = home ? [path.join(home, 'lib')] : [
     include && include.replace('/include/', '/lib/'),
     '/usr/lib/x86_64-linux-gnu',
     '/usr/lib/aarch64-linux-gnu',
@@ -44,7 +44,7 @@ function findOpenBlas() {
   const lib = libDirs.find((d) => fs.existsSync(path.join(d, 'libopenblas.so')));
   if (!include || !lib) {
     fail([
-      `  OpenBLAS development files were not found (${!include ? 'cblas.h' : 'libopenblas.so'} is missing).`,
+      `  OpenBLAS development files were not found (${!include ? 'cblas.h' : 'libopenblas.so'} is missing${home ? ` under OPENBLAS_HOME=${home}` : ''}).`,
       '  On Debian or Ubuntu:   sudo apt-get install -y libopenblas-dev',
       '  Elsewhere: install OpenBLAS and set OPENBLAS_HOME to its prefix.',
     ]);

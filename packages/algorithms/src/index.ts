@@ -1,0 +1,3 @@
+export * from './advantages';
+export * from './policy-loss';
+export * from './schedules';

@@ -70,7 +70,11 @@ export function policyLoss(p: PolicyLossInput): PolicyLossOutput {
     let seqCount = 0;
     if (p.level === 'sequence') {
       let s = 0;
-      for (let j = row; j < row + t; j++) if (mask[j]) (s += lp[j] - old[j]), seqCount++;
+      for (let j = row; j < row + t; j++) {
+        if (!mask[j]) continue;
+        s += lp[j] - old[j];
+        seqCount++;
+      }
       seqRatio = Math.exp(seqCount ? s / seqCount : 0);
     }
     // dl/dρ for the sequence ratio, accumulated over the sequence's tokens (each token's

@@ -1,1 +1,3 @@
-export {};
+export * from './propagation';
+export * from './spans';
+export * from './tracing';

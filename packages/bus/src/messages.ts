@@ -1,9 +1,12 @@
 // Typed protobuf messages over JetStream. Publishing carries a Nats-Msg-Id so a retry is
 // dropped as a duplicate; consuming acks only after the handler succeeded, so a crash
 // means redelivery (at-least-once), and a message that cannot be decoded is terminated
-// with a log line rather than redelivered forever.
+// with a log line rather than redelivered forever. The active trace context rides along in
+// the headers, and the handler runs inside the context it arrived with.
 import { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, MsgHdrs } from '@nats-io/transport-node';
+import { Context, context } from '@opentelemetry/api';
+import { contextFromHeaders, traceHeaders } from '@temper/telemetry';
 
 /** What ts-proto generates for every message. */
 export interface MessageType<T> {
@@ -14,7 +17,7 @@ export interface MessageType<T> {
 export interface PublishOptions {
   /** Idempotency key: the same id within the stream's duplicate window is stored once. */
   msgId?: string;
-  /** Extra headers, e.g. W3C traceparent. */
+  /** Extra headers (the active trace context is added by itself). */
   headers?: Record<string, string>;
 }
 
@@ -26,9 +29,10 @@ export async function publishMessage<T>(
   opts: PublishOptions = {},
 ): Promise<{ seq: number; duplicate: boolean }> {
   let hdrs: MsgHdrs | undefined;
-  if (opts.headers && Object.keys(opts.headers).length > 0) {
+  const all = { ...traceHeaders(), ...opts.headers };
+  if (Object.keys(all).length > 0) {
     hdrs = natsHeaders();
-    for (const [k, v] of Object.entries(opts.headers)) hdrs.set(k, v);
+    for (const [k, v] of Object.entries(all)) hdrs.set(k, v);
   }
   const ack = await js.publish(subject, type.encode(message).finish(), { msgID: opts.msgId, headers: hdrs });
   return { seq: ack.seq, duplicate: ack.duplicate };
@@ -38,6 +42,8 @@ export interface Delivery<T> {
   message: T;
   subject: string;
   headers: Record<string, string>;
+  /** The trace context the publisher was in (the handler already runs inside it). */
+  context: Context;
   /** How many times JetStream has delivered this message (1 the first time). */
   deliveryCount: number;
   raw: JsMsg;
@@ -76,7 +82,11 @@ export async function consumeMessages<T>(
         continue;
       }
       try {
-        await handler({ message, subject: m.subject, headers: headerRecord(m.headers), deliveryCount: m.info.deliveryCount, raw: m });
+        const headers = headerRecord(m.headers);
+        const ctx = contextFromHeaders(headers);
+        await context.with(ctx, () =>
+          handler({ message, subject: m.subject, headers, context: ctx, deliveryCount: m.info.deliveryCount, raw: m }),
+        );
         m.ack();
       } catch (err) {
         opts.onError?.(err, m);

@@ -1,6 +1,8 @@
 import { AckPolicy } from '@nats-io/jetstream';
 import { Bus, connectBus, consumeMessages, publishMessage, streams, subjects } from '@temper/bus';
 import { RolloutGroup, FinishReason } from '@temper/proto';
+import { initTracing, traceIds, withSpan } from '@temper/telemetry';
+import { trace } from '@opentelemetry/api';
 import { testNatsUrl } from '../../../test/harness/nats';
 
 describe('protobuf over JetStream', () => {
@@ -53,6 +55,25 @@ describe('protobuf over JetStream', () => {
     expect(got.g).toEqual(group(runId, 0));
     expect(got.g.completions[0].logprobs).toEqual([-0.5, -0.25, -1.5]);
     expect(got.h.traceparent).toBe(traceparent);
+  });
+
+  it('runs the handler inside the trace context the message was published in', async () => {
+    const tracing = initTracing('bus-test'); // no endpoint: spans stay in-process
+    const { runId, consumer } = await freshRun();
+    let published: { trace_id?: string; span_id?: string } = {};
+    await withSpan(tracing.tracer, 'publish', {}, async () => {
+      published = traceIds();
+      await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 5));
+    });
+    const seen = await new Promise<{ active: string | undefined; fromDelivery: string | undefined }>((resolve) => {
+      void consumeMessages(bus.js, RolloutGroup, { stream: streams.rollouts.name, consumer }, async (d) => {
+        resolve({ active: trace.getActiveSpan()?.spanContext().traceId ?? traceIds().trace_id, fromDelivery: traceIds(d.context).trace_id });
+      });
+    });
+    expect(published.trace_id).toMatch(/^[0-9a-f]{32}$/);
+    expect(seen.fromDelivery).toBe(published.trace_id);
+    expect(seen.active).toBe(published.trace_id);
+    await tracing.shutdown();
   });
 
   it('stores a message published twice with the same id once', async () => {

@@ -3,3 +3,4 @@ export * from './health-client';
 export * from './lifecycle';
 export * from './log';
 export * from './ports';
+export * from './grpc-trace';

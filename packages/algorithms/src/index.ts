@@ -1,3 +1,4 @@
 export * from './advantages';
 export * from './policy-loss';
 export * from './schedules';
+export * from './grpo-batch';

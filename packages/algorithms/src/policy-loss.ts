@@ -36,6 +36,12 @@ export interface PolicyLossInput {
   aggregation: LossAggregation;
   /** The generation limit, for dr_grpo's constant normaliser. */
   maxCompletionLength: number;
+  /**
+   * When these n sequences are one micro-batch of a larger batch: that batch's sequence and
+   * masked-token counts, so that the micro-batch losses (and gradients) add up to the loss
+   * of the whole batch. Default: this call is the whole batch.
+   */
+  batch?: { sequences: number; tokens: number };
 }
 
 export interface PolicyLossOutput {
@@ -129,10 +135,12 @@ function aggregationWeights(p: PolicyLossInput): Float64Array {
     for (let j = i * p.t; j < (i + 1) * p.t; j++) if (p.mask[j]) counts[i]++;
     total += counts[i];
   }
+  const sequences = p.batch?.sequences ?? p.n;
+  const tokens = p.batch?.tokens ?? total;
   for (let i = 0; i < p.n; i++) {
-    if (p.aggregation === 'grpo') w[i] = counts[i] ? 1 / (p.n * counts[i]) : 0;
-    else if (p.aggregation === 'bnpo') w[i] = total ? 1 / total : 0;
-    else w[i] = 1 / (p.n * p.maxCompletionLength);
+    if (p.aggregation === 'grpo') w[i] = counts[i] ? 1 / (sequences * counts[i]) : 0;
+    else if (p.aggregation === 'bnpo') w[i] = tokens ? 1 / tokens : 0;
+    else w[i] = 1 / (sequences * p.maxCompletionLength);
   }
   return w;
 }

@@ -1,0 +1,148 @@
+// From scored prompt groups to what the engine trains on: right-padded token sequences,
+// the mask of completion positions in the engine's log-prob layout, rollout-time log-probs
+// and one advantage per sequence, split into micro-batches whose losses add up to the
+// batch's.
+//
+// Layout: a sequence is prompt ++ completion, padded to seqLen. The engine's logprobs() row
+// has seqLen-1 entries, entry t = log p(token[t+1] | tokens[..t]); completion token k sits at
+// position P+k, so its log-prob is entry P+k-1 (P = prompt length).
+import { AdvantageEstimator, groupAdvantages, isDegenerateGroup } from './advantages';
+
+export interface SampledCompletion {
+  tokenIds: ArrayLike<number>;
+  /** Log-prob of each completion token under the policy that sampled it. */
+  logprobs: ArrayLike<number>;
+  /** 'length' when the generation limit cut it off. */
+  finishReason: 'stop' | 'length' | 'aborted';
+}
+
+export interface ScoredPromptGroup {
+  promptIds: ArrayLike<number>;
+  completions: SampledCompletion[];
+  /** Total reward of each completion, in completion order. */
+  rewards: number[];
+}
+
+export interface BatchOptions {
+  estimator: AdvantageEstimator;
+  /** Drop groups whose rewards are all equal (they carry no gradient). */
+  dropDegenerate: boolean;
+  /** Mask out completions cut off by the generation limit (overlong filtering). */
+  filterOverlong: boolean;
+  padId: number;
+}
+
+export interface TrainingBatch {
+  n: number;
+  seqLen: number;
+  /** [n, seqLen] right-padded. */
+  tokens: Int32Array;
+  /** Real length of each sequence. */
+  lengths: Int32Array;
+  /** [n, seqLen-1]: 1 at completion-token positions that train. */
+  mask: Float32Array;
+  /** [n, seqLen-1]: rollout-time log-probs at completion positions, 0 elsewhere. */
+  oldLogprobs: Float32Array;
+  advantages: Float64Array;
+  /** Masked positions in the whole batch. */
+  maskedTokens: number;
+  /** Longest completion in the batch (Dr. GRPO's constant uses the generation limit instead). */
+  maxCompletionTokens: number;
+  stats: { groups: number; degenerateGroups: number; overlongCompletions: number };
+}
+
+export function buildTrainingBatch(groups: ScoredPromptGroup[], opts: BatchOptions): TrainingBatch {
+  let degenerate = 0;
+  let overlong = 0;
+  const kept: ScoredPromptGroup[] = [];
+  for (const [gi, g] of groups.entries()) {
+    if (g.rewards.length !== g.completions.length) {
+      throw new Error(`group ${gi}: ${g.rewards.length} rewards for ${g.completions.length} completions`);
+    }
+    if (g.completions.length === 0) throw new Error(`group ${gi} has no completions`);
+    if (isDegenerateGroup(g.rewards, 0, g.rewards.length)) {
+      degenerate++;
+      if (opts.dropDegenerate) continue;
+    }
+    kept.push(g);
+  }
+
+  const rows: { prompt: ArrayLike<number>; c: SampledCompletion; advantage: number }[] = [];
+  for (const g of kept) {
+    const adv = groupAdvantages(g.rewards, g.rewards.length, opts.estimator);
+    g.completions.forEach((c, i) => rows.push({ prompt: g.promptIds, c, advantage: adv[i] }));
+  }
+  const n = rows.length;
+  const seqLen = Math.max(2, ...rows.map((r) => r.prompt.length + r.c.tokenIds.length));
+  const tokens = new Int32Array(n * seqLen).fill(opts.padId);
+  const lengths = new Int32Array(n);
+  const mask = new Float32Array(n * (seqLen - 1));
+  const oldLogprobs = new Float32Array(n * (seqLen - 1));
+  const advantages = new Float64Array(n);
+  let maskedTokens = 0;
+  let maxCompletionTokens = 0;
+
+  rows.forEach((r, i) => {
+    const P = r.prompt.length;
+    const L = r.c.tokenIds.length;
+    if (P < 1) throw new Error(`sequence ${i}: an empty prompt has no position to predict the first token from`);
+    if (r.c.logprobs.length !== L) throw new Error(`sequence ${i}: ${r.c.logprobs.length} log-probs for ${L} completion tokens`);
+    tokens.set(r.prompt, i * seqLen);
+    tokens.set(r.c.tokenIds, i * seqLen + P);
+    lengths[i] = P + L;
+    advantages[i] = r.advantage;
+    maxCompletionTokens = Math.max(maxCompletionTokens, L);
+    const cutOff = r.c.finishReason === 'length';
+    if (cutOff) overlong++;
+    if (cutOff && opts.filterOverlong) return;
+    const row = i * (seqLen - 1);
+    for (let k = 0; k < L; k++) {
+      mask[row + P + k - 1] = 1;
+      oldLogprobs[row + P + k - 1] = r.c.logprobs[k];
+    }
+    maskedTokens += L;
+  });
+
+  return {
+    n,
+    seqLen,
+    tokens,
+    lengths,
+    mask,
+    oldLogprobs,
+    advantages,
+    maskedTokens,
+    maxCompletionTokens,
+    stats: { groups: groups.length, degenerateGroups: degenerate, overlongCompletions: overlong },
+  };
+}
+
+export interface MicroBatch {
+  n: number;
+  seqLen: number;
+  tokens: Int32Array;
+  lengths: Int32Array;
+  mask: Float32Array;
+  oldLogprobs: Float32Array;
+  advantages: Float64Array;
+}
+
+/** Consecutive slices of at most `size` sequences (views, no copies). */
+export function microBatches(b: TrainingBatch, size: number): MicroBatch[] {
+  if (!Number.isInteger(size) || size < 1) throw new Error(`micro-batch size must be a positive integer (got ${size})`);
+  const out: MicroBatch[] = [];
+  const T = b.seqLen - 1;
+  for (let s = 0; s < b.n; s += size) {
+    const e = Math.min(b.n, s + size);
+    out.push({
+      n: e - s,
+      seqLen: b.seqLen,
+      tokens: b.tokens.subarray(s * b.seqLen, e * b.seqLen),
+      lengths: b.lengths.subarray(s, e),
+      mask: b.mask.subarray(s * T, e * T),
+      oldLogprobs: b.oldLogprobs.subarray(s * T, e * T),
+      advantages: b.advantages.subarray(s, e),
+    });
+  }
+  return out;
+}

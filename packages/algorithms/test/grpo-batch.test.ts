@@ -1,0 +1,91 @@
+import { buildTrainingBatch, microBatches, policyLoss, ScoredPromptGroup } from '@temper/algorithms';
+
+const groups: ScoredPromptGroup[] = [
+  {
+    promptIds: [1, 2, 3],
+    completions: [
+      { tokenIds: [7, 8], logprobs: [-0.1, -0.2], finishReason: 'stop' },
+      { tokenIds: [9], logprobs: [-0.3], finishReason: 'stop' },
+    ],
+    rewards: [1, 0],
+  },
+  {
+    promptIds: [4],
+    completions: [
+      { tokenIds: [5, 5, 5, 5], logprobs: [-1, -1, -1, -1], finishReason: 'length' },
+      { tokenIds: [6], logprobs: [-0.5], finishReason: 'stop' },
+    ],
+    rewards: [0, 2],
+  },
+  {
+    promptIds: [2, 2],
+    completions: [
+      { tokenIds: [1], logprobs: [-0.7], finishReason: 'stop' },
+      { tokenIds: [1], logprobs: [-0.7], finishReason: 'stop' },
+    ],
+    rewards: [1, 1],
+  },
+];
+
+describe('buildTrainingBatch', () => {
+  it('lays completions out in the engine log-prob layout', () => {
+    const b = buildTrainingBatch(groups, { estimator: 'dr_grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+    expect(b.n).toBe(6);
+    expect(b.seqLen).toBe(5);
+    expect(Array.from(b.tokens.subarray(0, 5))).toEqual([1, 2, 3, 7, 8]);
+    expect(Array.from(b.tokens.subarray(5, 10))).toEqual([1, 2, 3, 9, 0]);
+    expect(Array.from(b.lengths)).toEqual([5, 4, 5, 2, 3, 3]);
+    // Sequence 0: prompt length 3, so completion tokens 7, 8 are predicted at entries 2 and 3.
+    expect(Array.from(b.mask.subarray(0, 4))).toEqual([0, 0, 1, 1]);
+    expect(Array.from(b.oldLogprobs.subarray(0, 4))).toEqual([0, 0, expect.closeTo(-0.1, 6), expect.closeTo(-0.2, 6)]);
+    // Sequence 2: prompt [4], completion of 4 tokens at entries 0..3.
+    expect(Array.from(b.mask.subarray(8, 12))).toEqual([1, 1, 1, 1]);
+    expect(Array.from(b.advantages)).toEqual([0.5, -0.5, -1, 1, 0, 0]);
+    expect(b.maskedTokens).toBe(2 + 1 + 4 + 1 + 1 + 1);
+    expect(b.stats).toEqual({ groups: 3, degenerateGroups: 1, overlongCompletions: 1 });
+  });
+
+  it('drops degenerate groups and masks out overlong completions when asked', () => {
+    const b = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: true, filterOverlong: true, padId: 0 });
+    expect(b.n).toBe(4);
+    expect(Array.from(b.mask.subarray(2 * 4, 3 * 4))).toEqual([0, 0, 0, 0]);
+    expect(b.maskedTokens).toBe(2 + 1 + 1);
+  });
+
+  it('names a group whose rewards do not match its completions', () => {
+    expect(() =>
+      buildTrainingBatch([{ ...groups[0], rewards: [1] }], { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 }),
+    ).toThrow(/group 0: 1 rewards for 2 completions/);
+  });
+});
+
+describe('micro-batches', () => {
+  it.each(['grpo', 'bnpo', 'dr_grpo'] as const)('add up to the whole batch loss and gradient (%s)', (aggregation) => {
+    const b = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+    const T = b.seqLen - 1;
+    // A "new" policy a little away from the rollout one.
+    const logprobs = Array.from(b.oldLogprobs, (x, j) => x + 0.05 * Math.sin(j));
+    const common = { epsLow: 0.2, epsHigh: 0.28, beta: 0, level: 'token' as const, aggregation, maxCompletionLength: 8 };
+    const whole = policyLoss({ ...common, n: b.n, t: T, logprobs, oldLogprobs: b.oldLogprobs, mask: b.mask, advantages: b.advantages });
+    let loss = 0;
+    const grad: number[] = [];
+    let offset = 0;
+    for (const mb of microBatches(b, 4)) {
+      const out = policyLoss({
+        ...common,
+        n: mb.n,
+        t: T,
+        logprobs: logprobs.slice(offset, offset + mb.n * T),
+        oldLogprobs: mb.oldLogprobs,
+        mask: mb.mask,
+        advantages: mb.advantages,
+        batch: { sequences: b.n, tokens: b.maskedTokens },
+      });
+      offset += mb.n * T;
+      loss += out.loss;
+      grad.push(...out.dlogprobs);
+    }
+    expect(loss).toBeCloseTo(whole.loss, 12);
+    grad.forEach((g, j) => expect(g).toBeCloseTo(whole.dlogprobs[j], 12));
+  });
+});

@@ -22,3 +22,4 @@ export const serviceNames = {
   learner: 'temper.v1.PolicyLearner',
   checkpointStore: 'temper.v1.CheckpointStore',
 } as const;
+export * from './strict-json';

@@ -14,7 +14,25 @@
       "target_name": "temper_engine",
       "sources": [
         "src/addon.cc",
-        "src/cpu/blas.cc"
+        "src/model_binding.cc",
+        "src/cpu/blas.cc",
+        "src/cpu/threadpool.cc",
+        "src/cpu/json.cc",
+        "src/cpu/safetensors.cc",
+        "src/cpu/matmul.cc",
+        "src/cpu/embedding.cc",
+        "src/cpu/rmsnorm.cc",
+        "src/cpu/rope.cc",
+        "src/cpu/attention.cc",
+        "src/cpu/swiglu.cc",
+        "src/cpu/logprob.cc",
+        "src/cpu/adamw.cc",
+        "src/cpu/model.cc",
+        "src/cpu/linear.cc",
+        "src/cpu/forward.cc",
+        "src/cpu/optimizer.cc",
+        "src/cpu/lora.cc",
+        "src/cpu/generate.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -23,11 +23,96 @@ export interface BuildInfo {
   blasThreads: number;
 }
 
+export interface SafetensorsTensor {
+  dtype: string;
+  shape: number[];
+  data: Float64Array;
+}
+
+export interface SafetensorsContents {
+  metadata: Record<string, string>;
+  tensors: Record<string, SafetensorsTensor>;
+}
+
+/** The model shape the engine takes (lib/config.ts derives it from a Hugging Face config). */
+export interface EngineConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  maxPositions: number;
+  ropeTheta: number;
+  rmsNormEps: number;
+  tieWordEmbeddings: boolean;
+  qkvBias: boolean;
+  oBias: boolean;
+  mlpBias: boolean;
+}
+
+export interface NativeAdapterSpec {
+  r: number;
+  alpha: number;
+  useRslora: boolean;
+  useDora: boolean;
+  targetModules: string[];
+}
+
+export interface NativeCompletion {
+  tokens: Int32Array;
+  logprobs: Float32Array;
+  finishReason: 'stop' | 'length';
+}
+
+export type Dtype = 'F32' | 'BF16';
+
+/** One engine model; every method runs on a worker thread and settles a Promise. */
+export interface NativeModel {
+  loadWeights(paths: string[]): Promise<void>;
+  initRandom(seed: number): Promise<void>;
+  forward(tokens: Int32Array, batch: number, seqLen: number): Promise<Float32Array>;
+  logprobs(
+    tokens: Int32Array,
+    batch: number,
+    seqLen: number,
+    lengths: Int32Array | null,
+    entropy: boolean,
+  ): Promise<{ logprobs: Float32Array; entropy?: Float32Array }>;
+  backward(dlogprob: Float32Array): Promise<void>;
+  grads(): Promise<Record<string, Float32Array>>;
+  weights(kind: 'trainable' | 'base' | 'adapters'): Promise<Record<string, Float32Array>>;
+  zeroGrad(): Promise<void>;
+  step(lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, maxGradNorm: number): Promise<number>;
+  generate(
+    prompts: Int32Array[],
+    maxNewTokens: number,
+    temperature: number,
+    topP: number,
+    topK: number,
+    stopTokens: Int32Array,
+    seed: number,
+    n: number,
+  ): Promise<NativeCompletion[]>;
+  addAdapters(spec: NativeAdapterSpec, seed: number): Promise<void>;
+  loadAdapters(spec: NativeAdapterSpec, path: string): Promise<void>;
+  saveAdapters(path: string, dtype: Dtype): Promise<void>;
+  mergeAdapters(): Promise<void>;
+  save(path: string, dtype: Dtype): Promise<void>;
+  exportWeights(dtype: Dtype, merged: boolean): Promise<Uint8Array>;
+  importWeights(bytes: Uint8Array): Promise<void>;
+  saveOptimizer(path: string): Promise<void>;
+  loadOptimizer(path: string): Promise<void>;
+}
+
 export interface NativeAddon {
   buildInfo(): BuildInfo;
   cudaDevices(): { count: number; reason?: string };
   sgemm(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array;
   setThreads(threads: number): void;
+  readSafetensors(bytes: Uint8Array): SafetensorsContents;
+  NativeModel: new (config: EngineConfig, threads: number) => NativeModel;
 }
 
 export const addon: NativeAddon = load();

@@ -1,7 +1,23 @@
 // @temper/native: the engine's TypeScript face.
-import { addon, BuildInfo } from './addon';
+import { addon, BuildInfo, SafetensorsContents } from './addon';
 
-export type { BuildInfo };
+export type { BuildInfo, Dtype, EngineConfig, SafetensorsContents, SafetensorsTensor } from './addon';
+export { engineConfig } from './config';
+export type { HfConfig } from './config';
+export { Model } from './model';
+export type {
+  AdapterSpec,
+  AdapterTarget,
+  BatchShape,
+  Completion,
+  CreateOptions,
+  GenerateOptions,
+  LoadOptions,
+  LogprobsOptions,
+  LogprobsResult,
+  SaveOptions,
+  StepOptions,
+} from './model';
 
 /** How the addon was built: its backends, BLAS, whether CUDA is compiled in. */
 export function buildInfo(): BuildInfo {
@@ -16,4 +32,14 @@ export function cudaDevices(): { count: number; reason?: string } {
 /** C[m,n] = A[m,k] · B[k,n], row-major fp32, on the CPU backend's BLAS. */
 export function sgemm(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array {
   return addon.sgemm(a, b, m, k, n);
+}
+
+/** Threads of the pool behind sgemm (each Model has its own, set when it is made). */
+export function setThreads(threads: number): void {
+  addon.setThreads(threads);
+}
+
+/** Parses safetensors bytes with the engine's checked reader; any defect throws an Error. */
+export function readSafetensors(bytes: Uint8Array): SafetensorsContents {
+  return addon.readSafetensors(bytes);
 }

@@ -5,6 +5,12 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/safetensors.h"
+#include "cpu/threadpool.h"
+
+namespace temper {
+Napi::Function define_native_model(Napi::Env env);
+}
 
 namespace {
 
@@ -65,10 +71,46 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   return c;
 }
 
+// The thread count of the pool behind sgemm (models take their own in their constructor).
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int64_t t = RequireDim(info, 0, "threads");
-  temper::cpu_set_blas_threads((int)t);
+  if (t > 256) throw Napi::RangeError::New(info.Env(), "threads must be at most 256");
+  temper::set_default_threads((int)t);
   return info.Env().Undefined();
+}
+
+// readSafetensors(bytes) -> { metadata, tensors: { name: { dtype, shape, data: Float64Array } } }.
+// The checked reader the engine loads with, opened to tests and tools; any defect is an Error.
+Napi::Value ReadSafetensors(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "bytes must be a Uint8Array");
+  auto u = info[0].As<Napi::Uint8Array>();
+  temper::SafetensorsFile f;
+  f.what = "safetensors";
+  f.bytes.assign(u.Data(), u.Data() + u.ElementLength());
+  try {
+    temper::parse_safetensors(f);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  Napi::Object out = Napi::Object::New(env), tensors = Napi::Object::New(env), meta = Napi::Object::New(env);
+  for (auto& [k, v] : f.metadata) meta.Set(k, v);
+  for (auto& t : f.tensors) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("dtype", temper::dtype_name(t.dtype));
+    Napi::Array shape = Napi::Array::New(env, t.shape.size());
+    for (size_t i = 0; i < t.shape.size(); i++) shape.Set((uint32_t)i, Napi::Number::New(env, (double)t.shape[i]));
+    o.Set("shape", shape);
+    std::vector<double> d = temper::to_f64(t);
+    auto arr = Napi::Float64Array::New(env, d.size());
+    std::copy(d.begin(), d.end(), arr.Data());
+    o.Set("data", arr);
+    tensors.Set(t.name, o);
+  }
+  out.Set("metadata", meta);
+  out.Set("tensors", tensors);
+  return out;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -76,6 +118,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDevices", Napi::Function::New(env, CudaDevices));
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("readSafetensors", Napi::Function::New(env, ReadSafetensors));
+  exports.Set("NativeModel", temper::define_native_model(env));
   return exports;
 }
 

@@ -10,7 +10,6 @@ namespace temper {
 void cpu_sgemm(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n);
 std::string cpu_blas_config();
 int cpu_blas_threads();
-void cpu_set_blas_threads(int threads);
 
 // Whether the CUDA backend was compiled in, and how many devices the runtime sees
 // (0 when compiled without it or when no driver / device is present).

@@ -1,17 +1,18 @@
 #include <cblas.h>
 
 #include "backend.h"
+#include "cpu/kernels.h"
 
 namespace temper {
 
+// Sliced over the default pool like every engine GEMM, with OpenBLAS single-threaded inside.
 void cpu_sgemm(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0f, a,
-              (blasint)k, b, (blasint)n, 0.0f, c, (blasint)n);
+  openblas_set_num_threads(1);
+  gemm(default_pool(), false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
 }
 
 std::string cpu_blas_config() { return openblas_get_config(); }
 int cpu_blas_threads() { return openblas_get_num_threads(); }
-void cpu_set_blas_threads(int threads) { openblas_set_num_threads(threads); }
 
 #ifndef TEMPER_CUDA
 bool cuda_compiled() { return false; }

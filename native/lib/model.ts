@@ -1,0 +1,319 @@
+// The engine's Model: Hugging Face directories in and out, and the training / sampling calls.
+// Everything that takes time returns a Promise and runs on a worker thread.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { addon, Dtype, NativeAdapterSpec, NativeModel } from './addon';
+import { engineConfig, HfConfig } from './config';
+
+export interface LoadOptions {
+  device?: 'cpu';
+  /** Threads for this model's work (default: the machine's available parallelism). */
+  threads?: number;
+  /** Also restore AdamW state from optimizer.safetensors (written by save with optimizer: true). */
+  optimizer?: boolean;
+}
+
+export interface CreateOptions {
+  seed?: number;
+  device?: 'cpu';
+  threads?: number;
+}
+
+export interface SaveOptions {
+  dtype?: Dtype;
+  /** Also write optimizer.safetensors so a run resumes exactly. */
+  optimizer?: boolean;
+}
+
+export interface BatchShape {
+  batch: number;
+  seqLen: number;
+}
+
+export interface LogprobsOptions extends BatchShape {
+  /** Real length of each right-padded row; positions from lengths[b]-1 on get log-prob 0. */
+  lengths?: Int32Array | number[];
+  entropy?: boolean;
+}
+
+export interface LogprobsResult {
+  /** [batch, seqLen-1]: log p(tokens[b, t+1] | tokens[b, ..t]). */
+  logprobs: Float32Array;
+  /** [batch, seqLen-1]: entropy of the next-token distribution at t (when asked). */
+  entropy?: Float32Array;
+}
+
+export interface StepOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  /** Clip the global gradient norm to this before the step (torch clip_grad_norm_). */
+  maxGradNorm?: number;
+}
+
+export interface GenerateOptions {
+  prompts: Int32Array[];
+  maxNewTokens: number;
+  /** 0 is greedy. */
+  temperature?: number;
+  topP?: number;
+  /** 0 keeps the whole vocabulary. */
+  topK?: number;
+  stopTokens?: Int32Array | number[];
+  seed?: number;
+  /** Completions per prompt. */
+  n?: number;
+}
+
+export interface Completion {
+  /** Index of the prompt and of the sample for that prompt. */
+  prompt: number;
+  sample: number;
+  /** New tokens; a stop token that ended the completion is included. */
+  tokens: Int32Array;
+  /** log p(token) under the model itself (temperature 1, no truncation): what logprobs() gives. */
+  logprobs: Float32Array;
+  finishReason: 'stop' | 'length';
+}
+
+export type AdapterTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+
+export interface AdapterSpec {
+  r: number;
+  alpha: number;
+  targetModules: AdapterTarget[] | string[];
+  useRslora?: boolean;
+  useDora?: boolean;
+  /** Seed for A's initialisation. */
+  seed?: number;
+}
+
+const ALL_TARGETS: AdapterTarget[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+function readJson(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${file}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** The safetensors files of a model directory: the shards named by the index, or model.safetensors. */
+function weightFiles(dir: string): string[] {
+  const index = path.join(dir, 'model.safetensors.index.json');
+  if (fs.existsSync(index)) {
+    const j = readJson(index) as { weight_map?: unknown };
+    if (typeof j?.weight_map !== 'object' || j.weight_map === null) throw new Error(`${index}: weight_map is missing`);
+    const files = new Set<string>();
+    for (const [name, file] of Object.entries(j.weight_map as Record<string, unknown>)) {
+      if (typeof file !== 'string' || file !== path.basename(file) || !file.endsWith('.safetensors')) {
+        throw new Error(`${index}: weight_map["${name}"] must name a .safetensors file in the same directory`);
+      }
+      files.add(file);
+    }
+    if (files.size === 0) throw new Error(`${index}: weight_map is empty`);
+    return [...files].sort().map((f) => path.join(dir, f));
+  }
+  const single = path.join(dir, 'model.safetensors');
+  if (!fs.existsSync(single)) throw new Error(`${dir} has neither model.safetensors nor model.safetensors.index.json`);
+  return [single];
+}
+
+function threadCount(t: number | undefined): number {
+  const n = t ?? os.availableParallelism();
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw new RangeError(`threads must be an integer in [1, 256] (got ${t})`);
+  return n;
+}
+
+function checkDevice(device: string | undefined): void {
+  if (device !== undefined && device !== 'cpu') throw new Error(`device "${device}" is not available (this build runs on "cpu")`);
+}
+
+function int32(v: Int32Array | number[], name: string): Int32Array {
+  if (v instanceof Int32Array) return v;
+  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x >= -2147483648 && x <= 2147483647)) {
+    throw new TypeError(`${name} must be an Int32Array or an array of integers`);
+  }
+  return Int32Array.from(v);
+}
+
+function peftSpec(file: string): NativeAdapterSpec {
+  const c = readJson(file) as Record<string, unknown>;
+  const bad = (field: string, why: string): never => {
+    throw new Error(`${file}: ${field} ${why}`);
+  };
+  if (c.peft_type !== undefined && c.peft_type !== 'LORA') bad('peft_type', `must be "LORA" (got ${JSON.stringify(c.peft_type)})`);
+  if (c.bias !== undefined && c.bias !== 'none') bad('bias', 'other than "none" is not supported');
+  if (!Number.isInteger(c.r) || (c.r as number) < 1) bad('r', 'must be a positive integer');
+  const alpha = c.lora_alpha ?? c.r;
+  if (typeof alpha !== 'number' || !(alpha > 0)) bad('lora_alpha', 'must be a positive number');
+  let targets = c.target_modules;
+  if (targets === 'all-linear') targets = ALL_TARGETS;
+  if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) bad('target_modules', 'must be a list of module names');
+  return {
+    r: c.r as number,
+    alpha: alpha as number,
+    useRslora: c.use_rslora === true,
+    useDora: c.use_dora === true,
+    targetModules: targets as string[],
+  };
+}
+
+export class Model {
+  private adapter: NativeAdapterSpec | null = null;
+
+  private constructor(
+    private readonly native: NativeModel,
+    /** The Hugging Face config this model was made from. */
+    readonly config: HfConfig,
+  ) {}
+
+  /** Opens a Hugging Face model directory: config.json and model.safetensors or its shards. */
+  static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
+    checkDevice(options.device);
+    const config = readJson(path.join(dir, 'config.json')) as HfConfig;
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads));
+    await native.loadWeights(weightFiles(dir));
+    if (options.optimizer) await native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
+    return new Model(native, config);
+  }
+
+  /** A freshly initialised model (normal(0, 0.02) weights, unit norms), the same for the same seed. */
+  static async create(config: HfConfig, options: CreateOptions = {}): Promise<Model> {
+    checkDevice(options.device);
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads));
+    await native.initRandom(options.seed ?? 0);
+    return new Model(native, { ...config });
+  }
+
+  /** Writes config.json and model.safetensors (F32 by default), and optimizer.safetensors when asked. */
+  async save(dir: string, options: SaveOptions = {}): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    await this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32');
+    if (options.optimizer) await this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors'));
+    const torch_dtype = options.dtype === 'BF16' ? 'bfloat16' : 'float32';
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...this.config, torch_dtype }, null, 2));
+  }
+
+  /** Logits [batch, seqLen, vocab]. */
+  forward(tokens: Int32Array, shape: BatchShape): Promise<Float32Array> {
+    return this.native.forward(tokens, shape.batch, shape.seqLen);
+  }
+
+  /** Next-token log-probs; keeps the activations for one backward on this batch. */
+  logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
+    const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths');
+    return this.native.logprobs(tokens, options.batch, options.seqLen, lengths, options.entropy ?? false);
+  }
+
+  /** Adds d(Σ dlogprob · logprob)/dθ to the gradients of the trainable tensors (after logprobs). */
+  backward(dlogprob: Float32Array): Promise<void> {
+    return this.native.backward(dlogprob);
+  }
+
+  /** Gradients by tensor name (Hugging Face names, or PEFT names when adapters train). */
+  grads(): Promise<Record<string, Float32Array>> {
+    return this.native.grads();
+  }
+
+  /** Current values: the trainable tensors, the base weights, or the adapters'. */
+  weights(kind: 'trainable' | 'base' | 'adapters' = 'trainable'): Promise<Record<string, Float32Array>> {
+    return this.native.weights(kind);
+  }
+
+  zeroGrad(): Promise<void> {
+    return this.native.zeroGrad();
+  }
+
+  /** One AdamW step (torch semantics); resolves to the gradient norm before clipping. */
+  step(o: StepOptions): Promise<number> {
+    return this.native.step(o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.maxGradNorm ?? 0);
+  }
+
+  /** Samples completions, n per prompt, in prompt-major order. */
+  async generate(o: GenerateOptions): Promise<Completion[]> {
+    if (!Array.isArray(o.prompts)) throw new TypeError('prompts must be an array of Int32Array');
+    const n = o.n ?? 1;
+    const out = await this.native.generate(
+      o.prompts,
+      o.maxNewTokens,
+      o.temperature ?? 1,
+      o.topP ?? 1,
+      o.topK ?? 0,
+      int32(o.stopTokens ?? [], 'stopTokens'),
+      o.seed ?? 0,
+      n,
+    );
+    return out.map((c, i) => ({ prompt: Math.floor(i / n), sample: i % n, ...c }));
+  }
+
+  /** New adapters (A random, B zero, DoRA magnitude = row norms); from now on only they train. */
+  async addAdapters(spec: AdapterSpec): Promise<void> {
+    const s: NativeAdapterSpec = {
+      r: spec.r,
+      alpha: spec.alpha,
+      useRslora: spec.useRslora ?? false,
+      useDora: spec.useDora ?? false,
+      targetModules: [...spec.targetModules],
+    };
+    await this.native.addAdapters(s, spec.seed ?? 0);
+    this.adapter = s;
+  }
+
+  /** Opens a PEFT adapter directory (adapter_config.json + adapter_model.safetensors). */
+  async loadAdapters(dir: string): Promise<void> {
+    const s = peftSpec(path.join(dir, 'adapter_config.json'));
+    await this.native.loadAdapters(s, path.join(dir, 'adapter_model.safetensors'));
+    this.adapter = s;
+  }
+
+  /** Writes the adapters in PEFT's format. */
+  async saveAdapters(dir: string, options: { dtype?: Dtype } = {}): Promise<void> {
+    if (!this.adapter) throw new Error('the model has no adapters to save');
+    fs.mkdirSync(dir, { recursive: true });
+    await this.native.saveAdapters(path.join(dir, 'adapter_model.safetensors'), options.dtype ?? 'F32');
+    const a = this.adapter;
+    const config = {
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      r: a.r,
+      lora_alpha: a.alpha,
+      use_rslora: a.useRslora,
+      use_dora: a.useDora,
+      target_modules: a.targetModules,
+      lora_dropout: 0,
+      bias: 'none',
+    };
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
+  }
+
+  /** Folds the adapters into the base weights and removes them; the base trains again. */
+  async mergeAdapters(): Promise<void> {
+    await this.native.mergeAdapters();
+    this.adapter = null;
+  }
+
+  get hasAdapters(): boolean {
+    return this.adapter !== null;
+  }
+
+  /** The weights as safetensors bytes (adapters merged in unless merged: false), for importWeights elsewhere. */
+  exportWeights(options: { dtype?: Dtype; merged?: boolean } = {}): Promise<Uint8Array> {
+    return this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true);
+  }
+
+  /** Replaces the base weights with exportWeights bytes from a model of the same config. */
+  importWeights(bytes: Uint8Array): Promise<void> {
+    return this.native.importWeights(bytes);
+  }
+}

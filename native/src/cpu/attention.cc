@@ -1,0 +1,114 @@
+// Causal grouped-query attention: query head h reads key/value head h / (H / KV).
+// Training works per (sequence, head) with two GEMMs; generation per (row, head) over a cache.
+#include <cmath>
+#include <vector>
+
+#include "cpu/kernels.h"
+
+namespace temper {
+
+namespace {
+
+// Softmax of row i over columns [0, i]; columns past i are set to 0 so later GEMMs can read the full row.
+void causal_softmax_rows(float* s, int64_t T) {
+  for (int64_t i = 0; i < T; i++) {
+    float* r = s + i * T;
+    float mx = r[0];
+    for (int64_t j = 1; j <= i; j++) mx = std::max(mx, r[j]);
+    float sum = 0;
+    for (int64_t j = 0; j <= i; j++) sum += (r[j] = std::exp(r[j] - mx));
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j <= i; j++) r[j] *= inv;
+    for (int64_t j = i + 1; j < T; j++) r[j] = 0;
+  }
+}
+
+}  // namespace
+
+// q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], att[B,H,T,T]
+void attention_forward(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
+                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
+  const int64_t HD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / std::sqrt((float)D);
+  pool.run(B * H, [&](int64_t bh) {
+    int64_t b = bh / H, h = bh % H, g = h / group;
+    const float* qb = q + b * T * HD + h * D;
+    const float* kb = k + b * T * KD + g * D;
+    const float* vb = v + b * T * KD + g * D;
+    float* s = att + bh * T * T;
+    gemm_serial(false, true, T, T, D, scale, qb, HD, kb, KD, 0.0f, s, T);
+    causal_softmax_rows(s, T);
+    gemm_serial(false, false, T, D, T, 1.0f, s, T, vb, KD, 0.0f, out + b * T * HD + h * D, HD);
+  });
+}
+
+// With P = att: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q.
+// Work is split per (sequence, kv head) so the heads sharing a kv head add into dK, dV on one thread.
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
+                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
+                        int64_t D) {
+  const int64_t HD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / std::sqrt((float)D);
+  pool.run(B * KV, [&](int64_t bg) {
+    int64_t b = bg / KV, g = bg % KV;
+    std::vector<float> ds((size_t)(T * T));
+    const float* kb = k + b * T * KD + g * D;
+    const float* vb = v + b * T * KD + g * D;
+    float* dkb = dk + b * T * KD + g * D;
+    float* dvb = dv + b * T * KD + g * D;
+    for (int64_t h = g * group; h < (g + 1) * group; h++) {
+      const float* p = att + (b * H + h) * T * T;
+      const float* dob = dout + b * T * HD + h * D;
+      const float* qb = q + b * T * HD + h * D;
+      float beta = h == g * group ? 0.0f : 1.0f;
+      gemm_serial(true, false, T, D, T, 1.0f, p, T, dob, HD, beta, dvb, KD);
+      gemm_serial(false, true, T, T, D, 1.0f, dob, HD, vb, KD, 0.0f, ds.data(), T);
+      for (int64_t i = 0; i < T; i++) {
+        const float* pr = p + i * T;
+        float* dr = ds.data() + i * T;
+        float dot = 0;
+        for (int64_t j = 0; j <= i; j++) dot += pr[j] * dr[j];
+        for (int64_t j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot);
+        for (int64_t j = i + 1; j < T; j++) dr[j] = 0;
+      }
+      gemm_serial(false, false, T, D, T, scale, ds.data(), T, kb, KD, 0.0f, dq + b * T * HD + h * D, HD);
+      gemm_serial(true, false, T, D, T, scale, ds.data(), T, qb, HD, beta, dkb, KD);
+    }
+  });
+}
+
+// q[R,H,D] -> out[R,H,D]; row r attends to kcache/vcache[slot[r], 0..pos[r]].
+void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
+                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
+                      int64_t D) {
+  const int64_t KD = KV * D, group = H / KV;
+  const float scale = 1.0f / std::sqrt((float)D);
+  pool.run(R * H, [&](int64_t rh) {
+    int64_t r = rh / H, h = rh % H, g = h / group, len = (int64_t)pos[r] + 1;
+    thread_local std::vector<float> s;
+    if ((int64_t)s.size() < len) s.resize(len);
+    const float* qr = q + rh * D;
+    const float* kb = kcache + (int64_t)slot[r] * cap * KD + g * D;
+    const float* vb = vcache + (int64_t)slot[r] * cap * KD + g * D;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < len; j++) {
+      const float* kj = kb + j * KD;
+      float dot = 0;
+      for (int64_t d = 0; d < D; d++) dot += qr[d] * kj[d];
+      s[j] = dot * scale;
+      mx = std::max(mx, s[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j < len; j++) sum += (s[j] = std::exp(s[j] - mx));
+    float inv = 1.0f / sum;
+    float* o = out + rh * D;
+    for (int64_t d = 0; d < D; d++) o[d] = 0;
+    for (int64_t j = 0; j < len; j++) {
+      const float* vj = vb + j * KD;
+      float w = s[j] * inv;
+      for (int64_t d = 0; d < D; d++) o[d] += w * vj[d];
+    }
+  });
+}
+
+}  // namespace temper

@@ -1,0 +1,248 @@
+// Batched sampling with a KV cache. Every completion owns a cache slot; a step runs the rows
+// of all unfinished slots through the decoder at once (one GEMM per projection), whatever
+// their lengths, because each row carries its own slot and position. Prompts are prefilled in
+// one such step; the n samples of a prompt copy its cache instead of recomputing it.
+#include <algorithm>
+#include <cmath>
+#include <set>
+#include <stdexcept>
+
+#include "cpu/activations.h"
+#include "cpu/rng.h"
+
+namespace temper {
+
+namespace {
+
+struct KvCache {
+  int64_t slots = 0, cap = 0, width = 0;  // width = KV * D
+  std::vector<std::vector<float>> k, v;   // per layer [slots, cap, KV, D]
+  float* at(std::vector<float>& buf, int64_t slot, int64_t pos) { return buf.data() + (slot * cap + pos) * width; }
+};
+
+// Runs rows (token tok[r] of slot slot[r] at position pos[r]) through the decoder, appending
+// their keys and values to the cache; logits[want.size(), V] for the rows listed in want.
+void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const std::vector<int32_t>& slot,
+                const std::vector<int32_t>& pos, const std::vector<int64_t>& want, float* logits) {
+  const Config& c = m.cfg;
+  const int64_t R = (int64_t)tok.size(), C = c.hidden, Q = c.heads * c.head_dim, K = c.kv_heads * c.head_dim,
+                F = c.inter, H = c.heads, KV = c.kv_heads, D = c.head_dim;
+  ThreadPool& pool = m.pool;
+  std::vector<float> x(R * C), ln(R * C), q(R * Q), k(R * K), v(R * K), ao(R * Q), tmp(R * C), g(R * F), u(R * F);
+  embedding_forward(pool, x.data(), tok.data(), m.embed.data.data(), R, C);
+  auto add = [&](float* dst, const float* src, int64_t n) {
+    pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
+    });
+  };
+  for (int64_t l = 0; l < c.layers; l++) {
+    Layer& L = m.layers[l];
+    rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln1.data.data(), R, C, (float)c.eps);
+    L.q.forward(pool, q.data(), ln.data(), R, nullptr);
+    L.k.forward(pool, k.data(), ln.data(), R, nullptr);
+    L.v.forward(pool, v.data(), ln.data(), R, nullptr);
+    rope_apply(pool, q.data(), pos.data(), R, H, D, m.rope, false);
+    rope_apply(pool, k.data(), pos.data(), R, KV, D, m.rope, false);
+    for (int64_t r = 0; r < R; r++) {
+      std::copy(k.data() + r * K, k.data() + (r + 1) * K, kv.at(kv.k[l], slot[r], pos[r]));
+      std::copy(v.data() + r * K, v.data() + (r + 1) * K, kv.at(kv.v[l], slot[r], pos[r]));
+    }
+    attention_cached(pool, ao.data(), q.data(), kv.k[l].data(), kv.v[l].data(), slot.data(), pos.data(), R, kv.cap,
+                     H, KV, D);
+    L.o.forward(pool, tmp.data(), ao.data(), R, nullptr);
+    add(x.data(), tmp.data(), R * C);
+    rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln2.data.data(), R, C, (float)c.eps);
+    L.gate.forward(pool, g.data(), ln.data(), R, nullptr);
+    L.up.forward(pool, u.data(), ln.data(), R, nullptr);
+    swiglu_forward(pool, g.data(), g.data(), u.data(), R * F);
+    L.down.forward(pool, tmp.data(), g.data(), R, nullptr);
+    add(x.data(), tmp.data(), R * C);
+  }
+  const int64_t W = (int64_t)want.size();
+  std::vector<float> xs(W * C), lns(W * C);
+  for (int64_t i = 0; i < W; i++) std::copy(x.data() + want[i] * C, x.data() + (want[i] + 1) * C, xs.data() + i * C);
+  rmsnorm_forward(pool, lns.data(), nullptr, xs.data(), m.norm.data.data(), W, C, (float)c.eps);
+  const Tensor& head = c.tied ? m.embed : m.lm_head;
+  matmul_forward(pool, logits, lns.data(), head.data.data(), nullptr, W, C, c.vocab);
+}
+
+// Picks the next token from one row of logits: greedy at temperature 0, otherwise
+// softmax(logits / temperature) cut to the top_k largest, then to the smallest top set holding
+// top_p of what is left (HF's order). *logprob is the unmodified model's log-probability of the
+// pick, the number logprobs() gives for the same token.
+int32_t pick(const float* l, int64_t V, const SamplingParams& sp, Rng& rng, float* logprob) {
+  float mx = l[0];
+  int64_t arg = 0;
+  for (int64_t j = 1; j < V; j++)
+    if (l[j] > mx) {
+      mx = l[j];
+      arg = j;
+    }
+  double z = 0;
+  for (int64_t j = 0; j < V; j++) z += std::exp((double)(l[j] - mx));
+  const double lse = mx + std::log(z);
+  if (sp.temperature <= 0) {
+    *logprob = (float)(l[arg] - lse);
+    return (int32_t)arg;
+  }
+  thread_local std::vector<float> p;
+  thread_local std::vector<int32_t> idx;
+  p.resize(V);
+  idx.resize(V);
+  const float inv_t = (float)(1.0 / sp.temperature);
+  for (int64_t j = 0; j < V; j++) {
+    p[j] = std::exp((l[j] - mx) * inv_t);
+    idx[j] = (int32_t)j;
+  }
+  int64_t count = V;
+  if (sp.top_k > 0 && sp.top_k < V) {
+    count = sp.top_k;
+    std::nth_element(idx.begin(), idx.begin() + count - 1, idx.end(), [&](int32_t a, int32_t b) { return p[a] > p[b]; });
+  }
+  double mass = 0;
+  for (int64_t i = 0; i < count; i++) mass += p[idx[i]];
+  if (sp.top_p < 1) {
+    // Quickselect on mass: idx[0, lo) are certainly kept (mass `above`); [lo, hi) is undecided.
+    // Expected O(V), against O(V log V) for sorting, which would dominate a decode step.
+    const double target = sp.top_p * mass;
+    int64_t lo = 0, hi = count, cut = -1;
+    double above = 0;
+    while (lo < hi) {
+      float pivot = p[idx[lo + (hi - lo) / 2]];
+      int64_t a = lo, i = lo, b = hi;
+      while (i < b) {
+        float xv = p[idx[i]];
+        if (xv > pivot) std::swap(idx[a++], idx[i++]);
+        else if (xv < pivot) std::swap(idx[i], idx[--b]);
+        else i++;
+      }
+      double s_gt = 0, s_eq = 0;
+      for (int64_t t = lo; t < a; t++) s_gt += p[idx[t]];
+      for (int64_t t = a; t < b; t++) s_eq += p[idx[t]];
+      if (above + s_gt >= target) {
+        hi = a;
+      } else if (above + s_gt + s_eq >= target) {
+        cut = b;
+        break;
+      } else {
+        above += s_gt + s_eq;
+        lo = b;
+      }
+    }
+    count = cut >= 0 ? cut : lo;
+    mass = 0;
+    for (int64_t i = 0; i < count; i++) mass += p[idx[i]];
+  }
+  double u = rng.uniform() * mass, acc = 0;
+  int32_t chosen = idx[count - 1];
+  for (int64_t i = 0; i < count; i++) {
+    acc += p[idx[i]];
+    if (u < acc) {
+      chosen = idx[i];
+      break;
+    }
+  }
+  *logprob = (float)(l[chosen] - lse);
+  return chosen;
+}
+
+}  // namespace
+
+std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>& prompts, const SamplingParams& sp) {
+  const int64_t P = (int64_t)prompts.size(), S = P * sp.n, V = cfg.vocab;
+  if (P == 0) throw std::runtime_error("prompts is empty");
+  int64_t longest = 0;
+  for (int64_t i = 0; i < P; i++) {
+    if (prompts[i].empty()) throw std::runtime_error("prompts[" + std::to_string(i) + "] is empty");
+    check_tokens(prompts[i].data(), (int64_t)prompts[i].size(), ("prompts[" + std::to_string(i) + "]").c_str());
+    longest = std::max<int64_t>(longest, (int64_t)prompts[i].size());
+  }
+  acts_.reset();
+  KvCache kv;
+  kv.slots = S;
+  kv.cap = longest + sp.max_new;
+  kv.width = cfg.kv_heads * cfg.head_dim;
+  double bytes = 2.0 * 4 * cfg.layers * (double)S * kv.cap * kv.width;
+  if (bytes > 16e9) throw std::runtime_error("the KV cache for this batch would need " + std::to_string((int64_t)(bytes / 1e9)) + " GB (limit 16)");
+  kv.k.assign(cfg.layers, std::vector<float>((size_t)(S * kv.cap * kv.width)));
+  kv.v.assign(cfg.layers, std::vector<float>((size_t)(S * kv.cap * kv.width)));
+  rope.ensure(cfg.rope_theta, cfg.head_dim, kv.cap);
+
+  std::vector<Completion> out(S);
+  if (sp.max_new == 0) {
+    for (auto& c : out) c.finish = "length";
+    return out;
+  }
+  std::vector<Rng> rngs;
+  for (int64_t i = 0; i < P; i++)
+    for (int64_t j = 0; j < sp.n; j++) {
+      uint64_t s = sp.seed;
+      rngs.emplace_back(splitmix64(s) ^ ((uint64_t)i * 0xD1B54A32D192ED03ull) ^ ((uint64_t)j * 0x8CB92BA72F3D8DD7ull));
+    }
+  std::set<int32_t> stop(sp.stop.begin(), sp.stop.end());
+
+  // Prefill: every prompt's tokens in one step, into the slot of its first sample.
+  std::vector<int32_t> tok, slot, pos;
+  std::vector<int64_t> want;
+  for (int64_t i = 0; i < P; i++) {
+    for (size_t t = 0; t < prompts[i].size(); t++) {
+      tok.push_back(prompts[i][t]);
+      slot.push_back((int32_t)(i * sp.n));
+      pos.push_back((int32_t)t);
+    }
+    want.push_back((int64_t)tok.size() - 1);
+  }
+  std::vector<float> logits(std::max<int64_t>(P, S) * V);
+  infer_rows(*this, kv, tok, slot, pos, want, logits.data());
+  for (int64_t i = 0; i < P; i++)
+    for (int64_t j = 1; j < sp.n; j++)
+      for (int64_t l = 0; l < cfg.layers; l++) {
+        int64_t n = (int64_t)prompts[i].size() * kv.width;
+        std::copy_n(kv.at(kv.k[l], i * sp.n, 0), n, kv.at(kv.k[l], i * sp.n + j, 0));
+        std::copy_n(kv.at(kv.v[l], i * sp.n, 0), n, kv.at(kv.v[l], i * sp.n + j, 0));
+      }
+
+  // rows[r] is the slot whose logits are in logits row r.
+  std::vector<int64_t> rows(S), row_of_logits(S);
+  for (int64_t s = 0; s < S; s++) {
+    rows[s] = s;
+    row_of_logits[s] = s / sp.n;
+  }
+  for (;;) {
+    const int64_t R = (int64_t)rows.size();
+    std::vector<int32_t> picked(R);
+    std::vector<float> lp(R);
+    pool.run(R, [&](int64_t r) {
+      picked[r] = pick(logits.data() + row_of_logits[r] * V, V, sp, rngs[rows[r]], &lp[r]);
+    });
+    std::vector<int64_t> next;
+    tok.clear();
+    slot.clear();
+    pos.clear();
+    for (int64_t r = 0; r < R; r++) {
+      int64_t s = rows[r];
+      Completion& c = out[s];
+      c.tokens.push_back(picked[r]);
+      c.logprobs.push_back(lp[r]);
+      if (stop.count(picked[r])) {
+        c.finish = "stop";
+      } else if ((int64_t)c.tokens.size() >= sp.max_new) {
+        c.finish = "length";
+      } else {
+        next.push_back(s);
+        tok.push_back(picked[r]);
+        slot.push_back((int32_t)s);
+        pos.push_back((int32_t)(prompts[s / sp.n].size() + c.tokens.size() - 1));
+      }
+    }
+    if (next.empty()) break;
+    rows = next;
+    want.resize(rows.size());
+    row_of_logits.resize(rows.size());
+    for (size_t r = 0; r < rows.size(); r++) want[r] = row_of_logits[r] = (int64_t)r;
+    infer_rows(*this, kv, tok, slot, pos, want, logits.data());
+  }
+  return out;
+}
+
+}  // namespace temper

@@ -1,0 +1,95 @@
+// The decoder's layers, each a forward/backward pair over row-major fp32 buffers.
+// Shapes use N rows (tokens), C hidden, F intermediate, V vocabulary, H query heads,
+// KV key/value heads, D head dim. Backward functions *accumulate* (+=) into parameter
+// gradients and into the input gradient unless the comment says "sets".
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/threadpool.h"
+
+namespace temper {
+
+// --- matmul.cc ---
+// C[M,N] = alpha * op(A) · op(B) + beta * C, split over the pool's threads along M or N.
+void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// The same on the calling thread only (inside work that is already parallel).
+void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// out[N,O] = inp[N,I] · w[O,I]^T + bias[O]            (bias may be null)
+void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* w, const float* bias, int64_t N,
+                    int64_t I, int64_t O);
+// dinp[N,I] (+)= dout[N,O] · w[O,I]  (sets when !accumulate);  dw[O,I] += dout^T · inp;
+// dbias[O] += Σ_n dout.   dinp, dw, dbias may each be null.
+void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
+                     const float* inp, const float* w, int64_t N, int64_t I, int64_t O);
+
+// --- embedding.cc ---
+// out[N,C] = table[tokens[n], :]
+void embedding_forward(ThreadPool& pool, float* out, const int32_t* tokens, const float* table, int64_t N, int64_t C);
+// dtable[tokens[n], :] += dout[n, :]
+void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, const int32_t* tokens, int64_t N,
+                        int64_t C);
+
+// --- rmsnorm.cc ---
+// out[N,C] = x * rstd[n] * w[C],  rstd[n] = 1 / sqrt(mean_c x^2 + eps)     (rstd may be null)
+void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C,
+                     float eps);
+// dx[N,C] += d out/dx · dout;  dw[C] += Σ_n dout * x * rstd                  (dw may be null)
+void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x, const float* w,
+                      const float* rstd, int64_t N, int64_t C);
+
+// --- rope.cc ---
+// cos/sin of position p and frequency i at [p * D/2 + i], inv_freq_i = theta^(-2i/D).
+struct RopeTable {
+  double theta = 0;
+  int64_t D = 0, positions = 0;
+  std::vector<float> cos, sin;
+  void ensure(double theta, int64_t D, int64_t positions);
+};
+// x[N, heads, D] rotated in place (rotate-half layout) at positions pos[N].
+// inverse applies the transpose rotation: the backward of the forward.
+void rope_apply(ThreadPool& pool, float* x, const int32_t* pos, int64_t N, int64_t heads, int64_t D,
+                const RopeTable& rope, bool inverse);
+
+// --- attention.cc ---
+// Causal self-attention over B sequences of T rows. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
+// att[B,H,T,T] keeps the softmax (row i, columns <= i) for the backward pass.
+void attention_forward(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
+                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
+// Sets dq[B,T,H,D], dk, dv[B,T,KV,D] from dout[B,T,H,D].
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
+                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
+                        int64_t D);
+// One query row per r against a KV cache: row r reads cache slot slot[r], positions [0, pos[r]].
+// kcache, vcache: [slots, cap, KV, D] for one layer.  q[R,H,D] -> out[R,H,D].
+void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
+                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
+                      int64_t D);
+
+// --- swiglu.cc ---
+// h[n] = silu(g[n]) * u[n] over n elements
+void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n);
+// sets dg, du from dh
+void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
+                     int64_t n);
+
+// --- logprob.cc ---
+// Rows with target[n] >= 0: lse[n] = logsumexp(logits[n,:]), logprob[n] = logits[n,target] - lse[n],
+// entropy[n] = lse[n] - Σ_j p_j logits[n,j] (entropy may be null). Rows with target < 0 give 0.
+void logprob_forward(ThreadPool& pool, float* logprob, float* entropy, float* lse, const float* logits,
+                     const int32_t* target, int64_t N, int64_t V);
+// dlogits[n,:] = w[n] * (onehot(target[n]) - softmax(logits[n,:])); may alias logits (sets).
+void logprob_backward(ThreadPool& pool, float* dlogits, const float* logits, const float* lse, const int32_t* target,
+                      const float* w, int64_t N, int64_t V);
+
+// --- adamw.cc ---
+// torch.optim.AdamW on n values: p *= 1 - lr*wd; m, v updated from g * gscale (gradient clipping);
+// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+void adamw_update(ThreadPool& pool, float* p, const float* g, float* m, float* v, int64_t n, float gscale, double lr,
+                  double b1, double b2, double eps, double wd, int64_t t);
+// Σ g^2 in double.
+double sum_squares(ThreadPool& pool, const float* g, int64_t n);
+
+}  // namespace temper

@@ -1,0 +1,66 @@
+// Matrix products. OpenBLAS is kept single-threaded (addon init) and each thread of the
+// pool runs its own slice: one scheduler for GEMMs and the elementwise work around them.
+#include <cblas.h>
+
+#include <algorithm>
+
+#include "cpu/kernels.h"
+
+namespace temper {
+
+void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N,
+              (blasint)K, alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+}
+
+void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  int64_t parts = pool.size();
+  if (parts == 1 || M * N * K < (1 << 18)) {
+    gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  // Slices are multiples of 16 rows/columns so every slice keeps OpenBLAS's full-width kernels.
+  bool split_m = M >= N;
+  int64_t len = split_m ? M : N, units = (len + 15) / 16;
+  parts = std::min(parts, units);
+  pool.run(parts, [&](int64_t p) {
+    int64_t lo = units * p / parts * 16, hi = std::min(len, units * (p + 1) / parts * 16);
+    if (lo >= hi) return;
+    if (split_m) {
+      const float* a = ta ? A + lo : A + lo * lda;
+      gemm_serial(ta, tb, hi - lo, N, K, alpha, a, lda, B, ldb, beta, C + lo * ldc, ldc);
+    } else {
+      const float* b = tb ? B + lo * ldb : B + lo;
+      gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, b, ldb, beta, C + lo, ldc);
+    }
+  });
+}
+
+void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* w, const float* bias, int64_t N,
+                    int64_t I, int64_t O) {
+  if (bias) {
+    pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t n = lo; n < hi; n++) std::copy(bias, bias + O, out + n * O);
+    });
+  }
+  gemm(pool, false, true, N, O, I, 1.0f, inp, I, w, I, bias ? 1.0f : 0.0f, out, O);
+}
+
+void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
+                     const float* inp, const float* w, int64_t N, int64_t I, int64_t O) {
+  if (dinp) gemm(pool, false, false, N, I, O, 1.0f, dout, O, w, I, accumulate ? 1.0f : 0.0f, dinp, I);
+  if (dw) gemm(pool, true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dw, I);
+  if (dbias) {
+    pool.chunks(O, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t n = 0; n < N; n++) {
+        const float* d = dout + n * O;
+        for (int64_t o = lo; o < hi; o++) dbias[o] += d[o];
+      }
+    });
+  }
+}
+
+}  // namespace temper

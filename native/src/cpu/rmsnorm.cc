@@ -1,0 +1,48 @@
+#include <cmath>
+#include <mutex>
+
+#include "cpu/kernels.h"
+
+namespace temper {
+
+// out[N,C] = x * rstd[n] * w[C],  rstd[n] = 1 / sqrt(mean_c x^2 + eps)
+void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C,
+                     float eps) {
+  pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t n = lo; n < hi; n++) {
+      const float* xn = x + n * C;
+      double ss = 0;
+      for (int64_t c = 0; c < C; c++) ss += (double)xn[c] * xn[c];
+      float r = (float)(1.0 / std::sqrt(ss / C + eps));
+      if (rstd) rstd[n] = r;
+      float* on = out + n * C;
+      for (int64_t c = 0; c < C; c++) on[c] = xn[c] * r * w[c];
+    }
+  });
+}
+
+// dx[N,C] += rstd * (dout*w - x * rstd^2 * mean_c(dout*w*x));  dw[C] += Σ_n dout * x * rstd
+void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x, const float* w,
+                      const float* rstd, int64_t N, int64_t C) {
+  std::mutex mu;
+  pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
+    std::vector<float> dw_part(dw ? C : 0, 0.0f);
+    for (int64_t n = lo; n < hi; n++) {
+      const float *xn = x + n * C, *dn = dout + n * C;
+      float r = rstd[n];
+      double dot = 0;
+      for (int64_t c = 0; c < C; c++) dot += (double)dn[c] * w[c] * xn[c];
+      float k = (float)(dot / C) * r * r;
+      float* dxn = dx + n * C;
+      for (int64_t c = 0; c < C; c++) dxn[c] += r * (dn[c] * w[c] - xn[c] * k);
+      if (dw)
+        for (int64_t c = 0; c < C; c++) dw_part[c] += dn[c] * xn[c] * r;
+    }
+    if (dw) {
+      std::lock_guard<std::mutex> l(mu);
+      for (int64_t c = 0; c < C; c++) dw[c] += dw_part[c];
+    }
+  });
+}
+
+}  // namespace temper

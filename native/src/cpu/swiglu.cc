@@ -1,0 +1,26 @@
+#include <cmath>
+
+#include "cpu/kernels.h"
+
+namespace temper {
+
+// h = silu(g) * u,  silu(g) = g * sigmoid(g)
+void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n) {
+  pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t i = lo; i < hi; i++) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+  });
+}
+
+// dg = dh * u * sigmoid(g) * (1 + g * (1 - sigmoid(g))),  du = dh * silu(g)
+void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
+                     int64_t n) {
+  pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t i = lo; i < hi; i++) {
+      float s = 1.0f / (1.0f + std::exp(-g[i]));
+      du[i] = dh[i] * g[i] * s;
+      dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+  });
+}
+
+}  // namespace temper

@@ -1,0 +1,37 @@
+// The one face every tokenizer in Temper shows: the engine sees only ids, the tasks and
+// rewards see only text, and this is where the two meet.
+
+/** One turn of a conversation, as chat templates expect it. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | (string & {});
+  content: string;
+}
+
+export interface ChatTemplateOptions {
+  /** Append the opening of an assistant turn so the model continues as the assistant. */
+  addGenerationPrompt?: boolean;
+}
+
+/** Ids of the special tokens a tokenizer has; a missing one is undefined. */
+export interface SpecialTokenIds {
+  pad?: number;
+  bos?: number;
+  eos?: number;
+  unk?: number;
+  think?: number;
+  thinkEnd?: number;
+  answer?: number;
+  answerEnd?: number;
+}
+
+export interface Tokenizer {
+  /** Number of ids the model's embedding must hold (every id from encode is below it). */
+  readonly vocabSize: number;
+  readonly specialTokens: SpecialTokenIds;
+  /** Ids of `text`; special-token strings in the text become their single ids. No BOS/EOS is added. */
+  encode(text: string): Int32Array;
+  /** Text of `ids`; with skipSpecialTokens, special tokens are left out. */
+  decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+  /** The conversation rendered as the model was trained to see it (text, not ids). */
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
+}

@@ -48,7 +48,14 @@ export const subjects = {
   rollout: (runId: string) => `temper.rollouts.${token(runId)}`,
   scored: (runId: string) => `temper.scored.${token(runId)}`,
   checkpointCommitted: (runId: string) => `temper.events.checkpoints.${token(runId || '_')}`,
-  runEvent: (runId: string) => `temper.events.runs.${token(runId)}`,
+  /** A run's status snapshots: the last one on this subject is the run's current state. */
+  runStatus: (runId: string) => `temper.events.runs.${token(runId)}.status`,
+  /** Everything else that happens in a run: metrics, checkpoints, log lines. */
+  runLog: (runId: string) => `temper.events.runs.${token(runId)}.log`,
+  /** Both of the above, in the order they happened. */
+  runAll: (runId: string) => `temper.events.runs.${token(runId)}.>`,
+  /** Every run's status subject, to list runs. */
+  allRunStatuses: 'temper.events.runs.*.status',
 };
 
 // A subject token may not hold '.', '*', '>' or whitespace; run ids are ours but names

@@ -1,0 +1,62 @@
+import { runSpecFromYaml, SpecError } from '../src/spec';
+
+function problems(yaml: string): string[] {
+  try {
+    runSpecFromYaml(yaml);
+  } catch (err) {
+    if (err instanceof SpecError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('run specs', () => {
+  it('reads a YAML spec with short enum names and names unnamed stages', () => {
+    const spec = runSpecFromYaml(`
+name: demo
+seed: 3
+model: { tokenizer: bytes, device: cpu, config: { hidden_size: 64 } }
+stages:
+  - sft: { adapter: { kind: dora, rank: 8, use_rslora: true } }
+  - name: rl
+    grpo:
+      group_size: 8
+      advantage: rloo
+      loss_aggregation: dr_grpo
+      sampling: { temperature: 1.0, top_p: 0.95, max_new_tokens: 64 }
+`);
+    expect(spec.name).toBe('demo');
+    expect(spec.stages.map((s) => s.name)).toEqual(['sft-0', 'rl']);
+    expect(spec.stages[1].kind?.$case).toBe('grpo');
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    const [p] = problems('name: [unclosed\nstages: []\n');
+    expect(p).toMatch(/line \d+/);
+  });
+
+  it('reports every problem with its path', () => {
+    expect(
+      problems(`
+stages:
+  - name: a
+    grpo: { group_size: 1, clip_eps_low: 1.5, ratio_level: word, sampling: { top_p: 2 } }
+  - name: a
+    eval: {}
+  - {}
+`),
+    ).toEqual([
+      'stages[0].grpo.group_size: GRPO compares completions of one prompt, so it needs at least 2',
+      'stages[0].grpo.clip_eps_low: must be in [0, 1)',
+      'stages[0].grpo.ratio_level: must be "token" or "sequence"',
+      'stages[0].grpo.sampling.top_p: must be in [0, 1]',
+      'stages[1].name: "a" is used by an earlier stage',
+      'stages[2]: set one of midtrain, sft, grpo or eval',
+    ]);
+  });
+
+  it('refuses a spec without stages, and unknown fields', () => {
+    expect(problems('name: x\n')).toEqual(['stages: a run needs at least one stage']);
+    expect(problems('name: x\nstage: []\n')[0]).toMatch(/^stage: unknown field of RunSpec/);
+  });
+});

@@ -1,1 +1,5 @@
 export * from './types';
+export * from './chat-template';
+export * from './byte-tokenizer';
+export * from './huggingface';
+export * from './load';

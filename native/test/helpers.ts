@@ -49,3 +49,74 @@ export function fixtureNames(): string[] {
     .filter((d) => fs.existsSync(path.join(fixturesDir, d, 'golden.safetensors')))
     .sort();
 }
+
+export interface RawTensor {
+  dtype: string;
+  shape: number[];
+  bytes: Uint8Array;
+}
+
+/** Builds a safetensors file from raw tensors (no checks: tests use it to make bad files too). */
+export function writeSafetensors(tensors: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  if (metadata) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of Object.entries(tensors)) {
+    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
+    offset += t.bytes.length;
+  }
+  let json = JSON.stringify(header);
+  while ((json.length + 8) % 8) json += ' ';
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(Buffer.from(json, 'latin1'), 8);
+  let p = 8 + json.length;
+  for (const t of Object.values(tensors)) {
+    out.set(t.bytes, p);
+    p += t.bytes.length;
+  }
+  return out;
+}
+
+export function f32Bytes(a: Float32Array): Uint8Array {
+  return new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength));
+}
+
+/** IEEE half precision, round to nearest even (normal range is all the tests need). */
+export function toF16(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = ((u >>> 23) & 0xff) - 127 + 15;
+  let mant = u & 0x7fffff;
+  if (exp <= 0) return sign;
+  let h = sign | (exp << 10) | (mant >>> 13);
+  mant &= 0x1fff;
+  if (mant > 0x1000 || (mant === 0x1000 && (h & 1))) h++;
+  return h;
+}
+
+export function fromF16(h: number): number {
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  const v = exp === 0 ? mant * 2 ** -24 : (1 + mant / 1024) * 2 ** (exp - 15);
+  return h & 0x8000 ? -v : v;
+}
+
+/** A small random config of the family, for tests that need shapes the fixtures do not have. */
+export function tinyConfig(over: Record<string, unknown> = {}): any {
+  return {
+    model_type: 'llama',
+    vocab_size: 50,
+    hidden_size: 48,
+    intermediate_size: 80,
+    num_hidden_layers: 2,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    head_dim: 10,
+    rope_theta: 10000,
+    rms_norm_eps: 1e-5,
+    tie_word_embeddings: false,
+    ...over,
+  };
+}

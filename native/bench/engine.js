@@ -1,0 +1,108 @@
+#!/usr/bin/env node
+// Engine benchmark (issue: vocab 8192, hidden 512, intermediate 1408, 8 layers, 8 heads, 4 kv heads,
+// tied head, fp32, 2 threads). Prints one JSON object with --json, a readable summary otherwise.
+//   train: batch 8 x 256 tokens, logprobs + backward + AdamW step     -> train_tokens_per_s, train_mfu
+//   generate: 16 prompts x 32 tokens, 128 new, temperature 1, top-p 0.95 -> gen_tokens_per_s
+//   sgemm_gflops: OpenBLAS sgemm kernels on a 2048^3 product over the same 2 threads, in this run
+// train_mfu = (6 * matmul parameters * tokens + 12 * layers * heads * head_dim * seqLen * tokens) / time / sgemm rate
+'use strict';
+const { Model, setThreads, sgemm } = require('../dist/index.js');
+
+const THREADS = 2;
+const config = {
+  model_type: 'llama',
+  vocab_size: 8192,
+  hidden_size: 512,
+  intermediate_size: 1408,
+  num_hidden_layers: 8,
+  num_attention_heads: 8,
+  num_key_value_heads: 4,
+  tie_word_embeddings: true,
+  max_position_embeddings: 4096,
+  rope_theta: 10000,
+  rms_norm_eps: 1e-6,
+};
+
+function seconds(start) {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+function randomTokens(n, vocab, seed) {
+  let s = seed >>> 0;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s % vocab;
+  }
+  return out;
+}
+
+function sgemmRate() {
+  setThreads(THREADS);
+  const n = 2048;
+  const a = new Float32Array(n * n).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const b = new Float32Array(n * n).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+  sgemm(a, b, n, n, n);
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const t = process.hrtime.bigint();
+    sgemm(a, b, n, n, n);
+    best = Math.min(best, seconds(t));
+  }
+  return (2 * n ** 3) / best / 1e9;
+}
+
+async function main() {
+  const json = process.argv.includes('--json');
+  const sgemm_gflops = sgemmRate();
+  const model = await Model.create(config, { seed: 1, threads: THREADS });
+
+  const B = 8, T = 256, steps = 3;
+  const tokens = randomTokens(B * T, config.vocab_size, 7);
+  const dlogprob = new Float32Array(B * (T - 1)).fill(-1 / (B * (T - 1)));
+  const trainStep = async () => {
+    await model.logprobs(tokens, { batch: B, seqLen: T });
+    await model.zeroGrad();
+    await model.backward(dlogprob);
+    await model.step({ lr: 1e-4, weightDecay: 0.01, maxGradNorm: 1 });
+  };
+  await trainStep();
+  let t = process.hrtime.bigint();
+  for (let i = 0; i < steps; i++) await trainStep();
+  const train_step_s = seconds(t) / steps;
+
+  const C = config.hidden_size, F = config.intermediate_size, L = config.num_hidden_layers, H = config.num_attention_heads;
+  const D = C / H, KV = config.num_key_value_heads;
+  const matmulParams = L * (C * D * (2 * H + 2 * KV) + 3 * C * F) + config.vocab_size * C;
+  const flops = 6 * matmulParams * B * T + 12 * L * H * D * T * B * T;
+  const train_tokens_per_s = (B * T) / train_step_s;
+  const train_mfu = flops / train_step_s / (sgemm_gflops * 1e9);
+
+  const prompts = Array.from({ length: 16 }, (_, i) => randomTokens(32, config.vocab_size, 100 + i));
+  const sampling = { prompts, maxNewTokens: 128, temperature: 1, topP: 0.95, seed: 3 };
+  await model.generate({ ...sampling, maxNewTokens: 8 });
+  t = process.hrtime.bigint();
+  const out = await model.generate(sampling);
+  const gen_s = seconds(t);
+  const generated = out.reduce((s, c) => s + c.tokens.length, 0);
+  const result = {
+    config: 'vocab 8192, hidden 512, inter 1408, 8 layers, 8 heads, 4 kv heads, tied, fp32',
+    threads: THREADS,
+    sgemm_gflops: +sgemm_gflops.toFixed(1),
+    train_batch: `${B}x${T}`,
+    train_step_s: +train_step_s.toFixed(3),
+    train_tokens_per_s: +train_tokens_per_s.toFixed(1),
+    train_tflop_per_step: +(flops / 1e12).toFixed(4),
+    train_mfu: +train_mfu.toFixed(3),
+    gen_tokens: generated,
+    gen_s: +gen_s.toFixed(3),
+    gen_tokens_per_s: +(generated / gen_s).toFixed(1),
+  };
+  if (json) console.log(JSON.stringify(result));
+  else for (const [k, v] of Object.entries(result)) console.log(`${k.padEnd(22)} ${v}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

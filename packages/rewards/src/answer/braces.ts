@@ -1,0 +1,53 @@
+// Brace matching for LaTeX-ish text: \boxed{...} and \text{...} hold nested braces
+// ({\frac{1}{2}}), which no regular expression can pair up reliably.
+
+/**
+ * Index just past the '}' that closes the '{' at `open`, or -1 when it never closes.
+ * Escaped braces (\{ \}) do not count.
+ */
+export function matchBrace(s: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 92 /* \ */) {
+      i++; // skip the escaped character
+    } else if (c === 123 /* { */) {
+      depth++;
+    } else if (c === 125 /* } */) {
+      depth--;
+      if (depth === 0) return i + 1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Replaces every `\name{content}` with what `replace` makes of the content (nested
+ * occurrences first, as they are found inside the content).
+ */
+export function replaceCommandGroups(s: string, name: string, replace: (content: string) => string): string {
+  const marker = `\\${name}`;
+  let out = '';
+  let from = 0;
+  for (;;) {
+    const at = s.indexOf(marker, from);
+    if (at < 0) return out + s.slice(from);
+    let open = at + marker.length;
+    // \text is not \textbf: the name must end here.
+    if (/[A-Za-z]/.test(s[open] ?? '')) {
+      out += s.slice(from, open);
+      from = open;
+      continue;
+    }
+    while (s[open] === ' ') open++;
+    if (s[open] !== '{') {
+      out += s.slice(from, open);
+      from = open;
+      continue;
+    }
+    const end = matchBrace(s, open);
+    if (end < 0) return out + s.slice(from);
+    out += s.slice(from, at) + replace(replaceCommandGroups(s.slice(open + 1, end - 1), name, replace));
+    from = end;
+  }
+}

@@ -1,0 +1,32 @@
+// Parts of a completion that components look at, and its length in tokens.
+
+export type Scope = 'completion' | 'reasoning' | 'answer';
+export const scopes = ['completion', 'reasoning', 'answer'] as const;
+
+/**
+ * The part of `text` a component should look at: everything, the reasoning (inside
+ * <think>…</think>, or before </think> when the prompt opened it, else everything
+ * before the answer block) or the answer block (after </think> when there is none).
+ */
+export function textInScope(text: string, scope: Scope): string {
+  if (scope === 'completion') return text;
+  const thinkEnd = text.lastIndexOf('</think>');
+  const answerStart = text.lastIndexOf('<answer>');
+  if (scope === 'reasoning') {
+    if (thinkEnd >= 0) {
+      const open = text.lastIndexOf('<think>', thinkEnd);
+      return text.slice(open >= 0 ? open + 7 : 0, thinkEnd);
+    }
+    return answerStart >= 0 ? text.slice(0, answerStart) : text;
+  }
+  if (answerStart >= 0) {
+    const close = text.indexOf('</answer>', answerStart);
+    return text.slice(answerStart + 8, close >= 0 ? close : text.length);
+  }
+  return thinkEnd >= 0 ? text.slice(thinkEnd + 8) : text;
+}
+
+/** Roughly four characters a token for English and code; used only when no count is given. */
+export function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}

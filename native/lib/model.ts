@@ -206,37 +206,37 @@ export class Model {
   }
 
   /** Logits [batch, seqLen, vocab]. */
-  forward(tokens: Int32Array, shape: BatchShape): Promise<Float32Array> {
+  async forward(tokens: Int32Array, shape: BatchShape): Promise<Float32Array> {
     return this.native.forward(tokens, shape.batch, shape.seqLen);
   }
 
   /** Next-token log-probs; keeps the activations for one backward on this batch. */
-  logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
+  async logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
     const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths');
     return this.native.logprobs(tokens, options.batch, options.seqLen, lengths, options.entropy ?? false);
   }
 
   /** Adds d(Σ dlogprob · logprob)/dθ to the gradients of the trainable tensors (after logprobs). */
-  backward(dlogprob: Float32Array): Promise<void> {
+  async backward(dlogprob: Float32Array): Promise<void> {
     return this.native.backward(dlogprob);
   }
 
   /** Gradients by tensor name (Hugging Face names, or PEFT names when adapters train). */
-  grads(): Promise<Record<string, Float32Array>> {
+  async grads(): Promise<Record<string, Float32Array>> {
     return this.native.grads();
   }
 
   /** Current values: the trainable tensors, the base weights, or the adapters'. */
-  weights(kind: 'trainable' | 'base' | 'adapters' = 'trainable'): Promise<Record<string, Float32Array>> {
+  async weights(kind: 'trainable' | 'base' | 'adapters' = 'trainable'): Promise<Record<string, Float32Array>> {
     return this.native.weights(kind);
   }
 
-  zeroGrad(): Promise<void> {
+  async zeroGrad(): Promise<void> {
     return this.native.zeroGrad();
   }
 
   /** One AdamW step (torch semantics); resolves to the gradient norm before clipping. */
-  step(o: StepOptions): Promise<number> {
+  async step(o: StepOptions): Promise<number> {
     return this.native.step(o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.maxGradNorm ?? 0);
   }
 
@@ -308,12 +308,12 @@ export class Model {
   }
 
   /** The weights as safetensors bytes (adapters merged in unless merged: false), for importWeights elsewhere. */
-  exportWeights(options: { dtype?: Dtype; merged?: boolean } = {}): Promise<Uint8Array> {
+  async exportWeights(options: { dtype?: Dtype; merged?: boolean } = {}): Promise<Uint8Array> {
     return this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true);
   }
 
   /** Replaces the base weights with exportWeights bytes from a model of the same config. */
-  importWeights(bytes: Uint8Array): Promise<void> {
+  async importWeights(bytes: Uint8Array): Promise<void> {
     return this.native.importWeights(bytes);
   }
 }

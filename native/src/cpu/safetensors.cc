@@ -187,7 +187,8 @@ void parse_safetensors(SafetensorsFile& f) {
     f.tensors.push_back(std::move(t));
   }
   std::vector<const STensor*> sorted;
-  for (auto& t : f.tensors) sorted.push_back(&t);
+  for (auto& t : f.tensors)
+    if (t.nbytes) sorted.push_back(&t);
   std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->data < b->data; });
   for (size_t i = 1; i < sorted.size(); i++) {
     if (sorted[i - 1]->data + sorted[i - 1]->nbytes > sorted[i]->data)

@@ -2,13 +2,20 @@
 // temper-checkpoint-store: keeps immutable checkpoints with lineage.
 import { connectBus } from '@temper/bus';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { widenFlowControl } from './flow-control';
+import { checkpointStoreBinding } from './grpc';
+import { openStore } from './open';
+import { storeSettings } from './settings';
 
 const log = createLogger('checkpoint-store');
 
 runService(log, async () => {
   const settings = serviceSettings('checkpoint-store');
+  const storage = storeSettings();
   const bus = await connectBus(settings.natsUrl, 'temper-checkpoint-store');
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [] });
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl });
-  return [() => bus.close(), () => grpc.stop()];
+  const store = await openStore(storage, bus, log);
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [checkpointStoreBinding(store, log)] });
+  widenFlowControl(grpc.server);
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, backend: store.backend.location, keepLast: storage.keepLast });
+  return [() => bus.close(), () => store.close(), () => grpc.stop()];
 });

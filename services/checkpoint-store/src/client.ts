@@ -1,0 +1,322 @@
+// The checkpoint store's client, for the learner, the generators and the CLI: push a
+// model directory as a checkpoint, pull one into a directory, list, lineage, tag, delete.
+// Files stream in chunks both ways; a push resumes what an interrupted one left, and a
+// pull verifies every file's sha256 before any of them appears in the target directory.
+import * as grpc from '@grpc/grpc-js';
+import {
+  CheckpointFile,
+  CheckpointManifest,
+  CheckpointStoreClient,
+  FileProgress,
+  GetCheckpointResponse,
+  GetLineageResponse,
+  PutCheckpointRequest,
+  PutCheckpointResponse,
+  PutHeader,
+} from '@temper/proto';
+import { addressEnvVar, defaultPorts } from '@temper/service';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { describeDir, PULL_TEMP_PREFIX } from './files';
+import { FLOW_CONTROL_WINDOW } from './flow-control';
+import { canonicalManifestBytes } from './manifest';
+import { filePathProblem } from './names';
+import type { ListFilter } from './store';
+import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
+
+/** What a caller says about a checkpoint; files, id and created_at are filled in. */
+export type ManifestFields = Partial<Omit<CheckpointManifest, 'id' | 'files' | 'createdAt'>>;
+
+export interface PushOptions {
+  /** Default: derived from the content, so pushing the same directory again resumes. */
+  uploadId?: string;
+  /** Announced with CheckpointCommitted when the checkpoint is a policy to serve. */
+  policyVersion?: number;
+  /** Bytes per chunk (default 1 MiB). */
+  chunkBytes?: number;
+  /** Tries after a dropped connection before giving up (default 5). */
+  retries?: number;
+}
+
+export interface PushResult {
+  manifest: CheckpointManifest;
+  /** False when the store had this checkpoint already. */
+  created: boolean;
+  uploadId: string;
+  /** File bytes actually sent (files the store had, or had in part, are skipped). */
+  bytesSent: number;
+}
+
+export interface PullOptions {
+  /** Only these files (default all). */
+  paths?: string[];
+  chunkBytes?: number;
+}
+
+export class CheckpointClientError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CheckpointClientError';
+  }
+}
+
+const MAX_MESSAGE_BYTES = 64 << 20;
+const RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.ABORTED, grpc.status.CANCELLED, grpc.status.DEADLINE_EXCEEDED, grpc.status.OUT_OF_RANGE, grpc.status.INTERNAL]);
+
+/** Where the store is: the given endpoint, else TEMPER_CHECKPOINT_STORE_ADDR, else the local default. */
+export function checkpointStoreAddress(endpoint?: string): string {
+  return endpoint || process.env[addressEnvVar('checkpoint-store')] || `127.0.0.1:${defaultPorts['checkpoint-store']}`;
+}
+
+export class CheckpointClient {
+  readonly raw: CheckpointStoreClient;
+
+  constructor(readonly address: string = checkpointStoreAddress()) {
+    const Client = grpc.makeGenericClientConstructor(checkpointStoreDefinition, 'temper.v1.CheckpointStore') as unknown as typeof CheckpointStoreClient;
+    this.raw = new Client(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // Downloads would otherwise wait for a window update every 64 KiB (see flow-control.ts).
+      'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
+    });
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  /** Uploads every file under `dir` as one checkpoint and commits it. */
+  async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
+    const files = await describeDir(dir);
+    if (files.length === 0) throw new Error(`${dir} has no files to push`);
+    const manifest = CheckpointManifest.fromPartial({ ...fields, id: '', files, createdAt: undefined });
+    const policyVersion = opts.policyVersion ?? 0;
+    let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
+    let bytesSent = 0;
+    const retries = opts.retries ?? 5;
+    for (let attempt = 0; ; attempt++) {
+      const header = PutHeader.fromPartial({ uploadId, manifest, policyVersion });
+      try {
+        const { files: progress } = await this.call<{ files: FileProgress[] }>('startUpload', { header });
+        const res = await this.upload(dir, header, progress, opts.chunkBytes ?? 1 << 20, (n) => (bytesSent += n));
+        return { manifest: res.manifest!, created: res.created, uploadId, bytesSent };
+      } catch (err) {
+        const code = (err as CheckpointClientError).code;
+        if (attempt >= retries || !RETRIABLE.has(code)) throw err;
+        // Another stream holds this upload (the same content pushed concurrently): use our own.
+        if (code === grpc.status.ABORTED && !opts.uploadId) uploadId = `${contentUploadId(manifest, policyVersion)}-${randomBytes(4).toString('hex')}`;
+        await sleep(Math.min(2000, 100 * 2 ** attempt));
+      }
+    }
+  }
+
+  /**
+   * Downloads a checkpoint (id, id prefix or tag) into `dir`. Files land in a temporary
+   * folder inside `dir`, are checked against their sha256, and are moved into place only
+   * when all of them are good; on any error nothing new appears in `dir`.
+   */
+  async pullDir(ref: string, dir: string, opts: PullOptions = {}): Promise<{ manifest: CheckpointManifest; bytes: number }> {
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = await fsp.mkdtemp(path.join(dir, PULL_TEMP_PREFIX));
+    const stream = this.raw.getCheckpoint({ checkpoint: ref, paths: opts.paths ?? [], chunkSize: opts.chunkBytes ?? 1 << 20 });
+    const writer = new PullWriter(tmp);
+    try {
+      let manifest: CheckpointManifest | undefined;
+      for await (const res of stream as AsyncIterable<GetCheckpointResponse>) {
+        if (res.part?.$case === 'manifest') {
+          manifest = res.part.value;
+          writer.expect(opts.paths?.length ? manifest.files.filter((f) => opts.paths!.includes(f.path)) : manifest.files);
+        } else if (res.part?.$case === 'chunk') {
+          if (!manifest) throw new Error('the store sent file data before the manifest');
+          await writer.write(res.part.value);
+        }
+      }
+      if (!manifest) throw new Error(`the store sent no manifest for ${ref}`);
+      const bytes = await writer.finish();
+      await writer.moveInto(dir);
+      return { manifest, bytes };
+    } catch (err) {
+      stream.cancel();
+      throw clientError(err);
+    } finally {
+      await writer.abort();
+      await fsp.rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  async list(filter: ListFilter = {}): Promise<{ checkpoints: CheckpointManifest[]; tags: Record<string, string[]> }> {
+    const res = await this.call<{ checkpoints: CheckpointManifest[]; tags: Record<string, { tags: string[] }> }>('listCheckpoints', {
+      runId: filter.runId ?? '',
+      branch: filter.branch ?? '',
+      tag: filter.tag ?? '',
+      stage: filter.stage ?? '',
+    });
+    return { checkpoints: res.checkpoints, tags: Object.fromEntries(Object.entries(res.tags).map(([id, t]) => [id, t.tags])) };
+  }
+
+  lineage(ref: string): Promise<GetLineageResponse> {
+    return this.call('getLineage', { checkpoint: ref });
+  }
+
+  async tag(ref: string, tag: string, remove = false): Promise<CheckpointManifest> {
+    return (await this.call<{ manifest: CheckpointManifest }>('tagCheckpoint', { checkpoint: ref, tag, remove })).manifest;
+  }
+
+  async delete(ref: string, force = false): Promise<string[]> {
+    return (await this.call<{ deletedIds: string[] }>('deleteCheckpoint', { checkpoint: ref, force })).deletedIds;
+  }
+
+  async uploadStatus(uploadId: string): Promise<FileProgress[]> {
+    return (await this.call<{ files: FileProgress[] }>('getUploadStatus', { uploadId })).files;
+  }
+
+  /** One PutCheckpoint stream: the header, the bytes the store lacks, the commit. */
+  private upload(dir: string, header: PutHeader, progress: FileProgress[], chunkBytes: number, sent: (n: number) => void): Promise<PutCheckpointResponse> {
+    return new Promise<PutCheckpointResponse>((resolve, reject) => {
+      const call = this.raw.putCheckpoint((err, res) => (err ? reject(clientError(err)) : resolve(res)));
+      const have = new Map(progress.map((p) => [p.path, p]));
+      const send = async () => {
+        await writeMessage(call, { part: { $case: 'header', value: header } });
+        for (const f of header.manifest!.files) {
+          const p = have.get(f.path);
+          if (p?.complete) continue;
+          const start = p?.received ?? 0;
+          if (start >= f.size && f.size > 0) continue;
+          const handle = await fsp.open(path.join(dir, ...f.path.split('/')), 'r');
+          try {
+            for (let offset = start; offset < f.size; ) {
+              const buf = allocChunkData(Math.min(chunkBytes, f.size - offset), f.path);
+              const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+              if (bytesRead === 0) throw new Error(`${f.path} is shorter than when it was hashed (${offset} of ${f.size} bytes)`);
+              const data = buf.subarray(0, bytesRead);
+              await writeMessage(call, { part: { $case: 'chunk', value: { path: f.path, offset, data } } }, () => releaseChunkData(data));
+              offset += bytesRead;
+              sent(bytesRead);
+            }
+          } finally {
+            await handle.close();
+          }
+        }
+        await writeMessage(call, { part: { $case: 'commit', value: {} } });
+        call.end();
+      };
+      send().catch((err) => {
+        // The server's status (via the callback) says more than a local write error.
+        call.cancel();
+        setTimeout(() => reject(clientError(err)), 50);
+      });
+    });
+  }
+
+  private call<Res>(method: 'startUpload' | 'getUploadStatus' | 'listCheckpoints' | 'getLineage' | 'tagCheckpoint' | 'deleteCheckpoint', req: unknown): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      const fn = this.raw[method] as unknown as (req: unknown, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+      fn.call(this.raw, req, (err, res) => (err ? reject(clientError(err)) : resolve(res)));
+    });
+  }
+}
+
+/** Writes an incoming checkpoint into a temporary folder, hashing as it goes. */
+class PullWriter {
+  private files = new Map<string, CheckpointFile>();
+  private written = new Map<string, { bytes: number; hash: ReturnType<typeof createHash> }>();
+  private current?: { path: string; handle: fsp.FileHandle };
+
+  constructor(private readonly tmp: string) {}
+
+  expect(files: CheckpointFile[]): void {
+    for (const f of files) {
+      const problem = filePathProblem(f.path);
+      if (problem) throw new CheckpointClientError(grpc.status.INVALID_ARGUMENT, `the store named a file ${JSON.stringify(f.path)}, which ${problem}; refusing to write it`);
+      this.files.set(f.path, f);
+      this.written.set(f.path, { bytes: 0, hash: createHash('sha256') });
+    }
+  }
+
+  async write(chunk: { path: string; offset: number; data: Buffer }): Promise<void> {
+    const state = this.written.get(chunk.path);
+    if (!state) throw new Error(`the store sent bytes of ${JSON.stringify(chunk.path)}, which the manifest does not list`);
+    if (chunk.offset !== state.bytes) throw new Error(`the store sent ${chunk.path} at offset ${chunk.offset}, expected ${state.bytes}`);
+    if (this.current?.path !== chunk.path) {
+      await this.abort();
+      this.current = { path: chunk.path, handle: await this.open(chunk.path) };
+    }
+    await this.current.handle.write(chunk.data, 0, chunk.data.length);
+    state.hash.update(chunk.data);
+    state.bytes += chunk.data.length;
+  }
+
+  /** Checks every file's size and hash; creates empty files that had no chunks. */
+  async finish(): Promise<number> {
+    await this.abort();
+    let total = 0;
+    for (const [p, f] of this.files) {
+      const state = this.written.get(p)!;
+      if (state.bytes === 0 && f.size === 0) await (await this.open(p)).close();
+      const digest = state.hash.digest('hex');
+      if (state.bytes !== f.size || digest !== f.sha256) {
+        throw new CheckpointClientError(grpc.status.DATA_LOSS, `${p}: received ${state.bytes} bytes hashing to ${digest}, expected ${f.size} bytes with sha256 ${f.sha256}`);
+      }
+      total += f.size;
+    }
+    return total;
+  }
+
+  async moveInto(dir: string): Promise<void> {
+    for (const p of this.files.keys()) {
+      const dest = path.join(dir, ...p.split('/'));
+      await fsp.mkdir(path.dirname(dest), { recursive: true });
+      await fsp.rename(path.join(this.tmp, ...p.split('/')), dest);
+    }
+  }
+
+  async abort(): Promise<void> {
+    const c = this.current;
+    this.current = undefined;
+    await c?.handle.close();
+  }
+
+  private async open(p: string): Promise<fsp.FileHandle> {
+    const file = path.join(this.tmp, ...p.split('/'));
+    await fsp.mkdir(path.dirname(file), { recursive: true });
+    return fsp.open(file, 'w');
+  }
+}
+
+/** An upload id derived from what is uploaded: the same push again continues the same upload. */
+function contentUploadId(manifest: CheckpointManifest, policyVersion: number): string {
+  return 'push-' + createHash('sha256').update(canonicalManifestBytes(manifest)).update(String(policyVersion)).digest('hex').slice(0, 40);
+}
+
+/** Writes one message, waiting when the stream asks to (backpressure); `sent` runs once gRPC has the bytes. */
+function writeMessage(call: grpc.ClientWritableStream<PutCheckpointRequest>, message: PutCheckpointRequest, sent?: () => void): Promise<void> {
+  if (call.write(message, sent)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      call.off('drain', onDrain);
+      call.off('error', onError);
+      call.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onDrain = () => done();
+    const onError = (err: Error) => done(err);
+    const onClose = () => done(new Error('the upload stream closed'));
+    call.on('drain', onDrain);
+    call.on('error', onError);
+    call.on('close', onClose);
+  });
+}
+
+function clientError(err: unknown): Error {
+  if (err instanceof CheckpointClientError) return err;
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e?.code === 'number') return new CheckpointClientError(e.code, e.details || e.message || 'checkpoint store error');
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,27 @@
+// Opens the store its settings describe: the backend, the staging folder, retention.
+import type { Bus } from '@temper/bus';
+import type { Logger } from '@temper/service';
+import * as path from 'node:path';
+import { Backend } from './backends/backend';
+import { FsBackend } from './backends/fs';
+import { ObjectStoreBackend } from './backends/object-store';
+import { publishCommitted } from './events';
+import { StoreSettings } from './settings';
+import { CheckpointStore } from './store';
+
+export async function openStore(settings: StoreSettings, bus: Bus, log?: Logger): Promise<CheckpointStore> {
+  const backend: Backend =
+    settings.backend === 'nats'
+      ? await ObjectStoreBackend.open(bus.nc, { bucketPrefix: settings.natsBucket, replicas: settings.natsReplicas })
+      : await FsBackend.open(settings.dir);
+  const store = await CheckpointStore.open({
+    backend,
+    stagingDir: path.join(settings.dir, 'uploads'),
+    retention: { keepLast: settings.keepLast },
+    onCommitted: publishCommitted(bus),
+    log,
+  });
+  const expired = await store.uploads.expire(settings.uploadTtlMs);
+  if (expired.length > 0) log?.info('removed abandoned uploads', { uploads: expired });
+  return store;
+}

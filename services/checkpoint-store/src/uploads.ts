@@ -1,0 +1,280 @@
+// Uploads in progress. Each upload has a staging folder named by its upload id:
+//
+//   <staging>/<upload_id>/header.pb   the PutHeader that started it
+//   <staging>/<upload_id>/<n>.part    bytes of file n received so far (appended in order)
+//
+// A file whose bytes are all there is checked against its sha256 and handed to the backend
+// as a blob; a mismatch discards it. What arrived survives a dropped connection and a
+// restart of the store, so the same upload id continues where it stopped.
+import { FileProgress, PutHeader } from '@temper/proto';
+import { createHash, Hash } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { Backend } from './backends/backend';
+import { aborted, failedPrecondition, invalidArgument, outOfRange } from './errors';
+import { canonicalManifestBytes, checkManifestInput } from './manifest';
+import { checkUploadId } from './names';
+
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+interface StagedFile {
+  index: number;
+  path: string;
+  size: number;
+  sha256: string;
+  received: number;
+  complete: boolean;
+  /** Running hash of the received bytes, kept while the server is up. */
+  hash?: Hash;
+  handle?: fsp.FileHandle;
+}
+
+export class Upload {
+  private busy = false;
+  private readonly byPath = new Map<string, StagedFile>();
+  /** When a stream last touched it (for expiry of abandoned uploads). */
+  touched = Date.now();
+
+  constructor(
+    readonly id: string,
+    readonly header: PutHeader,
+    private readonly dir: string,
+    private readonly backend: Backend,
+    files: StagedFile[],
+  ) {
+    for (const f of files) this.byPath.set(f.path, f);
+  }
+
+  get files(): StagedFile[] {
+    return [...this.byPath.values()];
+  }
+
+  progress(): FileProgress[] {
+    return this.files.map((f) => ({ path: f.path, received: f.received, complete: f.complete }));
+  }
+
+  incomplete(): StagedFile[] {
+    return this.files.filter((f) => !f.complete);
+  }
+
+  /** One stream at a time writes an upload. */
+  acquire(): void {
+    if (this.busy) throw aborted(`upload ${this.id} is being written by another stream; retry when it ends`);
+    this.busy = true;
+    this.touched = Date.now();
+  }
+
+  get inUse(): boolean {
+    return this.busy;
+  }
+
+  /**
+   * Ends a stream's hold. What is on disk is the truth from here on: an interrupted write
+   * may have landed partly, so the next stream re-reads each unfinished file's length and
+   * re-hashes it rather than trusting counters kept in memory.
+   */
+  async release(): Promise<void> {
+    for (const f of this.files) {
+      await this.closeFile(f);
+      if (!f.complete) {
+        f.hash = undefined;
+        f.received = await fsp.stat(this.partPath(f)).then((s) => Math.min(s.size, f.size), () => 0);
+      }
+    }
+    this.busy = false;
+    this.touched = Date.now();
+  }
+
+  async writeChunk(chunk: { path: string; offset: number; data: Uint8Array }): Promise<void> {
+    const f = this.byPath.get(chunk.path);
+    if (!f) throw invalidArgument(`chunk.path ${JSON.stringify(chunk.path)} is not a file of upload ${this.id}`);
+    const end = chunk.offset + chunk.data.length;
+    if (end > f.size) throw invalidArgument(`chunk for ${JSON.stringify(f.path)} ends at byte ${end}, past its size ${f.size}`);
+    if (f.complete || end <= f.received) return; // already have these bytes (a resend)
+    if (chunk.offset > f.received) {
+      throw outOfRange(`chunk for ${JSON.stringify(f.path)} starts at byte ${chunk.offset} but only ${f.received} have arrived; resume from ${f.received}`);
+    }
+    const data = chunk.data.subarray(f.received - chunk.offset);
+    if (!f.handle) {
+      f.hash ??= await hashPrefix(this.partPath(f), f.received);
+      f.handle = await fsp.open(this.partPath(f), 'a');
+    }
+    await f.handle.write(data, 0, data.length);
+    f.hash!.update(data);
+    f.received += data.length;
+    if (f.received === f.size) await this.finishFile(f);
+  }
+
+  private async finishFile(f: StagedFile): Promise<void> {
+    await this.closeFile(f);
+    const digest = f.hash!.digest('hex');
+    f.hash = undefined;
+    if (digest !== f.sha256) {
+      await fsp.rm(this.partPath(f), { force: true });
+      f.received = 0;
+      throw invalidArgument(
+        `file ${JSON.stringify(f.path)} hashes to ${digest}, not the sha256 ${f.sha256} its header declared; its bytes were discarded`,
+      );
+    }
+    await this.backend.importBlob(f.sha256, this.partPath(f));
+    f.complete = true;
+  }
+
+  private async closeFile(f: StagedFile): Promise<void> {
+    const h = f.handle;
+    f.handle = undefined;
+    await h?.close();
+  }
+
+  private partPath(f: StagedFile): string {
+    return path.join(this.dir, `${f.index}.part`);
+  }
+}
+
+export class Uploads {
+  private readonly active = new Map<string, Upload>();
+
+  constructor(
+    private readonly stagingDir: string,
+    private readonly backend: Backend,
+  ) {}
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.stagingDir, { recursive: true });
+  }
+
+  /** Starts an upload, or finds the one with this id (which must have the same header). */
+  async start(header: PutHeader): Promise<Upload> {
+    checkUploadId(header.uploadId);
+    checkManifestInput(header.manifest);
+    const known = this.active.get(header.uploadId) ?? (await this.load(header.uploadId));
+    if (known) {
+      if (!sameHeader(known.header, header)) {
+        throw failedPrecondition(`upload ${header.uploadId} was started with a different header; use a new upload_id for different content`);
+      }
+      await this.refresh(known);
+      return known;
+    }
+    const dir = this.dirOf(header.uploadId);
+    await fsp.mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, 'header.pb.tmp');
+    await fsp.writeFile(tmp, PutHeader.encode(header).finish());
+    await fsp.rename(tmp, path.join(dir, 'header.pb'));
+    const upload = new Upload(header.uploadId, header, dir, this.backend, await this.stagedFiles(header, dir));
+    this.active.set(upload.id, upload);
+    return upload;
+  }
+
+  async find(uploadId: string): Promise<Upload | undefined> {
+    checkUploadId(uploadId);
+    return this.active.get(uploadId) ?? (await this.load(uploadId));
+  }
+
+  async remove(upload: Upload): Promise<void> {
+    this.active.delete(upload.id);
+    await fsp.rm(this.dirOf(upload.id), { recursive: true, force: true });
+  }
+
+  /** Content hashes every unfinished upload refers to: blobs garbage collection must keep. */
+  async pinnedBlobs(): Promise<Set<string>> {
+    const pinned = new Set<string>();
+    for (const id of await fsp.readdir(this.stagingDir)) {
+      const upload = this.active.get(id) ?? (await this.load(id).catch(() => undefined));
+      for (const f of upload?.header.manifest?.files ?? []) pinned.add(f.sha256);
+    }
+    return pinned;
+  }
+
+  /** Removes uploads no stream has touched for maxAgeMs. */
+  async expire(maxAgeMs: number): Promise<string[]> {
+    const removed: string[] = [];
+    for (const id of await fsp.readdir(this.stagingDir)) {
+      const upload = this.active.get(id);
+      if (upload?.inUse) continue;
+      const touched = upload?.touched ?? (await fsp.stat(this.dirOf(id))).mtimeMs;
+      if (Date.now() - touched > maxAgeMs) {
+        this.active.delete(id);
+        await fsp.rm(this.dirOf(id), { recursive: true, force: true });
+        removed.push(id);
+      }
+    }
+    return removed;
+  }
+
+  private dirOf(uploadId: string): string {
+    return path.join(this.stagingDir, uploadId);
+  }
+
+  private async load(uploadId: string): Promise<Upload | undefined> {
+    const dir = this.dirOf(uploadId);
+    let bytes: Buffer;
+    try {
+      bytes = await fsp.readFile(path.join(dir, 'header.pb'));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const header = PutHeader.decode(bytes);
+    const upload = new Upload(uploadId, header, dir, this.backend, await this.stagedFiles(header, dir));
+    this.active.set(uploadId, upload);
+    return upload;
+  }
+
+  /** Re-reads what is already stored, e.g. a blob another upload finished meanwhile. */
+  private async refresh(upload: Upload): Promise<void> {
+    for (const f of upload.files) {
+      if (!f.complete && (await this.backend.hasBlob(f.sha256))) {
+        f.complete = true;
+        f.received = f.size;
+      }
+    }
+  }
+
+  private async stagedFiles(header: PutHeader, dir: string): Promise<StagedFile[]> {
+    const files: StagedFile[] = [];
+    for (const [index, f] of header.manifest!.files.entries()) {
+      const staged: StagedFile = { index, path: f.path, size: f.size, sha256: f.sha256, received: 0, complete: false };
+      if (await this.backend.hasBlob(f.sha256)) {
+        staged.received = f.size;
+        staged.complete = true;
+      } else if (f.size === 0) {
+        if (f.sha256 !== EMPTY_SHA256) throw invalidArgument(`file ${JSON.stringify(f.path)} is empty but its sha256 is not that of no bytes`);
+        const part = path.join(dir, `${index}.part`);
+        await fsp.writeFile(part, '');
+        await this.backend.importBlob(f.sha256, part);
+        staged.complete = true;
+      } else {
+        const part = path.join(dir, `${index}.part`);
+        const size = await fsp.stat(part).then((s) => s.size, () => 0);
+        if (size > f.size) await fsp.rm(part, { force: true });
+        else staged.received = size;
+      }
+      files.push(staged);
+    }
+    return files;
+  }
+}
+
+function sameHeader(a: PutHeader, b: PutHeader): boolean {
+  return a.policyVersion === b.policyVersion && canonicalManifestBytes(a.manifest!).equals(canonicalManifestBytes(b.manifest!));
+}
+
+/** The running hash of the first `bytes` bytes of a partly received file. */
+async function hashPrefix(file: string, bytes: number): Promise<Hash> {
+  const hash = createHash('sha256');
+  if (bytes === 0) return hash;
+  const handle = await fsp.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(4 << 20);
+    let pos = 0;
+    while (pos < bytes) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, bytes - pos), pos);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return hash;
+}

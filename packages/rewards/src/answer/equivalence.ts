@@ -6,7 +6,8 @@
 import { choiceMatches, referenceChoice } from './choice';
 import { evaluate, Expr, parseExpression, variablesOf } from './expression';
 import { NumberLiteral, parseNumberLiteral } from './numbers';
-import { normalizeAnswer } from './normalize';
+import { hedgeReason } from './hedging';
+import { normalizeAnswer, stripAssignment } from './normalize';
 
 export interface EquivalenceOptions {
   /** |a - b| <= relTolerance * max(|a|, |b|) counts as equal (non-integers). */
@@ -34,6 +35,7 @@ export function isEquivalent(answer: string, reference: string, opts: Equivalenc
   const a = normalizeAnswer(answer);
   const r = normalizeAnswer(reference);
   if (a === '' || r === '') return false;
+  if (hedgeReason(a, r)) return false;
   const letter = referenceChoice(r, opts.choices);
   if (letter) return choiceMatches(a, letter, opts.choices);
   return equivalentNormalized(a, r, opts, 0);
@@ -82,9 +84,10 @@ function splitList(s: string): List {
   const last = s[s.length - 1];
   if ('([{'.includes(first) && ')]}'.includes(last) && enclosesAll(s)) {
     const inner = s.slice(1, -1);
-    return { open: first, close: last, items: splitTopLevel(inner, /,|;/y) };
+    return { open: first, close: last, items: splitTopLevel(inner, /,|;/y).map(stripAssignment) };
   }
-  return { open: '', close: '', items: splitTopLevel(s, /,|;/y) };
+  // "x = 2, y = 3": each element may name its variable.
+  return { open: '', close: '', items: splitTopLevel(s, /,|;/y).map(stripAssignment) };
 }
 
 // The bracket at 0 closes at the very end (not "(1)+(2)").

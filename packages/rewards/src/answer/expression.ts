@@ -269,8 +269,15 @@ class Parser {
         return { k: 'num', v: t.v };
       case 'id':
         return t.name in constants ? { k: 'num', v: constants[t.name] } : { k: 'var', name: t.name };
-      case 'fn':
+      case 'fn': {
+        // sin^2 x is (sin x)^2.
+        if (this.isOp('^')) {
+          this.pos++;
+          const exponent = this.exponent(depth + 1);
+          return { k: 'bin', op: '^', a: { k: 'fn', name: t.name, a: this.functionArgument(depth) }, b: exponent };
+        }
         return { k: 'fn', name: t.name, a: this.functionArgument(depth) };
+      }
       case 'frac': {
         const num = this.group(depth);
         return { k: 'bin', op: '/', a: num, b: this.group(depth) };
@@ -370,7 +377,8 @@ export function evaluate(e: Expr, vars: Record<string, number> = {}): number {
         case '*':
           return a * b;
         case '/':
-          return a / b;
+          // Division by zero is undefined in an answer, not infinity.
+          return b === 0 ? NaN : a / b;
         case '^':
           return power(a, b);
       }

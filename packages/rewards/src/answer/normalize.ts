@@ -46,14 +46,14 @@ function stripMathDelimiters(s: string): string {
 
 // "12\text{ cm}" and "5 \mathrm{kg}": text after a number is a unit, not part of the value.
 function dropTextUnits(s: string): string {
-  const m = /^(.*?\d)\s*\\(?:text|mathrm|mbox)\s*\{\s*[A-Za-z][A-Za-z .\/^{}0-9]*\}\s*(\^\s*\{?\d\}?)?$/.exec(s);
+  const m = /^(.*?\d)\s*\\(?:text|mathrm|mbox)\s*\{\s*[A-Za-z][A-Za-z ./^{}0-9]*\}\s*(\^\s*\{?\d\}?)?$/.exec(s);
   if (m && parseNumberLiteral(m[1].replace(/\\%/g, '%')) !== null) return m[1];
   return s;
 }
 
 // "x = 5", "\theta = 30": the value is the right-hand side. Only a single name on the
 // left, so equations like "x + y = 5" are left alone.
-function stripAssignment(s: string): string {
+export function stripAssignment(s: string): string {
   const m = /^(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+)\s*(?:=|:=)\s*(.+)$/.exec(s);
   if (m && !m[1].includes('=')) return m[1].trim();
   return s;

@@ -50,12 +50,14 @@ function parseUnsignedForms(s: string): Omit<NumberLiteral, 'percent'> | null {
   if ((m = patterns.decimal.exec(s))) return { value: Number(m[1] + m[2].replace(/,/g, '')) };
   if ((m = patterns.scientific.exec(s))) return { value: Number(`${m[1]}${m[2]}e${m[3]}`) };
   if ((m = patterns.fraction.exec(s) ?? patterns.latexFraction.exec(s) ?? patterns.signedLatexFraction.exec(s))) {
+    // n/0 is no number; the expression parser will call it undefined.
+    if (Number(m[3]) === 0) return null;
     return { value: signed(m[1], Number(m[2]) / Number(m[3])) };
   }
   if ((m = patterns.mixed.exec(s) ?? patterns.latexMixed.exec(s))) {
     const den = Number(m[4]);
     // 3 4/2 is not how anyone writes a mixed number; refuse rather than guess.
-    if (Number(m[3]) >= den) return null;
+    if (den === 0 || Number(m[3]) >= den) return null;
     return { value: signed(m[1], Number(m[2]) + Number(m[3]) / den) };
   }
   return null;

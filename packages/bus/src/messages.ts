@@ -57,11 +57,14 @@ export interface ConsumeOptions {
   onError?: (err: unknown, msg: JsMsg) => void;
   /** Delay before a failed message is redelivered. */
   retryDelayMs?: number;
+  /** The handler acks (via Delivery.raw) when it is really done, e.g. after a training step. */
+  manualAck?: boolean;
 }
 
 /**
  * Pulls from a durable consumer until the returned stop() is called. The handler's
- * success acks the message; its failure naks it for redelivery after retryDelayMs.
+ * success acks the message (unless manualAck); its failure naks it for redelivery after
+ * retryDelayMs.
  */
 export async function consumeMessages<T>(
   js: JetStreamClient,
@@ -87,7 +90,7 @@ export async function consumeMessages<T>(
         await context.with(ctx, () =>
           handler({ message, subject: m.subject, headers, context: ctx, deliveryCount: m.info.deliveryCount, raw: m }),
         );
-        m.ack();
+        if (!opts.manualAck) m.ack();
       } catch (err) {
         opts.onError?.(err, m);
         m.nak(opts.retryDelayMs ?? 1000);

@@ -3,6 +3,8 @@
 import { freePort, NatsServer, startNatsServer } from '@temper/bus';
 import { addressEnvVar, serviceNamesInOrder, ServiceName, waitForServing } from '@temper/service';
 import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export interface ServiceProcess {
   name: ServiceName;
@@ -21,8 +23,8 @@ export interface LocalStack {
 export interface LocalStackOptions {
   /** Use this NATS instead of starting one (default: $NATS_URL, else start one). */
   natsUrl?: string;
-  /** Where service logs go (default: this process's stderr). */
-  logs?: 'inherit' | 'ignore';
+  /** Where service logs go: this process's stderr (default), nowhere, or one file per service in a directory. */
+  logs?: 'inherit' | 'ignore' | { dir: string };
   env?: Record<string, string>;
 }
 
@@ -39,12 +41,17 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await nats?.stop();
   };
   try {
+    // Every service learns every other's address (the learner calls the checkpoint store, ...).
+    const addresses: Record<string, string> = {};
+    for (const name of serviceNamesInOrder) addresses[addressEnvVar(name)] = `127.0.0.1:${await freePort()}`;
     for (const name of serviceNamesInOrder) {
-      const address = `127.0.0.1:${await freePort()}`;
+      const address = addresses[addressEnvVar(name)];
+      const [out, err] = logTargets(opts.logs, name);
       const child = spawn(process.execPath, [serviceEntry(name)], {
-        env: { ...process.env, ...opts.env, NATS_URL: natsUrl, [addressEnvVar(name)]: address },
-        stdio: ['ignore', opts.logs ?? 'inherit', opts.logs ?? 'inherit'],
+        env: { ...process.env, ...opts.env, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
+        stdio: ['ignore', out, err],
       });
+      if (typeof out === 'number') fs.closeSync(out); // the child has its own copy
       services.push({ name, address, process: child });
     }
     await Promise.all(services.map((s) => readyOrExited(s)));
@@ -58,6 +65,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     address: (name) => services.find((s) => s.name === name)!.address,
     stop,
   };
+}
+
+function logTargets(logs: LocalStackOptions['logs'], name: ServiceName): ['inherit' | 'ignore' | number, 'inherit' | 'ignore' | number] {
+  if (logs === undefined || logs === 'inherit' || logs === 'ignore') return [logs ?? 'inherit', logs ?? 'inherit'];
+  fs.mkdirSync(logs.dir, { recursive: true });
+  const fd = fs.openSync(path.join(logs.dir, `${name}.log`), 'a');
+  return [fd, fd];
 }
 
 async function readyOrExited(s: ServiceProcess): Promise<void> {

@@ -1,18 +1,40 @@
 // The temper command. Each subcommand lives in commands/<name>.ts.
+import { run } from './commands/run';
+import { cancel, runs } from './commands/runs';
 import { up } from './commands/up';
 
 const usage = `temper <command>
 
   up [--smoke] [--json]   start nats-server and the four services locally; Ctrl-C stops them.
                           --smoke checks each service's health and a JetStream round trip, then stops.
+  run <spec.yaml> [--endpoint host:port] [--json]
+                          submit a run to the learner and follow it (starts a local stack when no learner
+                          answers); --json prints the final summary as one JSON object on the last line.
+  runs [--endpoint host:port] [--json]
+                          the learner's runs.
+  cancel <run-id> [--endpoint host:port]
+                          cancel a run.
 `;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const flag = (name: string) => rest.includes(`--${name}`);
+  const option = (name: string) => {
+    const i = rest.indexOf(`--${name}`);
+    return i >= 0 ? rest[i + 1] : undefined;
+  };
+  // Words that are neither flags nor the values of options.
+  const positional = rest.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--endpoint', '--spec'].includes(rest[i - 1])));
   switch (command) {
     case 'up':
       return up({ smoke: flag('smoke'), json: flag('json') });
+    case 'run':
+      if (!positional[0]) throw new Error('usage: temper run <spec.yaml> [--endpoint host:port] [--json]');
+      return run({ specPath: positional[0], endpoint: option('endpoint'), json: flag('json') });
+    case 'runs':
+      return runs({ endpoint: option('endpoint'), json: flag('json') });
+    case 'cancel':
+      return cancel({ runId: positional[0], endpoint: option('endpoint') });
     case undefined:
     case 'help':
     case '--help':

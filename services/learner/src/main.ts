@@ -1,14 +1,31 @@
 #!/usr/bin/env node
-// temper-learner: runs GRPO and the rest of the recipe; its PolicyLearner API arrives with the run-loop issue.
+// temper-learner: owns runs (stages, batches, losses, optimizer, checkpoints) and serves
+// the PolicyLearner API.
 import { connectBus } from '@temper/bus';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { initTracing } from '@temper/telemetry';
+import * as os from 'node:os';
+import { policyLearnerService } from './grpc';
+import { RunManager } from './runs/manager';
 
 const log = createLogger('learner');
 
 runService(log, async () => {
   const settings = serviceSettings('learner');
+  const tracing = initTracing('learner');
   const bus = await connectBus(settings.natsUrl, 'temper-learner');
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [] });
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl });
-  return [() => bus.close(), () => grpc.stop()];
+  const store = new CheckpointClient(checkpointStoreAddress());
+  const runs = new RunManager({
+    bus,
+    store,
+    log,
+    tracer: tracing.tracer,
+    threads: Number(process.env.TEMPER_ENGINE_THREADS) || os.availableParallelism(),
+    rolloutTimeoutMs: Number(process.env.TEMPER_ROLLOUT_TIMEOUT_S || 600) * 1000,
+  });
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [policyLearnerService(runs)] });
+  const resumed = await runs.resumeUnfinished();
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, resumed });
+  return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => runs.shutdown(), () => grpc.stop()];
 });

@@ -1,0 +1,128 @@
+// temper run <spec.yaml> [--endpoint host:port] [--json]: submit a run to the learner and
+// follow it. Without a reachable learner (and without --endpoint), a local stack is started
+// for the run and stopped after it.
+import { RunState, RunStatus } from '@temper/proto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LearnerClient, learnerAddress, stateName } from '../learner-client';
+import { LocalStack, startLocalStack } from '../local-stack';
+
+export interface RunArgs {
+  specPath: string;
+  endpoint?: string;
+  json: boolean;
+}
+
+export interface RunSummary {
+  run_id: string;
+  name: string;
+  state: string;
+  error?: string;
+  steps: number;
+  last_checkpoint_id: string;
+  /** The last step's metrics of each stage, by stage name. */
+  final: Record<string, Record<string, number>>;
+  /** Every step's metrics, in order. */
+  history: { stage: string; step: number; values: Record<string, number> }[];
+}
+
+export async function run(args: RunArgs): Promise<number> {
+  let specYaml: string;
+  try {
+    specYaml = fs.readFileSync(args.specPath, 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the run spec ${args.specPath}: ${(err as Error).message}`);
+  }
+  let client = new LearnerClient(learnerAddress(args.endpoint));
+  let stack: LocalStack | undefined;
+  if (!(await client.reachable())) {
+    if (args.endpoint) throw new Error(`no learner answers at ${args.endpoint}`);
+    client.close();
+    const logDir = path.resolve('.temper', 'logs');
+    process.stderr.write(`temper: no learner at ${client.address}; starting a local stack (logs in ${path.relative(process.cwd(), logDir)})\n`);
+    stack = await startLocalStack({ logs: { dir: logDir } });
+    client = new LearnerClient(stack.address('learner'));
+  }
+  const interrupted = () => {
+    process.stderr.write('\ntemper: cancelling the run\n');
+    void client.cancelRun(runId).catch(() => undefined);
+  };
+  let runId = '';
+  try {
+    const { run: created } = await client.createRun({ spec: { $case: 'specYaml', value: specYaml } });
+    runId = created!.runId;
+    process.once('SIGINT', interrupted);
+    process.stderr.write(`temper: run ${runId} submitted to ${client.address}\n`);
+    const summary = await follow(client, created!, !args.json);
+    if (args.json) process.stdout.write(JSON.stringify(summary) + '\n');
+    else printSummary(summary);
+    return summary.state === 'succeeded' ? 0 : 1;
+  } finally {
+    process.off('SIGINT', interrupted);
+    client.close();
+    await stack?.stop();
+  }
+}
+
+async function follow(client: LearnerClient, created: RunStatus, live: boolean): Promise<RunSummary> {
+  let status = created;
+  const history: RunSummary['history'] = [];
+  const tty = process.stderr.isTTY;
+  for await (const e of client.watch(created.runId)) {
+    if (e.event?.$case === 'status') status = e.event.value;
+    if (e.event?.$case === 'metrics') {
+      const m = e.event.value;
+      // A resumed stage repeats the steps after its last checkpoint: the newest value wins.
+      const at = history.findIndex((h) => h.stage === m.stage && h.step === m.step);
+      if (at >= 0) history.splice(at, 1);
+      history.push({ stage: m.stage, step: m.step, values: m.values });
+      if (live) process.stderr.write((tty ? '\r\x1b[2K' : '') + progressLine(m.stage, m.step, status.totalSteps, m.values) + (tty ? '' : '\n'));
+    }
+    if (e.event?.$case === 'log' && live) process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${e.event.value}\n`);
+  }
+  if (live && tty) process.stderr.write('\n');
+  const final: RunSummary['final'] = {};
+  for (const h of history) final[h.stage] = h.values;
+  return {
+    run_id: status.runId,
+    name: status.name,
+    state: stateName(status.state),
+    ...(status.state === RunState.RUN_STATE_FAILED ? { error: status.error } : {}),
+    steps: history.length,
+    last_checkpoint_id: status.lastCheckpointId,
+    final,
+    history,
+  };
+}
+
+const shown: [string, string][] = [
+  ['reward/total', 'reward'],
+  ['accuracy', 'acc'],
+  ['format_rate', 'fmt'],
+  ['response_length', 'len'],
+  ['kl', 'kl'],
+  ['entropy', 'ent'],
+  ['clip_fraction', 'clip'],
+  ['grad_norm', '|g|'],
+];
+
+function progressLine(stage: string, step: number, total: number, v: Record<string, number>): string {
+  const width = 20;
+  const done = total ? Math.round((width * step) / total) : 0;
+  const bar = `[${'#'.repeat(done)}${'-'.repeat(width - done)}]`;
+  const cols = shown.filter(([k]) => k in v).map(([k, label]) => `${label} ${fmt(v[k])}`);
+  return `${stage} ${bar} ${step}/${total || '?'}  ${cols.join('  ')}`;
+}
+
+function fmt(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toFixed(3);
+}
+
+function printSummary(s: RunSummary): void {
+  process.stdout.write(`run ${s.run_id} ${s.state}${s.error ? `: ${s.error}` : ''}\n`);
+  for (const [stage, values] of Object.entries(s.final)) {
+    process.stdout.write(`  ${stage}: ${shown.filter(([k]) => k in values).map(([k, label]) => `${label} ${fmt(values[k])}`).join('  ')}\n`);
+  }
+  if (s.last_checkpoint_id) process.stdout.write(`  checkpoint ${s.last_checkpoint_id}\n`);
+}
+

@@ -1,0 +1,178 @@
+// Runs: created from a spec, executed stage by stage, cancelled on request, and picked up
+// again where their last checkpoint left them when a learner starts. The run's status and
+// history live in JetStream (runs/events.ts), not in this process.
+import type { Tracer } from '@opentelemetry/api';
+import type { Bus } from '@temper/bus';
+import type { CheckpointClient } from '@temper/checkpoint-store';
+import { RunEvent, RunSpec, RunState, RunStatus, StageSpec } from '@temper/proto';
+import type { Logger } from '@temper/service';
+import { randomUUID } from 'node:crypto';
+import { checkRunSpec, SpecError } from '../spec';
+import { StageContext, StageResult } from '../stages/context';
+import { runGrpoStage } from '../stages/grpo';
+import { allStatuses, latestStatus, publishRunEvent, publishStatus, runEvents } from './events';
+
+export interface RunManagerDeps {
+  bus: Bus;
+  store: CheckpointClient;
+  log: Logger;
+  tracer: Tracer;
+  threads: number;
+  rolloutTimeoutMs: number;
+}
+
+type StageRunner = (ctx: StageContext, stage: StageSpec) => Promise<StageResult>;
+
+// The stage kinds this learner can run.
+const runners: Partial<Record<NonNullable<StageSpec['kind']>['$case'], StageRunner>> = {
+  grpo: (ctx, stage) => runGrpoStage(ctx, (stage.kind as Extract<StageSpec['kind'], { $case: 'grpo' }>).value),
+};
+
+export const terminalStates = new Set([RunState.RUN_STATE_SUCCEEDED, RunState.RUN_STATE_FAILED, RunState.RUN_STATE_CANCELLED]);
+
+export class NotFoundError extends Error {}
+
+export class RunManager {
+  private readonly active = new Map<string, AbortController>();
+
+  constructor(private readonly deps: RunManagerDeps) {}
+
+  /** Creates and starts a run; the same runId again returns the existing run. */
+  async create(spec: RunSpec, runId = ''): Promise<RunStatus> {
+    const checked = checkRunSpec(spec);
+    const unsupported = checked.stages.filter((s) => !runners[s.kind!.$case]);
+    if (unsupported.length) {
+      throw new SpecError(unsupported.map((s) => `stages.${s.name}: this learner runs ${Object.keys(runners).join(', ')} stages, not ${s.kind!.$case}`));
+    }
+    const id = runId || `${slug(checked.name || 'run')}-${randomUUID().slice(0, 8)}`;
+    const existing = await latestStatus(this.deps.bus, id);
+    if (existing) return existing;
+    const now = new Date();
+    const status = RunStatus.fromPartial({ runId: id, name: checked.name, state: RunState.RUN_STATE_PENDING, createdAt: now, updatedAt: now, spec: checked });
+    await publishStatus(this.deps.bus, status);
+    this.execute(status);
+    return status;
+  }
+
+  async get(runId: string): Promise<RunStatus> {
+    const s = await latestStatus(this.deps.bus, runId);
+    if (!s) throw new NotFoundError(`no run "${runId}"`);
+    return s;
+  }
+
+  async list(states: RunState[] = []): Promise<RunStatus[]> {
+    const all = await allStatuses(this.deps.bus);
+    return states.length ? all.filter((s) => states.includes(s.state)) : all;
+  }
+
+  async cancel(runId: string): Promise<RunStatus> {
+    const s = await this.get(runId);
+    if (terminalStates.has(s.state)) return s;
+    const running = this.active.get(runId);
+    if (running) running.abort();
+    // Recorded here as well: a run whose learner is gone must not be resumed later.
+    const cancelled = { ...s, state: RunState.RUN_STATE_CANCELLED, updatedAt: new Date() };
+    await publishStatus(this.deps.bus, cancelled);
+    return cancelled;
+  }
+
+  watch(runId: string, signal: AbortSignal): AsyncGenerator<RunEvent> {
+    return runEvents(this.deps.bus, runId, (e) => e.event?.$case === 'status' && terminalStates.has(e.event.value.state), signal);
+  }
+
+  /** Runs left pending or running by a learner that stopped: continue them from their checkpoints. */
+  async resumeUnfinished(): Promise<string[]> {
+    const unfinished = (await this.list([RunState.RUN_STATE_PENDING, RunState.RUN_STATE_RUNNING])).filter((s) => !this.active.has(s.runId));
+    for (const s of unfinished) {
+      this.deps.log.info('resuming run', { run_id: s.runId, stage: s.stage, step: s.step });
+      this.execute(s);
+    }
+    return unfinished.map((s) => s.runId);
+  }
+
+  /** Stops executing (the runs stay RUNNING, to be resumed by the next learner). */
+  async shutdown(): Promise<void> {
+    for (const c of this.active.values()) c.abort(new Error('learner stopping'));
+    while (this.active.size) await new Promise((r) => setTimeout(r, 50));
+  }
+
+  private execute(initial: RunStatus): void {
+    const controller = new AbortController();
+    this.active.set(initial.runId, controller);
+    void this.executeStages(initial, controller.signal).finally(() => this.active.delete(initial.runId));
+  }
+
+  private async executeStages(initial: RunStatus, signal: AbortSignal): Promise<void> {
+    const { bus, log } = this.deps;
+    const spec = initial.spec!;
+    const runLog = log.child({ run_id: initial.runId });
+    let status: RunStatus = { ...initial, state: RunState.RUN_STATE_RUNNING, updatedAt: new Date() };
+    const update = async (patch: Partial<RunStatus>) => {
+      status = { ...status, ...patch, updatedAt: new Date() };
+      await publishStatus(bus, status);
+    };
+    try {
+      await update({});
+      let input: string | undefined = spec.model?.checkpoint || undefined;
+      // Stages before the one the run was in have finished; their output is the next input.
+      const startAt = Math.max(0, spec.stages.findIndex((s) => s.name === initial.stage));
+      if (startAt > 0) input = initial.lastCheckpointId || input;
+      for (const stage of spec.stages.slice(startAt)) {
+        if (stage.input && stage.input !== 'previous') input = stage.input;
+        await update({ stage: stage.name, branch: stage.name, step: 0 });
+        const ctx = this.stageContext(status, spec, stage, input, signal, runLog, update);
+        const result = await runners[stage.kind!.$case]!(ctx, stage);
+        input = result.checkpointId;
+        await update({ lastCheckpointId: result.checkpointId });
+      }
+      await update({ state: RunState.RUN_STATE_SUCCEEDED });
+      runLog.info('run succeeded');
+    } catch (err) {
+      if (signal.aborted) {
+        const stopping = signal.reason instanceof Error && signal.reason.message === 'learner stopping';
+        if (!stopping) await update({ state: RunState.RUN_STATE_CANCELLED });
+        runLog.info(stopping ? 'run left for the next learner' : 'run cancelled');
+        return;
+      }
+      runLog.error('run failed', { err });
+      await update({ state: RunState.RUN_STATE_FAILED, error: err instanceof Error ? err.message : String(err) }).catch(() => undefined);
+    }
+  }
+
+  private stageContext(
+    status: RunStatus,
+    spec: RunSpec,
+    stage: StageSpec,
+    input: string | undefined,
+    signal: AbortSignal,
+    log: Logger,
+    update: (patch: Partial<RunStatus>) => Promise<void>,
+  ): StageContext {
+    const { bus, store, tracer, threads, rolloutTimeoutMs } = this.deps;
+    return {
+      runId: status.runId,
+      spec,
+      stage,
+      input,
+      bus,
+      store,
+      log: log.child({ stage: stage.name }),
+      tracer,
+      threads,
+      signal,
+      rolloutTimeoutMs,
+      emitMetrics: async (step, totalSteps, values) => {
+        await publishRunEvent(bus, RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'metrics', value: { stage: stage.name, branch: stage.name, step, values } } }));
+        await update({ step, totalSteps });
+      },
+      emitCheckpoint: async (id) => {
+        await publishRunEvent(bus, RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'checkpointId', value: id } }));
+        await update({ lastCheckpointId: id });
+      },
+    };
+  }
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'run';
+}

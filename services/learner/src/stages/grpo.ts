@@ -1,0 +1,245 @@
+// The GRPO stage, distributed: each step asks the generators for G completions of P prompts,
+// waits for the scorers' rewards, trains on the groups, and publishes the new weights as the
+// next policy version for the generators to pick up.
+import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@temper/algorithms';
+import { HfConfig, Model } from '@temper/native';
+import { FinishReason, GrpoStage, RolloutRequest, ScoredGroup } from '@temper/proto';
+import { SpanKind, withSpan } from '@temper/telemetry';
+import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
+import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { openPrompts, PromptItem } from '../prompts';
+import { RolloutExchange } from '../rollouts';
+import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
+import { grpoDefaults, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
+import { StageContext, StageResult } from './context';
+
+export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Promise<StageResult> {
+  const g = grpoDefaults(stageSpec);
+  const stageName = ctx.stage.name;
+  const setup = await startingPoint(ctx);
+  const { model, tokenizerSpec } = setup;
+  let state = setup.state;
+  const tokenizer = createTokenizer(tokenizerSpec);
+  const loss: GrpoLossConfig = lossConfig(g);
+  const schedule: Schedule = scheduleOf(g);
+  const optimizer = optimizerOf(g);
+  const reference = g.klBeta > 0 ? (await loadCheckpoint(ctx.store, setup.referenceId, { threads: ctx.threads })).model : null;
+  const prompts = openPrompts(g.task!, Number(ctx.spec.seed), state.dataCursor);
+  const exchange = new RolloutExchange(ctx.bus, ctx.runId, ctx.log);
+  await exchange.start();
+  let lastCheckpoint = setup.lastCheckpointId;
+  ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion });
+  try {
+    while (state.step < g.steps) {
+      if (ctx.signal.aborted) throw new Error('cancelled');
+      const step = state.step + 1;
+      const stepStart = performance.now();
+      const outcome = await withSpan(ctx.tracer, 'grpo.step', { kind: SpanKind.INTERNAL, attributes: { 'temper.run_id': ctx.runId, 'temper.step': step } }, async () => {
+        // 1. Rollouts: P groups of G, scored; refilled when dynamic sampling drops flat groups.
+        const items: PromptItem[] = [];
+        const groups = await collectGroups(ctx, exchange, g, step, state, tokenizer, prompts, items);
+        const waited = performance.now() - stepStart;
+        // 2. Learn.
+        const learnStart = performance.now();
+        const batch = buildTrainingBatch(groups.map(toPromptGroup), {
+          estimator: g.estimator,
+          dropDegenerate: g.dynamicSampling,
+          filterOverlong: g.filterOverlong,
+          padId: tokenizer.specialTokens.pad ?? 0,
+        });
+        const lr = learningRate(step - 1, schedule);
+        let train = null;
+        if (batch.n > 0 && batch.maskedTokens > 0) {
+          const ref = reference ? await referenceLogprobs(reference, batch, loss.microBatchSize) : undefined;
+          train = await grpoStep(model, batch, loss, { ...optimizer, lr }, ref);
+        }
+        const learnMs = performance.now() - learnStart;
+        // 3. Publish the new policy; a full checkpoint (optimizer, run state) every save_every steps.
+        const syncStart = performance.now();
+        const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: prompts.cursor, tokensSeen: state.tokensSeen + batch.maskedTokens };
+        const full = step % g.saveEvery === 0 || step === g.steps;
+        const manifest = await saveCheckpoint(ctx.store, model, {
+          tokenizer: tokenizerSpec,
+          manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch: ctx.stage.name, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
+          runState: full ? next : undefined,
+          policyVersion: next.policyVersion,
+        });
+        const syncMs = performance.now() - syncStart;
+        return { groups, batch, train, lr, waited, learnMs, syncMs, next, manifest };
+      });
+      exchange.commit(step);
+      state = outcome.next;
+      lastCheckpoint = outcome.manifest.id;
+      const stepMs = performance.now() - stepStart;
+      await ctx.emitMetrics(step, g.steps, stepMetrics(outcome, stepMs));
+      if (outcome.manifest.labels.kind === 'resumable') await ctx.emitCheckpoint(outcome.manifest.id);
+    }
+  } finally {
+    await exchange.stop();
+  }
+  return { checkpointId: lastCheckpoint };
+}
+
+interface StartingPoint {
+  model: Model;
+  tokenizerSpec: TokenizerSpec;
+  state: RunState;
+  referenceId: string;
+  lastCheckpointId: string;
+}
+
+// Resume from the stage's newest resumable checkpoint, else start from the input (or a new
+// model), publishing it as policy version 1 so the generators have something to serve.
+async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
+  const stage = ctx.stage.name;
+  const resumable = await latestResumable(ctx.store, ctx.runId, stage);
+  if (resumable) {
+    const loaded = await loadCheckpoint(ctx.store, resumable.id, { threads: ctx.threads, optimizer: true });
+    // Generators may hold versions the lost learner published after this checkpoint: the
+    // resumed weights become a version above all of those, so nobody serves a stale one.
+    const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
+    const state: RunState = { ...loaded.runState!, attempt: loaded.runState!.attempt + 1, policyVersion };
+    ctx.log.info('resuming grpo stage', { stage, step: state.step, checkpoint: resumable.id, policyVersion });
+    const republished = await saveCheckpoint(ctx.store, loaded.model, {
+      tokenizer: loaded.tokenizer!,
+      manifest: { runId: ctx.runId, stage, step: state.step, branch: stage, parentId: resumable.id, labels: { kind: 'policy', attempt: String(state.attempt) } },
+      policyVersion,
+    });
+    return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: republished.id };
+  }
+  let model: Model;
+  let tokenizerSpec: TokenizerSpec;
+  if (ctx.input) {
+    const loaded = await loadCheckpoint(ctx.store, ctx.input, { threads: ctx.threads });
+    model = loaded.model;
+    tokenizerSpec = loaded.tokenizer ?? tokenizerFromSpec(ctx);
+  } else {
+    tokenizerSpec = tokenizerFromSpec(ctx);
+    const config = { ...(ctx.spec.model?.config ?? {}) };
+    config.vocab_size ??= createTokenizer(tokenizerSpec).vocabSize;
+    // The engine checks the config and names what is missing or wrong.
+    model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
+  }
+  const state: RunState = { runId: ctx.runId, stage, step: 0, policyVersion: 1, dataCursor: 0, attempt: 0, tokensSeen: 0 };
+  const initial = await saveCheckpoint(ctx.store, model, {
+    tokenizer: tokenizerSpec,
+    manifest: { runId: ctx.runId, stage, step: 0, branch: stage, parentId: ctx.input ?? '', labels: { kind: 'resumable', role: 'reference' } },
+    runState: state,
+    policyVersion: state.policyVersion,
+  });
+  return { model, tokenizerSpec, state, referenceId: initial.id, lastCheckpointId: initial.id };
+}
+
+// The stage's step-0 checkpoint is its reference policy; walk the lineage back to it.
+async function referenceOf(ctx: StageContext, checkpointId: string): Promise<string> {
+  const { ancestors } = await ctx.store.lineage(checkpointId);
+  const start = ancestors.find((a) => a.stage === ctx.stage.name && a.step === 0 && a.runId === ctx.runId);
+  return start?.id ?? checkpointId;
+}
+
+function tokenizerFromSpec(ctx: StageContext): TokenizerSpec {
+  const t = ctx.spec.model?.tokenizer || 'bytes';
+  return t === 'bytes' || t === 'byte' ? { kind: 'byte' } : { kind: 'huggingface', path: t };
+}
+
+async function collectGroups(
+  ctx: StageContext,
+  exchange: RolloutExchange,
+  g: ReturnType<typeof grpoDefaults>,
+  step: number,
+  state: RunState,
+  tokenizer: Tokenizer,
+  prompts: ReturnType<typeof openPrompts>,
+  items: PromptItem[],
+): Promise<ScoredGroup[]> {
+  const kept: ScoredGroup[] = [];
+  let next = 0;
+  // Dynamic sampling asks for more groups while flat ones are dropped, up to three rounds.
+  for (let round = 0; round < (g.dynamicSampling ? 3 : 1) && kept.length < g.promptsPerStep; round++) {
+    const want = g.promptsPerStep - kept.length;
+    const indices = Array.from({ length: want }, (_, i) => next + i);
+    next += want;
+    const requests = indices.map((groupIndex) => {
+      const item = prompts.next();
+      items.push(item);
+      const text = tokenizer.applyChatTemplate([{ role: 'user', content: item.prompt }], { addGenerationPrompt: true });
+      return RolloutRequest.fromPartial({
+        key: { runId: ctx.runId, step, groupIndex, attempt: state.attempt },
+        prompt: { text, tokenIds: Array.from(tokenizer.encode(text)) },
+        reference: item.reference,
+        sampling: { ...g.sampling, n: g.groupSize, stopTokenIds: tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [] },
+        minPolicyVersion: state.policyVersion,
+        reward: ctx.spec.reward,
+      });
+    });
+    await exchange.request(requests);
+    const groups = await exchange.collect(step, indices, ctx.rolloutTimeoutMs, ctx.signal);
+    for (const sg of groups) {
+      const rewards = sg.rewards.map((r) => r.total);
+      const flat = rewards.every((r) => r === rewards[0]);
+      if (!g.dynamicSampling || !flat) kept.push(sg);
+    }
+    if (!g.dynamicSampling) return groups;
+  }
+  return kept;
+}
+
+function toPromptGroup(sg: ScoredGroup): ScoredPromptGroup {
+  const group = sg.group!;
+  return {
+    promptIds: group.prompt?.tokenIds ?? [],
+    completions: group.completions.map((c) => ({
+      tokenIds: c.tokenIds,
+      logprobs: c.logprobs,
+      finishReason: c.finishReason === FinishReason.FINISH_REASON_LENGTH ? 'length' : c.finishReason === FinishReason.FINISH_REASON_ABORTED ? 'aborted' : 'stop',
+    })),
+    rewards: sg.rewards.map((r) => r.total),
+  };
+}
+
+interface StepOutcome {
+  groups: ScoredGroup[];
+  batch: { n: number; maskedTokens: number; stats: { degenerateGroups: number; overlongCompletions: number } };
+  train: Awaited<ReturnType<typeof grpoStep>> | null;
+  lr: number;
+  waited: number;
+  learnMs: number;
+  syncMs: number;
+  next: RunState;
+}
+
+function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
+  const rewards = o.groups.flatMap((g) => g.rewards);
+  const completions = o.groups.flatMap((g) => g.group?.completions ?? []);
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  const values: Record<string, number> = {
+    'reward/total': mean(rewards.map((r) => r.total)),
+    response_length: mean(completions.map((c) => c.tokenIds.length)),
+    groups: o.groups.length,
+    degenerate_groups: o.batch.stats.degenerateGroups,
+    overlong_completions: o.batch.stats.overlongCompletions,
+    lr: o.lr,
+    policy_version: o.next.policyVersion,
+    policy_lag: mean(o.groups.map((g) => o.next.policyVersion - 1 - (g.group?.policyVersion ?? 0))),
+    'time/step_s': stepMs / 1000,
+    'time/rollout_wait_s': o.waited / 1000,
+    'time/generate_s': mean(o.groups.map((g) => g.group?.generateSeconds ?? 0)),
+    'time/score_s': mean(o.groups.map((g) => g.scoreSeconds)),
+    'time/learn_s': o.learnMs / 1000,
+    'time/sync_s': o.syncMs / 1000,
+    'tokens_per_s/train': o.batch.maskedTokens / Math.max(1e-9, o.learnMs / 1000),
+  };
+  for (const name of new Set(rewards.flatMap((r) => Object.keys(r.components)))) {
+    values[`reward/${name}`] = mean(rewards.map((r) => r.components[name] ?? 0));
+  }
+  if ('accuracy' in (rewards[0]?.components ?? {})) values.accuracy = values['reward/accuracy'];
+  if ('format' in (rewards[0]?.components ?? {})) values.format_rate = mean(rewards.map((r) => (r.components.format >= 1 ? 1 : 0)));
+  if (o.train) {
+    values.loss = o.train.loss;
+    values.kl = o.train.kl;
+    values.entropy = o.train.entropy;
+    values.clip_fraction = o.train.clipFraction;
+    values.grad_norm = o.train.gradNorm;
+  }
+  return values;
+}

@@ -1,0 +1,356 @@
+// The Helm chart, linted and rendered by a real helm binary for its variants; every rendered
+// object is validated against the Kubernetes schema of its apiVersion/kind, and the placement,
+// hardening and wiring rules are asserted on what helm actually renders.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { streams } from '../../packages/bus/src/streams';
+import { defaultPorts } from '../../packages/service/src/ports';
+import { helm } from './helm-bin';
+import { chartDir, crdApis, K8sObject, offlineChart, render, Rendered, template, validate } from './render';
+
+const services = ['generator', 'scorer', 'learner', 'checkpoint-store'] as const;
+const gpuServices = ['generator', 'learner'];
+const name = (svc: string) => `rl-temper-${svc}`;
+
+type Container = { name: string; image: string; env: { name: string; value?: string; valueFrom?: unknown }[]; [k: string]: unknown };
+const container = (d: K8sObject): Container => d.spec.template.spec.containers[0];
+const env = (d: K8sObject, key: string) => container(d).env.find((e) => e.name === key);
+
+let chart: string;
+const variants: Record<string, { values: string[]; extra: string[] }> = {
+  default: { values: [], extra: [] },
+  gpu: { values: ['ci/gpu-values.yaml'], extra: [] },
+  keda: { values: ['ci/keda-values.yaml'], extra: crdApis },
+  'external-nats': { values: ['ci/external-nats-values.yaml'], extra: crdApis },
+  'object-store': { values: ['ci/object-store-values.yaml'], extra: crdApis },
+};
+const rendered: Record<string, Rendered> = {};
+
+beforeAll(async () => {
+  chart = offlineChart();
+  for (const [v, o] of Object.entries(variants)) rendered[v] = await render(chart, o);
+});
+
+afterAll(() => {
+  if (chart) fs.rmSync(chart, { recursive: true, force: true });
+});
+
+describe('lint', () => {
+  it('lints the chart as committed (the NATS dependency is reported missing, nothing else)', async () => {
+    const r = await helm(['lint', chartDir]);
+    expect(r.code).toBe(0);
+    const problems = r.stdout.split('\n').filter((l) => /^\[(WARNING|ERROR)\]/.test(l));
+    expect(problems).toEqual([expect.stringMatching(/missing these dependencies: nats/)]);
+  });
+
+  // helm lint cannot be told which APIs a cluster serves (no --api-versions), so the objects
+  // of KEDA and the Prometheus Operator are switched off for lint; rendering covers them.
+  it.each(Object.keys(variants))('lints strictly with the %s values', async (v) => {
+    const crdsOff = variants[v].extra.length ? ['--set', 'keda.enabled=false', '--set', 'metrics.serviceMonitor.enabled=false'] : [];
+    const args = ['lint', '--strict', chart, ...variants[v].values.flatMap((f) => ['-f', path.join(chart, f)]), ...crdsOff];
+    const r = await helm(args);
+    expect(r.stderr + r.stdout).toContain('0 chart(s) failed');
+    expect(r.code).toBe(0);
+  });
+
+  it('depends on the official NATS chart, switched by nats.enabled', () => {
+    const meta = parseYaml(fs.readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8')) as { dependencies: { name: string; repository: string; condition: string }[] };
+    expect(meta.dependencies).toEqual([expect.objectContaining({ name: 'nats', repository: 'https://nats-io.github.io/k8s/helm/charts/', condition: 'nats.enabled' })]);
+  });
+});
+
+describe('schemas', () => {
+  it('renders only objects that are valid for their apiVersion/kind, in every variant', async () => {
+    const all = Object.entries(rendered).flatMap(([v, r]) => r.objects.map((o) => ({ ...o, metadata: { ...o.metadata, name: `${v}:${o.metadata.name}` } })));
+    const results = await validate(all);
+    expect(results).toHaveLength(all.length);
+    expect(results.filter((r) => r.errors.length)).toEqual([]);
+    // Every kind the chart renders was checked against a schema, the CRDs included.
+    const kinds = new Set(all.map((o) => o.kind));
+    for (const k of ['Deployment', 'Service', 'ServiceAccount', 'Role', 'PodDisruptionBudget', 'NetworkPolicy', 'PersistentVolumeClaim', 'ScaledObject', 'ServiceMonitor']) expect(kinds).toContain(k);
+  });
+
+  it('the validator reports wrong types, unknown fields and unknown kinds (it can fail)', async () => {
+    const d = structuredClone(rendered.default.find('Deployment', name('learner')));
+    d.spec.replica = 1;
+    d.spec.template.spec.containers[0].ports[0].containerPort = 'fifty';
+    const so = structuredClone(rendered.keda.find('ScaledObject', name('scorer')));
+    so.spec.minReplicaCount = 'zero';
+    const [rd, rso, rx] = await validate([d, so, { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' } }]);
+    expect(rd.errors).toEqual(expect.arrayContaining([expect.stringMatching(/spec\.replica: unknown field/), expect.stringMatching(/containerPort must be integer/)]));
+    expect(rso.errors).toEqual([expect.stringMatching(/minReplicaCount must be integer/)]);
+    expect(rx.errors).toEqual(['no schema known for example.com/v1 Widget']);
+  });
+
+  it('values.schema.json turns wrong values away with the offending path', async () => {
+    const r = await template(chart, { set: ['services.learner.replicas=2', 'services.generator.gpu.count=0', 'checkpoints.backend=s3', 'image.pullPolicy=Sometimes', 'services.scorer.replica=3'] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/\/services\/learner\/replicas': maximum: got 2, want 1/);
+    expect(r.stderr).toMatch(/\/services\/generator\/gpu\/count': minimum: got 0, want 1/);
+    expect(r.stderr).toMatch(/\/checkpoints\/backend': value must be one of 'fs', 'nats'/);
+    expect(r.stderr).toMatch(/\/image\/pullPolicy'/);
+    expect(r.stderr).toMatch(/\/services\/scorer'.*additional properties 'replica' not allowed/s);
+  });
+
+  it('a GPU block on a CPU service is refused', async () => {
+    const r = await template(chart, { set: ['services.scorer.gpu.enabled=true'] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/additional properties 'gpu' not allowed/);
+  });
+});
+
+describe('placement', () => {
+  it('by default everything runs on CPU nodes with the CPU image', () => {
+    for (const svc of services) {
+      const d = rendered.default.find('Deployment', name(svc));
+      const spec = d.spec.template.spec;
+      expect(spec.nodeSelector).toBeUndefined();
+      expect(spec.tolerations).toBeUndefined();
+      expect(JSON.stringify(container(d).resources)).not.toContain('nvidia.com/gpu');
+      expect(container(d).image).toBe('ghcr.io/temper-rl/temper:0.1.0');
+    }
+  });
+
+  it('with GPUs: learner and generator request GPUs on GPU nodes and tolerate their taint; scorer and store do not', () => {
+    for (const svc of services) {
+      const d = rendered.gpu.find('Deployment', name(svc));
+      const spec = d.spec.template.spec;
+      const c = container(d) as Container & { resources: { limits?: Record<string, string> } };
+      if (gpuServices.includes(svc)) {
+        expect(c.resources.limits?.['nvidia.com/gpu']).toBe(svc === 'learner' ? '2' : '1');
+        expect(spec.nodeSelector['nvidia.com/gpu.present']).toBe('true');
+        expect(spec.tolerations).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+        expect(c.image).toBe('ghcr.io/temper-rl/temper-cuda:0.1.0');
+        // The user's own limits stay beside the GPU.
+        expect(c.resources.limits?.memory).toBeDefined();
+      } else {
+        expect(JSON.stringify(c.resources)).not.toContain('nvidia.com/gpu');
+        expect(spec.nodeSelector).toBeUndefined();
+        expect(spec.tolerations).toBeUndefined();
+        expect(c.image).toBe('ghcr.io/temper-rl/temper:0.1.0');
+      }
+    }
+    expect(rendered.gpu.find('Deployment', name('learner')).spec.template.spec.nodeSelector['cloud.google.com/gke-accelerator']).toBe('nvidia-h100-80gb');
+  });
+
+  it('GPU settings are per service: another resource name and the user’s own tolerations', async () => {
+    const r = await render(chart, {
+      set: ['services.generator.gpu.enabled=true', 'services.generator.gpu.resourceName=nvidia.com/mig-3g.40gb', 'services.generator.tolerations[0].key=pool', 'services.generator.tolerations[0].operator=Exists'],
+    });
+    const g = r.find('Deployment', name('generator'));
+    expect(container(g).resources).toEqual(expect.objectContaining({ limits: expect.objectContaining({ 'nvidia.com/mig-3g.40gb': '1' }) }));
+    expect(g.spec.template.spec.tolerations.map((t: { key: string }) => t.key)).toEqual(['pool', 'nvidia.com/gpu']);
+    expect(r.find('Deployment', name('learner')).spec.template.spec.nodeSelector).toBeUndefined();
+  });
+});
+
+describe('every service', () => {
+  it.each(Object.keys(variants))('has gRPC health probes, a hardened pod and a PDB (%s)', (v) => {
+    const r = rendered[v];
+    for (const svc of services) {
+      const d = r.find('Deployment', name(svc));
+      const c = container(d) as Container & Record<string, { grpc: { port: number } }>;
+      const port = defaultPorts[svc];
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(c[probe].grpc.port).toBe(port);
+      expect(env(d, 'TEMPER_GRPC_ADDR')?.value).toBe(`0.0.0.0:${port}`);
+      const pod = d.spec.template.spec;
+      expect(pod.securityContext).toEqual(expect.objectContaining({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } }));
+      expect(c.securityContext).toEqual(expect.objectContaining({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, privileged: false, capabilities: { drop: ['ALL'] } }));
+      expect(pod.automountServiceAccountToken).toBe(false);
+      expect(pod.serviceAccountName).toBe(name(svc));
+      r.find('ServiceAccount', name(svc));
+      // The PDB selects exactly this Deployment's pods.
+      const pdb = r.find('PodDisruptionBudget', name(svc));
+      expect(pdb.spec.selector.matchLabels).toEqual(d.spec.selector.matchLabels);
+      for (const [k, val] of Object.entries(d.spec.selector.matchLabels)) expect(d.spec.template.metadata.labels[k]).toBe(val);
+      // The Service reaches the same pods on the gRPC port.
+      const s = r.find('Service', name(svc));
+      expect(s.spec.selector).toEqual(d.spec.selector.matchLabels);
+      expect(s.spec.ports[0]).toEqual(expect.objectContaining({ name: 'grpc', port, targetPort: 'grpc' }));
+      // Each service finds the others by their Service names.
+      for (const other of services.filter((o) => o !== svc)) {
+        expect(env(d, `TEMPER_${other.toUpperCase().replace('-', '_')}_ADDR`)?.value).toBe(`${name(other)}:${defaultPorts[other]}`);
+      }
+    }
+  });
+
+  it('the learner is a single replica replaced by Recreate', () => {
+    for (const r of Object.values(rendered)) {
+      const d = r.find('Deployment', name('learner'));
+      expect(d.spec.replicas).toBe(1);
+      expect(d.spec.strategy).toEqual({ type: 'Recreate' });
+    }
+  });
+
+  it('RBAC grants the CLI read access, logs and port-forward in the namespace, and the services nothing', async () => {
+    const role = rendered.default.find('Role', 'rl-temper-client');
+    const rules = role.rules as { resources: string[]; verbs: string[] }[];
+    const verbs = (res: string) => rules.filter((x) => x.resources.includes(res)).flatMap((x) => x.verbs).sort();
+    expect(verbs('pods')).toEqual(['get', 'list', 'watch']);
+    expect(verbs('pods/log')).toEqual(['get']);
+    expect(verbs('pods/portforward')).toEqual(['create', 'get']);
+    expect(JSON.stringify(rules)).not.toMatch(/"\*"|secrets|configmaps/);
+    expect(rendered.default.all('RoleBinding')).toEqual([]);
+    expect(rendered.default.all('ClusterRole')).toEqual([]);
+    const bound = await render(chart, { set: ['rbac.clientSubjects[0].kind=Group', 'rbac.clientSubjects[0].name=ml-researchers', 'rbac.clientSubjects[0].apiGroup=rbac.authorization.k8s.io'] });
+    expect(bound.find('RoleBinding', 'rl-temper-client').subjects).toEqual([{ kind: 'Group', name: 'ml-researchers', apiGroup: 'rbac.authorization.k8s.io' }]);
+  });
+
+  it('NetworkPolicies let in only gRPC from the release (and allowed clients), and out only to DNS, NATS and the release', () => {
+    for (const svc of services) {
+      const np = rendered.default.find('NetworkPolicy', name(svc));
+      const d = rendered.default.find('Deployment', name(svc));
+      expect(np.spec.podSelector.matchLabels).toEqual(d.spec.selector.matchLabels);
+      expect(np.spec.policyTypes).toEqual(['Ingress', 'Egress']);
+      expect(np.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'temper', 'app.kubernetes.io/instance': 'rl' } } }], ports: [{ port: 'grpc', protocol: 'TCP' }] }]);
+      const egressPorts = np.spec.egress.flatMap((e: { ports: { port: number }[] }) => e.ports.map((p) => p.port));
+      expect(egressPorts.sort()).toEqual([4222, 50051, 50052, 50053, 50054, 53, 53].sort());
+      const natsRule = np.spec.egress.find((e: { ports: { port: number }[] }) => e.ports[0].port === 4222);
+      expect(natsRule.to).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'nats', 'app.kubernetes.io/instance': 'rl' } } }]);
+    }
+    // With OTLP and metrics on, their ports open too.
+    const np = rendered['object-store'].find('NetworkPolicy', name('scorer'));
+    expect(np.spec.ingress.map((i: { ports: { port: unknown }[] }) => i.ports[0].port)).toEqual(['grpc', 'metrics']);
+    expect(np.spec.egress.some((e: { ports: { port: number }[] }) => e.ports[0].port === 4318)).toBe(true);
+  });
+});
+
+describe('NATS', () => {
+  it('bundled: the services reach the NATS chart’s service', () => {
+    for (const svc of services) expect(env(rendered.default.find('Deployment', name(svc)), 'NATS_URL')?.value).toBe('nats://rl-nats.temper.svc:4222');
+  });
+
+  it('external: the URL from values, credentials from the Secret', () => {
+    const d = rendered['external-nats'].find('Deployment', name('generator'));
+    expect(env(d, 'NATS_URL')?.value).toBe('nats://nats.messaging.svc:4222');
+    expect(env(d, 'NATS_USER')?.valueFrom).toEqual({ secretKeyRef: { name: 'temper-nats', key: 'username' } });
+    expect(env(d, 'NATS_PASSWORD')?.valueFrom).toEqual({ secretKeyRef: { name: 'temper-nats', key: 'password' } });
+    const np = rendered['external-nats'].find('NetworkPolicy', name('generator'));
+    const natsRule = np.spec.egress.find((e: { ports: { port: number }[] }) => e.ports[0].port === 4222);
+    expect(natsRule.to).toEqual([{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'messaging' } } }]);
+    const so = rendered['external-nats'].find('ScaledObject', name('scorer'));
+    expect(so.spec.triggers[0].metadata.natsServerMonitoringEndpoint).toBe('nats.messaging.svc:8222');
+  });
+
+  it('a .creds file from a Secret is mounted read-only', async () => {
+    const r = await render(chart, { set: ['nats.enabled=false', 'externalNats.url=nats://n:4222', 'externalNats.auth.type=creds', 'externalNats.auth.existingSecret=nats-creds'] });
+    const d = r.find('Deployment', name('learner'));
+    expect(env(d, 'NATS_CREDS')?.value).toBe('/var/run/secrets/temper/nats/nats.creds');
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-creds', secret: { secretName: 'nats-creds', defaultMode: 0o440, items: [{ key: 'nats.creds', path: 'nats.creds' }] } });
+    expect(container(d).volumeMounts).toContainEqual({ name: 'nats-creds', mountPath: '/var/run/secrets/temper/nats', readOnly: true });
+  });
+
+  it('external without a URL, or credentials without a Secret, fail with a clear message', async () => {
+    const noUrl = await template(chart, { set: ['nats.enabled=false'] });
+    expect(noUrl.code).not.toBe(0);
+    expect(noUrl.stderr).toContain('externalNats.url is required when nats.enabled is false');
+    const noSecret = await template(chart, { set: ['nats.enabled=false', 'externalNats.url=nats://n:4222', 'externalNats.auth.type=token'] });
+    expect(noSecret.code).not.toBe(0);
+    expect(noSecret.stderr).toContain('externalNats.auth.existingSecret must name the Secret');
+  });
+});
+
+describe('checkpoints', () => {
+  it('fs: a kept PVC mounted by the store, one writer replaced by Recreate', () => {
+    const pvc = rendered.default.find('PersistentVolumeClaim', 'rl-temper-checkpoints');
+    expect(pvc.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    expect(pvc.spec.accessModes).toEqual(['ReadWriteOnce']);
+    const d = rendered.default.find('Deployment', name('checkpoint-store'));
+    expect(env(d, 'TEMPER_CHECKPOINT_BACKEND')?.value).toBe('fs');
+    expect(env(d, 'TEMPER_CHECKPOINT_DIR')?.value).toBe('/var/lib/temper/checkpoints');
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'checkpoints', persistentVolumeClaim: { claimName: 'rl-temper-checkpoints', readOnly: false } });
+    expect(d.spec.strategy).toEqual({ type: 'Recreate' });
+    // Nobody else mounts it unless asked.
+    expect(JSON.stringify(rendered.default.find('Deployment', name('generator')).spec.template.spec.volumes)).not.toContain('checkpoints');
+  });
+
+  it('sharing the volume with generators needs ReadWriteMany, and they mount it read-only', async () => {
+    const bad = await template(chart, { set: ['checkpoints.pvc.mountIn[0]=generator'] });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('checkpoints.pvc.accessModes must include ReadWriteMany');
+    const r = await render(chart, { set: ['checkpoints.pvc.mountIn[0]=generator', 'checkpoints.pvc.accessModes[0]=ReadWriteMany'] });
+    const g = r.find('Deployment', name('generator'));
+    expect(container(g).volumeMounts).toContainEqual({ name: 'checkpoints', mountPath: '/var/lib/temper/checkpoints', readOnly: true });
+    expect(env(g, 'TEMPER_CHECKPOINT_DIR')?.value).toBe('/var/lib/temper/checkpoints');
+    expect(r.find('Deployment', name('checkpoint-store')).spec.strategy).toBeUndefined();
+  });
+
+  it('nats: the object store, no volume, a scratch dir for uploads, several stores', () => {
+    const r = rendered['object-store'];
+    expect(r.all('PersistentVolumeClaim')).toEqual([]);
+    const d = r.find('Deployment', name('checkpoint-store'));
+    expect(d.spec.replicas).toBe(2);
+    expect(env(d, 'TEMPER_CHECKPOINT_BACKEND')?.value).toBe('nats');
+    expect(env(d, 'TEMPER_CHECKPOINT_NATS_BUCKET')?.value).toBe('temper-checkpoints');
+    expect(env(d, 'TEMPER_CHECKPOINT_NATS_REPLICAS')?.value).toBe('3');
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'checkpoint-staging', emptyDir: {} });
+  });
+});
+
+describe('scaling with KEDA', () => {
+  it('scales generator and scorer on their JetStream consumers, from zero; nothing else', () => {
+    const r = rendered.keda;
+    expect(r.all('ScaledObject').map((s) => s.metadata.name).sort()).toEqual([name('generator'), name('scorer')]);
+    const expected = { generator: [streams.rolloutRequests.name, 'generators'], scorer: [streams.rollouts.name, 'scorers'] };
+    for (const [svc, [stream, consumer]] of Object.entries(expected)) {
+      const so = r.find('ScaledObject', name(svc));
+      expect(so.spec.scaleTargetRef).toEqual({ apiVersion: 'apps/v1', kind: 'Deployment', name: name(svc) });
+      expect(so.spec.minReplicaCount).toBe(0);
+      expect(so.spec.triggers).toEqual([
+        expect.objectContaining({ type: 'nats-jetstream', metadata: expect.objectContaining({ stream, consumer, account: '$G', natsServerMonitoringEndpoint: 'rl-nats.temper.svc:8222' }) }),
+      ]);
+      // KEDA owns the replica count of a scaled Deployment.
+      expect(r.find('Deployment', name(svc)).spec.replicas).toBeUndefined();
+    }
+    expect(r.find('ScaledObject', name('scorer')).spec.triggers[0].metadata.lagThreshold).toBe('8');
+    expect(r.find('Deployment', name('learner')).spec.replicas).toBe(1);
+    expect(rendered.default.all('ScaledObject')).toEqual([]);
+  });
+
+  it('the values name the durable consumers the chart scales on', () => {
+    const values = parseYaml(fs.readFileSync(path.join(chartDir, 'values.yaml'), 'utf8')) as { jetstream: Record<string, { stream: string; consumer: string }> };
+    expect(values.jetstream.rolloutRequests).toEqual({ stream: streams.rolloutRequests.name, consumer: 'generators' });
+    expect(values.jetstream.rollouts).toEqual({ stream: streams.rollouts.name, consumer: 'scorers' });
+  });
+
+  it('without KEDA in the cluster, keda.enabled fails with a clear message', async () => {
+    const r = await template(chart, { values: ['ci/keda-values.yaml'] });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('keda.enabled needs KEDA in the cluster');
+  });
+});
+
+describe('observability', () => {
+  it('OTLP endpoint and resource attributes reach every service', () => {
+    for (const svc of services) {
+      const d = rendered['object-store'].find('Deployment', name(svc));
+      expect(env(d, 'OTEL_EXPORTER_OTLP_ENDPOINT')?.value).toBe('http://otel-collector.observability.svc:4318');
+      const attrs = env(d, 'OTEL_RESOURCE_ATTRIBUTES')?.value ?? '';
+      expect(attrs.split(',')).toEqual(expect.arrayContaining(['k8s.pod.name=$(POD_NAME)', 'k8s.namespace.name=$(POD_NAMESPACE)', 'deployment.environment=staging']));
+      // $(POD_NAME) expands only when POD_NAME is defined before it.
+      const names = container(d).env.map((e) => e.name);
+      expect(names.indexOf('POD_NAME')).toBeLessThan(names.indexOf('OTEL_RESOURCE_ATTRIBUTES'));
+      expect(d.spec.template.metadata.annotations).toEqual(expect.objectContaining({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9464' }));
+    }
+    expect(env(rendered.default.find('Deployment', name('learner')), 'OTEL_EXPORTER_OTLP_ENDPOINT')).toBeUndefined();
+  });
+
+  it('a ServiceMonitor scrapes the services’ metrics port', () => {
+    const sm = rendered['object-store'].find('ServiceMonitor', 'rl-temper');
+    expect(sm.metadata.labels?.release).toBe('prometheus');
+    expect(sm.spec.endpoints).toEqual([{ port: 'metrics', path: '/metrics', interval: '30s' }]);
+    for (const svc of services) expect(rendered['object-store'].find('Service', name(svc)).spec.ports.map((p: { name: string }) => p.name)).toEqual(['grpc', 'metrics']);
+  });
+});
+
+describe('NOTES.txt', () => {
+  it('tells the user how to submit a run', async () => {
+    const r = await helm(['install', 'rl', chart, '--dry-run=client', '--namespace', 'ml']);
+    expect(r.code).toBe(0);
+    const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
+    expect(notes).toContain('temper k8s submit examples/<spec>.yaml --release rl --namespace ml');
+    expect(notes).toContain('kubectl port-forward -n ml svc/rl-temper-learner 50053:50053');
+    expect(notes).toContain('temper run --endpoint 127.0.0.1:50053');
+  });
+});

@@ -10,6 +10,8 @@ import {
   FileProgress,
   GetCheckpointResponse,
   GetLineageResponse,
+  ListCheckpointsRequest,
+  ListCheckpointsResponse,
   PutCheckpointRequest,
   PutCheckpointResponse,
   PutHeader,
@@ -148,14 +150,13 @@ export class CheckpointClient {
     }
   }
 
-  async list(filter: ListFilter = {}): Promise<{ checkpoints: CheckpointManifest[]; tags: Record<string, string[]> }> {
-    const res = await this.call<{ checkpoints: CheckpointManifest[]; tags: Record<string, { tags: string[] }> }>('listCheckpoints', {
-      runId: filter.runId ?? '',
-      branch: filter.branch ?? '',
-      tag: filter.tag ?? '',
-      stage: filter.stage ?? '',
-    });
-    return { checkpoints: res.checkpoints, tags: Object.fromEntries(Object.entries(res.tags).map(([id, t]) => [id, t.tags])) };
+  async list(filter: ListFilter = {}): Promise<{ checkpoints: CheckpointManifest[]; tags: Record<string, string[]>; prunedIds: string[] }> {
+    const res = await this.call<ListCheckpointsResponse>('listCheckpoints', ListCheckpointsRequest.fromPartial(filter));
+    return {
+      checkpoints: res.checkpoints,
+      tags: Object.fromEntries(Object.entries(res.tags).map(([id, t]) => [id, t.tags])),
+      prunedIds: res.prunedIds,
+    };
   }
 
   lineage(ref: string): Promise<GetLineageResponse> {

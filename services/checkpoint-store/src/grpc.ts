@@ -55,8 +55,8 @@ export function checkpointStoreHandlers(store: CheckpointStore, log?: Logger): C
     },
 
     listCheckpoints: unary(async (req) => {
-      const { checkpoints, tags } = await store.list(req);
-      return { checkpoints, tags: Object.fromEntries([...tags].map(([id, t]) => [id, { tags: t }])) };
+      const { checkpoints, tags, prunedIds } = await store.list(req);
+      return { checkpoints, tags: Object.fromEntries([...tags].map(([id, t]) => [id, { tags: t }])), prunedIds };
     }),
 
     getLineage: unary((req) => store.lineage(req.checkpoint)),

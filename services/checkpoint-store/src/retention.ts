@@ -1,6 +1,7 @@
 // Retention: keep the last N checkpoints of each run and branch, everything tagged, and
 // every checkpoint another run or branch grew from (a fork point such as the stable
-// checkpoint decay branches start at). Older checkpoints on the same line are pruned.
+// checkpoint decay branches start at). Older checkpoints on the same line are pruned:
+// their files go, their manifests stay, so lineage stays whole.
 import { CheckpointManifest } from '@temper/proto';
 import { chronological, LineageGraph } from './lineage';
 
@@ -9,16 +10,18 @@ export interface RetentionPolicy {
   keepLast: number;
 }
 
-/** Ids retention would delete from `manifests`, oldest first. */
+/** Ids retention would prune from `manifests` (skipping those pruned already), oldest first. */
 export function pruneCandidates(
   manifests: CheckpointManifest[],
   taggedIds: Set<string>,
   policy: RetentionPolicy,
+  prunedIds: Set<string> = new Set(),
 ): string[] {
   if (policy.keepLast <= 0) return [];
   const graph = new LineageGraph(manifests);
   const groups = new Map<string, CheckpointManifest[]>();
   for (const m of manifests) {
+    if (prunedIds.has(m.id)) continue;
     const key = lineKey(m);
     const list = groups.get(key) ?? [];
     list.push(m);

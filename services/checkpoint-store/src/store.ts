@@ -28,12 +28,14 @@ export interface ListFilter {
   branch?: string;
   tag?: string;
   stage?: string;
+  includePruned?: boolean;
 }
 
 export interface Lineage {
   ancestors: CheckpointManifest[];
   descendants: CheckpointManifest[];
   branches: string[];
+  prunedIds: string[];
 }
 
 export const DEFAULT_CHUNK_BYTES = 1 << 20;
@@ -134,6 +136,15 @@ export class CheckpointStore {
     throw notFound(`${field} ${JSON.stringify(ref)} is not a checkpoint id, id prefix or tag in the store`);
   }
 
+  /** Like resolve, but refuses a checkpoint whose files retention removed. */
+  private async resolveLive(ref: string): Promise<CheckpointManifest> {
+    const m = await this.resolve(ref);
+    if ((await this.backend.readPruned()).has(m.id)) {
+      throw notFound(`checkpoint ${m.id} was pruned by retention: its manifest is kept for lineage, its files are gone`);
+    }
+    return m;
+  }
+
   /**
    * A checkpoint's manifest and its files' bytes in order. Each file is hashed as it is
    * read and its last chunk is held back until the hash matches, so a corrupt file ends
@@ -145,7 +156,7 @@ export class CheckpointStore {
     chunkBytes = DEFAULT_CHUNK_BYTES,
     alloc?: (size: number, path: string) => Buffer,
   ): Promise<{ manifest: CheckpointManifest; chunks: AsyncIterable<FileChunk> }> {
-    const manifest = await this.resolve(ref);
+    const manifest = await this.resolveLive(ref);
     const byPath = new Map(manifest.files.map((f) => [f.path, f]));
     for (const [i, p] of paths.entries()) {
       if (!byPath.has(p)) throw notFound(`paths[${i}] ${JSON.stringify(p)} is not a file of checkpoint ${manifest.id}`);
@@ -179,31 +190,37 @@ export class CheckpointStore {
   }
 
   /** Checkpoints matching every given filter, oldest first, with the tags on each. */
-  async list(filter: ListFilter = {}): Promise<{ checkpoints: CheckpointManifest[]; tags: Map<string, string[]> }> {
+  async list(filter: ListFilter = {}): Promise<{ checkpoints: CheckpointManifest[]; tags: Map<string, string[]>; prunedIds: string[] }> {
     const tags = await this.backend.readTags();
     const tagsById = new Map<string, string[]>();
     for (const [tag, id] of tags) tagsById.set(id, [...(tagsById.get(id) ?? []), tag].sort());
+    const pruned = await this.backend.readPruned();
     let all = await this.all();
+    if (!filter.includePruned) all = all.filter((m) => !pruned.has(m.id));
     if (filter.runId) all = all.filter((m) => m.runId === filter.runId);
     if (filter.branch) all = all.filter((m) => m.branch === filter.branch);
     if (filter.stage) all = all.filter((m) => m.stage === filter.stage);
     if (filter.tag) all = all.filter((m) => tags.get(filter.tag!) === m.id);
     const listedTags = new Map<string, string[]>();
     for (const m of all) if (tagsById.has(m.id)) listedTags.set(m.id, tagsById.get(m.id)!);
-    return { checkpoints: all, tags: listedTags };
+    return { checkpoints: all, tags: listedTags, prunedIds: all.filter((m) => pruned.has(m.id)).map((m) => m.id) };
   }
 
   async lineage(ref: string): Promise<Lineage> {
     const m = await this.resolve(ref);
     const graph = new LineageGraph(await this.all());
-    return { ancestors: graph.ancestors(m.id), descendants: graph.descendants(m.id), branches: graph.forks(m.id) };
+    const pruned = await this.backend.readPruned();
+    const ancestors = graph.ancestors(m.id);
+    const descendants = graph.descendants(m.id);
+    const prunedIds = [m, ...ancestors, ...descendants].filter((x) => pruned.has(x.id)).map((x) => x.id);
+    return { ancestors, descendants, branches: graph.forks(m.id), prunedIds };
   }
 
   /** Points a tag at a checkpoint (moving it if it named another), or removes it. */
   async tag(ref: string, tag: string, remove = false): Promise<CheckpointManifest> {
     checkTag(tag);
     return this.exclusive(async () => {
-      const m = await this.resolve(ref);
+      const m = remove ? await this.resolve(ref) : await this.resolveLive(ref);
       if (remove) {
         const current = (await this.backend.readTags()).get(tag);
         if (current !== m.id) throw notFound(`tag ${JSON.stringify(tag)} does not point at ${m.id}`);
@@ -250,9 +267,10 @@ export class CheckpointStore {
     const policy = this.opts.retention;
     if (!policy || policy.keepLast <= 0) return [];
     const tagged = new Set((await this.backend.readTags()).values());
-    const ids = pruneCandidates(await this.all(), tagged, policy);
+    const ids = pruneCandidates(await this.all(), tagged, policy, await this.backend.readPruned());
     if (ids.length > 0) {
-      await this.remove(ids);
+      for (const id of ids) await this.backend.markPruned(id);
+      await this.collectBlobs(ids);
       this.opts.log?.info('retention pruned checkpoints', { ids, keepLast: policy.keepLast });
     }
     return ids;
@@ -260,16 +278,33 @@ export class CheckpointStore {
 
   /** Deletes manifests, then every blob of theirs nothing else refers to. */
   private async remove(ids: string[]): Promise<void> {
-    const doomed = new Set(ids);
-    const candidates = new Set<string>();
+    const files = await this.collectableFiles(ids);
     for (const id of ids) {
-      const m = await this.manifest(id);
-      for (const f of m?.files ?? []) candidates.add(f.sha256);
       await this.backend.deleteManifest(id);
       this.manifests.delete(id);
     }
+    await this.deleteUnreferenced(files);
+  }
+
+  /** Deletes the blobs of these (just pruned) checkpoints that nothing live refers to. */
+  private async collectBlobs(ids: string[]): Promise<void> {
+    await this.deleteUnreferenced(await this.collectableFiles(ids));
+  }
+
+  private async collectableFiles(ids: string[]): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const id of ids) for (const f of (await this.manifest(id))?.files ?? []) out.add(f.sha256);
+    return out;
+  }
+
+  /** Blobs among `candidates` that no live checkpoint and no upload in progress needs. */
+  private async deleteUnreferenced(candidates: Set<string>): Promise<void> {
+    const pruned = await this.backend.readPruned();
+    const live = new Set(await this.backend.listManifestIds());
     const referenced = await this.uploads.pinnedBlobs();
-    for (const m of await this.all()) if (!doomed.has(m.id)) for (const f of m.files) referenced.add(f.sha256);
+    for (const m of await this.all()) {
+      if (live.has(m.id) && !pruned.has(m.id)) for (const f of m.files) referenced.add(f.sha256);
+    }
     for (const sha of candidates) if (!referenced.has(sha)) await this.backend.deleteBlob(sha);
   }
 

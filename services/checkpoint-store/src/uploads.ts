@@ -143,10 +143,28 @@ export class Uploads {
     await fsp.mkdir(this.stagingDir, { recursive: true });
   }
 
+  private readonly starting = new Map<string, Promise<Upload>>();
+
   /** Starts an upload, or finds the one with this id (which must have the same header). */
   async start(header: PutHeader): Promise<Upload> {
     checkUploadId(header.uploadId);
     checkManifestInput(header.manifest);
+    // Two calls for one new upload id (StartUpload racing PutCheckpoint) create it once.
+    for (;;) {
+      const pending = this.starting.get(header.uploadId);
+      if (!pending) break;
+      await pending.catch(() => undefined);
+    }
+    const started = this.startOne(header);
+    this.starting.set(header.uploadId, started);
+    try {
+      return await started;
+    } finally {
+      this.starting.delete(header.uploadId);
+    }
+  }
+
+  private async startOne(header: PutHeader): Promise<Upload> {
     const known = this.active.get(header.uploadId) ?? (await this.load(header.uploadId));
     if (known) {
       if (!sameHeader(known.header, header)) {

@@ -26,7 +26,12 @@ export interface Backend {
   putManifest(m: CheckpointManifest): Promise<void>;
   getManifest(id: string): Promise<CheckpointManifest | undefined>;
   listManifestIds(): Promise<string[]>;
+  /** Removes a manifest (and its pruned mark). */
   deleteManifest(id: string): Promise<void>;
+
+  /** Ids whose files retention removed while keeping their manifests for lineage. */
+  readPruned(): Promise<Set<string>>;
+  markPruned(id: string): Promise<void>;
 
   readTags(): Promise<Map<string, string>>;
   /** Points `tag` at `id`, or removes it when id is undefined. */

@@ -3,6 +3,7 @@
 //   <root>/blobs/ab/abcdef...   file contents by sha256, stored once however many checkpoints share them
 //   <root>/manifests/<id>.pb    each checkpoint's manifest (protobuf)
 //   <root>/tags/<tag>           the id a tag points at
+//   <root>/pruned/<id>          marks a checkpoint whose files retention removed
 //   <root>/tmp/                 files being written; renamed into place only when complete
 //
 // Every write goes to tmp/ first and is renamed into place (rename is atomic on one
@@ -20,6 +21,7 @@ export class FsBackend implements Backend {
   private readonly blobs: string;
   private readonly manifests: string;
   private readonly tags: string;
+  private readonly pruned: string;
   /** Same filesystem as the rest, so renames out of it are atomic. */
   readonly tmp: string;
 
@@ -27,12 +29,13 @@ export class FsBackend implements Backend {
     this.blobs = path.join(location, 'blobs');
     this.manifests = path.join(location, 'manifests');
     this.tags = path.join(location, 'tags');
+    this.pruned = path.join(location, 'pruned');
     this.tmp = path.join(location, 'tmp');
   }
 
   static async open(root: string): Promise<FsBackend> {
     const b = new FsBackend(path.resolve(root));
-    for (const d of [b.blobs, b.manifests, b.tags, b.tmp]) await fsp.mkdir(d, { recursive: true });
+    for (const d of [b.blobs, b.manifests, b.tags, b.pruned, b.tmp]) await fsp.mkdir(d, { recursive: true });
     // Leftovers of writes a crash interrupted: never renamed into place, so never visible.
     for (const name of await fsp.readdir(b.tmp)) await fsp.rm(path.join(b.tmp, name), { recursive: true, force: true });
     return b;
@@ -105,6 +108,15 @@ export class FsBackend implements Backend {
 
   async deleteManifest(id: string): Promise<void> {
     await fsp.rm(path.join(this.manifests, `${id}.pb`), { force: true });
+    await fsp.rm(path.join(this.pruned, id), { force: true });
+  }
+
+  async readPruned(): Promise<Set<string>> {
+    return new Set(await fsp.readdir(this.pruned));
+  }
+
+  async markPruned(id: string): Promise<void> {
+    await this.writeAtomically(path.join(this.pruned, id), Buffer.alloc(0));
   }
 
   async readTags(): Promise<Map<string, string>> {

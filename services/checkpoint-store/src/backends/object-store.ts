@@ -2,7 +2,8 @@
 // replicated storage. Two buckets:
 //
 //   <prefix>-blobs   file contents, object name = sha256
-//   <prefix>-meta    "manifest/<id>" (protobuf) and "tag/<tag>" (the id it points at)
+//   <prefix>-meta    "manifest/<id>" (protobuf), "tag/<tag>" (the id it points at) and
+//                    "pruned/<id>" (a checkpoint whose files retention removed)
 //
 // An object becomes visible only when its last chunk and its metadata are stored, so an
 // interrupted put leaves nothing a reader could see.
@@ -26,6 +27,7 @@ export interface ObjectStoreBackendOptions {
 
 const MANIFEST = 'manifest/';
 const TAG = 'tag/';
+const PRUNED = 'pruned/';
 
 export class ObjectStoreBackend implements Backend {
   readonly kind = 'nats';
@@ -112,8 +114,20 @@ export class ObjectStoreBackend implements Backend {
   }
 
   async deleteManifest(id: string): Promise<void> {
-    const info = await this.meta.info(MANIFEST + id);
-    if (info && !info.deleted) await this.meta.delete(MANIFEST + id);
+    for (const name of [MANIFEST + id, PRUNED + id]) {
+      const info = await this.meta.info(name);
+      if (info && !info.deleted) await this.meta.delete(name);
+    }
+  }
+
+  async readPruned(): Promise<Set<string>> {
+    return new Set(
+      (await this.meta.list()).filter((i) => !i.deleted && i.name.startsWith(PRUNED)).map((i) => i.name.slice(PRUNED.length)),
+    );
+  }
+
+  async markPruned(id: string): Promise<void> {
+    await this.meta.putBlob({ name: PRUNED + id }, new Uint8Array(0));
   }
 
   async readTags(): Promise<Map<string, string>> {

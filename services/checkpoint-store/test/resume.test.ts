@@ -1,0 +1,137 @@
+// An upload cut off mid-file continues from what arrived, also after the store restarts;
+// until it is committed nothing of it is visible.
+import * as grpc from '@grpc/grpc-js';
+import { PutCheckpointRequest, PutHeader } from '@temper/proto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { CheckpointManifest } from '@temper/proto';
+import { describeDir } from '../src';
+import { expectSameTree, makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
+
+describe('resumable uploads', () => {
+  let t: TestStore;
+  let work: string;
+  beforeAll(async () => {
+    work = await tempDir();
+  });
+  afterEach(async () => {
+    await t?.stop();
+  });
+  afterAll(async () => {
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  /**
+   * Sends the header and the first `bytes` bytes of the upload, then either ends the stream
+   * without a commit ('end': the store keeps every byte sent) or drops the call ('cancel':
+   * bytes still in flight are lost).
+   */
+  async function interruptedUpload(src: string, uploadId: string, bytes: number, how: 'end' | 'cancel'): Promise<PutHeader> {
+    const files = await describeDir(src);
+    const header = PutHeader.fromPartial({ uploadId, manifest: CheckpointManifest.fromPartial({ runId: 'resume', branch: 'main', step: 7, files }) });
+    const call = t.client.raw.putCheckpoint(() => undefined);
+    call.on('error', () => undefined);
+    const send = (m: PutCheckpointRequest) => new Promise<void>((resolve) => call.write(m, () => resolve()));
+    await send({ part: { $case: 'header', value: header } });
+    let left = bytes;
+    for (const f of files) {
+      const data = await fsp.readFile(path.join(src, f.path));
+      for (let off = 0; off < data.length && left > 0; off += 100_000) {
+        const piece = data.subarray(off, Math.min(data.length, off + 100_000, off + left));
+        await send({ part: { $case: 'chunk', value: { path: f.path, offset: off, data: piece } } });
+        left -= piece.length;
+      }
+    }
+    if (how === 'cancel') call.cancel();
+    else call.end();
+    return header;
+  }
+
+  /** What the store holds of an upload once it stopped changing. */
+  async function settledReceived(uploadId: string): Promise<number> {
+    let last = -1;
+    for (let i = 0; i < 100; i++) {
+      const status = await t.client.uploadStatus(uploadId).catch(() => []);
+      const received = status.reduce((n, f) => n + f.received, 0);
+      if (received > 0 && received === last) return received;
+      last = received;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`upload ${uploadId} did not settle`);
+  }
+
+  it('continues an interrupted upload from where it stopped', async () => {
+    t = await startTestStore();
+    const src = await makeModelDir(path.join(work, 'a'), { shards: 2, shardBytes: 600_000 });
+    const files = await describeDir(src);
+    const total = files.reduce((n, f) => n + f.size, 0);
+    const cut = 700_000; // the first shard complete, the second partly there
+    await interruptedUpload(src, 'resume-a', cut, 'end');
+    const received = await settledReceived('resume-a');
+    expect(received).toBe(cut);
+    const status = await t.client.uploadStatus('resume-a');
+    expect(status.some((f) => f.complete)).toBe(true);
+    expect(status.some((f) => !f.complete && f.received > 0)).toBe(true);
+
+    // Nothing is a checkpoint until the commit.
+    expect((await t.client.list()).checkpoints).toEqual([]);
+
+    const pushed = await t.client.pushDir(src, { runId: 'resume', branch: 'main', step: 7 }, { uploadId: 'resume-a', chunkBytes: 64 * 1024 });
+    expect(pushed.created).toBe(true);
+    // Only what had not arrived was sent (files completed earlier and the received prefix are skipped).
+    expect(pushed.bytesSent).toBe(total - received);
+    await t.client.pullDir(pushed.manifest.id, path.join(work, 'a-out'));
+    await expectSameTree(src, path.join(work, 'a-out'));
+    // The upload is gone once committed.
+    await expect(t.client.uploadStatus('resume-a')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+
+  it('continues after the store restarts, re-hashing what it kept on disk', async () => {
+    t = await startTestStore();
+    const root = t.root;
+    const src = await makeModelDir(path.join(work, 'b'), { shards: 1, shardBytes: 900_000 });
+    const total = (await describeDir(src)).reduce((n, f) => n + f.size, 0);
+    await interruptedUpload(src, 'resume-b', 500_000, 'cancel');
+    const received = await settledReceived('resume-b');
+    expect(received).toBeLessThanOrEqual(500_000);
+    await t.stop();
+
+    t = await startTestStore({ root });
+    const status = await t.client.uploadStatus('resume-b');
+    expect(status.reduce((n, f) => n + f.received, 0)).toBe(received);
+    const pushed = await t.client.pushDir(src, { runId: 'resume', branch: 'main', step: 7 }, { uploadId: 'resume-b' });
+    expect(pushed.bytesSent).toBe(total - received);
+    await t.client.pullDir(pushed.manifest.id, path.join(work, 'b-out'));
+    await expectSameTree(src, path.join(work, 'b-out'));
+  });
+
+  it('refuses chunks past what arrived, and a different header under the same upload id', async () => {
+    t = await startTestStore();
+    const src = await makeModelDir(path.join(work, 'c'), { shards: 1, shardBytes: 200_000 });
+    const files = await describeDir(src);
+    const header = PutHeader.fromPartial({ uploadId: 'resume-c', manifest: { runId: 'resume', files } });
+    await new Promise((resolve) => t.client.raw.startUpload({ header }, resolve));
+    const big = files.find((f) => f.size > 100_000)!;
+    const err = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = t.client.raw.putCheckpoint((e) => resolve(e!));
+      call.write({ part: { $case: 'header', value: header } });
+      call.write({ part: { $case: 'chunk', value: { path: big.path, offset: 50_000, data: Buffer.alloc(10) } } });
+      call.end();
+    });
+    expect(err.code).toBe(grpc.status.OUT_OF_RANGE);
+    expect(err.details).toContain('resume from 0');
+
+    const other = PutHeader.fromPartial({ uploadId: 'resume-c', manifest: { runId: 'another', files } });
+    const mismatch = await new Promise<grpc.ServiceError | null>((resolve) => t.client.raw.startUpload({ header: other }, (e) => resolve(e)));
+    expect(mismatch?.code).toBe(grpc.status.FAILED_PRECONDITION);
+
+    const early = await new Promise<grpc.ServiceError | null>((resolve) => {
+      const call = t.client.raw.putCheckpoint((e) => resolve(e));
+      call.write({ part: { $case: 'header', value: header } });
+      call.write({ part: { $case: 'commit', value: {} } });
+      call.end();
+    });
+    expect(early?.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(early?.details).toContain(big.path);
+  });
+});

@@ -4,17 +4,21 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { serviceNames } from '@temper/proto';
 import { checkHealth } from '@temper/service';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
 import { testNatsUrl } from './harness/nats';
 
 describe('the four services', () => {
   let stack: LocalStack;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-services-'));
   beforeAll(async () => {
-    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore' });
+    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
   });
   afterAll(async () => {
     await stack?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it.each(['generator', 'scorer', 'learner', 'checkpoint-store'] as const)('%s answers its health check', async (name) => {

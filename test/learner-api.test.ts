@@ -1,0 +1,73 @@
+// PolicyLearner over gRPC with every service as its own process: bad specs refused with
+// their paths, a run's life (created, listed, watched, cancelled), unknown runs reported.
+import * as grpc from '@grpc/grpc-js';
+import { RunState } from '@temper/proto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LearnerClient } from '../packages/cli/src/learner-client';
+import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { testNatsUrl } from './harness/nats';
+
+const spec = (name: string) => `
+name: ${name}
+seed: 1
+model:
+  tokenizer: bytes
+  config: { model_type: qwen2, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 128, tie_word_embeddings: true }
+stages:
+  - name: rl
+    grpo: { steps: 2, prompts_per_step: 2, group_size: 2, task: { uri: "builtin:arithmetic" }, sampling: { max_new_tokens: 8 } }
+`;
+
+describe('PolicyLearner API', () => {
+  let stack: LocalStack;
+  let client: LearnerClient;
+  let dir: string;
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-api-'));
+    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
+    client = new LearnerClient(stack.address('learner'));
+  });
+  afterAll(async () => {
+    client?.close();
+    await stack?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a bad spec with INVALID_ARGUMENT naming each problem', async () => {
+    const bad = spec('bad').replace('group_size: 2', 'group_size: 1').replace('steps: 2', 'steps: two');
+    await expect(client.createRun({ spec: { $case: 'specYaml', value: bad } })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('stages[0].grpo.steps: expected an integer >= 0, got "two"'),
+    });
+    await expect(client.createRun({ spec: { $case: 'specYaml', value: 'name: x\nstages:\n  - sft: {}\n' } })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringContaining('stages.sft-0: this learner runs grpo stages, not sft'),
+    });
+  });
+
+  it('creates, lists, follows and cancels a run; the same run id is created once', async () => {
+    const runId = `api-${process.pid}`;
+    const { run } = await client.createRun({ spec: { $case: 'specYaml', value: spec('api') }, runId });
+    expect(run!.runId).toBe(runId);
+    const again = await client.createRun({ spec: { $case: 'specYaml', value: spec('api') }, runId });
+    expect(again.run!.createdAt).toEqual(run!.createdAt);
+    expect((await client.listRuns()).runs.map((r) => r.runId)).toContain(runId);
+
+    const states: RunState[] = [];
+    const following = (async () => {
+      for await (const e of client.watch(runId)) if (e.event?.$case === 'status') states.push(e.event.value.state);
+    })();
+    const { run: cancelled } = await client.cancelRun(runId);
+    expect(cancelled!.state).toBe(RunState.RUN_STATE_CANCELLED);
+    await following;
+    expect(states[0]).toBe(RunState.RUN_STATE_PENDING);
+    expect(states[states.length - 1]).toBe(RunState.RUN_STATE_CANCELLED);
+    expect((await client.listRuns([RunState.RUN_STATE_CANCELLED])).runs.map((r) => r.runId)).toContain(runId);
+  });
+
+  it('reports an unknown run as NOT_FOUND', async () => {
+    await expect(client.cancelRun('no-such-run')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+  });
+});

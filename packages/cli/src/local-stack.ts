@@ -17,6 +17,10 @@ export interface LocalStack {
   services: ServiceProcess[];
   /** Where a service listens, by name. */
   address(name: ServiceName): string;
+  /** Kills a service at once (SIGKILL), as a crash would. */
+  kill(name: ServiceName): Promise<void>;
+  /** Starts another process of a service (at the same address when the old one is gone). */
+  start(name: ServiceName): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
@@ -36,33 +40,52 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   let nats: NatsServer | undefined;
   const natsUrl = opts.natsUrl ?? process.env.NATS_URL ?? (nats = await startNatsServer()).url;
   const services: ServiceProcess[] = [];
+  // Every service learns every other's address (the learner calls the checkpoint store, ...).
+  const addresses: Record<string, string> = {};
+  for (const name of serviceNamesInOrder) addresses[addressEnvVar(name)] = `127.0.0.1:${await freePort()}`;
+
+  const spawnService = (name: ServiceName, address: string): ServiceProcess => {
+    const [out, err] = logTargets(opts.logs, name);
+    const child = spawn(process.execPath, [serviceEntry(name)], {
+      env: { ...process.env, ...opts.env, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
+      stdio: ['ignore', out, err],
+    });
+    if (typeof out === 'number') fs.closeSync(out); // the child has its own copy
+    const s = { name, address, process: child };
+    services.push(s);
+    return s;
+  };
   const stop = async () => {
     await Promise.all(services.map((s) => stopChild(s.process)));
     await nats?.stop();
   };
   try {
-    // Every service learns every other's address (the learner calls the checkpoint store, ...).
-    const addresses: Record<string, string> = {};
-    for (const name of serviceNamesInOrder) addresses[addressEnvVar(name)] = `127.0.0.1:${await freePort()}`;
-    for (const name of serviceNamesInOrder) {
-      const address = addresses[addressEnvVar(name)];
-      const [out, err] = logTargets(opts.logs, name);
-      const child = spawn(process.execPath, [serviceEntry(name)], {
-        env: { ...process.env, ...opts.env, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
-        stdio: ['ignore', out, err],
-      });
-      if (typeof out === 'number') fs.closeSync(out); // the child has its own copy
-      services.push({ name, address, process: child });
-    }
-    await Promise.all(services.map((s) => readyOrExited(s)));
+    const first = serviceNamesInOrder.map((name) => spawnService(name, addresses[addressEnvVar(name)]));
+    await Promise.all(first.map((s) => readyOrExited(s)));
   } catch (err) {
     await stop();
     throw err;
   }
+  const running = (name: ServiceName) => services.filter((s) => s.name === name && s.process.exitCode === null && s.process.signalCode === null);
   return {
     natsUrl,
     services,
-    address: (name) => services.find((s) => s.name === name)!.address,
+    address: (name) => addresses[addressEnvVar(name)],
+    kill: async (name) => {
+      await Promise.all(
+        running(name).map((s) => new Promise<void>((resolve) => {
+          s.process.once('exit', () => resolve());
+          s.process.kill('SIGKILL');
+        })),
+      );
+    },
+    start: async (name) => {
+      // A second replica of a service needs its own port; a restarted one takes the old address.
+      const address = running(name).length ? `127.0.0.1:${await freePort()}` : addresses[addressEnvVar(name)];
+      const s = spawnService(name, address);
+      await readyOrExited(s);
+      return s;
+    },
     stop,
   };
 }
@@ -75,10 +98,16 @@ function logTargets(logs: LocalStackOptions['logs'], name: ServiceName): ['inher
 }
 
 async function readyOrExited(s: ServiceProcess): Promise<void> {
-  const exited = new Promise<never>((_, reject) =>
-    s.process.once('exit', (code) => reject(new Error(`temper-${s.name} exited with code ${code} while starting`))),
-  );
-  await Promise.race([waitForServing(s.address, '', 30000), exited]);
+  let onExit: ((code: number | null) => void) | undefined;
+  const exited = new Promise<never>((_, reject) => {
+    onExit = (code) => reject(new Error(`temper-${s.name} exited with code ${code} while starting`));
+    s.process.once('exit', onExit);
+  });
+  try {
+    await Promise.race([waitForServing(s.address, '', 30000), exited]);
+  } finally {
+    s.process.off('exit', onExit!);
+  }
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

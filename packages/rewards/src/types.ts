@@ -55,6 +55,8 @@ export interface RewardComponent<Prepared = Record<string, OptionValue>> {
   name: string;
   description: string;
   options: Record<string, OptionSpec>;
+  /** Scoring means nothing without a reference answer (the service refuses items without one). */
+  needsReference?: boolean;
   prepare?(options: Record<string, OptionValue>, path: string): Prepared;
   score(input: ScoreInput, prepared: Prepared, ctx: ScoringContext): number | ComponentOutcome;
 }

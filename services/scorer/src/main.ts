@@ -1,14 +1,22 @@
 #!/usr/bin/env node
-// temper-scorer: turns completions into rewards.
+// temper-scorer: turns completions into rewards, over gRPC (RewardScorer) and JetStream
+// (rollout groups in, scored groups out), scoring on a pool of worker threads.
 import { connectBus } from '@temper/bus';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { rewardScorerBinding } from './grpc';
+import { ScoringPool } from './pool';
+import { scorerSettings } from './settings';
+import { startRolloutWorker } from './worker';
 
 const log = createLogger('scorer');
 
 runService(log, async () => {
   const settings = serviceSettings('scorer');
+  const scorer = scorerSettings();
+  const pool = new ScoringPool({ ...scorer, onReplace: (reason) => log.warn('replaced a scoring thread', { reason }) });
   const bus = await connectBus(settings.natsUrl, 'temper-scorer');
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [] });
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl });
-  return [() => bus.close(), () => grpc.stop()];
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rewardScorerBinding(pool, { maxItems: scorer.maxItems, log })] });
+  const worker = await startRolloutWorker(bus, pool, { consumer: scorer.consumer, filterSubject: scorer.filterSubject, log });
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, threads: pool.threads, consumer: scorer.consumer, plugins: scorer.plugins });
+  return [() => pool.close(), () => bus.close(), () => worker.stop(), () => grpc.stop()];
 });

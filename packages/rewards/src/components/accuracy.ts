@@ -15,6 +15,7 @@ export interface AccuracySettings {
 
 export const accuracy: RewardComponent<AccuracySettings> = {
   name: 'accuracy',
+  needsReference: true,
   description: 'Final answer (last <answer> block, \\boxed{} or pattern match) equivalent to the reference: 1, else 0.',
   options: {
     sources: { type: 'list', default: ['answer', 'boxed'], oneOf: ['answer', 'boxed', 'pattern'], description: 'Where the final answer may come from; the last one in the text wins.' },

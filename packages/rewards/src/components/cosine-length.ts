@@ -17,6 +17,7 @@ interface CosineSettings {
 
 export const cosineLength: RewardComponent<CosineSettings> = {
   name: 'length',
+  needsReference: true,
   description: 'Cosine-scaled by length: shorter correct answers and longer wrong ones score higher.',
   options: {
     minCorrect: { type: 'number', default: 0.5, description: 'Reward of a correct answer at maxLength.' },

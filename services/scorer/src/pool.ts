@@ -1,0 +1,225 @@
+// Scoring across worker threads. Items are cut into chunks and handed to idle threads,
+// so one slow item holds up only its own thread. A watchdog reads each thread's progress
+// from shared memory; an item past its time limit gets a result flagged "timeout", its
+// thread is terminated and replaced, and the rest of its chunk is scored again elsewhere
+// (scoring is deterministic, so redoing finished items changes nothing).
+import {
+  compileRewardSpec,
+  CompiledRewardSpec,
+  createRegistry,
+  loadRewardPlugins,
+  RewardRegistry,
+  RewardResult,
+  RewardSpecInput,
+  ScoreInput,
+} from '@temper/rewards';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ChunkReply, ChunkRequest, ThreadData } from './thread-protocol';
+
+export interface PoolOptions {
+  threads: number;
+  itemTimeoutMs: number;
+  plugins?: string[];
+  maxCompletionChars?: number;
+  /** Most items per chunk (default 64). */
+  chunkSize?: number;
+  /** Told when a thread is replaced (timeout or crash). */
+  onReplace?: (reason: string) => void;
+}
+
+interface Request {
+  results: (RewardResult | undefined)[];
+  pending: number;
+  names: string[];
+  done: boolean;
+  resolve(results: RewardResult[]): void;
+  reject(err: Error): void;
+}
+
+interface Chunk {
+  request: Request;
+  specKey: string;
+  spec: RewardSpecInput | null;
+  items: ScoreInput[];
+  /** Where each item's result goes in the request. */
+  positions: number[];
+}
+
+interface Slot {
+  worker: Worker;
+  current: Int32Array;
+  startedAt: Float64Array;
+  chunk?: Chunk;
+  chunkId: number;
+}
+
+export interface PoolStats {
+  scored: number;
+  timeouts: number;
+  replaced: number;
+}
+
+export class ScoringPool {
+  readonly registry: RewardRegistry;
+  readonly stats: PoolStats = { scored: 0, timeouts: 0, replaced: 0 };
+  private readonly slots: Slot[] = [];
+  private readonly queue: Chunk[] = [];
+  private readonly specs = new Map<string, CompiledRewardSpec>();
+  private readonly watchdog: NodeJS.Timeout;
+  private nextChunkId = 1;
+  private closed = false;
+
+  constructor(private readonly opts: PoolOptions) {
+    // The same components as the threads, so a spec is checked here before any work.
+    this.registry = createRegistry();
+    loadRewardPlugins(opts.plugins ?? [], this.registry);
+    for (let i = 0; i < Math.max(1, opts.threads); i++) this.slots.push(this.startThread());
+    this.watchdog = setInterval(() => this.checkTimeouts(), Math.max(5, Math.floor(opts.itemTimeoutMs / 4)));
+    this.watchdog.unref();
+  }
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  /** Checks a spec (RewardSpecError names the bad field) and keeps it compiled. */
+  compile(spec: RewardSpecInput | null | undefined): { key: string; compiled: CompiledRewardSpec } {
+    const key = JSON.stringify(spec ?? null);
+    let compiled = this.specs.get(key);
+    if (!compiled) {
+      compiled = compileRewardSpec(spec, { registry: this.registry, maxCompletionChars: this.opts.maxCompletionChars });
+      if (this.specs.size >= 64) this.specs.clear();
+      this.specs.set(key, compiled);
+    }
+    return { key, compiled };
+  }
+
+  /** One result per item, in item order. */
+  score(spec: RewardSpecInput | null | undefined, items: ScoreInput[]): Promise<RewardResult[]> {
+    if (this.closed) return Promise.reject(new Error('the scoring pool is closed'));
+    const { key, compiled } = this.compile(spec);
+    if (items.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const request: Request = { results: new Array(items.length), pending: items.length, names: compiled.names(), done: false, resolve, reject };
+      // Even chunks across threads for small batches (latency), capped for big ones (balance).
+      const size = Math.max(1, Math.min(this.opts.chunkSize ?? 64, Math.ceil(items.length / this.slots.length)));
+      for (let from = 0; from < items.length; from += size) {
+        const positions = Array.from({ length: Math.min(size, items.length - from) }, (_, i) => from + i);
+        this.queue.push({ request, specKey: key, spec: spec ?? null, items: positions.map((p) => items[p]), positions });
+      }
+      this.dispatch();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.watchdog);
+    for (const c of this.queue.splice(0)) this.fail(c.request, new Error('the scoring pool closed'));
+    await Promise.all(
+      this.slots.map((s) => {
+        if (s.chunk) this.fail(s.chunk.request, new Error('the scoring pool closed'));
+        s.worker.removeAllListeners();
+        return s.worker.terminate();
+      }),
+    );
+  }
+
+  private startThread(): Slot {
+    const progress = new SharedArrayBuffer(16);
+    const data: ThreadData = { plugins: this.opts.plugins ?? [], maxCompletionChars: this.opts.maxCompletionChars ?? 0, progress };
+    if (!data.maxCompletionChars) delete (data as Partial<ThreadData>).maxCompletionChars;
+    const worker = new Worker(threadFile(), { workerData: data });
+    const slot: Slot = { worker, current: new Int32Array(progress, 0, 1), startedAt: new Float64Array(progress, 8, 1), chunkId: 0 };
+    worker.on('message', (reply: ChunkReply) => this.onReply(slot, reply));
+    worker.on('error', (err) => this.onCrash(slot, err));
+    worker.on('exit', (code) => this.onCrash(slot, new Error(`scoring thread exited with code ${code}`)));
+    return slot;
+  }
+
+  private dispatch(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (slot.chunk) continue;
+      const chunk = this.queue.shift()!;
+      if (chunk.request.done) continue;
+      slot.chunk = chunk;
+      slot.chunkId = this.nextChunkId++;
+      const req: ChunkRequest = { id: slot.chunkId, specKey: chunk.specKey, spec: chunk.spec, items: chunk.items };
+      slot.worker.postMessage(req);
+    }
+  }
+
+  private onReply(slot: Slot, reply: ChunkReply): void {
+    const chunk = slot.chunk;
+    if (!chunk || reply.id !== slot.chunkId) return;
+    slot.chunk = undefined;
+    if ('error' in reply) this.fail(chunk.request, new Error(reply.error));
+    else reply.results.forEach((r, i) => this.deliver(chunk.request, chunk.positions[i], r));
+    this.dispatch();
+  }
+
+  private deliver(request: Request, position: number, result: RewardResult): void {
+    if (request.done || request.results[position]) return;
+    request.results[position] = result;
+    this.stats.scored++;
+    if (--request.pending === 0) {
+      request.done = true;
+      request.resolve(request.results as RewardResult[]);
+    }
+  }
+
+  private fail(request: Request, err: Error): void {
+    if (request.done) return;
+    request.done = true;
+    request.reject(err);
+  }
+
+  private checkTimeouts(): void {
+    const now = Date.now();
+    for (let i = 0; i < this.slots.length; i++) {
+      const slot = this.slots[i];
+      const index = Atomics.load(slot.current, 0) - 1;
+      if (!slot.chunk || index < 0 || now - slot.startedAt[0] <= this.opts.itemTimeoutMs) continue;
+      const chunk = slot.chunk;
+      this.stats.timeouts++;
+      this.deliver(chunk.request, chunk.positions[index], timedOut(chunk.request.names));
+      const rest = chunk.positions.map((p, j) => ({ p, item: chunk.items[j] })).filter((_, j) => j !== index);
+      if (rest.length > 0) {
+        this.queue.unshift({ ...chunk, items: rest.map((r) => r.item), positions: rest.map((r) => r.p) });
+      }
+      this.replace(i, `item timed out after ${this.opts.itemTimeoutMs} ms`);
+    }
+    this.dispatch();
+  }
+
+  private onCrash(slot: Slot, err: Error): void {
+    const i = this.slots.indexOf(slot);
+    if (i < 0 || this.closed) return;
+    if (slot.chunk) this.fail(slot.chunk.request, new Error(`scoring thread failed: ${err.message}`));
+    this.replace(i, `thread failed: ${err.message}`);
+    this.dispatch();
+  }
+
+  private replace(i: number, reason: string): void {
+    const old = this.slots[i];
+    old.worker.removeAllListeners();
+    old.worker.on('error', () => {}); // it is going away; nothing it says matters now
+    void old.worker.terminate();
+    this.slots[i] = this.startThread();
+    this.stats.replaced++;
+    this.opts.onReplace?.(reason);
+  }
+}
+
+function timedOut(names: string[]): RewardResult {
+  return { total: 0, components: Object.fromEntries(names.map((n) => [n, 0])), truncated: false, flags: ['timeout'], extractedAnswer: '' };
+}
+
+// The compiled thread beside this file; under ts-jest this file runs from src/, so the
+// built one in dist/ (npm test and `tsc -b` build it).
+function threadFile(): string {
+  const here = path.join(__dirname, 'score-thread.js');
+  return fs.existsSync(here) ? here : path.join(__dirname, '..', 'dist', 'score-thread.js');
+}

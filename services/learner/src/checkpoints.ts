@@ -1,7 +1,7 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
-import { Bus, streams, subjects } from '@temper/bus';
+import { Bus, publishMessage, streams, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest } from '@temper/proto';
@@ -84,6 +84,13 @@ export async function latestResumable(store: CheckpointClient, runId: string, st
 export async function latestPolicyVersion(bus: Bus, runId: string): Promise<number> {
   const msg = await bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.checkpointCommitted(runId) }).catch(() => undefined);
   return msg ? CheckpointCommitted.decode(msg.data).policyVersion : 0;
+}
+
+/** Announces a stored checkpoint as a (new) policy version of its run, without storing it again. */
+export async function announcePolicy(bus: Bus, manifest: CheckpointManifest, policyVersion: number): Promise<void> {
+  await publishMessage(bus.js, subjects.checkpointCommitted(manifest.runId), CheckpointCommitted, { manifest, policyVersion }, {
+    msgId: `${manifest.id}/v${policyVersion}`,
+  });
 }
 
 function readJson<T>(file: string): T | undefined {

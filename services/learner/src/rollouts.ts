@@ -18,6 +18,8 @@ export class RolloutExchange {
   constructor(
     private readonly bus: Bus,
     private readonly runId: string,
+    /** Groups asked for by an earlier attempt (before a resume) may come from discarded policies: dropped. */
+    private readonly attempt: number,
     private readonly log: Logger,
   ) {
     this.consumer = `learner_${runId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
@@ -36,6 +38,10 @@ export class RolloutExchange {
       const key = d.message.group?.key;
       if (!key) {
         d.raw.term('scored group without a key');
+        return;
+      }
+      if (key.attempt !== this.attempt) {
+        d.raw.ack();
         return;
       }
       const id = groupId(key.step, key.groupIndex);

@@ -6,7 +6,7 @@ import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, RolloutRequest, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { announcePolicy, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
 import { openPrompts, PromptItem } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
@@ -25,7 +25,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   const optimizer = optimizerOf(g);
   const reference = g.klBeta > 0 ? (await loadCheckpoint(ctx.store, setup.referenceId, { threads: ctx.threads })).model : null;
   const prompts = openPrompts(g.task!, Number(ctx.spec.seed), state.dataCursor);
-  const exchange = new RolloutExchange(ctx.bus, ctx.runId, ctx.log);
+  const exchange = new RolloutExchange(ctx.bus, ctx.runId, state.attempt, ctx.log);
   await exchange.start();
   let lastCheckpoint = setup.lastCheckpointId;
   ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion });
@@ -100,12 +100,8 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
     const state: RunState = { ...loaded.runState!, attempt: loaded.runState!.attempt + 1, policyVersion };
     ctx.log.info('resuming grpo stage', { stage, step: state.step, checkpoint: resumable.id, policyVersion });
-    const republished = await saveCheckpoint(ctx.store, loaded.model, {
-      tokenizer: loaded.tokenizer!,
-      manifest: { runId: ctx.runId, stage, step: state.step, branch: stage, parentId: resumable.id, labels: { kind: 'policy', attempt: String(state.attempt) } },
-      policyVersion,
-    });
-    return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: republished.id };
+    await announcePolicy(ctx.bus, loaded.manifest, policyVersion);
+    return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: resumable.id };
   }
   let model: Model;
   let tokenizerSpec: TokenizerSpec;

@@ -1,4 +1,5 @@
 // The temper command. Each subcommand lives in commands/<name>.ts.
+import { ckpt } from './commands/ckpt';
 import { run } from './commands/run';
 import { cancel, runs } from './commands/runs';
 import { up } from './commands/up';
@@ -14,6 +15,8 @@ const usage = `temper <command>
                           the learner's runs.
   cancel <run-id> [--endpoint host:port]
                           cancel a run.
+  ckpt ls | push <dir> | pull <id> <dir> | tag <id> <tag> | lineage <id> | rm <id> [--endpoint host:port] [--json]
+                          checkpoints in the checkpoint store; temper ckpt help lists the options.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -33,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return run({ specPath: positional[0], endpoint: option('endpoint'), json: flag('json') });
     case 'runs':
       return runs({ endpoint: option('endpoint'), json: flag('json') });
+    case 'ckpt':
+      return ckpt(rest);
     case 'cancel':
       return cancel({ runId: positional[0], endpoint: option('endpoint') });
     case undefined:

@@ -20,7 +20,7 @@ import { addressEnvVar, defaultPorts } from '@temper/service';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { describeDir, PULL_TEMP_PREFIX } from './files';
+import { describeDir, PULL_TEMP_PREFIX, summarizeModelDir } from './files';
 import { FLOW_CONTROL_WINDOW } from './flow-control';
 import { canonicalManifestBytes } from './manifest';
 import { filePathProblem } from './names';
@@ -95,7 +95,9 @@ export class CheckpointClient {
   async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
     const files = await describeDir(dir);
     if (files.length === 0) throw new Error(`${dir} has no files to push`);
-    const manifest = CheckpointManifest.fromPartial({ ...fields, id: '', files, createdAt: undefined });
+    // The model summary comes from config.json and the safetensors headers unless given.
+    const model = fields.model ?? (await summarizeModelDir(dir, files.map((f) => f.path)));
+    const manifest = CheckpointManifest.fromPartial({ ...fields, model, id: '', files, createdAt: undefined });
     const policyVersion = opts.policyVersion ?? 0;
     let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
     let bytesSent = 0;

@@ -1,6 +1,6 @@
 // Local checkpoint directories: the files in one (relative paths with "/"), and their
 // sha256, read in chunks so a multi-gigabyte shard never sits in memory whole.
-import { CheckpointFile } from '@temper/proto';
+import { CheckpointFile, ModelSummary } from '@temper/proto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -40,4 +40,64 @@ export async function describeDir(dir: string): Promise<CheckpointFile[]> {
   const files: CheckpointFile[] = [];
   for (const rel of await listFiles(dir)) files.push({ path: rel, ...(await hashFile(path.join(dir, ...rel.split('/')))) });
   return files;
+}
+
+/**
+ * What a Hugging Face model directory holds, from config.json and the safetensors headers
+ * (the parameter count is the sum of the tensors' element counts; adapter files count too).
+ * Undefined when there is no config.json.
+ */
+export async function summarizeModelDir(dir: string, files: string[]): Promise<ModelSummary | undefined> {
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(await fsp.readFile(path.join(dir, 'config.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const num = (...keys: string[]) => {
+    for (const k of keys) if (typeof config[k] === 'number') return config[k] as number;
+    return 0;
+  };
+  let parameters = 0;
+  const dtypes = new Set<string>();
+  for (const rel of files.filter((f) => f.endsWith('.safetensors'))) {
+    const header = await safetensorsHeader(path.join(dir, ...rel.split('/'))).catch(() => undefined);
+    for (const [name, t] of Object.entries(header ?? {})) {
+      if (name === '__metadata__') continue;
+      const tensor = t as { dtype?: string; shape?: number[] };
+      parameters += (tensor.shape ?? []).reduce((a, b) => a * b, 1);
+      if (tensor.dtype) dtypes.add(tensor.dtype);
+    }
+  }
+  const adapterConfig = files.find((f) => f.endsWith('adapter_config.json'));
+  let adapter = '';
+  if (adapterConfig) {
+    const a = JSON.parse(await fsp.readFile(path.join(dir, ...adapterConfig.split('/')), 'utf8').catch(() => '{}'));
+    adapter = a.use_dora ? 'dora' : a.use_rslora ? 'rslora' : String(a.peft_type ?? 'lora').toLowerCase();
+  }
+  return {
+    modelType: typeof config.model_type === 'string' ? config.model_type : '',
+    parameters,
+    vocabSize: num('vocab_size'),
+    hiddenSize: num('hidden_size', 'n_embd'),
+    numLayers: num('num_hidden_layers', 'n_layer'),
+    dtype: dtypes.size === 1 ? [...dtypes][0] : typeof config.torch_dtype === 'string' ? config.torch_dtype : [...dtypes].sort().join(','),
+    adapter,
+  };
+}
+
+/** The JSON header of a safetensors file (8-byte little-endian length, then JSON). */
+async function safetensorsHeader(file: string): Promise<Record<string, unknown>> {
+  const fh = await fsp.open(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    await fh.read(len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    if (n <= 0 || n > 100 << 20) throw new Error(`${file}: implausible safetensors header length ${n}`);
+    const buf = Buffer.alloc(n);
+    await fh.read(buf, 0, n, 8);
+    return JSON.parse(buf.toString('utf8'));
+  } finally {
+    await fh.close();
+  }
 }

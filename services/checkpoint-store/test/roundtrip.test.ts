@@ -53,6 +53,19 @@ describe.each(['fs', 'nats'] as const)('round trip through the %s backend', (bac
     expect(again.bytesSent).toBe(0);
   });
 
+  it('summarizes the model from config.json and the safetensors headers', async () => {
+    const dir = path.join(work, 'tiny');
+    await fsp.mkdir(path.join(dir, 'adapter'), { recursive: true });
+    await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'qwen2', hidden_size: 8, num_hidden_layers: 2, vocab_size: 32 }));
+    const header = Buffer.from(JSON.stringify({ 'embed.weight': { dtype: 'BF16', shape: [32, 8], data_offsets: [0, 512] }, 'norm.weight': { dtype: 'BF16', shape: [8], data_offsets: [512, 528] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    await fsp.writeFile(path.join(dir, 'model.safetensors'), Buffer.concat([len, header, Buffer.alloc(528)]));
+    await fsp.writeFile(path.join(dir, 'adapter', 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', use_dora: true }));
+    const { manifest } = await t.client.pushDir(dir, { runId: 'summary' });
+    expect(manifest.model).toEqual({ modelType: 'qwen2', parameters: 32 * 8 + 8, vocabSize: 32, hiddenSize: 8, numLayers: 2, dtype: 'BF16', adapter: 'dora' });
+  });
+
   it('pulls a subset of files and stores identical files once', async () => {
     const src = path.join(work, 'src');
     const other = await t.client.pushDir(src, { runId: 'run-1', branch: 'main', step: 200 });

@@ -6,7 +6,7 @@ import { Model } from '@temper/native';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../src/grpo/train-step';
 
 const config = {
-  model_type: 'qwen2',
+  model_type: 'qwen2' as const,
   vocab_size: 32,
   hidden_size: 16,
   intermediate_size: 32,

@@ -17,3 +17,5 @@ export * from './mixture';
 export * from './packing';
 export * from './sft';
 export * from './loaders';
+export * from './corpora/sources';
+export * from './corpora/presets';

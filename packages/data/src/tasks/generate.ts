@@ -120,3 +120,30 @@ export function checkCompletion(item: Pick<TaskItem, 'task' | 'answer' | 'meta'>
   const { answer } = parseCompletion(completion);
   return answer !== null && checkAnswer(item, answer);
 }
+
+export interface TaskMixOptions {
+  tasks: readonly { task: TaskName; difficulty: number | readonly number[]; weight?: number }[];
+  split: Split;
+  seed: number | string;
+  heldOutFraction?: number;
+}
+
+/** An endless stream mixing several tasks, each item's task drawn by weight (default 1 each). */
+export function* taskMixStream(options: TaskMixOptions): Generator<TaskItem> {
+  if (options.tasks.length === 0) throw new RangeError('a task mix needs at least one task');
+  const weights = options.tasks.map((t) => t.weight ?? 1);
+  if (weights.some((w) => !Number.isFinite(w) || w < 0) || !weights.some((w) => w > 0)) throw new RangeError(`task mix weights must be >= 0 and not all 0, got ${weights.join(', ')}`);
+  const total = weights.reduce((s, w) => s + w, 0);
+  const streams = options.tasks.map((t, i) =>
+    taskStream({ task: t.task, difficulty: t.difficulty, split: options.split, seed: `${options.seed}:${i}`, heldOutFraction: options.heldOutFraction }),
+  );
+  const rng = createRng('task-mix', options.seed);
+  for (;;) {
+    let u = rng.next() * total;
+    let i = 0;
+    while (i < weights.length - 1 && u >= weights[i]) u -= weights[i++];
+    // Skip zero-weight entries the float walk might land on at the end.
+    while (weights[i] === 0) i--;
+    yield streams[i].next().value as TaskItem;
+  }
+}

@@ -207,7 +207,8 @@ interface StepOutcome {
 function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
   const rewards = o.groups.flatMap((g) => g.rewards);
   const completions = o.groups.flatMap((g) => g.group?.completions ?? []);
-  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  const mean = (xs: number[]) => (xs.length ? sum(xs) / xs.length : 0);
   const values: Record<string, number> = {
     'reward/total': mean(rewards.map((r) => r.total)),
     response_length: mean(completions.map((c) => c.tokenIds.length)),
@@ -219,8 +220,9 @@ function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
     policy_lag: mean(o.groups.map((g) => o.next.policyVersion - 1 - (g.group?.policyVersion ?? 0))),
     'time/step_s': stepMs / 1000,
     'time/rollout_wait_s': o.waited / 1000,
-    'time/generate_s': mean(o.groups.map((g) => g.group?.generateSeconds ?? 0)),
-    'time/score_s': mean(o.groups.map((g) => g.scoreSeconds)),
+    // Engine and scoring time spent on this step's groups (a batch's time is shared among its groups).
+    'time/generate_s': sum(o.groups.map((g) => g.group?.generateSeconds ?? 0)),
+    'time/score_s': sum(o.groups.map((g) => g.scoreSeconds)),
     'time/learn_s': o.learnMs / 1000,
     'time/sync_s': o.syncMs / 1000,
     'tokens_per_s/train': o.batch.maskedTokens / Math.max(1e-9, o.learnMs / 1000),

@@ -55,64 +55,77 @@ function resolve(record: unknown, spec: FieldSpec, where: (msg: string) => Error
   return spec.includes('{') ? spec.replace(/\{([^{}]+)\}/g, (_, path: string) => one(path)) : one(spec);
 }
 
-function readUtf8(file: string): string {
-  let bytes: Buffer;
+const chunkBytes = 1 << 20;
+
+/**
+ * The lines of a file (without their \n or \r\n), read in chunks so a large file is never
+ * held whole, each decoded as strict UTF-8 so a bad byte is reported with its line.
+ */
+export function* readLines(file: string): Generator<{ text: string; line: number }> {
+  let fd: number;
   try {
-    bytes = fs.readFileSync(file);
+    fd = fs.openSync(file, 'r');
   } catch (err) {
     throw new DataFileError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    // Find the line of the first bad byte so the user can fix it.
-    let line = 1;
-    for (let i = 0; i < bytes.length; i++) {
-      const n = validUtf8Length(bytes, i);
-      if (n === 0) throw new DataFileError(file, line, 'not valid UTF-8');
-      if (bytes[i] === 0x0a) line++;
-      i += n - 1;
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const buffer = Buffer.alloc(chunkBytes);
+  let pending: Buffer[] = [];
+  let line = 0;
+  const decode = (parts: Buffer[]): string => {
+    line++;
+    const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    try {
+      return decoder.decode(bytes).replace(/\r$/, '');
+    } catch {
+      throw new DataFileError(file, line, 'not valid UTF-8');
     }
-    throw new DataFileError(file, undefined, 'not valid UTF-8');
-  }
-}
-
-// Length of the valid UTF-8 sequence starting at i, or 0 when it is not one.
-function validUtf8Length(b: Buffer, i: number): number {
-  const c = b[i];
-  const n = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-  if (n === 0 || i + n > b.length) return 0;
-  for (let k = 1; k < n; k++) if ((b[i + k] & 0xc0) !== 0x80) return 0;
+  };
   try {
-    new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(i, i + n));
-  } catch {
-    return 0;
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(fd, buffer, 0, chunkBytes, null);
+      } catch (err) {
+        throw new DataFileError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (n === 0) break;
+      const chunk = buffer.subarray(0, n);
+      let from = 0;
+      for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
+        pending.push(Buffer.from(chunk.subarray(from, nl)));
+        const text = decode(pending);
+        pending = [];
+        yield { text, line };
+        from = nl + 1;
+      }
+      if (from < n) pending.push(Buffer.from(chunk.subarray(from)));
+    }
+    // A last line without a trailing newline.
+    if (pending.length > 0) yield { text: decode(pending), line };
+  } finally {
+    fs.closeSync(fd);
   }
-  return n;
 }
 
 function* jsonlRecords(file: string): Generator<{ record: Record<string, unknown>; line: number }> {
-  const text = readUtf8(file);
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = lines[i].replace(/\r$/, '');
-    if (raw.trim().length === 0) continue;
+  for (const { text, line } of readLines(file)) {
+    if (text.trim().length === 0) continue;
     let record: unknown;
     try {
-      record = JSON.parse(raw);
+      record = JSON.parse(text);
     } catch (err) {
-      throw new DataFileError(file, i + 1, `not valid JSON: ${(err as Error).message}`);
+      throw new DataFileError(file, line, `not valid JSON: ${(err as Error).message}`);
     }
     if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-      throw new DataFileError(file, i + 1, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : JSON.stringify(record)}`);
+      throw new DataFileError(file, line, `expected a JSON object, got ${Array.isArray(record) ? 'an array' : JSON.stringify(record)}`);
     }
-    yield { record: record as Record<string, unknown>, line: i + 1 };
+    yield { record: record as Record<string, unknown>, line };
   }
 }
 
-/** Documents from a JSONL file, text taken through the mapping. */
-export function loadJsonlDocuments(file: string, mapping: JsonlDocumentMapping, options: LoaderOptions = {}): Document[] {
-  const out: Document[] = [];
+/** Documents from a JSONL file, text taken through the mapping, read as they are needed. */
+export function* streamJsonlDocuments(file: string, mapping: JsonlDocumentMapping, options: LoaderOptions = {}): Generator<Document> {
   for (const { record, line } of jsonlRecords(file)) {
     const where = (msg: string) => new DataFileError(file, line, msg);
     const text = resolve(record, mapping.text, where);
@@ -120,14 +133,17 @@ export function loadJsonlDocuments(file: string, mapping: JsonlDocumentMapping, 
       if (options.skipEmpty) continue;
       throw where(`text from "${mapping.text}" is empty`);
     }
-    out.push({ text, source: options.source ?? file });
+    yield { text, source: options.source ?? file };
   }
-  return out;
 }
 
-/** Prompt/response pairs from a JSONL file (e.g. for SFT). */
-export function loadJsonlPairs(file: string, mapping: JsonlPairMapping, options: LoaderOptions = {}): PromptResponse[] {
-  const out: PromptResponse[] = [];
+/** All documents of a JSONL file (so a bad record fails now, not mid-run). */
+export function loadJsonlDocuments(file: string, mapping: JsonlDocumentMapping, options: LoaderOptions = {}): Document[] {
+  return [...streamJsonlDocuments(file, mapping, options)];
+}
+
+/** Prompt/response pairs from a JSONL file (e.g. for SFT), read as they are needed. */
+export function* streamJsonlPairs(file: string, mapping: JsonlPairMapping, options: LoaderOptions = {}): Generator<PromptResponse> {
   for (const { record, line } of jsonlRecords(file)) {
     const where = (msg: string) => new DataFileError(file, line, msg);
     const prompt = resolve(record, mapping.prompt, where);
@@ -136,9 +152,13 @@ export function loadJsonlPairs(file: string, mapping: JsonlPairMapping, options:
       if (options.skipEmpty) continue;
       throw where(`${prompt.length === 0 ? `prompt from "${mapping.prompt}"` : `response from "${mapping.response}"`} is empty`);
     }
-    out.push({ prompt, response, source: options.source ?? file });
+    yield { prompt, response, source: options.source ?? file };
   }
-  return out;
+}
+
+/** All prompt/response pairs of a JSONL file. */
+export function loadJsonlPairs(file: string, mapping: JsonlPairMapping, options: LoaderOptions = {}): PromptResponse[] {
+  return [...streamJsonlPairs(file, mapping, options)];
 }
 
 export interface TextLoaderOptions extends LoaderOptions {
@@ -149,17 +169,36 @@ export interface TextLoaderOptions extends LoaderOptions {
   split?: 'file' | 'paragraph' | 'line';
 }
 
-/** Documents from a plain UTF-8 text file. */
-export function loadTextDocuments(file: string, options: TextLoaderOptions = {}): Document[] {
-  const text = readUtf8(file).replace(/\r\n/g, '\n');
+/** Documents from a plain UTF-8 text file, read as they are needed. */
+export function* streamTextDocuments(file: string, options: TextLoaderOptions = {}): Generator<Document> {
   const source = options.source ?? file;
   const split = options.split ?? 'paragraph';
-  let pieces: string[];
-  if (split === 'file') pieces = [text.trim()];
-  else if (split === 'line') pieces = text.split('\n').map((l) => l.trim());
-  else if (split === 'paragraph') pieces = text.split(/\n[ \t]*\n/).map((p) => p.trim());
-  else throw new DataFileError(file, undefined, `unknown split ${JSON.stringify(split)} (file, paragraph or line)`);
-  const docs = pieces.filter((p) => p.length > 0).map((p) => ({ text: p, source }));
-  if (docs.length === 0) throw new DataFileError(file, undefined, 'holds no text');
-  return docs;
+  if (split !== 'file' && split !== 'paragraph' && split !== 'line') throw new DataFileError(file, undefined, `unknown split ${JSON.stringify(split)} (file, paragraph or line)`);
+  let any = false;
+  let block: string[] = [];
+  const flush = function* (): Generator<Document> {
+    const text = block.join('\n').trim();
+    block = [];
+    if (text.length > 0) {
+      any = true;
+      yield { text, source };
+    }
+  };
+  for (const { text } of readLines(file)) {
+    if (split === 'line') {
+      block = [text];
+      yield* flush();
+    } else if (split === 'paragraph' && text.trim().length === 0) {
+      yield* flush();
+    } else {
+      block.push(text);
+    }
+  }
+  yield* flush();
+  if (!any) throw new DataFileError(file, undefined, 'holds no text');
+}
+
+/** All documents of a plain UTF-8 text file. */
+export function loadTextDocuments(file: string, options: TextLoaderOptions = {}): Document[] {
+  return [...streamTextDocuments(file, options)];
 }

@@ -104,7 +104,7 @@ export function* packDocuments(documents: Iterable<ArrayLike<number>>, options: 
     const framed = new Int32Array(doc.length + 1 + (bosId === undefined ? 0 : 1));
     let o = 0;
     if (bosId !== undefined) framed[o++] = bosId;
-    framed.set(Array.from(doc), o);
+    framed.set(doc, o);
     framed[framed.length - 1] = eosId;
 
     if (policy === 'truncate') {

@@ -44,8 +44,8 @@ export function buildSftExample(promptIds: ArrayLike<number>, responseIds: Array
   const length = promptIds.length + responseKept + (truncated ? 0 : 1);
   const tokens = new Int32Array(length);
   const lossMask = new Uint8Array(length);
-  tokens.set(Array.from(promptIds), 0);
-  tokens.set(Array.from(responseIds).slice(0, responseKept), promptIds.length);
+  tokens.set(promptIds, 0);
+  for (let k = 0; k < responseKept; k++) tokens[promptIds.length + k] = responseIds[k];
   if (!truncated) tokens[length - 1] = eosId;
   lossMask.fill(1, promptIds.length);
   // Token 0 has no context to be predicted from, even when the prompt is empty.

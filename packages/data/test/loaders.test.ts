@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DataFileError, loadJsonlDocuments, loadJsonlPairs, loadTextDocuments } from '@temper/data';
+import { DataFileError, loadJsonlDocuments, loadJsonlPairs, loadTextDocuments, readLines, streamJsonlDocuments } from '@temper/data';
 
 describe('loaders', () => {
   let dir: string;
@@ -84,5 +84,36 @@ describe('loaders', () => {
     const blank = write('blank.txt', '\n \n');
     expect(() => loadTextDocuments(blank)).toThrow(`${blank}: holds no text`);
     expect(() => loadTextDocuments(file, { split: 'words' as 'line' })).toThrow(/unknown split "words"/);
+  });
+
+  it('read files larger than one chunk, with characters split across chunk boundaries', () => {
+    // Records of about 1,000 bytes whose multi-byte characters land on every alignment, enough to
+    // cross the 1 MiB read size several times.
+    const records: string[] = [];
+    for (let i = 0; i < 3000; i++) records.push(JSON.stringify({ id: i, text: `${'é'.repeat(i % 7)}数学🙂 record ${i} `.padEnd(480, 'ü') }));
+    const file = write('big.jsonl', records.join('\n') + '\n');
+    expect(fs.statSync(file).size).toBeGreaterThan(2 * (1 << 20));
+    const docs = loadJsonlDocuments(file, { text: 'text' });
+    expect(docs).toHaveLength(3000);
+    docs.forEach((d, i) => expect(d.text).toBe(JSON.parse(records[i]).text));
+    // The streaming reader yields the same, lazily.
+    const it = streamJsonlDocuments(file, { text: 'text' });
+    expect(it.next().value).toEqual(docs[0]);
+    it.return(undefined);
+    // A bad byte far into the file is still reported with its line.
+    const bad = write('big-bad.jsonl', Buffer.concat([Buffer.from(records.slice(0, 2500).join('\n') + '\n'), Buffer.from([0xc3, 0x28]), Buffer.from('\n')]));
+    expect(() => loadJsonlDocuments(bad, { text: 'text' })).toThrow(`${bad}:2501: not valid UTF-8`);
+  });
+
+  it('count lines the same with and without a final newline, and with CRLF', () => {
+    const a = write('a.txt', 'x\r\ny\r\nz');
+    expect([...readLines(a)]).toEqual([
+      { text: 'x', line: 1 },
+      { text: 'y', line: 2 },
+      { text: 'z', line: 3 },
+    ]);
+    const b = write('b.txt', 'x\n\nz\n');
+    expect([...readLines(b)].map((l) => l.line)).toEqual([1, 2, 3]);
+    expect([...readLines(write('empty.txt', ''))]).toEqual([]);
   });
 });

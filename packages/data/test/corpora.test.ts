@@ -1,4 +1,4 @@
-import { generateTasks, instructionDocuments, instructionPairs, numberToWords, parseCompletion, qaDocuments, qaItems, qaPairs, splitOf, taskNames, webMathDocuments } from '@temper/data';
+import { arithmeticCanonical, modularRemainderCanonical, sortingCanonical, generateTasks, instructionDocuments, instructionPairs, numberToWords, parseCompletion, qaDocuments, qaItems, qaPairs, splitOf, taskNames, webMathDocuments } from '@temper/data';
 
 const take = <T>(it: Iterator<T>, n: number): T[] => Array.from({ length: n }, () => it.next().value as T);
 
@@ -31,6 +31,29 @@ describe('web-math corpus', () => {
     }
     expect(checked).toBeGreaterThan(1000);
   });
+  it('poses no held-out problem with its answer', () => {
+    let posed = 0;
+    for (const doc of take(webMathDocuments('split'), 1500)) {
+      for (const m of doc.text.matchAll(/I had (\d+) \w+ and gave away (\d+)\./g)) {
+        expect(splitOf(arithmeticCanonical(Number(m[1]), [{ op: '-', k: Number(m[2]) }]))).toBe('train');
+        posed++;
+      }
+      for (const m of doc.text.matchAll(/We write (\d+) mod (\d+)=/g)) {
+        expect(splitOf(modularRemainderCanonical(Number(m[1]), Number(m[2])))).toBe('train');
+        posed++;
+      }
+      for (const m of doc.text.matchAll(/(\d+)=\d+\*2\+\d, so \d+ is (even|odd)/g)) {
+        expect(splitOf(modularRemainderCanonical(Number(m[1]), 2))).toBe('train');
+        posed++;
+      }
+      for (const m of doc.text.matchAll(/Among ([\d, ]+), the smallest/g)) {
+        expect(splitOf(sortingCanonical(m[1].split(', ').map(Number), false))).toBe('train');
+        posed++;
+      }
+    }
+    expect(posed).toBeGreaterThan(1000);
+  });
+
   it('says correctly which numbers are prime, even or odd', () => {
     for (const doc of take(webMathDocuments('primes'), 300)) {
       for (const m of doc.text.matchAll(/(\d+) is (not )?prime/g)) {

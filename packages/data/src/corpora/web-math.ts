@@ -4,9 +4,26 @@
 // the corpus is free of arithmetic errors, and it uses the same a+b=c notation as the
 // tasks' reasoning so that mid-training on it transfers to them.
 import { createRng, type Rng } from '../rng';
+import { splitOf } from '../split';
+import { arithmeticCanonical } from '../tasks/arithmetic';
+import { modularRemainderCanonical } from '../tasks/modular';
+import { sortingCanonical } from '../tasks/sorting';
 import type { Document } from './types';
 
 type Paragraph = (rng: Rng) => string;
+
+// Held out are problems, not facts: "5+2=7" is general knowledge and appears here and inside
+// other problems' reasoning, but a paragraph that poses one of the tasks' problems together
+// with its answer (a reader's word problem, "a mod m", a sorted list) is drawn again until
+// that problem is in the training split.
+function trainOnly(make: (rng: Rng) => { text: string; canonical: string }): Paragraph {
+  return (rng) => {
+    for (;;) {
+      const p = make(rng);
+      if (splitOf(p.canonical) === 'train') return p.text;
+    }
+  };
+}
 
 function isPrime(n: number): boolean {
   if (n < 2) return false;
@@ -50,19 +67,25 @@ const paragraphs: readonly Paragraph[] = [
     return `The ${n} times table: ${rows.join(', ')}.`;
   },
   // Division with remainder.
-  (rng) => {
+  trainOnly((rng) => {
     const m = rng.int(2, 12);
     const a = rng.int(m, 150);
     const q = Math.floor(a / m);
     const r = a % m;
-    return `When ${a} is divided by ${m}, the quotient is ${q} and the remainder is ${r}, because ${a}=${q}*${m}+${r}. We write ${a} mod ${m}=${r}.`;
-  },
+    return {
+      text: `When ${a} is divided by ${m}, the quotient is ${q} and the remainder is ${r}, because ${a}=${q}*${m}+${r}. We write ${a} mod ${m}=${r}.`,
+      canonical: modularRemainderCanonical(a, m),
+    };
+  }),
   // Parity.
-  (rng) => {
+  trainOnly((rng) => {
     const n = rng.int(1, 200);
     const even = n % 2 === 0;
-    return `A number is even when it leaves remainder 0 after division by 2. ${n}=${Math.floor(n / 2)}*2+${n % 2}, so ${n} is ${even ? 'even' : 'odd'}.`;
-  },
+    return {
+      text: `A number is even when it leaves remainder 0 after division by 2. ${n}=${Math.floor(n / 2)}*2+${n % 2}, so ${n} is ${even ? 'even' : 'odd'}.`,
+      canonical: modularRemainderCanonical(n, 2),
+    };
+  }),
   // Primes, with the reason.
   (rng) => {
     const n = rng.int(2, 99);
@@ -71,11 +94,14 @@ const paragraphs: readonly Paragraph[] = [
     return `${n} is not prime, since ${n}=${f}*${n / f}.`;
   },
   // Ordering a few numbers.
-  (rng) => {
+  trainOnly((rng) => {
     const xs = Array.from({ length: rng.int(3, 5) }, () => rng.int(0, 99));
     const sorted = [...xs].sort((a, b) => a - b);
-    return `Among ${xs.join(', ')}, the smallest is ${sorted[0]} and the largest is ${sorted[sorted.length - 1]}. In increasing order: ${sorted.join(' ')}.`;
-  },
+    return {
+      text: `Among ${xs.join(', ')}, the smallest is ${sorted[0]} and the largest is ${sorted[sorted.length - 1]}. In increasing order: ${sorted.join(' ')}.`,
+      canonical: sortingCanonical(xs, false),
+    };
+  }),
   // Order of operations.
   (rng) => {
     const a = rng.int(1, 20);
@@ -84,12 +110,15 @@ const paragraphs: readonly Paragraph[] = [
     return `Multiplication comes before addition: ${a}+${b}*${c}=${a}+${b * c}=${a + b * c}, while (${a}+${b})*${c}=${a + b}*${c}=${(a + b) * c}.`;
   },
   // Forum-style question with an answer.
-  (rng) => {
+  trainOnly((rng) => {
     const has = rng.int(5, 40);
     const gone = rng.int(1, has);
     const thing = rng.pick(['apples', 'marbles', 'stickers', 'pencils', 'cookies']);
-    return `Question from a reader: I had ${has} ${thing} and gave away ${gone}. How many are left? Answer: ${has}-${gone}=${has - gone}, so ${has - gone} ${thing} are left.`;
-  },
+    return {
+      text: `Question from a reader: I had ${has} ${thing} and gave away ${gone}. How many are left? Answer: ${has}-${gone}=${has - gone}, so ${has - gone} ${thing} are left.`,
+      canonical: arithmeticCanonical(has, [{ op: '-', k: gone }]),
+    };
+  }),
   // Powers and remainders.
   (rng) => {
     const a = rng.int(2, 9);

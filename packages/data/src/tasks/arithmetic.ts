@@ -6,7 +6,8 @@ import type { Rng } from '../rng';
 import { parseIntegerAnswer } from './answers';
 import type { Problem, TaskGenerator } from './types';
 
-type Op = '+' | '-' | '*' | '/';
+export type ArithmeticOp = '+' | '-' | '*' | '/';
+type Op = ArithmeticOp;
 
 interface Level {
   steps: number;
@@ -77,6 +78,11 @@ function candidates(level: Level, op: Op, v: number): number[] {
   return out;
 }
 
+/** The canonical form of a problem: the start and each operation in order ("arithmetic:7+3-2"). */
+export function arithmeticCanonical(start: number, chain: readonly { op: Op; k: number }[]): string {
+  return `arithmetic:${start}${chain.map((c) => `${c.op}${c.k}`).join('')}`;
+}
+
 export const arithmeticTask: TaskGenerator = {
   name: 'arithmetic',
   maxDifficulty: levels.length,
@@ -109,7 +115,7 @@ export const arithmeticTask: TaskGenerator = {
         ...chain.map((c) => explain(c.op, c.k, c.before, c.after)),
         `So ${who} has ${answer} ${what}.`,
       ],
-      canonical: `arithmetic:${start}${chain.map((c) => `${c.op}${c.k}`).join('')}`,
+      canonical: arithmeticCanonical(start, chain),
       meta: { start, ops: chain.map((c) => c.op).join(''), operands: chain.map((c) => c.k) },
     };
   },

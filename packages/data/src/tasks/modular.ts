@@ -13,8 +13,13 @@ function remainderStep(v: number, m: number): string {
 
 type Poser = (rng: Rng) => Problem;
 
+/** The canonical form of "a mod m", the first level's problem. */
+export function modularRemainderCanonical(a: number, m: number): string {
+  return `modular:${a}%${m}`;
+}
+
 function problem(expression: string, canonical: string, steps: string[], longSteps: string[], answer: number, meta: Problem['meta']): Problem {
-  return { prompt: `What is ${expression}?`, answer: String(answer), steps, longSteps, canonical: `modular:${canonical}`, meta };
+  return { prompt: `What is ${expression}?`, answer: String(answer), steps, longSteps, canonical, meta };
 }
 
 const levels: readonly Poser[] = [
@@ -22,7 +27,7 @@ const levels: readonly Poser[] = [
     const m = rng.int(2, 9);
     const a = rng.int(0, 20);
     const r = mod(a, m);
-    return problem(`${a} mod ${m}`, `${a}%${m}`, [remainderStep(a, m)], [`Divide ${a} by ${m}: ${remainderStep(a, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
+    return problem(`${a} mod ${m}`, modularRemainderCanonical(a, m), [remainderStep(a, m)], [`Divide ${a} by ${m}: ${remainderStep(a, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
   },
   (rng) => {
     const m = rng.int(2, 12);
@@ -32,7 +37,7 @@ const levels: readonly Poser[] = [
     const r = mod(s, m);
     // a+b and b+a are the same problem.
     const [x, y] = a <= b ? [a, b] : [b, a];
-    return problem(`(${a}+${b}) mod ${m}`, `(${x}+${y})%${m}`, [`${a}+${b}=${s}`, remainderStep(s, m)], [`First add: ${a}+${b}=${s}.`, `Then divide by ${m}: ${remainderStep(s, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
+    return problem(`(${a}+${b}) mod ${m}`, `modular:(${x}+${y})%${m}`, [`${a}+${b}=${s}`, remainderStep(s, m)], [`First add: ${a}+${b}=${s}.`, `Then divide by ${m}: ${remainderStep(s, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
   },
   (rng) => {
     const m = rng.int(2, 13);
@@ -41,7 +46,7 @@ const levels: readonly Poser[] = [
     const p = a * b;
     const r = mod(p, m);
     const [x, y] = a <= b ? [a, b] : [b, a];
-    return problem(`(${a}*${b}) mod ${m}`, `(${x}*${y})%${m}`, [`${a}*${b}=${p}`, remainderStep(p, m)], [`First multiply: ${a}*${b}=${p}.`, `Then divide by ${m}: ${remainderStep(p, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
+    return problem(`(${a}*${b}) mod ${m}`, `modular:(${x}*${y})%${m}`, [`${a}*${b}=${p}`, remainderStep(p, m)], [`First multiply: ${a}*${b}=${p}.`, `Then divide by ${m}: ${remainderStep(p, m)}.`, `The remainder is ${r}.`], r, { modulus: m });
   },
   (rng) => {
     const m = rng.int(3, 13);
@@ -57,7 +62,7 @@ const levels: readonly Poser[] = [
       steps.push(`${v}*${mod(a, m)}=${p}`, `${p} mod ${m}=${r}`);
       v = r;
     }
-    return problem(`${a}^${k} mod ${m}`, `${a}^${k}%${m}`, steps, [`Multiply by ${a} one step at a time and keep only the remainder mod ${m}.`, ...steps.map((s) => `${s}.`), `So ${a}^${k} mod ${m} is ${v}.`], v, { modulus: m });
+    return problem(`${a}^${k} mod ${m}`, `modular:${a}^${k}%${m}`, steps, [`Multiply by ${a} one step at a time and keep only the remainder mod ${m}.`, ...steps.map((s) => `${s}.`), `So ${a}^${k} mod ${m} is ${v}.`], v, { modulus: m });
   },
   (rng) => {
     const m = rng.int(7, 30);
@@ -70,7 +75,7 @@ const levels: readonly Poser[] = [
     const [x, y] = a <= b ? [a, b] : [b, a];
     return problem(
       `(${a}*${b}+${c}) mod ${m}`,
-      `(${x}*${y}+${c})%${m}`,
+      `modular:(${x}*${y}+${c})%${m}`,
       [`${a}*${b}=${p}`, `${p}+${c}=${s}`, remainderStep(s, m)],
       [`Multiply first: ${a}*${b}=${p}.`, `Add ${c}: ${p}+${c}=${s}.`, `Divide by ${m}: ${remainderStep(s, m)}.`, `The remainder is ${r}.`],
       r,

@@ -19,6 +19,11 @@ const levels: readonly Level[] = [
   { count: 8, range: [-99, 999], descending: true },
 ];
 
+/** The canonical form: direction and the multiset of numbers (input order does not change the answer). */
+export function sortingCanonical(numbers: readonly number[], descending: boolean): string {
+  return `sorting:${descending ? 'desc' : 'asc'}:${[...numbers].sort((a, b) => a - b).join(',')}`;
+}
+
 export const sortingTask: TaskGenerator = {
   name: 'sorting',
   maxDifficulty: levels.length,
@@ -41,8 +46,7 @@ export const sortingTask: TaskGenerator = {
         ...sorted.map((n, i) => `${i === 0 ? `The ${word} is` : 'Next is'} ${n}.`),
         `Check: ${sorted.join(relation)}, and all ${numbers.length} numbers are used.`,
       ],
-      // The order of the input does not change the problem: its answer is the same list.
-      canonical: `sorting:${descending ? 'desc' : 'asc'}:${[...numbers].sort((a, b) => a - b).join(',')}`,
+      canonical: sortingCanonical(numbers, descending),
       meta: { numbers, descending: descending ? 1 : 0 },
     };
   },

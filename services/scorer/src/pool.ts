@@ -99,7 +99,13 @@ export class ScoringPool {
   /** One result per item, in item order. */
   score(spec: RewardSpecInput | null | undefined, items: ScoreInput[]): Promise<RewardResult[]> {
     if (this.closed) return Promise.reject(new Error('the scoring pool is closed'));
-    const { key, compiled } = this.compile(spec);
+    let key: string;
+    let compiled: CompiledRewardSpec;
+    try {
+      ({ key, compiled } = this.compile(spec));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (items.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
       const request: Request = { results: new Array(items.length), pending: items.length, names: compiled.names(), done: false, resolve, reject };

@@ -19,6 +19,8 @@ export interface WorkerOptions {
   ackWaitMs?: number;
   /** Deliveries before a group that keeps failing is given up on. */
   maxDeliver?: number;
+  /** How often the consumer is checked (and retried while it cannot be created). */
+  checkEveryMs?: number;
 }
 
 /** The idempotency key of a group's scores. */
@@ -40,16 +42,56 @@ export async function scoreGroup(pool: ScoringPool, group: RolloutGroup): Promis
   return { group, rewards, scoreSeconds: (performance.now() - t0) / 1000 };
 }
 
-export async function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOptions): Promise<{ stop(): Promise<void> }> {
-  await ensureConsumer(bus, opts);
+/**
+ * Starts consuming in the background. A consumer that cannot be created yet (NATS away,
+ * or a work-queue stream that refuses an overlapping consumer) is retried rather than
+ * taking the gRPC side down with it, and one that disappears is created again.
+ */
+export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOptions): { ready: Promise<void>; stop(): Promise<void> } {
   const log = opts.log;
-  const running = await consumeMessages(
-    bus.js,
-    RolloutGroup,
-    { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
-    (d) => handle(bus, pool, d, log),
-  );
-  return { stop: () => running.stop() };
+  let stopped = false;
+  let running: { stop(): Promise<void> } | undefined;
+  let markReady: () => void = () => {};
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const checkEveryMs = opts.checkEveryMs ?? 5000;
+
+  const start = async (): Promise<void> => {
+    while (!stopped && !running) {
+      try {
+        await ensureConsumer(bus, opts);
+        running = await consumeMessages(
+          bus.js,
+          RolloutGroup,
+          { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
+          (d) => handle(bus, pool, d, log),
+        );
+        log.info('consuming rollout groups', { stream: streams.rollouts.name, consumer: opts.consumer, filter: opts.filterSubject || '(all)' });
+        markReady();
+      } catch (err) {
+        log.warn('cannot consume rollout groups yet; retrying', { consumer: opts.consumer, err: err instanceof Error ? err.message : String(err) });
+        await sleep(checkEveryMs);
+      }
+    }
+  };
+  void start();
+
+  // The consumer removes itself when no scorer has pulled for a while, and the last scorer
+  // to stop removes it; a scorer still running puts it back.
+  const watch = setInterval(() => {
+    if (!running || stopped) return;
+    ensureConsumer(bus, opts, false).catch((err: unknown) => log.warn('cannot restore the rollout consumer', { err: err instanceof Error ? err.message : String(err) }));
+  }, checkEveryMs);
+  watch.unref();
+
+  return {
+    ready,
+    stop: async () => {
+      stopped = true;
+      clearInterval(watch);
+      await running?.stop();
+      await removeConsumerIfIdle(bus, opts);
+    },
+  };
 }
 
 async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger): Promise<void> {
@@ -89,14 +131,14 @@ function invalidGroup(g: RolloutGroup): string | null {
 // The durable consumer all scorers share; created by whichever scorer comes first. It
 // removes itself after a while without any scorer pulling (scale to zero), and a scorer
 // that comes back creates it again; the work-queue stream keeps the groups meanwhile.
-async function ensureConsumer(bus: Bus, opts: WorkerOptions): Promise<void> {
+async function ensureConsumer(bus: Bus, opts: WorkerOptions, updateExisting = true): Promise<void> {
   const config = {
     durable_name: opts.consumer,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: (opts.ackWaitMs ?? 60000) * 1e6,
     max_deliver: opts.maxDeliver ?? 10,
-    inactive_threshold: 60e9,
+    inactive_threshold: 30e9,
     ...(opts.filterSubject ? { filter_subject: opts.filterSubject } : {}),
   };
   try {
@@ -106,8 +148,25 @@ async function ensureConsumer(bus: Bus, opts: WorkerOptions): Promise<void> {
     await bus.jsm.consumers.add(streams.rollouts.name, config);
     return;
   }
+  if (!updateExisting) return;
   // Another scorer made it; settings that cannot change in place are kept as they are.
   await bus.jsm.consumers.update(streams.rollouts.name, opts.consumer, config).catch((err: unknown) => {
     opts.log.warn('kept the existing consumer settings', { consumer: opts.consumer, err });
   });
+}
+
+// When no other scorer is waiting on the consumer, this one was the last: remove it, so a
+// stopped scorer leaves nothing behind on the work-queue stream (whose groups stay put
+// for the next scorer, which creates the consumer again).
+async function removeConsumerIfIdle(bus: Bus, opts: WorkerOptions): Promise<void> {
+  try {
+    const info = await bus.jsm.consumers.info(streams.rollouts.name, opts.consumer);
+    if (info.num_waiting === 0 && info.num_ack_pending === 0) await bus.jsm.consumers.delete(streams.rollouts.name, opts.consumer);
+  } catch (err) {
+    opts.log.debug('left the rollout consumer in place', { err: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
 }

@@ -1,0 +1,71 @@
+// The scoring pool on real worker threads (the built dist/score-thread.js).
+import * as path from 'node:path';
+import { RewardSpecError } from '@temper/rewards';
+import { ScoringPool } from '../src/pool';
+
+const fixtures = path.join(__dirname, 'fixtures');
+
+describe('scoring pool', () => {
+  let pool: ScoringPool;
+  const replaced: string[] = [];
+  beforeAll(() => {
+    pool = new ScoringPool({
+      threads: 2,
+      itemTimeoutMs: 300,
+      chunkSize: 4,
+      plugins: [path.join(fixtures, 'spin-plugin.js'), path.join(fixtures, 'exit-plugin.js')],
+      onReplace: (r) => replaced.push(r),
+    });
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('returns one result per item, in order', async () => {
+    const items = Array.from({ length: 50 }, (_, i) => ({ completion: `<think>t</think><answer>${i}</answer>`, reference: String(i % 2 ? i : i + 1) }));
+    const results = await pool.score(undefined, items);
+    expect(results).toHaveLength(50);
+    results.forEach((r, i) => {
+      expect(r.components).toEqual({ accuracy: i % 2 ? 1 : 0, format: 1 });
+      expect(r.extractedAnswer).toBe(String(i));
+    });
+    expect(await pool.score(undefined, [])).toEqual([]);
+  });
+
+  it('refuses a bad spec before scoring, naming the field', async () => {
+    await expect(pool.score({ components: [{ name: 'nope', weight: 1 }] }, [{ completion: '', reference: '1' }])).rejects.toThrow(RewardSpecError);
+    await expect(pool.score({ components: [{ name: 'nope', weight: 1 }] }, [])).rejects.toThrow('spec.components[0].name');
+  });
+
+  it('times out a stuck item, flags it, replaces the thread and scores the rest', async () => {
+    const spec = { components: [{ name: 'accuracy', weight: 1 }, { name: 'spin', weight: 1 }] };
+    const items = Array.from({ length: 12 }, (_, i) => ({ completion: `${i === 5 ? 'SPIN ' : ''}<answer>${i}</answer>`, reference: String(i) }));
+    const before = pool.stats.timeouts;
+    const t0 = Date.now();
+    const results = await pool.score(spec, items);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(results[5]).toEqual({ total: 0, components: { accuracy: 0, spin: 0 }, truncated: false, flags: ['timeout'], extractedAnswer: '' });
+    results.forEach((r, i) => i !== 5 && expect([r.total, r.flags]).toEqual([2, []]));
+    expect(pool.stats.timeouts).toBe(before + 1);
+    expect(replaced).toContain('item timed out after 300 ms');
+    // and the pool keeps its size and keeps working
+    expect(pool.threads).toBe(2);
+    const again = await pool.score(spec, [{ completion: '<answer>1</answer>', reference: '1' }]);
+    expect(again[0].total).toBe(2);
+  });
+
+  it('survives two stuck items at once', async () => {
+    const spec = { components: [{ name: 'spin', weight: 1 }] };
+    const items = Array.from({ length: 8 }, (_, i) => ({ completion: i === 0 || i === 7 ? 'SPIN' : 'fine', reference: '1' }));
+    const results = await pool.score(spec, items);
+    expect(results.map((r) => r.flags.join())).toEqual(['timeout', '', '', '', '', '', '', 'timeout']);
+  });
+
+  it('fails the request whose thread crashed, and carries on', async () => {
+    const spec = { components: [{ name: 'exits', weight: 1 }] };
+    await expect(pool.score(spec, [{ completion: 'EXIT', reference: '1' }])).rejects.toThrow('scoring thread');
+    const ok = await pool.score(spec, [{ completion: 'fine', reference: '1' }]);
+    expect(ok[0].total).toBe(1);
+    expect(pool.threads).toBe(2);
+  });
+});

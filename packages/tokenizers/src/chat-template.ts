@@ -46,6 +46,7 @@ export function compileChatTemplate(source: string, context: ChatTemplateContext
       }
       try {
         return template.render({
+          ...options.variables,
           // Plain copies: the interpreter reads properties, and callers' objects stay untouched.
           messages: messages.map((m) => ({ ...m })),
           add_generation_prompt: options.addGenerationPrompt ?? false,

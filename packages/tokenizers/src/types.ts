@@ -10,6 +10,8 @@ export interface ChatMessage {
 export interface ChatTemplateOptions {
   /** Append the opening of an assistant turn so the model continues as the assistant. */
   addGenerationPrompt?: boolean;
+  /** More variables for the template, e.g. { enable_thinking: false } or { tools: [...] }. */
+  variables?: Record<string, unknown>;
 }
 
 /** Ids of the special tokens a tokenizer has; a missing one is undefined. */

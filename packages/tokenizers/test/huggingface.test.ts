@@ -136,6 +136,28 @@ describe('HuggingFaceTokenizer on a tokenizer.json made here', () => {
     }
   });
 
+  it('renders a template with whitespace control, loop state, a system default and extra variables', () => {
+    // Written here in the style real model templates use.
+    const template = [
+      "{%- if messages[0]['role'] == 'system' %}{%- set system = messages[0]['content'] %}{%- set rest = messages[1:] %}",
+      "{%- else %}{%- set system = 'You are helpful.' %}{%- set rest = messages %}{%- endif %}",
+      "{{- '<|im_start|>system\\n' + system.strip() + '<|im_end|>\\n' }}",
+      '{%- for m in rest %}',
+      "{%- if m.role not in ['user', 'assistant'] %}{{- raise_exception('role ' + m.role + ' is not supported') }}{%- endif %}",
+      "{{- '<|im_start|>' + m.role + '\\n' + m.content + '<|im_end|>' }}{%- if not loop.last %}{{- '\\n' }}{%- endif %}",
+      '{%- endfor %}',
+      "{%- if add_generation_prompt %}{{- '\\n<|im_start|>assistant\\n' }}{%- if enable_thinking is defined and enable_thinking is false %}{{- '<think></think>' }}{%- endif %}{%- endif %}",
+    ].join('\n');
+    const tok = new HuggingFaceTokenizer(makeTokenizerJson(), { eos_token: '<|im_end|>', chat_template: template });
+    const user = [{ role: 'user', content: '12+12?' }];
+    expect(tok.applyChatTemplate(user)).toBe('<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n12+12?<|im_end|>');
+    expect(tok.applyChatTemplate([{ role: 'system', content: '  Be terse. ' }, ...user], { addGenerationPrompt: true })).toBe(
+      '<|im_start|>system\nBe terse.<|im_end|>\n<|im_start|>user\n12+12?<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(tok.applyChatTemplate(user, { addGenerationPrompt: true, variables: { enable_thinking: false } })).toMatch(/assistant\n<think><\/think>$/);
+    expect(() => tok.applyChatTemplate([{ role: 'tool', content: '{}' }])).toThrow(/role tool is not supported/);
+  });
+
   it('picks the default of several named templates', () => {
     const tok = new HuggingFaceTokenizer(makeTokenizerJson(), {
       chat_template: [

@@ -1,14 +1,44 @@
 #!/usr/bin/env node
-// temper-generator: samples completions from the served policy (engine); its RolloutGenerator API and rollout worker arrive with the run-loop issue.
+// temper-generator: samples completions from the served policy with the engine.
+//   policy.ts     what is served, and swapping to new policy versions between batches
+//   worker.ts     the JetStream worker: rollout requests in, rollout groups out
+//   batcher.ts    which requests share an engine call; seeds and message ids
+//   sampling.ts   checking requests, engine options, completions with stop strings applied
+//   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
+//   tokenizer.ts  the tokenizer that goes with a model directory
 import { connectBus } from '@temper/bus';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { initTracing } from '@temper/telemetry';
+import { rolloutGeneratorBinding } from './grpc';
+import { PolicyManager } from './policy';
+import { generatorSettings } from './settings';
+import { RolloutWorker } from './worker';
 
 const log = createLogger('generator');
 
 runService(log, async () => {
   const settings = serviceSettings('generator');
+  const g = generatorSettings();
+  const tracing = initTracing('generator', { attributes: { 'temper.generator_id': g.generatorId } });
   const bus = await connectBus(settings.natsUrl, 'temper-generator');
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [] });
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl });
-  return [() => bus.close(), () => grpc.stop()];
+  const store = new CheckpointClient(checkpointStoreAddress());
+  const policy = new PolicyManager({ bus, store, log, threads: g.threads });
+  if (g.checkpoint) await policy.loadPolicy(g.checkpoint, g.policyVersion);
+  const worker = new RolloutWorker({
+    bus,
+    policy,
+    log,
+    tracer: tracing.tracer,
+    generatorId: g.generatorId,
+    consumer: g.consumer,
+    ackWaitMs: g.ackWaitMs,
+    maxBatchGroups: g.maxBatchGroups,
+    maxBatchSequences: g.maxBatchSequences,
+    lingerMs: g.lingerMs,
+  });
+  await worker.start();
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rolloutGeneratorBinding({ policy, tracer: tracing.tracer, log, generatorId: g.generatorId })] });
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, store: store.address, checkpoint: policy.current?.manifest.id, policy_version: policy.current?.version, generator_id: g.generatorId, traces: tracing.endpoint });
+  return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => policy.close(), () => worker.stop(), () => grpc.stop()];
 });

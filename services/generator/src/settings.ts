@@ -1,0 +1,47 @@
+// The generator's settings from the environment; a bad value stops the start with the
+// variable named.
+import * as os from 'node:os';
+
+export interface GeneratorSettings {
+  /** Checkpoint (id, id prefix or tag) to serve from the start; empty: none until needed. */
+  checkpoint: string;
+  /** The policy version to serve it as (0: what its run announced for it). */
+  policyVersion: number;
+  /** Engine threads (default: all cores). */
+  threads?: number;
+  generatorId: string;
+  ackWaitMs: number;
+  maxBatchGroups: number;
+  maxBatchSequences: number;
+  lingerMs: number;
+  /** Durable consumer name on TEMPER_ROLLOUT_REQUESTS. */
+  consumer: string;
+}
+
+export function generatorSettings(env: NodeJS.ProcessEnv = process.env): GeneratorSettings {
+  return {
+    checkpoint: env.TEMPER_GENERATOR_CHECKPOINT ?? '',
+    policyVersion: int(env, 'TEMPER_GENERATOR_POLICY_VERSION', 0, 0),
+    threads: env.TEMPER_GENERATOR_THREADS ? int(env, 'TEMPER_GENERATOR_THREADS', 1, 1) : undefined,
+    generatorId: env.TEMPER_GENERATOR_ID || `${os.hostname()}-${process.pid}`,
+    ackWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_ACK_WAIT_S', 60, 0.5) * 1000),
+    maxBatchGroups: int(env, 'TEMPER_GENERATOR_MAX_BATCH_GROUPS', 16, 1),
+    maxBatchSequences: int(env, 'TEMPER_GENERATOR_MAX_BATCH_SEQUENCES', 256, 1),
+    lingerMs: num(env, 'TEMPER_GENERATOR_LINGER_MS', 5, 0),
+    consumer: env.TEMPER_GENERATOR_CONSUMER || 'generators',
+  };
+}
+
+function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min) throw new Error(`${name} must be a number >= ${min} (got ${JSON.stringify(raw)})`);
+  return v;
+}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const v = num(env, name, fallback, min);
+  if (!Number.isInteger(v)) throw new Error(`${name} must be an integer (got ${JSON.stringify(env[name])})`);
+  return v;
+}

@@ -1,0 +1,358 @@
+// The JetStream side of the generator: pulls rollout requests from the work queue (durable
+// consumer "generators", shared by every replica), samples them in batches with the served
+// policy and publishes one RolloutGroup per request to the run's rollout subject.
+//
+// Delivery is at-least-once. A request is acked only after its group is stored in
+// TEMPER_ROLLOUTS; while it waits or is sampled the worker keeps telling JetStream it is
+// working on it, so a long batch is not redelivered, and a generator that dies leaves its
+// requests unacked: after ack_wait another generator gets them. The group's message id names
+// (run, step, group, attempt, policy version), so a group published twice is stored once.
+//
+// A worker holds at most maxHeld requests at a time (fetching only what it has room for), so
+// replicas share the queue instead of one of them hoarding it.
+import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
+import { Bus, publishMessage, streams, subjects } from '@temper/bus';
+import { RolloutGroup, RolloutRequest } from '@temper/proto';
+import type { Logger } from '@temper/service';
+import { contextFromHeaders, traceIds } from '@temper/telemetry';
+import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
+import { GeneratorError } from './errors';
+import type { PolicyManager, ServedPolicy } from './policy';
+import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
+
+export const DEFAULT_CONSUMER = 'generators';
+
+export interface WorkerOptions {
+  bus: Bus;
+  policy: PolicyManager;
+  log: Logger;
+  tracer: Tracer;
+  /** This replica's id, written into every RolloutGroup. */
+  generatorId: string;
+  /** Durable consumer name (default "generators": all replicas share it). */
+  consumer?: string;
+  /** Only requests on this subject (default: every run's). */
+  filterSubject?: string;
+  /** How long JetStream waits for an ack before redelivering (default 60 s). */
+  ackWaitMs?: number;
+  /** Groups per engine call (default 16). */
+  maxBatchGroups?: number;
+  /** Sequences (groups × n) per engine call (default 256). */
+  maxBatchSequences?: number;
+  /** Requests held at once, sampled or waiting (default 2 × maxBatchGroups). */
+  maxHeld?: number;
+  /** How long to wait for more requests before sampling a partial batch (default 5 ms). */
+  lingerMs?: number;
+  /** Delay before a request that cannot be served yet is redelivered (default 1 s). */
+  retryDelayMs?: number;
+  /** Called when a batch starts sampling (observability, tests). */
+  onBatch?: (groups: RolloutRequest[], policy: ServedPolicy) => void;
+}
+
+export interface WorkerStats {
+  batches: number;
+  groupsPublished: number;
+  duplicates: number;
+  rejected: number;
+}
+
+/** Creates the shared durable consumer when it is missing; sets its ack_wait when it differs. */
+export async function ensureGeneratorConsumer(bus: Bus, name: string, ackWaitMs: number, filterSubject?: string): Promise<void> {
+  const ackWait = Math.round(ackWaitMs * 1e6);
+  try {
+    const info = await bus.jsm.consumers.info(streams.rolloutRequests.name, name);
+    if (info.config.ack_wait !== ackWait) await bus.jsm.consumers.update(streams.rolloutRequests.name, name, { ack_wait: ackWait });
+    return;
+  } catch (err) {
+    if (!/not found/i.test(String((err as Error)?.message))) throw err;
+  }
+  await bus.jsm.consumers.add(streams.rolloutRequests.name, {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ackWait,
+    max_deliver: -1,
+    max_ack_pending: 100_000,
+    ...(filterSubject ? { filter_subject: filterSubject } : {}),
+  });
+}
+
+interface Checked {
+  sampling: Sampling;
+  prompt: Int32Array;
+}
+
+export class RolloutWorker {
+  readonly stats: WorkerStats = { batches: 0, groupsPublished: 0, duplicates: 0, rejected: 0 };
+  private readonly pending = new PendingQueue<PendingGroup>();
+  private readonly inFlight = new Set<PendingGroup>();
+  private running = false;
+  private abandoned = false;
+  private fetching?: ConsumerMessages;
+  private heartbeat?: NodeJS.Timeout;
+  private loops: Promise<void>[] = [];
+  private readonly o: Required<Omit<WorkerOptions, 'filterSubject' | 'onBatch'>> & Pick<WorkerOptions, 'filterSubject' | 'onBatch'>;
+
+  constructor(opts: WorkerOptions) {
+    const maxBatchGroups = opts.maxBatchGroups ?? 16;
+    this.o = {
+      consumer: DEFAULT_CONSUMER,
+      ackWaitMs: 60_000,
+      maxBatchSequences: 256,
+      maxHeld: 2 * maxBatchGroups,
+      lingerMs: 5,
+      retryDelayMs: 1000,
+      ...opts,
+      maxBatchGroups,
+    };
+  }
+
+  async start(): Promise<void> {
+    await ensureGeneratorConsumer(this.o.bus, this.o.consumer, this.o.ackWaitMs, this.o.filterSubject);
+    this.running = true;
+    // Well inside ack_wait, so a held request is never redelivered while this worker lives.
+    this.heartbeat = setInterval(() => this.keepAlive(), Math.max(100, Math.floor(this.o.ackWaitMs / 3)));
+    this.loops = [this.pullLoop(), this.batchLoop()];
+    this.o.log.info('rollout worker started', { consumer: this.o.consumer, ack_wait_ms: this.o.ackWaitMs, max_batch_groups: this.o.maxBatchGroups, generator_id: this.o.generatorId });
+  }
+
+  /** Finishes the batch being sampled, hands back what is still waiting (nak), and stops. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    await this.fetching?.close();
+    this.pending.wake();
+    await Promise.all(this.loops);
+    for (const g of this.pending.drain()) g.msg.nak();
+    clearInterval(this.heartbeat);
+  }
+
+  /**
+   * Stops as a crash would: nothing more is published, acked or nakked and no heartbeat is
+   * sent, so the held requests go to another generator after ack_wait. For tests.
+   */
+  abandon(): void {
+    this.abandoned = true;
+    this.running = false;
+    clearInterval(this.heartbeat);
+    void this.fetching?.close();
+    this.pending.wake();
+  }
+
+  private keepAlive(): void {
+    if (this.abandoned) return;
+    for (const g of this.pending.all()) g.msg.working();
+    for (const g of this.inFlight) g.msg.working();
+  }
+
+  private async pullLoop(): Promise<void> {
+    const consumer = await this.o.bus.js.consumers.get(streams.rolloutRequests.name, this.o.consumer);
+    while (this.running) {
+      const room = this.o.maxHeld - this.pending.length - this.inFlight.size;
+      if (room <= 0) {
+        await sleep(5);
+        continue;
+      }
+      try {
+        this.fetching = await consumer.fetch({ max_messages: room, expires: 5000 });
+        for await (const m of this.fetching) this.hold(m);
+      } catch (err) {
+        if (!this.running) break;
+        this.o.log.warn('fetching rollout requests failed; retrying', { err });
+        await sleep(1000);
+      }
+    }
+  }
+
+  private hold(m: JsMsg): void {
+    if (!this.running) {
+      if (!this.abandoned) m.nak();
+      return;
+    }
+    let request: RolloutRequest;
+    try {
+      request = RolloutRequest.decode(m.data);
+    } catch (err) {
+      this.o.log.error('undecodable rollout request dropped', { err, subject: m.subject });
+      m.term(`undecodable: ${String(err)}`);
+      return;
+    }
+    const headers: Record<string, string> = {};
+    if (m.headers) for (const k of m.headers.keys()) headers[k] = m.headers.get(k);
+    this.pending.push({ request, msg: m, context: contextFromHeaders(headers), receivedAt: Date.now() });
+  }
+
+  private async batchLoop(): Promise<void> {
+    while (this.running) {
+      await this.pending.wait();
+      if (!this.running) break;
+      await this.pending.linger(this.o.lingerMs, this.o.maxBatchGroups);
+      if (!this.running) break;
+      const head = this.pending.all()[0];
+      if (!head) continue;
+      const key = head.request.key;
+      let policy: ServedPolicy | undefined;
+      try {
+        policy = await this.o.policy.ensure(key?.runId ?? '', head.request.minPolicyVersion);
+      } catch (err) {
+        this.groupLog(head).error('could not load the policy this request needs; retrying later', { err, min_policy_version: head.request.minPolicyVersion });
+      }
+      if (!this.running) break;
+      if (!policy) {
+        this.groupLog(head).info('the policy version this request needs is not announced yet; retrying later', { min_policy_version: head.request.minPolicyVersion });
+        this.pending.remove([head]);
+        head.msg.nak(this.o.retryDelayMs);
+        continue;
+      }
+      await this.o.policy.use(async (p) => {
+        if (!p || !this.running) return;
+        const batch = this.select(head, p);
+        if (batch.length === 0) return; // the policy changed in between: look again
+        this.pending.remove(batch.map((b) => b.g));
+        batch.forEach((b) => this.inFlight.add(b.g));
+        try {
+          await this.sample(p, batch);
+        } finally {
+          batch.forEach((b) => this.inFlight.delete(b.g));
+        }
+      });
+    }
+  }
+
+  /** The batch led by `head` that policy `p` can sample; requests that can never be sampled are terminated. */
+  private select(head: PendingGroup, p: ServedPolicy): { g: PendingGroup; c: Checked }[] {
+    const checked = new Map<PendingGroup, Checked>();
+    const check = (g: PendingGroup): Checked | undefined => {
+      if (checked.has(g)) return checked.get(g);
+      try {
+        const sampling = checkSampling(g.request.sampling, p.limits);
+        const c = { sampling, prompt: promptTokens(g.request.prompt, p.tokenizer, p.limits, sampling.maxNewTokens) };
+        checked.set(g, c);
+        return c;
+      } catch (err) {
+        if (!(err instanceof GeneratorError)) throw err;
+        this.stats.rejected++;
+        this.groupLog(g).error('rollout request rejected', { reason: err.message });
+        this.pending.remove([g]);
+        g.msg.term(err.message);
+        return undefined;
+      }
+    };
+    if (!servedBy(head.request, p) && !(head.request.minPolicyVersion === 0 && p.runId !== head.request.key?.runId)) return [];
+    if (!check(head)) return [];
+    const candidates = this.pending.all().filter((g) => g === head || servedBy(g.request, p));
+    const batch = selectBatch(
+      head,
+      candidates,
+      (g) => {
+        const c = check(g);
+        return c && samplingKey(c.sampling);
+      },
+      (g) => checked.get(g)?.sampling.n ?? 1,
+      { maxGroups: this.o.maxBatchGroups, maxSequences: this.o.maxBatchSequences },
+    );
+    return batch.filter((g) => checked.has(g)).map((g) => ({ g, c: checked.get(g)! }));
+  }
+
+  private async sample(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<void> {
+    const lead = batch[0];
+    const s = lead.c.sampling;
+    const spans = batch.map(({ g }) =>
+      this.o.tracer.startSpan(
+        'generator.generate',
+        {
+          attributes: {
+            'temper.run_id': g.request.key?.runId ?? '',
+            'temper.step': g.request.key?.step ?? 0,
+            'temper.group_index': g.request.key?.groupIndex ?? 0,
+            'temper.policy_version': p.version,
+            'temper.batch_groups': batch.length,
+            'temper.samples': s.n,
+          },
+        },
+        g.context,
+      ),
+    );
+    this.stats.batches++;
+    this.o.onBatch?.(
+      batch.map((b) => b.g.request),
+      p,
+    );
+    const started = performance.now();
+    let completions;
+    this.o.policy.sequencesInFlight += batch.length * s.n;
+    try {
+      completions = await p.model.generate({
+        prompts: batch.map((b) => b.c.prompt),
+        maxNewTokens: Math.max(...batch.map((b) => b.c.sampling.maxNewTokens)),
+        temperature: s.temperature,
+        topP: s.topP,
+        topK: s.topK,
+        stopTokens: stopTokens(s, p.tokenizer),
+        seed: groupSeed(lead.g.request.key, s.seed),
+        n: s.n,
+      });
+    } catch (err) {
+      spans.forEach((span) => endWithError(span, err));
+      this.o.log.error('sampling a batch failed; its requests will be redelivered', { err, groups: batch.length, policy_version: p.version });
+      if (!this.abandoned) batch.forEach((b) => b.g.msg.nak(this.o.retryDelayMs));
+      return;
+    } finally {
+      this.o.policy.sequencesInFlight -= batch.length * s.n;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    if (this.abandoned) return;
+    await Promise.all(
+      batch.map(async ({ g, c }, i) => {
+        const span = spans[i];
+        const key = g.request.key!;
+        const group: RolloutGroup = {
+          key,
+          prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
+          reference: g.request.reference,
+          completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+          policyVersion: p.version,
+          reward: g.request.reward,
+          generatorId: this.o.generatorId,
+          generateSeconds: seconds,
+        };
+        const log = this.groupLog(g, span);
+        try {
+          const ack = await context.with(trace.setSpan(g.context, span), () =>
+            publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, p.version) }),
+          );
+          g.msg.ack();
+          if (ack.duplicate) this.stats.duplicates++;
+          else this.stats.groupsPublished++;
+          span.setAttribute('temper.duplicate', ack.duplicate);
+          span.end();
+          log.info('rollout group published', {
+            policy_version: p.version,
+            samples: group.completions.length,
+            tokens: group.completions.reduce((t, x) => t + x.tokenIds.length, 0),
+            batch_groups: batch.length,
+            generate_seconds: seconds,
+            duplicate: ack.duplicate,
+            delivery: g.msg.info.deliveryCount,
+          });
+        } catch (err) {
+          endWithError(span, err);
+          log.error('publishing a rollout group failed; the request will be redelivered', { err });
+          if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
+        }
+      }),
+    );
+  }
+
+  private groupLog(g: PendingGroup, span?: Span): Logger {
+    const k = g.request.key;
+    const ids = traceIds(span ? trace.setSpan(g.context, span) : g.context);
+    return this.o.log.child({ run: k?.runId, step: k?.step, group: k?.groupIndex, attempt: k?.attempt, ...ids });
+  }
+}
+
+function endWithError(span: Span, err: unknown): void {
+  span.recordException(err instanceof Error ? err : new Error(String(err)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
+  span.end();
+}

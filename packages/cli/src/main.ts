@@ -2,6 +2,7 @@
 import { ckpt } from './commands/ckpt';
 import { run } from './commands/run';
 import { cancel, runs } from './commands/runs';
+import { score } from './commands/score';
 import { up } from './commands/up';
 
 const usage = `temper <command>
@@ -17,6 +18,8 @@ const usage = `temper <command>
                           cancel a run.
   ckpt ls | push <dir> | pull <id> <dir> | tag <id> <tag> | lineage <id> | rm <id> [--endpoint host:port] [--json]
                           checkpoints in the checkpoint store; temper ckpt help lists the options.
+  score [--spec rewards.yaml] <completions.jsonl>
+                          score {"completion","answer"} lines offline: one {"reward","components"} line each.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return runs({ endpoint: option('endpoint'), json: flag('json') });
     case 'ckpt':
       return ckpt(rest);
+    case 'score':
+      return score({ specPath: option('spec'), file: positional[0] });
     case 'cancel':
       return cancel({ runId: positional[0], endpoint: option('endpoint') });
     case undefined:

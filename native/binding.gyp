@@ -17,6 +17,7 @@
         "src/model_binding.cc",
         "src/cpu/blas.cc",
         "src/cpu/threadpool.cc",
+        "src/cpu/buffer.cc",
         "src/cpu/json.cc",
         "src/cpu/safetensors.cc",
         "src/cpu/matmul.cc",

@@ -3,12 +3,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu/buffer.h"
 #include "cpu/model.h"
 
 namespace temper {
 
 struct LayerActs {
-  std::vector<float> x_in, ln1, rstd1, q, k, v, att, ao, x_mid, ln2, rstd2, g, u, h;
+  Buf x_in, ln1, rstd1, q, k, v, att, ao, x_mid, ln2, rstd2, g, u, h;
   LinearSave s[7];  // in Layer::linears order
 };
 
@@ -16,7 +17,7 @@ struct Activations {
   int64_t B = 0, T = 0;
   std::vector<int32_t> tokens, targets, pos;  // [B*T]; targets[b,t] = tokens[b,t+1], -1 where none
   std::vector<LayerActs> layers;
-  std::vector<float> x_final, lnf, rstdf, logits, lse;
+  Buf x_final, lnf, rstdf, logits, lse;
 };
 
 }  // namespace temper

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/vec.h"
 
 namespace temper {
 
@@ -15,9 +16,7 @@ void causal_softmax_rows(float* s, int64_t T) {
     float* r = s + i * T;
     float mx = r[0];
     for (int64_t j = 1; j <= i; j++) mx = std::max(mx, r[j]);
-    float sum = 0;
-    for (int64_t j = 0; j <= i; j++) sum += (r[j] = std::exp(r[j] - mx));
-    float inv = 1.0f / sum;
+    float inv = 1.0f / exp_shifted(r, r, mx, i + 1);
     for (int64_t j = 0; j <= i; j++) r[j] *= inv;
     for (int64_t j = i + 1; j < T; j++) r[j] = 0;
   }
@@ -51,7 +50,8 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
   const float scale = 1.0f / std::sqrt((float)D);
   pool.run(B * KV, [&](int64_t bg) {
     int64_t b = bg / KV, g = bg % KV;
-    std::vector<float> ds((size_t)(T * T));
+    thread_local std::vector<float> ds;  // pool threads live on, so this stays resident between steps
+    if (ds.size() < (size_t)(T * T)) ds.resize(T * T);
     const float* kb = k + b * T * KD + g * D;
     const float* vb = v + b * T * KD + g * D;
     float* dkb = dk + b * T * KD + g * D;
@@ -90,23 +90,26 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
     const float* qr = q + rh * D;
     const float* kb = kcache + (int64_t)slot[r] * cap * KD + g * D;
     const float* vb = vcache + (int64_t)slot[r] * cap * KD + g * D;
+    const int64_t D8 = D & ~int64_t(7);
     float mx = -INFINITY;
     for (int64_t j = 0; j < len; j++) {
       const float* kj = kb + j * KD;
-      float dot = 0;
-      for (int64_t d = 0; d < D; d++) dot += qr[d] * kj[d];
+      v8 acc = splat8(0);
+      for (int64_t d = 0; d < D8; d += 8) acc += load8(qr + d) * load8(kj + d);
+      float dot = hsum8(acc);
+      for (int64_t d = D8; d < D; d++) dot += qr[d] * kj[d];
       s[j] = dot * scale;
       mx = std::max(mx, s[j]);
     }
-    float sum = 0;
-    for (int64_t j = 0; j < len; j++) sum += (s[j] = std::exp(s[j] - mx));
-    float inv = 1.0f / sum;
+    float inv = 1.0f / exp_shifted(s.data(), s.data(), mx, len);
     float* o = out + rh * D;
     for (int64_t d = 0; d < D; d++) o[d] = 0;
     for (int64_t j = 0; j < len; j++) {
       const float* vj = vb + j * KD;
       float w = s[j] * inv;
-      for (int64_t d = 0; d < D; d++) o[d] += w * vj[d];
+      v8 wv = splat8(w);
+      for (int64_t d = 0; d < D8; d += 8) store8(o + d, load8(o + d) + wv * load8(vj + d));
+      for (int64_t d = D8; d < D; d++) o[d] += w * vj[d];
     }
   });
 }

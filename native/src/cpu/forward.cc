@@ -15,15 +15,22 @@ void Model::run_forward(Activations& a) {
                 F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
   rope.ensure(cfg.rope_theta, D, a.T);
   a.layers.resize(cfg.layers);
-  std::vector<float> x((size_t)(N * C)), tmp((size_t)(N * C));
-  embedding_forward(pool, x.data(), a.tokens.data(), embed.data.data(), N, C);
+  // The residual stream: layer l reads x_in, writes x_mid and the next layer's x_in (x_final at the end).
+  auto add = [&](Buf& out, const Buf& x, const Buf& y) {
+    out.resize(N * C);
+    pool.chunks(N * C, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; i++) out[i] = x[i] + y[i];
+    });
+  };
+  Buf tmp(N * C);
+  a.layers[0].x_in.resize(N * C);
+  embedding_forward(pool, a.layers[0].x_in.data(), a.tokens.data(), embed.data.data(), N, C);
   for (int64_t l = 0; l < cfg.layers; l++) {
     Layer& L = layers[l];
     LayerActs& s = a.layers[l];
-    s.x_in = x;
     s.ln1.resize(N * C);
     s.rstd1.resize(N);
-    rmsnorm_forward(pool, s.ln1.data(), s.rstd1.data(), x.data(), L.ln1.data.data(), N, C, (float)cfg.eps);
+    rmsnorm_forward(pool, s.ln1.data(), s.rstd1.data(), s.x_in.data(), L.ln1.data.data(), N, C, (float)cfg.eps);
     s.q.resize(N * Q);
     s.k.resize(N * K);
     s.v.resize(N * K);
@@ -36,11 +43,10 @@ void Model::run_forward(Activations& a) {
     s.ao.resize(N * Q);
     attention_forward(pool, s.ao.data(), s.att.data(), s.q.data(), s.k.data(), s.v.data(), a.B, a.T, H, KV, D);
     L.o.forward(pool, tmp.data(), s.ao.data(), N, &s.s[3]);
-    for (int64_t i = 0; i < N * C; i++) x[i] += tmp[i];
-    s.x_mid = x;
+    add(s.x_mid, s.x_in, tmp);
     s.ln2.resize(N * C);
     s.rstd2.resize(N);
-    rmsnorm_forward(pool, s.ln2.data(), s.rstd2.data(), x.data(), L.ln2.data.data(), N, C, (float)cfg.eps);
+    rmsnorm_forward(pool, s.ln2.data(), s.rstd2.data(), s.x_mid.data(), L.ln2.data.data(), N, C, (float)cfg.eps);
     s.g.resize(N * F);
     s.u.resize(N * F);
     s.h.resize(N * F);
@@ -48,9 +54,8 @@ void Model::run_forward(Activations& a) {
     L.up.forward(pool, s.u.data(), s.ln2.data(), N, &s.s[5]);
     swiglu_forward(pool, s.h.data(), s.g.data(), s.u.data(), N * F);
     L.down.forward(pool, tmp.data(), s.h.data(), N, &s.s[6]);
-    for (int64_t i = 0; i < N * C; i++) x[i] += tmp[i];
+    add(l + 1 < cfg.layers ? a.layers[l + 1].x_in : a.x_final, s.x_mid, tmp);
   }
-  a.x_final = std::move(x);
   a.lnf.resize(N * C);
   a.rstdf.resize(N);
   rmsnorm_forward(pool, a.lnf.data(), a.rstdf.data(), a.x_final.data(), norm.data.data(), N, C, (float)cfg.eps);
@@ -73,7 +78,7 @@ void Model::forward(const int32_t* tokens, int64_t B, int64_t T, float* logits) 
   Activations a;
   setup_batch(a, tokens, B, T);
   run_forward(a);
-  std::copy(a.logits.begin(), a.logits.end(), logits);
+  std::copy(a.logits.data(), a.logits.data() + a.logits.size(), logits);
 }
 
 void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
@@ -127,12 +132,13 @@ void Model::backward(const float* dlogprob) {
       w[b * T + t] = d;
     }
   logprob_backward(pool, a.logits.data(), a.logits.data(), a.lse.data(), a.targets.data(), w.data(), N, V);
-  std::vector<float> dlnf(N * C), dx(N * C, 0.0f);
+  Buf dlnf(N * C), dx(N * C);
+  dx.zero();
   Tensor& head = cfg.tied ? embed : lm_head;
   matmul_backward(pool, dlnf.data(), false, head.g(), nullptr, a.logits.data(), a.lnf.data(), head.data.data(), N, C, V);
-  a.logits = std::vector<float>();
+  a.logits.release();
   rmsnorm_backward(pool, dx.data(), norm.g(), dlnf.data(), a.x_final.data(), norm.data.data(), a.rstdf.data(), N, C);
-  std::vector<float> dln(N * C), dh(N * F), dg(N * F), du(N * F), dq(N * Q), dk(N * K), dv(N * K), dao(N * Q);
+  Buf dln(N * C), dh(N * F), dg(N * F), du(N * F), dq(N * Q), dk(N * K), dv(N * K), dao(N * Q);
   for (int64_t l = cfg.layers - 1; l >= 0; l--) {
     Layer& L = layers[l];
     LayerActs& s = a.layers[l];

@@ -9,6 +9,7 @@
 
 #include "cpu/activations.h"
 #include "cpu/rng.h"
+#include "cpu/vec.h"
 
 namespace temper {
 
@@ -16,8 +17,8 @@ namespace {
 
 struct KvCache {
   int64_t slots = 0, cap = 0, width = 0;  // width = KV * D
-  std::vector<std::vector<float>> k, v;   // per layer [slots, cap, KV, D]
-  float* at(std::vector<float>& buf, int64_t slot, int64_t pos) { return buf.data() + (slot * cap + pos) * width; }
+  std::vector<Buf> k, v;                  // per layer [slots, cap, KV, D]
+  float* at(Buf& buf, int64_t slot, int64_t pos) { return buf.data() + (slot * cap + pos) * width; }
 };
 
 // Runs rows (token tok[r] of slot slot[r] at position pos[r]) through the decoder, appending
@@ -28,7 +29,7 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
   const int64_t R = (int64_t)tok.size(), C = c.hidden, Q = c.heads * c.head_dim, K = c.kv_heads * c.head_dim,
                 F = c.inter, H = c.heads, KV = c.kv_heads, D = c.head_dim;
   ThreadPool& pool = m.pool;
-  std::vector<float> x(R * C), ln(R * C), q(R * Q), k(R * K), v(R * K), ao(R * Q), tmp(R * C), g(R * F), u(R * F);
+  Buf x(R * C), ln(R * C), q(R * Q), k(R * K), v(R * K), ao(R * Q), tmp(R * C), g(R * F), u(R * F);
   embedding_forward(pool, x.data(), tok.data(), m.embed.data.data(), R, C);
   auto add = [&](float* dst, const float* src, int64_t n) {
     pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
@@ -59,7 +60,7 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
     add(x.data(), tmp.data(), R * C);
   }
   const int64_t W = (int64_t)want.size();
-  std::vector<float> xs(W * C), lns(W * C);
+  Buf xs(W * C), lns(W * C);
   for (int64_t i = 0; i < W; i++) std::copy(x.data() + want[i] * C, x.data() + (want[i] + 1) * C, xs.data() + i * C);
   rmsnorm_forward(pool, lns.data(), nullptr, xs.data(), m.norm.data.data(), W, C, (float)c.eps);
   const Tensor& head = c.tied ? m.embed : m.lm_head;
@@ -78,22 +79,21 @@ int32_t pick(const float* l, int64_t V, const SamplingParams& sp, Rng& rng, floa
       mx = l[j];
       arg = j;
     }
-  double z = 0;
-  for (int64_t j = 0; j < V; j++) z += std::exp((double)(l[j] - mx));
-  const double lse = mx + std::log(z);
+  thread_local std::vector<float> p;
+  thread_local std::vector<int32_t> idx;
+  p.resize(V);
+  const double lse = mx + std::log((double)exp_shifted(p.data(), l, mx, V));
   if (sp.temperature <= 0) {
     *logprob = (float)(l[arg] - lse);
     return (int32_t)arg;
   }
-  thread_local std::vector<float> p;
-  thread_local std::vector<int32_t> idx;
-  p.resize(V);
-  idx.resize(V);
-  const float inv_t = (float)(1.0 / sp.temperature);
-  for (int64_t j = 0; j < V; j++) {
-    p[j] = std::exp((l[j] - mx) * inv_t);
-    idx[j] = (int32_t)j;
+  if (sp.temperature != 1) {
+    const float inv_t = (float)(1.0 / sp.temperature);
+    for (int64_t j = 0; j < V; j++) p[j] = (l[j] - mx) * inv_t;
+    exp_shifted(p.data(), p.data(), 0.0f, V);
   }
+  idx.resize(V);
+  for (int64_t j = 0; j < V; j++) idx[j] = (int32_t)j;
   int64_t count = V;
   if (sp.top_k > 0 && sp.top_k < V) {
     count = sp.top_k;
@@ -164,8 +164,10 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   kv.width = cfg.kv_heads * cfg.head_dim;
   double bytes = 2.0 * 4 * cfg.layers * (double)S * kv.cap * kv.width;
   if (bytes > 16e9) throw std::runtime_error("the KV cache for this batch would need " + std::to_string((int64_t)(bytes / 1e9)) + " GB (limit 16)");
-  kv.k.assign(cfg.layers, std::vector<float>((size_t)(S * kv.cap * kv.width)));
-  kv.v.assign(cfg.layers, std::vector<float>((size_t)(S * kv.cap * kv.width)));
+  for (int64_t l = 0; l < cfg.layers; l++) {
+    kv.k.emplace_back((size_t)(S * kv.cap * kv.width));
+    kv.v.emplace_back((size_t)(S * kv.cap * kv.width));
+  }
   rope.ensure(cfg.rope_theta, cfg.head_dim, kv.cap);
 
   std::vector<Completion> out(S);
@@ -192,7 +194,7 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
     }
     want.push_back((int64_t)tok.size() - 1);
   }
-  std::vector<float> logits(std::max<int64_t>(P, S) * V);
+  Buf logits(std::max<int64_t>(P, S) * V);
   infer_rows(*this, kv, tok, slot, pos, want, logits.data());
   for (int64_t i = 0; i < P; i++)
     for (int64_t j = 1; j < sp.n; j++)

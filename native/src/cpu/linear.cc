@@ -1,6 +1,7 @@
 // A projection with optional bias and optional PEFT adapter.
 //   LoRA:  y = W x + b + s B (A x)
 //   DoRA:  y = (mag / ‖W + s B A‖_row) * (W x + s B (A x)) + b, the norm a constant in backward (as PEFT)
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/model.h"
@@ -40,7 +41,7 @@ void Linear::forward(ThreadPool& pool, float* y, const float* x, int64_t N, Line
   gemm(pool, false, true, N, out, a.r, a.scale, s.ax.data(), a.r, a.B.data.data(), a.r, 1.0f, y, out);
   if (!a.dora) return;
   // The row norms of W + s B A, recomputed every call because A and B train.
-  std::vector<float> dw((size_t)(out * in));
+  Buf dw((size_t)(out * in));
   gemm(pool, false, false, out, in, a.r, a.scale, a.B.data.data(), a.r, a.A.data.data(), in, 0.0f, dw.data(), in);
   s.norm.resize(out);
   s.colscale.resize(out);
@@ -55,7 +56,10 @@ void Linear::forward(ThreadPool& pool, float* y, const float* x, int64_t N, Line
       s.colscale[o] = a.mag.data[o] / s.norm[o];
     }
   });
-  if (save) s.z.assign(y, y + N * out);
+  if (save) {
+    s.z.resize(N * out);
+    std::copy(y, y + N * out, s.z.data());
+  }
   const float* bias = b.data.empty() ? nullptr : b.data.data();
   pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
     for (int64_t n = lo; n < hi; n++)
@@ -71,7 +75,7 @@ void Linear::backward(ThreadPool& pool, float* dx, bool accumulate, const float*
   }
   Adapter& a = *lora;
   // dz: the gradient at W x + s B A x; DoRA scales it per output and feeds the magnitude.
-  std::vector<float> dz_buf;
+  Buf dz_buf;
   const float* dz = dy;
   if (a.dora) {
     dz_buf.resize(N * out);
@@ -91,7 +95,7 @@ void Linear::backward(ThreadPool& pool, float* dx, bool accumulate, const float*
   if (b.g()) matmul_backward(pool, nullptr, false, nullptr, b.g(), dy, x, nullptr, N, in, out);
   matmul_backward(pool, dx, accumulate, w.g(), nullptr, dz, x, w.data.data(), N, in, out);
   if (a.B.g()) gemm(pool, true, false, out, a.r, N, a.scale, dz, out, save.ax.data(), a.r, 1.0f, a.B.g(), a.r);
-  std::vector<float> dax((size_t)(N * a.r));
+  Buf dax((size_t)(N * a.r));
   gemm(pool, false, false, N, a.r, out, a.scale, dz, out, a.B.data.data(), a.r, 0.0f, dax.data(), a.r);
   if (a.A.g()) gemm(pool, true, false, a.r, in, N, 1.0f, dax.data(), a.r, x, in, 1.0f, a.A.g(), in);
   if (dx) gemm(pool, false, false, N, in, a.r, 1.0f, dax.data(), a.r, a.A.data.data(), in, 1.0f, dx, in);

@@ -1,6 +1,8 @@
 #include <cmath>
+#include <vector>
 
 #include "cpu/kernels.h"
+#include "cpu/vec.h"
 
 namespace temper {
 
@@ -18,16 +20,17 @@ void logprob_forward(ThreadPool& pool, float* logprob, float* entropy, float* ls
       const float* l = logits + n * V;
       float mx = l[0];
       for (int64_t j = 1; j < V; j++) mx = std::max(mx, l[j]);
-      double sum = 0, wsum = 0;
-      for (int64_t j = 0; j < V; j++) {
-        double e = std::exp((double)(l[j] - mx));
-        sum += e;
-        wsum += e * l[j];
-      }
+      thread_local std::vector<float> e;
+      if ((int64_t)e.size() < V) e.resize(V);
+      double sum = exp_shifted(e.data(), l, mx, V);
       double z = mx + std::log(sum);
       lse[n] = (float)z;
       logprob[n] = (float)(l[target[n]] - z);
-      if (entropy) entropy[n] = (float)(z - wsum / sum);
+      if (entropy) {
+        double wsum = 0;
+        for (int64_t j = 0; j < V; j++) wsum += e[j] * (l[j] - mx);
+        entropy[n] = (float)(std::log(sum) - wsum / sum);
+      }
     }
   });
 }
@@ -43,8 +46,9 @@ void logprob_backward(ThreadPool& pool, float* dlogits, const float* logits, con
         for (int64_t j = 0; j < V; j++) d[j] = 0;
         continue;
       }
-      float wn = w[n], z = lse[n];
-      for (int64_t j = 0; j < V; j++) d[j] = -wn * std::exp(l[j] - z);
+      float wn = w[n];
+      exp_shifted(d, l, lse[n], V);
+      for (int64_t j = 0; j < V; j++) d[j] *= -wn;
       d[target[n]] += wn;
     }
   });

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/buffer.h"
 #include "cpu/kernels.h"
 #include "cpu/safetensors.h"
 #include "cpu/threadpool.h"
@@ -37,8 +38,8 @@ struct Adapter {
 
 // What a projection's forward keeps for its backward when it has an adapter.
 struct LinearSave {
-  std::vector<float> ax;                // [N, r]   A x
-  std::vector<float> z, norm, colscale; // DoRA: [N, out] W x + s B A x, ‖W + s B A‖ per row, mag / norm
+  Buf ax;                // [N, r]   A x
+  Buf z, norm, colscale; // DoRA: [N, out] W x + s B A x, ‖W + s B A‖ per row, mag / norm
 };
 
 struct Linear {

@@ -1,13 +1,19 @@
 #include <cmath>
 
 #include "cpu/kernels.h"
+#include "cpu/vec.h"
 
 namespace temper {
 
 // h = silu(g) * u,  silu(g) = g * sigmoid(g)
 void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n) {
   pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t i = lo; i < hi; i++) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+      v8 gv = load8(g + i);
+      store8(h + i, gv / (splat8(1.0f) + exp8(-gv)) * load8(u + i));
+    }
+    for (; i < hi; i++) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
   });
 }
 
@@ -15,7 +21,13 @@ void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, 
 void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n) {
   pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t i = lo; i < hi; i++) {
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8) {
+      v8 gv = load8(g + i), s = splat8(1.0f) / (splat8(1.0f) + exp8(-gv)), d = load8(dh + i);
+      store8(du + i, d * gv * s);
+      store8(dg + i, d * load8(u + i) * s * (splat8(1.0f) + gv * (splat8(1.0f) - s)));
+    }
+    for (; i < hi; i++) {
       float s = 1.0f / (1.0f + std::exp(-g[i]));
       du[i] = dh[i] * g[i] * s;
       dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));

@@ -1,10 +1,27 @@
 #include "cpu/threadpool.h"
 
 #include <immintrin.h>
+#include <sched.h>
 
 #include <memory>
 
 namespace temper {
+
+namespace {
+
+constexpr uint64_t kClosed = uint64_t(1) << 31, kActive = kClosed - 1;
+
+// Busy-waiting is right while the other threads are running, wrong when the cores are shared
+// with other work: pause a little, then yield the core, then (workers only) sleep.
+struct Backoff {
+  int n = 0;
+  void wait() {
+    if (++n < 256) _mm_pause();
+    else sched_yield();
+  }
+};
+
+}  // namespace
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; i++) workers_.emplace_back([this] { worker_loop(); });
@@ -33,14 +50,16 @@ void ThreadPool::run(int64_t n, const std::function<void(int64_t)>& fn) {
   fn_ = &fn;
   n_ = n;
   next_.store(0, std::memory_order_relaxed);
-  pending_.store((int)workers_.size(), std::memory_order_relaxed);
-  {
+  uint64_t epoch = (state_.load(std::memory_order_relaxed) >> 32) + 1;
+  state_.store(epoch << 32, std::memory_order_seq_cst);
+  if (sleepers_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard<std::mutex> l(sleep_mu_);
-    epoch_.fetch_add(1, std::memory_order_release);
+    wake_.notify_all();
   }
-  wake_.notify_all();
   drain();
-  while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+  state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  Backoff b;
+  while (state_.load(std::memory_order_acquire) & kActive) b.wait();
 }
 
 void ThreadPool::chunks(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn) {
@@ -48,25 +67,34 @@ void ThreadPool::chunks(int64_t n, const std::function<void(int64_t, int64_t, in
   run(parts, [&](int64_t p) { fn(n * p / parts, n * (p + 1) / parts, (int)p); });
 }
 
-// A forward pass issues thousands of short parallel loops, so a worker spins for a while
-// (a fraction of a millisecond) before it sleeps; waking from a condition variable each
-// time would cost more than many of the loops themselves.
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    int spins = 0;
-    while (epoch_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
-      if (++spins < 1 << 14) {
-        _mm_pause();
+    Backoff b;
+    for (int spins = 0; (state_.load(std::memory_order_acquire) >> 32) == seen; spins++) {
+      if (stop_.load(std::memory_order_relaxed)) return;
+      if (spins < 4096) {
+        b.wait();
         continue;
       }
       std::unique_lock<std::mutex> l(sleep_mu_);
-      wake_.wait(l, [&] { return epoch_.load(std::memory_order_acquire) != seen || stop_.load(); });
+      sleepers_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.wait(l, [&] { return (state_.load(std::memory_order_seq_cst) >> 32) != seen || stop_.load(); });
+      sleepers_.fetch_sub(1, std::memory_order_relaxed);
+      spins = 0;
     }
-    if (stop_.load()) return;
-    seen = epoch_.load(std::memory_order_acquire);
+    uint64_t s = state_.load(std::memory_order_acquire);
+    seen = s >> 32;
+    bool joined = false;
+    while (!(s & kClosed) && (s >> 32) == seen) {
+      if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;
     drain();
-    pending_.fetch_sub(1, std::memory_order_release);
+    state_.fetch_sub(1, std::memory_order_release);
   }
 }
 

@@ -29,13 +29,15 @@ class ThreadPool {
   void drain();
 
   std::vector<std::thread> workers_;
-  std::mutex sleep_mu_;
+  std::mutex run_mu_, sleep_mu_;
   std::condition_variable wake_;
-  std::mutex run_mu_;
-  std::atomic<uint64_t> epoch_{0};
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};
+  // epoch << 32 | closed << 31 | workers inside the current loop. A worker joins a loop only
+  // while it is open; the caller closes it when no task is left and waits only for the workers
+  // that joined, so a worker the OS has not scheduled never holds the caller up.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<int> sleepers_{0};
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> next_{0};
   int64_t n_ = 0;
   const std::function<void(int64_t)>* fn_ = nullptr;
 };

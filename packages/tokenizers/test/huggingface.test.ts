@@ -183,3 +183,54 @@ describe('HuggingFaceTokenizer on a tokenizer.json made here', () => {
     expect(() => tok.decode([tok.vocabSize])).toThrow(/outside the vocabulary/);
   });
 });
+
+// A SentencePiece-style tokenizer.json (the Llama / Mistral shape): "▁" marks spaces, a BPE
+// over pieces, and byte fallback (<0xNN> tokens) for anything outside the pieces.
+function makeSentencePieceJson() {
+  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
+  for (let b = 0; b < 256; b++) vocab[`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`] = 3 + b;
+  const merges: string[] = [];
+  for (const c of ['▁', 'a', 'e', 'h', 'l', 'o', 't', '1', '2', '+', '=', '4']) vocab[c] = Object.keys(vocab).length;
+  for (const [a, b] of [['▁', 't'], ['h', 'e'], ['▁t', 'he'], ['l', 'l'], ['ll', 'o'], ['▁', 'he'], ['▁he', 'llo']]) {
+    merges.push(`${a} ${b}`);
+    vocab[a + b] = Object.keys(vocab).length;
+  }
+  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }] },
+    pre_tokenizer: null,
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [],
+      special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+    },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '▁' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, vocab, merges },
+  };
+}
+
+describe('HuggingFaceTokenizer on a SentencePiece-style tokenizer.json made here', () => {
+  const tok = new HuggingFaceTokenizer(makeSentencePieceJson(), { bos_token: '<s>', eos_token: '</s>' });
+
+  it('merges pieces and falls back to bytes, round-tripping any UTF-8', () => {
+    expect(Array.from(tok.encode('hello the'))).toEqual([tok.tokenToId('▁hello'), tok.tokenToId('▁the')]);
+    for (const s of ['hello the', 'héllo 数学 🙂', '1+2=4', 'tabs\tand\nlines', 'a  b']) expect(tok.decode(tok.encode(s))).toBe(s);
+    // é is not a piece: its two UTF-8 bytes come out as byte tokens.
+    const ids = Array.from(tok.encode('é'));
+    expect(ids.slice(-2)).toEqual([tok.tokenToId('<0xC3>'), tok.tokenToId('<0xA9>')]);
+  });
+
+  it('adds BOS only when asked, and reads special ids from the config', () => {
+    expect(tok.specialTokens.bos).toBe(1);
+    expect(tok.specialTokens.eos).toBe(2);
+    expect(tok.encode('hello', { addSpecialTokens: true })[0]).toBe(1);
+    expect(tok.encode('hello')[0]).not.toBe(1);
+    expect(tok.decode([1, ...tok.encode('hello'), 2], { skipSpecialTokens: true })).toBe('hello');
+    expect(tok.vocabSize).toBe(3 + 256 + 12 + 7);
+  });
+});

@@ -1,4 +1,4 @@
-import { verifyCountdown } from '@temper/data';
+import { createRng, verifyCountdown, type Rng } from '@temper/data';
 
 describe('verifyCountdown', () => {
   const numbers = [3, 4, 5];
@@ -65,3 +65,51 @@ describe('verifyCountdown', () => {
     expect(verifyCountdown('3*4+5=7', numbers, 7).reason).toBe('evaluates to 17, not 7');
   });
 });
+
+// Random expressions over random numbers, each number used once, with random parentheses.
+function randomExpression(rng: Rng, numbers: number[]): string {
+  if (numbers.length === 1) return String(numbers[0]);
+  const cut = rng.int(1, numbers.length - 1);
+  const op = rng.pick(['+', '-', '*', '/']);
+  const wrap = (s: string) => (rng.chance(0.5) || s.length > 3 ? `(${s})` : s);
+  return `${wrap(randomExpression(rng, numbers.slice(0, cut)))}${rng.chance(0.3) ? ' ' : ''}${op}${wrap(randomExpression(rng, numbers.slice(cut)))}`;
+}
+
+describe('verifyCountdown on random expressions', () => {
+  it('agrees with an independent evaluation', () => {
+    const rng = createRng('verifier-fuzz', 1);
+    let hits = 0;
+    for (let i = 0; i < 3000; i++) {
+      const numbers = Array.from({ length: rng.int(1, 5) }, () => rng.int(0, 30));
+      const expr = randomExpression(rng, rng.shuffle(numbers));
+      // Floating point is a fair judge here: a handful of small numbers keeps it exact enough.
+      const float = Function(`return (${expr})`)() as number;
+      const verdict = verifyCountdown(expr, numbers, Math.round(Number.isFinite(float) ? float : 0));
+      if (!Number.isFinite(float) || Number.isNaN(float)) {
+        // Division by zero somewhere (JS gives Infinity or NaN) must be refused. A zero divisor
+        // can also hide inside a finite result (1/(1/0) = 0 in JS), so only this direction is checked.
+        expect(verdict.ok).toBe(false);
+        continue;
+      }
+      if (verdict.reason === 'division by zero') continue;
+      const isInteger = Math.abs(float - Math.round(float)) < 1e-9;
+      expect(verdict.ok).toBe(isInteger);
+      if (verdict.ok) hits++;
+      // Any other target is refused.
+      expect(verifyCountdown(expr, numbers, Math.round(float) + 1).ok).toBe(false);
+    }
+    expect(hits).toBeGreaterThan(1000);
+  });
+
+  it('never throws on garbage', () => {
+    const rng = createRng('verifier-garbage', 1);
+    const alphabet = '0123456789+-*/()^.=xe ×÷\u0000\n';
+    for (let i = 0; i < 5000; i++) {
+      const text = Array.from({ length: rng.int(0, 40) }, () => rng.pick([...alphabet])).join('');
+      const verdict = verifyCountdown(text, [1, 2, 3, 4], 10);
+      expect(typeof verdict.ok).toBe('boolean');
+      if (!verdict.ok) expect(typeof verdict.reason).toBe('string');
+    }
+  });
+});
+

@@ -44,6 +44,19 @@ describe('ByteTokenizer', () => {
     expect(tok.decode(tok.encode(mixed))).toBe(mixed);
   });
 
+  it('round-trips text mixed with special tokens, each marker one id', () => {
+    const markers = ['<think>', '</think>', '<answer>', '</answer>', '<eos>', '<bos>', '<pad>', '<', '>', '</', '<think', 'answer>'];
+    for (let seed = 1; seed <= 200; seed++) {
+      const parts = Array.from({ length: 8 }, (_, i) => (seed * 7 + i * 13) % 3 === 0 ? markers[(seed + i) % markers.length] : randomText(seed * 31 + i, 5));
+      const text = parts.join('');
+      const ids = tok.encode(text);
+      expect(tok.decode(ids)).toBe(text);
+      const specialIds = Array.from(ids).filter((id) => id >= 256).length;
+      const wholeMarkers = (text.match(/<\/?(think|answer)>|<(eos|bos|pad)>/g) ?? []).length;
+      expect(specialIds).toBe(wholeMarkers);
+    }
+  });
+
   it('turns the answer-format markers into single tokens, and only whole markers', () => {
     const ids = Array.from(tok.encode('<think>a</think><answer>b</answer>'));
     const { think, thinkEnd, answer, answerEnd } = tok.specialTokens;

@@ -190,6 +190,9 @@ describe('every service', () => {
     expect(verbs('pods')).toEqual(['get', 'list', 'watch']);
     expect(verbs('pods/log')).toEqual(['get']);
     expect(verbs('pods/portforward')).toEqual(['create', 'get']);
+    expect(verbs('deployments')).toEqual(['get', 'list', 'watch']);
+    expect(rules.every((x) => x.verbs.every((v) => ['get', 'list', 'watch', 'create'].includes(v)))).toBe(true);
+    expect(rules.filter((x) => x.verbs.includes('create')).flatMap((x) => x.resources)).toEqual(['pods/portforward']);
     expect(JSON.stringify(rules)).not.toMatch(/"\*"|secrets|configmaps/);
     expect(rendered.default.all('RoleBinding')).toEqual([]);
     expect(rendered.default.all('ClusterRole')).toEqual([]);

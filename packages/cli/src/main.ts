@@ -3,6 +3,7 @@ import { ckpt } from './commands/ckpt';
 import { run } from './commands/run';
 import { cancel, runs } from './commands/runs';
 import { score } from './commands/score';
+import { k8s } from './commands/k8s';
 import { up } from './commands/up';
 
 const usage = `temper <command>
@@ -20,6 +21,8 @@ const usage = `temper <command>
                           checkpoints in the checkpoint store; temper ckpt help lists the options.
   score [--spec rewards.yaml] <completions.jsonl>
                           score {"completion","answer"} lines offline: one {"reward","components"} line each.
+  k8s status | logs <service> | submit <spec.yaml> [--release R] [--namespace NS] [--context C]
+                          a release on Kubernetes via your kubeconfig; temper k8s help lists the options.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return runs({ endpoint: option('endpoint'), json: flag('json') });
     case 'ckpt':
       return ckpt(rest);
+    case 'k8s':
+      return k8s(rest);
     case 'score':
       return score({ specPath: option('spec'), file: positional[0] });
     case 'cancel':

@@ -66,6 +66,18 @@ const paragraphs: readonly Paragraph[] = [
     const rows = Array.from({ length: upTo }, (_, i) => `${n}*${i + 1}=${n * (i + 1)}`);
     return `The ${n} times table: ${rows.join(', ')}.`;
   },
+  // Addition and subtraction facts: the single-step sums and differences the easiest tasks
+  // rest on, so a tiny model can learn them as facts in mid-training.
+  (rng) => {
+    const n = rng.int(0, 12);
+    const rows = Array.from({ length: 13 }, (_, k) => `${n}+${k}=${n + k}`);
+    return `Adding to ${n}: ${rows.join(', ')}.`;
+  },
+  (rng) => {
+    const n = rng.int(1, 24);
+    const rows = Array.from({ length: Math.min(n, 12) + 1 }, (_, k) => `${n}-${k}=${n - k}`);
+    return `Taking away from ${n}: ${rows.join(', ')}.`;
+  },
   // Division with remainder.
   trainOnly((rng) => {
     const m = rng.int(2, 12);

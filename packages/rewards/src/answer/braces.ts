@@ -22,6 +22,28 @@ export function matchBrace(s: string, open: number): number {
 }
 
 /**
+ * For every '{' in `s`, the index just past its closing '}' (-1 when it never closes),
+ * in one pass: scanning from each opening brace separately would be quadratic on a
+ * completion made of thousands of unclosed "\boxed{".
+ */
+export function braceTable(s: string): Map<number, number> {
+  const table = new Map<number, number>();
+  const open: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 92 /* \ */) {
+      i++;
+    } else if (c === 123 /* { */) {
+      open.push(i);
+      table.set(i, -1);
+    } else if (c === 125 /* } */ && open.length > 0) {
+      table.set(open.pop()!, i + 1);
+    }
+  }
+  return table;
+}
+
+/**
  * Replaces every `\name{content}` with what `replace` makes of the content (nested
  * occurrences first, as they are found inside the content).
  */

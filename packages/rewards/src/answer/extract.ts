@@ -3,7 +3,7 @@
 // configured pattern; of all candidates the last one written wins (a model that
 // corrects itself means the later answer). Text elsewhere (the reasoning) is never
 // searched for the reference, so restating it while thinking earns nothing.
-import { matchBrace } from './braces';
+import { braceTable } from './braces';
 import { normalizeAnswer } from './normalize';
 
 export type AnswerSource = 'answer' | 'boxed' | 'pattern';
@@ -35,7 +35,8 @@ interface Candidate {
 export function extractAnswer(completion: string, opts: ExtractOptions): Extracted | null {
   const blocks = opts.sources.includes('answer') ? answerBlocks(completion, opts.answerTag) : [];
   const candidates: Candidate[] = [...blocks];
-  if (opts.sources.includes('boxed')) candidates.push(...boxedAnswers(completion, 0, completion.length));
+  const braces = opts.sources.includes('boxed') ? braceTable(completion) : undefined;
+  if (braces) candidates.push(...boxedAnswers(completion, braces, 0, completion.length));
   if (opts.sources.includes('pattern') && opts.pattern) candidates.push(...patternAnswers(completion, opts.pattern));
   const chosen = lastCandidate(candidates);
   if (!chosen) return null;
@@ -43,9 +44,10 @@ export function extractAnswer(completion: string, opts: ExtractOptions): Extract
   // different boxed answers hedges between them.
   const block = blocks.find((b) => b.start <= chosen.start && chosen.end <= b.end);
   let multiple = false;
-  if (block) {
-    const boxes = boxedAnswers(completion, block.start, block.end);
-    multiple = new Set(boxes.map((b) => normalizeAnswer(b.text))).size > 1;
+  if (block && braces) {
+    const boxes = boxedAnswers(completion, braces, block.start, block.end);
+    // Normalising is for answer-sized text; a huge box is compared as written.
+    multiple = new Set(boxes.map((b) => (b.text.length <= 1000 ? normalizeAnswer(b.text) : b.text))).size > 1;
   }
   return { answer: chosen.text.trim(), source: chosen.source, multiple };
 }
@@ -59,29 +61,38 @@ function lastCandidate(candidates: Candidate[]): Candidate | undefined {
   return best;
 }
 
-// Each closing tag pairs with the nearest opening tag before it, so "<answer>" written
-// inside the reasoning does not swallow everything up to the real answer.
+// Each closing tag pairs with the nearest opening tag before it (and after the previous
+// closing tag), so "<answer>" written inside the reasoning does not swallow everything up
+// to the real answer. Both lists come from forward scans: linear on any input.
 function answerBlocks(s: string, tag: string): Candidate[] {
   const open = `<${tag}>`;
   const close = `</${tag}>`;
+  const opens = positions(s, open);
   const out: Candidate[] = [];
   let from = 0;
-  for (;;) {
-    const end = s.indexOf(close, from);
-    if (end < 0) return out;
-    const start = s.lastIndexOf(open, end);
+  let j = 0;
+  for (const end of positions(s, close)) {
+    while (j < opens.length && opens[j] + open.length <= end) j++;
+    const start = j > 0 ? opens[j - 1] : -1;
     if (start >= from) out.push({ start, end: end + close.length, text: s.slice(start + open.length, end), source: 'answer' });
     from = end + close.length;
   }
+  return out;
 }
 
-function boxedAnswers(s: string, from: number, to: number): Candidate[] {
+function positions(s: string, needle: string): number[] {
+  const out: number[] = [];
+  for (let i = s.indexOf(needle); i >= 0; i = s.indexOf(needle, i + needle.length)) out.push(i);
+  return out;
+}
+
+function boxedAnswers(s: string, braces: Map<number, number>, from: number, to: number): Candidate[] {
   const out: Candidate[] = [];
   for (let at = s.indexOf('\\boxed', from); at >= 0 && at < to; at = s.indexOf('\\boxed', at + 6)) {
     let open = at + 6;
     while (s[open] === ' ') open++;
     if (s[open] !== '{') continue;
-    const end = matchBrace(s, open);
+    const end = braces.get(open) ?? -1;
     if (end < 0 || end > to) continue;
     out.push({ start: at, end, text: s.slice(open + 1, end - 1), source: 'boxed' });
   }

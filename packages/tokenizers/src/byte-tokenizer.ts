@@ -69,9 +69,11 @@ export class ByteTokenizer implements Tokenizer {
     this.template = compileChatTemplate(options.chatTemplate ?? byteChatTemplate, { bosToken: '<bos>', eosToken: '<eos>', padToken: '<pad>' }, 'byte tokenizer chat template');
   }
 
-  /** The id of a special token string, or undefined. */
+  /** The id of a special token, or of a single ASCII character (its byte); else undefined. */
   tokenToId(token: string): number | undefined {
-    return this.idOfSpecial.get(token);
+    const special = this.idOfSpecial.get(token);
+    if (special !== undefined) return special;
+    return token.length === 1 && token.charCodeAt(0) < 128 ? token.charCodeAt(0) : undefined;
   }
 
   encode(text: string, options: { parseSpecialTokens?: boolean } = {}): Int32Array {

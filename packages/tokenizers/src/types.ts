@@ -34,6 +34,8 @@ export interface Tokenizer {
   encode(text: string): Int32Array;
   /** Text of `ids`; with skipSpecialTokens, special tokens are left out. */
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
+  /** The id of one token given as text (a special token, or a vocabulary entry), or undefined. */
+  tokenToId(token: string): number | undefined;
   /** The conversation rendered as the model was trained to see it (text, not ids). */
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string;
 }

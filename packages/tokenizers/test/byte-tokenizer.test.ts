@@ -31,6 +31,10 @@ describe('ByteTokenizer', () => {
 
   it('encodes ASCII as its bytes', () => {
     expect(Array.from(tok.encode('Az 9'))).toEqual([65, 122, 32, 57]);
+    expect(tok.tokenToId('A')).toBe(65);
+    expect(tok.tokenToId('</answer>')).toBe(tok.specialTokens.answerEnd);
+    expect(tok.tokenToId('é')).toBeUndefined();
+    expect(tok.tokenToId('ab')).toBeUndefined();
   });
 
   it('round-trips arbitrary UTF-8 text', () => {

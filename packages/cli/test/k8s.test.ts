@@ -149,6 +149,13 @@ describe('temper k8s logs', () => {
     expect(JSON.parse(lines[2])).toEqual(expect.objectContaining({ msg: 'checkpoint committed', step: 42 }));
   });
 
+  it('--follow streams until the container’s log ends', async () => {
+    const r = await temper(['logs', 'learner', '--release', 'rl', '--tail', '2', '--follow'], kubeconfig);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['step', 'stopping']);
+  });
+
   it('prints a generator’s logs', async () => {
     const r = await temper(['logs', 'generator', '--release', 'rl'], kubeconfig);
     expect(r.code).toBe(0);

@@ -160,6 +160,7 @@ describe('scorer service', () => {
 
     afterAll(async () => {
       await stopConsuming?.();
+      await bus.jsm.consumers.delete(streams.scored.name, scoredConsumer).catch(() => undefined);
     });
 
     function group(step: number, groupIndex: number, policyVersion = 1): RolloutGroup {

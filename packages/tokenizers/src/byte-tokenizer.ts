@@ -113,7 +113,14 @@ export class ByteTokenizer implements Tokenizer {
     };
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
+      if (!Number.isInteger(id) || id < 0) throw new RangeError(`token id ${id} is not a token id`);
+      if (id >= this.vocabSize) {
+        // A model's embedding may be padded past the vocabulary, so a sampler can produce such
+        // an id; it reads as a replacement character instead of failing the rollout.
+        flush();
+        text += '\ufffd';
+        continue;
+      }
       if (id < 256) {
         bytes.push(id);
         continue;

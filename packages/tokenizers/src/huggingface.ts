@@ -95,12 +95,24 @@ export class HuggingFaceTokenizer implements Tokenizer {
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
     const list = Array.from(ids);
+    for (const id of list) if (!Number.isInteger(id) || id < 0) throw new RangeError(`${this.origin}: ${id} is not a token id`);
+    const run = (part: number[]) =>
+      // The library refuses an empty list; an empty completion is ordinary here.
+      part.length === 0 ? '' : this.inner.decode(part, { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    if (list.every((id) => id < this.vocabSize)) return run(list);
+    // Models pad their embedding past the tokenizer's vocabulary (Qwen2 by a few hundred
+    // ids), so a sampler can produce an id with no token: it reads as a replacement
+    // character, and the runs of real tokens around it decode as usual.
+    let text = '';
+    let part: number[] = [];
     for (const id of list) {
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new RangeError(`${this.origin}: token id ${id} is outside the vocabulary (size ${this.vocabSize})`);
+      if (id < this.vocabSize) part.push(id);
+      else {
+        text += run(part) + '\ufffd';
+        part = [];
+      }
     }
-    // The library refuses an empty list; an empty completion is ordinary here.
-    if (list.length === 0) return '';
-    return this.inner.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    return text + run(part);
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions): string {

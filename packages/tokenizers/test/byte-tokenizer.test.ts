@@ -83,10 +83,12 @@ describe('ByteTokenizer', () => {
     expect(tok.decode([0xff, 65, 0xe2, 0x82])).toBe('\ufffdA\ufffd');
   });
 
-  it('refuses ids outside the vocabulary', () => {
-    expect(() => tok.decode([tok.vocabSize])).toThrow(/outside the vocabulary/);
-    expect(() => tok.decode([-1])).toThrow(/outside the vocabulary/);
-    expect(() => tok.decode([1.5])).toThrow(/outside the vocabulary/);
+  it('reads ids past the vocabulary (a padded embedding) as replacement characters, and refuses non-ids', () => {
+    expect(tok.decode([65, tok.vocabSize, 66, tok.vocabSize + 40])).toBe('A\ufffdB\ufffd');
+    // A multi-byte character cut by such an id is not glued back together across it.
+    expect(tok.decode([0xc3, tok.vocabSize, 0xa9])).toBe('\ufffd\ufffd\ufffd');
+    expect(() => tok.decode([-1])).toThrow(/not a token id/);
+    expect(() => tok.decode([1.5])).toThrow(/not a token id/);
   });
 
   it('takes extra special tokens, matching the longest first', () => {

@@ -180,7 +180,9 @@ describe('HuggingFaceTokenizer on a tokenizer.json made here', () => {
       fs.rmSync(bad, { recursive: true, force: true });
     }
     const tok = new HuggingFaceTokenizer(makeTokenizerJson());
-    expect(() => tok.decode([tok.vocabSize])).toThrow(/outside the vocabulary/);
+    expect(() => tok.decode([-3])).toThrow(/not a token id/);
+    const the = tok.tokenToId('the')!;
+    expect(tok.decode([the, tok.vocabSize + 5, the])).toBe('the\ufffdthe');
   });
 });
 

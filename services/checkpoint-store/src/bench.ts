@@ -26,6 +26,8 @@ async function serve(root: string): Promise<void> {
   const server = await startGrpcServer({ address: '127.0.0.1:0', services: [checkpointStoreBinding(store)] });
   widenFlowControl(server.server);
   process.send!({ address: server.address });
+  // The client asks for CPU time used so far, to report CPU per byte beside wall-clock rates.
+  process.on('message', () => process.send!({ cpu: process.cpuUsage() }));
   process.on('disconnect', () => void server.stop(100).then(() => process.exit(0)));
 }
 
@@ -55,15 +57,26 @@ async function bench(): Promise<void> {
     });
     const src = path.join(root, 'src');
     await writeCheckpoint(src, bytes, shards);
+    const storeCpu = () =>
+      new Promise<number>((resolve) => {
+        child.once('message', (m) => resolve(cpuSeconds((m as { cpu: NodeJS.CpuUsage }).cpu)));
+        child.send('cpu');
+      });
     const client = new CheckpointClient(address);
     try {
+      const c0 = cpuSeconds(process.cpuUsage());
+      const s0 = await storeCpu();
       const t0 = performance.now();
       const pushed = await client.pushDir(src, { runId: 'bench', branch: 'main', step: 1 }, { chunkBytes });
       const putS = (performance.now() - t0) / 1000;
+      const c1 = cpuSeconds(process.cpuUsage());
+      const s1 = await storeCpu();
       const total = pushed.manifest.files.reduce((n, f) => n + f.size, 0);
       const t1 = performance.now();
       await client.pullDir(pushed.manifest.id, path.join(root, 'dest'), { chunkBytes });
       const getS = (performance.now() - t1) / 1000;
+      const c2 = cpuSeconds(process.cpuUsage());
+      const s2 = await storeCpu();
       const report = {
         bench: 'checkpoints',
         backend: 'fs',
@@ -75,7 +88,12 @@ async function bench(): Promise<void> {
         get_s: round(getS),
         put_mb_s: round(total / 1e6 / putS),
         get_mb_s: round(total / 1e6 / getS),
+        // CPU seconds spent per GB moved, by the client and by the store process: what the
+        // rates above cost, and a figure that holds when other work shares the machine.
+        put_cpu_s_per_gb: { client: round((c1 - c0) / (total / 1e9)), store: round((s1 - s0) / (total / 1e9)) },
+        get_cpu_s_per_gb: { client: round((c2 - c1) / (total / 1e9)), store: round((s2 - s1) / (total / 1e9)) },
         cpus: os.cpus().length,
+        load_avg_1m: round(os.loadavg()[0]),
       };
       if (json) process.stdout.write(JSON.stringify(report) + '\n');
       else process.stdout.write(`put ${report.put_mb_s} MB/s (${report.put_s} s), get ${report.get_mb_s} MB/s (${report.get_s} s) for ${(total / 1e9).toFixed(2)} GB in ${report.files} files\n`);
@@ -89,7 +107,8 @@ async function bench(): Promise<void> {
   }
 }
 
-const round = (x: number) => Math.round(x * 10) / 10;
+const round = (x: number) => Math.round(x * 100) / 100;
+const cpuSeconds = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1e6;
 
 if (process.argv[2] === '--serve') void serve(process.argv[3]);
 else

@@ -74,6 +74,17 @@ export function checkpointStoreAddress(endpoint?: string): string {
   return endpoint || process.env[addressEnvVar('checkpoint-store')] || `127.0.0.1:${defaultPorts['checkpoint-store']}`;
 }
 
+/**
+ * The manifest pushDir uploads for `dir`: its files with sizes and hashes, the caller's
+ * fields, and (unless given) a model summary from config.json and the safetensors headers.
+ */
+export async function manifestForDir(dir: string, fields: ManifestFields = {}): Promise<CheckpointManifest> {
+  const files = await describeDir(dir);
+  if (files.length === 0) throw new Error(`${dir} has no files to push`);
+  const model = fields.model ?? (await summarizeModelDir(dir, files.map((f) => f.path)));
+  return CheckpointManifest.fromPartial({ ...fields, model, id: '', files, createdAt: undefined });
+}
+
 export class CheckpointClient {
   readonly raw: CheckpointStoreClient;
 
@@ -93,11 +104,7 @@ export class CheckpointClient {
 
   /** Uploads every file under `dir` as one checkpoint and commits it. */
   async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
-    const files = await describeDir(dir);
-    if (files.length === 0) throw new Error(`${dir} has no files to push`);
-    // The model summary comes from config.json and the safetensors headers unless given.
-    const model = fields.model ?? (await summarizeModelDir(dir, files.map((f) => f.path)));
-    const manifest = CheckpointManifest.fromPartial({ ...fields, model, id: '', files, createdAt: undefined });
+    const manifest = await manifestForDir(dir, fields);
     const policyVersion = opts.policyVersion ?? 0;
     let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
     let bytesSent = 0;
@@ -190,17 +197,24 @@ export class CheckpointClient {
           const start = p?.received ?? 0;
           if (start >= f.size && f.size > 0) continue;
           const handle = await fsp.open(path.join(dir, ...f.path.split('/')), 'r');
+          // One read ahead, so the disk works while the previous chunk is being sent.
+          const read = async (offset: number) => {
+            const buf = allocChunkData(Math.min(chunkBytes, f.size - offset), f.path);
+            const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+            if (bytesRead === 0) throw new Error(`${f.path} is shorter than when it was hashed (${offset} of ${f.size} bytes)`);
+            return buf.subarray(0, bytesRead);
+          };
+          let next: Promise<Buffer> | undefined = start < f.size ? read(start) : undefined;
           try {
-            for (let offset = start; offset < f.size; ) {
-              const buf = allocChunkData(Math.min(chunkBytes, f.size - offset), f.path);
-              const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
-              if (bytesRead === 0) throw new Error(`${f.path} is shorter than when it was hashed (${offset} of ${f.size} bytes)`);
-              const data = buf.subarray(0, bytesRead);
+            for (let offset = start; next; ) {
+              const data = await next;
+              next = offset + data.length < f.size ? read(offset + data.length) : undefined;
               await writeMessage(call, { part: { $case: 'chunk', value: { path: f.path, offset, data } } }, () => releaseChunkData(data));
-              offset += bytesRead;
-              sent(bytesRead);
+              offset += data.length;
+              sent(data.length);
             }
           } finally {
+            await next?.catch(() => undefined);
             await handle.close();
           }
         }
@@ -248,8 +262,10 @@ class PullWriter {
       await this.abort();
       this.current = { path: chunk.path, handle: await this.open(chunk.path) };
     }
-    await this.current.handle.write(chunk.data, 0, chunk.data.length);
+    // Hash while the write is under way (the write runs off the JavaScript thread).
+    const written = this.current.handle.write(chunk.data, 0, chunk.data.length);
     state.hash.update(chunk.data);
+    await written;
     state.bytes += chunk.data.length;
   }
 

@@ -99,8 +99,10 @@ export class Upload {
       f.hash ??= await hashPrefix(this.partPath(f), f.received);
       f.handle = await fsp.open(this.partPath(f), 'a');
     }
-    await f.handle.write(data, 0, data.length);
+    // Hash while the write is under way (the write runs off the JavaScript thread).
+    const written = f.handle.write(data, 0, data.length);
     f.hash!.update(data);
+    await written;
     f.received += data.length;
     if (f.received === f.size) await this.finishFile(f);
   }

@@ -4,8 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { PutCheckpointRequest, PutHeader } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { CheckpointManifest } from '@temper/proto';
-import { describeDir } from '../src';
+import { describeDir, manifestForDir } from '../src';
 import { expectSameTree, makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('resumable uploads', () => {
@@ -27,8 +26,9 @@ describe('resumable uploads', () => {
    * bytes still in flight are lost).
    */
   async function interruptedUpload(src: string, uploadId: string, bytes: number, how: 'end' | 'cancel'): Promise<PutHeader> {
-    const files = await describeDir(src);
-    const header = PutHeader.fromPartial({ uploadId, manifest: CheckpointManifest.fromPartial({ runId: 'resume', branch: 'main', step: 7, files }) });
+    const manifest = await manifestForDir(src, { runId: 'resume', branch: 'main', step: 7 });
+    const files = manifest.files;
+    const header = PutHeader.fromPartial({ uploadId, manifest });
     const call = t.client.raw.putCheckpoint(() => undefined);
     call.on('error', () => undefined);
     const send = (m: PutCheckpointRequest) => new Promise<void>((resolve) => call.write(m, () => resolve()));
@@ -42,8 +42,17 @@ describe('resumable uploads', () => {
         left -= piece.length;
       }
     }
-    if (how === 'cancel') call.cancel();
-    else call.end();
+    if (how === 'cancel') {
+      // Drop the call once the store has taken some of the bytes (the rest may be in flight).
+      for (let i = 0; i < 200; i++) {
+        const status = await t.client.uploadStatus(uploadId).catch(() => []);
+        if (status.some((f) => f.received > 0)) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      call.cancel();
+    } else {
+      call.end();
+    }
     return header;
   }
 

@@ -64,15 +64,26 @@ export class FsBackend implements Backend {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw notFound(`blob ${sha256} is missing from the store`);
       throw err;
     }
+    // One read ahead: the disk fetches the next chunk while the consumer handles this one.
+    // A new buffer per chunk, since the consumer may still hold the previous one.
+    let position = 0;
+    const readNext = async () => {
+      const buf = alloc ? alloc(chunkSize) : Buffer.allocUnsafe(chunkSize);
+      const { bytesRead } = await handle.read(buf, 0, chunkSize, position);
+      position += bytesRead;
+      return bytesRead === chunkSize ? buf : buf.subarray(0, bytesRead);
+    };
+    let next: Promise<Buffer> | undefined = readNext();
     try {
       for (;;) {
-        // A new buffer per chunk: the consumer may still hold the previous one.
-        const buf = alloc ? alloc(chunkSize) : Buffer.allocUnsafe(chunkSize);
-        const { bytesRead } = await handle.read(buf, 0, chunkSize, null);
-        if (bytesRead === 0) return;
-        yield bytesRead === chunkSize ? buf : buf.subarray(0, bytesRead);
+        const buf = await next;
+        next = undefined;
+        if (buf.length === 0) return;
+        next = readNext();
+        yield buf;
       }
     } finally {
+      await next?.catch(() => undefined);
       await handle.close();
     }
   }

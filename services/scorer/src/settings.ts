@@ -17,6 +17,8 @@ export interface ScorerSettings {
   consumer: string;
   /** Subject filter for that consumer ('' = the whole stream): TEMPER_SCORER_FILTER. */
   filterSubject: string;
+  /** How often the consumer is checked and restored if gone: TEMPER_SCORER_CONSUMER_CHECK_MS. */
+  consumerCheckMs: number;
 }
 
 export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSettings {
@@ -28,6 +30,7 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
     maxItems: positiveInt(env, 'TEMPER_SCORER_MAX_ITEMS', 4096),
     consumer: env.TEMPER_SCORER_CONSUMER || 'temper-scorer',
     filterSubject: env.TEMPER_SCORER_FILTER ?? '',
+    consumerCheckMs: positiveInt(env, 'TEMPER_SCORER_CONSUMER_CHECK_MS', 5000),
   };
 }
 

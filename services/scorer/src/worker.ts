@@ -65,6 +65,10 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
           { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
           (d) => handle(bus, pool, d, log),
         );
+        if (stopped) {
+          await running.stop(); // stop() came while this was starting
+          return;
+        }
         log.info('consuming rollout groups', { stream: streams.rollouts.name, consumer: opts.consumer, filter: opts.filterSubject || '(all)' });
         markReady();
       } catch (err) {
@@ -77,9 +81,23 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
 
   // The consumer removes itself when no scorer has pulled for a while, and the last scorer
   // to stop removes it; a scorer still running puts it back.
+  // A pull subscription does not follow its consumer into a new life, so after putting the
+  // consumer back, consuming starts over on it.
+  let checking = false;
   const watch = setInterval(() => {
-    if (!running || stopped) return;
-    ensureConsumer(bus, opts, false).catch((err: unknown) => log.warn('cannot restore the rollout consumer', { err: err instanceof Error ? err.message : String(err) }));
+    if (!running || stopped || checking) return;
+    checking = true;
+    ensureConsumer(bus, opts, false)
+      .then(async (created) => {
+        if (!created || stopped) return;
+        log.warn('the rollout consumer had gone; restored it', { consumer: opts.consumer });
+        const old = running;
+        running = undefined;
+        await old?.stop();
+        await start();
+      })
+      .catch((err: unknown) => log.warn('cannot restore the rollout consumer', { err: err instanceof Error ? err.message : String(err) }))
+      .finally(() => (checking = false));
   }, checkEveryMs);
   watch.unref();
 
@@ -131,7 +149,8 @@ function invalidGroup(g: RolloutGroup): string | null {
 // The durable consumer all scorers share; created by whichever scorer comes first. It
 // removes itself after a while without any scorer pulling (scale to zero), and a scorer
 // that comes back creates it again; the work-queue stream keeps the groups meanwhile.
-async function ensureConsumer(bus: Bus, opts: WorkerOptions, updateExisting = true): Promise<void> {
+/** Creates the consumer if it is missing; true when it did. */
+async function ensureConsumer(bus: Bus, opts: WorkerOptions, updateExisting = true): Promise<boolean> {
   const config = {
     durable_name: opts.consumer,
     ack_policy: AckPolicy.Explicit,
@@ -146,13 +165,14 @@ async function ensureConsumer(bus: Bus, opts: WorkerOptions, updateExisting = tr
   } catch (err) {
     if (!(err instanceof Error && /not found/i.test(err.message))) throw err;
     await bus.jsm.consumers.add(streams.rollouts.name, config);
-    return;
+    return true;
   }
-  if (!updateExisting) return;
+  if (!updateExisting) return false;
   // Another scorer made it; settings that cannot change in place are kept as they are.
   await bus.jsm.consumers.update(streams.rollouts.name, opts.consumer, config).catch((err: unknown) => {
     opts.log.warn('kept the existing consumer settings', { consumer: opts.consumer, err });
   });
+  return false;
 }
 
 // When no other scorer is waiting on the consumer, this one was the last: remove it, so a

@@ -38,6 +38,7 @@ describe('scorer service', () => {
         // A consumer of this test's own, on this test's run only: other tests share the server.
         TEMPER_SCORER_CONSUMER: `scorer_test_${process.pid}`,
         TEMPER_SCORER_FILTER: subjects.rollout(runId),
+        TEMPER_SCORER_CONSUMER_CHECK_MS: '300',
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -230,6 +231,13 @@ describe('scorer service', () => {
       await new Promise((r) => setTimeout(r, 300)); // anything more would arrive by now
       const step3 = received.filter((r) => r.group.group?.key?.step === 3);
       expect(step3.map((r) => r.group.group!.policyVersion).sort()).toEqual([5, 6]);
+    });
+
+    it('puts its consumer back when it disappears, and goes on consuming', async () => {
+      await bus.jsm.consumers.delete(streams.rollouts.name, `scorer_test_${process.pid}`);
+      await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(6, 0));
+      const got = await waitFor(() => received.find((r) => r.group.group?.key?.step === 6));
+      expect(got.group.rewards).toHaveLength(3);
     });
 
     it('drops a malformed group and goes on with the next', async () => {

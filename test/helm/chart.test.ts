@@ -37,11 +37,12 @@ afterAll(() => {
 });
 
 describe('lint', () => {
-  it('lints the chart as committed (the NATS dependency is reported missing, nothing else)', async () => {
+  it('lints the chart as committed (at most the not yet fetched NATS dependency is reported)', async () => {
     const r = await helm(['lint', chartDir]);
     expect(r.code).toBe(0);
     const problems = r.stdout.split('\n').filter((l) => /^\[(WARNING|ERROR)\]/.test(l));
-    expect(problems).toEqual([expect.stringMatching(/missing these dependencies: nats/)]);
+    const fetched = fs.existsSync(path.join(chartDir, 'charts'));
+    expect(problems.filter((p) => fetched || !/missing these dependencies: nats$/.test(p))).toEqual([]);
   });
 
   // helm lint cannot be told which APIs a cluster serves (no --api-versions), so the objects

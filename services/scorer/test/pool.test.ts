@@ -54,6 +54,15 @@ describe('scoring pool', () => {
     expect(again[0].total).toBe(2);
   });
 
+  it('cuts off catastrophic backtracking in a spec\'s answer pattern', async () => {
+    const spec = { components: [{ name: 'accuracy', weight: 1, options: { sources: [], pattern: '^(a+)+$' } }] };
+    const results = await pool.score(spec, [
+      { completion: 'a'.repeat(40) + 'b', reference: '1' },
+      { completion: 'aaa', reference: 'aaa' },
+    ]);
+    expect(results.map((r) => [r.total, r.flags])).toEqual([[0, ['timeout']], [1, []]]);
+  });
+
   it('survives two stuck items at once', async () => {
     const spec = { components: [{ name: 'spin', weight: 1 }] };
     const items = Array.from({ length: 8 }, (_, i) => ({ completion: i === 0 || i === 7 ? 'SPIN' : 'fine', reference: '1' }));

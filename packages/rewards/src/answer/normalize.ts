@@ -51,10 +51,10 @@ function dropTextUnits(s: string): string {
   return s;
 }
 
-// "x = 5", "\theta = 30": the value is the right-hand side. Only a single name on the
-// left, so equations like "x + y = 5" are left alone.
+// "x = 5", "\theta = 30", "x \in [0, 1]": the value is the right-hand side. Only a
+// single name on the left, so equations like "x + y = 5" are left alone.
 export function stripAssignment(s: string): string {
-  const m = /^(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+)\s*(?:=|:=)\s*(.+)$/.exec(s);
+  const m = /^(?:[A-Za-z](?:_\{?[A-Za-z0-9]+\}?)?|\\[A-Za-z]+)\s*(?:=|:=|\\in(?![A-Za-z]))\s*(.+)$/.exec(s);
   if (m && !m[1].includes('=')) return m[1].trim();
   return s;
 }

@@ -68,6 +68,11 @@ export class PolicyManager {
     return this.served;
   }
 
+  /** A newer version of the served run, loaded ahead and waiting for the next batch boundary. */
+  get loadedAhead(): ServedPolicy | undefined {
+    return this.staged;
+  }
+
   /**
    * Runs `work` with the policy of this moment, alone: swaps wait for it, and it waits for
    * the work before it. A newer version of the served run that was loaded ahead goes in first.
@@ -217,7 +222,8 @@ export class PolicyManager {
       try {
         await previous?.stop();
         const consumer = await this.opts.bus.js.consumers.get(streams.events.name, {
-          filter_subjects: [subjects.checkpointCommitted(runId)],
+          // One subject as a string (filter_subject): servers before 2.10 know no filter_subjects.
+          filter_subjects: subjects.checkpointCommitted(runId),
           deliver_policy: DeliverPolicy.LastPerSubject,
         });
         if (stopped) return;

@@ -174,7 +174,8 @@ export class RolloutWorker {
       request = RolloutRequest.decode(m.data);
     } catch (err) {
       this.o.log.error('undecodable rollout request dropped', { err, subject: m.subject });
-      m.term(`undecodable: ${String(err)}`);
+      // No reason text: servers before 2.10 ignore a +TERM that carries one.
+      m.term();
       return;
     }
     const headers: Record<string, string> = {};
@@ -234,7 +235,7 @@ export class RolloutWorker {
         this.stats.rejected++;
         this.groupLog(g).error('rollout request rejected', { reason: err.message });
         this.pending.remove([g]);
-        g.msg.term(err.message);
+        g.msg.term();
         return undefined;
       }
     };

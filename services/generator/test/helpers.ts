@@ -32,6 +32,26 @@ export const tinyConfig: HfConfig = {
 
 export const tracer = trace.getTracer('generator-test');
 
+export interface LogEntry {
+  level: string;
+  msg: string;
+  [field: string]: unknown;
+}
+
+/** A logger that keeps what it is told (and prints it when TEMPER_TEST_LOGS is set). */
+export function recordingLogger(): { log: Logger; entries: LogEntry[] } {
+  const entries: LogEntry[] = [];
+  const printer = process.env.TEMPER_TEST_LOGS ? createLogger('generator-test') : undefined;
+  const make = (bound: Record<string, unknown>): Logger => {
+    const at = (level: 'info' | 'warn' | 'error' | 'debug') => (msg: string, fields?: Record<string, unknown>) => {
+      entries.push({ ...bound, ...fields, level, msg });
+      printer?.[level](msg, { ...bound, ...fields });
+    };
+    return { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug'), child: (f) => make({ ...bound, ...f }) };
+  };
+  return { log: make({}), entries };
+}
+
 /** Logs only when TEMPER_TEST_LOGS is set, so test output stays readable. */
 export function testLogger(): Logger {
   if (process.env.TEMPER_TEST_LOGS) return createLogger('generator-test');

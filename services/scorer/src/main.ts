@@ -16,7 +16,7 @@ runService(log, async () => {
   const pool = new ScoringPool({ ...scorer, onReplace: (reason) => log.warn('replaced a scoring thread', { reason }) });
   const bus = await connectBus(settings.natsUrl, 'temper-scorer');
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rewardScorerBinding(pool, { maxItems: scorer.maxItems, log })] });
-  const worker = startRolloutWorker(bus, pool, { consumer: scorer.consumer, filterSubject: scorer.filterSubject, checkEveryMs: scorer.consumerCheckMs, log });
+  const worker = startRolloutWorker(bus, pool, { ...scorer, log });
   log.info('serving', { address: grpc.address, nats: settings.natsUrl, threads: pool.threads, consumer: scorer.consumer, plugins: scorer.plugins });
   return [() => pool.close(), () => bus.close(), () => worker.stop(), () => grpc.stop()];
 });

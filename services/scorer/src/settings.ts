@@ -19,6 +19,8 @@ export interface ScorerSettings {
   filterSubject: string;
   /** How often the consumer is checked and restored if gone: TEMPER_SCORER_CONSUMER_CHECK_MS. */
   consumerCheckMs: number;
+  /** Rollout groups scored at once by this scorer: TEMPER_SCORER_CONCURRENCY (default 2 per thread). */
+  concurrency: number;
 }
 
 export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSettings {
@@ -31,6 +33,7 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
     consumer: env.TEMPER_SCORER_CONSUMER || 'temper-scorer',
     filterSubject: env.TEMPER_SCORER_FILTER ?? '',
     consumerCheckMs: positiveInt(env, 'TEMPER_SCORER_CONSUMER_CHECK_MS', 5000),
+    concurrency: positiveInt(env, 'TEMPER_SCORER_CONCURRENCY', 2 * Math.max(1, positiveInt(env, 'TEMPER_SCORER_THREADS', os.availableParallelism()))),
   };
 }
 

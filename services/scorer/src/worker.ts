@@ -20,7 +20,9 @@ export interface WorkerOptions {
   /** Deliveries before a group that keeps failing is given up on. */
   maxDeliver?: number;
   /** How often the consumer is checked (and retried while it cannot be created). */
-  checkEveryMs?: number;
+  consumerCheckMs?: number;
+  /** Groups scored at once (default 4). */
+  concurrency?: number;
 }
 
 /** The idempotency key of a group's scores. */
@@ -53,18 +55,25 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
   let running: { stop(): Promise<void> } | undefined;
   let markReady: () => void = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));
-  const checkEveryMs = opts.checkEveryMs ?? 5000;
+  const consumerCheckMs = opts.consumerCheckMs ?? 5000;
 
   const start = async (): Promise<void> => {
     while (!stopped && !running) {
       try {
         await ensureConsumer(bus, opts);
-        running = await consumeMessages(
-          bus.js,
-          RolloutGroup,
-          { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
-          (d) => handle(bus, pool, d, log),
+        // Each subscription handles one group at a time; several keep the threads busy
+        // while a finished group's scores are being published.
+        const subscriptions = await Promise.all(
+          Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, () =>
+            consumeMessages(
+              bus.js,
+              RolloutGroup,
+              { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
+              (d) => handle(bus, pool, d, log),
+            ),
+          ),
         );
+        running = { stop: async () => void (await Promise.all(subscriptions.map((c) => c.stop()))) };
         if (stopped) {
           await running.stop(); // stop() came while this was starting
           return;
@@ -73,7 +82,7 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
         markReady();
       } catch (err) {
         log.warn('cannot consume rollout groups yet; retrying', { consumer: opts.consumer, err: err instanceof Error ? err.message : String(err) });
-        await sleep(checkEveryMs);
+        await sleep(consumerCheckMs);
       }
     }
   };
@@ -98,7 +107,7 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
       })
       .catch((err: unknown) => log.warn('cannot restore the rollout consumer', { err: err instanceof Error ? err.message : String(err) }))
       .finally(() => (checking = false));
-  }, checkEveryMs);
+  }, consumerCheckMs);
   watch.unref();
 
   return {

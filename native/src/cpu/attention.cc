@@ -1,5 +1,6 @@
 // Causal grouped-query attention: query head h reads key/value head h / (H / KV).
 // Training works per (sequence, head) with two GEMMs; generation per (row, head) over a cache.
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -10,21 +11,22 @@ namespace temper {
 
 namespace {
 
-// Softmax of row i over columns [0, i]; columns past i are set to 0 so later GEMMs can read the full row.
-void causal_softmax_rows(float* s, int64_t T) {
-  for (int64_t i = 0; i < T; i++) {
-    float* r = s + i * T;
-    float mx = r[0];
-    for (int64_t j = 1; j <= i; j++) mx = std::max(mx, r[j]);
-    float inv = 1.0f / exp_shifted(r, r, mx, i + 1);
-    for (int64_t j = 0; j <= i; j++) r[j] *= inv;
-    for (int64_t j = i + 1; j < T; j++) r[j] = 0;
-  }
+// Rows are handled in blocks of kBlock so the GEMMs skip the masked upper triangle: a block of
+// rows [r0, r0 + n) only reads columns [0, r0 + n).
+constexpr int64_t kBlock = 64;
+
+// Softmax of row i over columns [0, i]; columns (i, end) are set to 0 for the GEMMs that read them.
+void causal_softmax_row(float* r, int64_t i, int64_t end) {
+  float mx = r[0];
+  for (int64_t j = 1; j <= i; j++) mx = std::max(mx, r[j]);
+  float inv = 1.0f / exp_shifted(r, r, mx, i + 1);
+  for (int64_t j = 0; j <= i; j++) r[j] *= inv;
+  for (int64_t j = i + 1; j < end; j++) r[j] = 0;
 }
 
 }  // namespace
 
-// q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], att[B,H,T,T]
+// q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], att[B,H,T,T] (lower triangle and the blocks' rest)
 void attention_forward(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
                        int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
   const int64_t HD = H * D, KD = KV * D, group = H / KV;
@@ -35,9 +37,12 @@ void attention_forward(ThreadPool& pool, float* out, float* att, const float* q,
     const float* kb = k + b * T * KD + g * D;
     const float* vb = v + b * T * KD + g * D;
     float* s = att + bh * T * T;
-    gemm_serial(false, true, T, T, D, scale, qb, HD, kb, KD, 0.0f, s, T);
-    causal_softmax_rows(s, T);
-    gemm_serial(false, false, T, D, T, 1.0f, s, T, vb, KD, 0.0f, out + b * T * HD + h * D, HD);
+    for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
+      int64_t rn = std::min(kBlock, T - r0), cols = r0 + rn;
+      gemm_serial(false, true, rn, cols, D, scale, qb + r0 * HD, HD, kb, KD, 0.0f, s + r0 * T, T);
+      for (int64_t i = r0; i < cols; i++) causal_softmax_row(s + i * T, i, cols);
+      gemm_serial(false, false, rn, D, cols, 1.0f, s + r0 * T, T, vb, KD, 0.0f, out + (b * T + r0) * HD + h * D, HD);
+    }
   });
 }
 
@@ -56,23 +61,31 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
     const float* vb = v + b * T * KD + g * D;
     float* dkb = dk + b * T * KD + g * D;
     float* dvb = dv + b * T * KD + g * D;
+    for (int64_t t = 0; t < T; t++) {
+      std::fill(dkb + t * KD, dkb + t * KD + D, 0.0f);
+      std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
+    }
     for (int64_t h = g * group; h < (g + 1) * group; h++) {
       const float* p = att + (b * H + h) * T * T;
       const float* dob = dout + b * T * HD + h * D;
       const float* qb = q + b * T * HD + h * D;
-      float beta = h == g * group ? 0.0f : 1.0f;
-      gemm_serial(true, false, T, D, T, 1.0f, p, T, dob, HD, beta, dvb, KD);
-      gemm_serial(false, true, T, T, D, 1.0f, dob, HD, vb, KD, 0.0f, ds.data(), T);
-      for (int64_t i = 0; i < T; i++) {
-        const float* pr = p + i * T;
-        float* dr = ds.data() + i * T;
-        float dot = 0;
-        for (int64_t j = 0; j <= i; j++) dot += pr[j] * dr[j];
-        for (int64_t j = 0; j <= i; j++) dr[j] = pr[j] * (dr[j] - dot);
-        for (int64_t j = i + 1; j < T; j++) dr[j] = 0;
+      for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
+        int64_t rn = std::min(kBlock, T - r0), cols = r0 + rn;
+        const float* pr = p + r0 * T;
+        float* dsr = ds.data() + r0 * T;
+        gemm_serial(true, false, cols, D, rn, 1.0f, pr, T, dob + r0 * HD, HD, 1.0f, dvb, KD);
+        gemm_serial(false, true, rn, cols, D, 1.0f, dob + r0 * HD, HD, vb, KD, 0.0f, dsr, T);
+        for (int64_t i = r0; i < cols; i++) {
+          const float* pi = p + i * T;
+          float* di = ds.data() + i * T;
+          float dot = 0;
+          for (int64_t j = 0; j <= i; j++) dot += pi[j] * di[j];
+          for (int64_t j = 0; j <= i; j++) di[j] = pi[j] * (di[j] - dot);
+          for (int64_t j = i + 1; j < cols; j++) di[j] = 0;
+        }
+        gemm_serial(false, false, rn, D, cols, scale, dsr, T, kb, KD, 0.0f, dq + (b * T + r0) * HD + h * D, HD);
+        gemm_serial(true, false, cols, D, rn, scale, dsr, T, qb + r0 * HD, HD, 1.0f, dkb, KD);
       }
-      gemm_serial(false, false, T, D, T, scale, ds.data(), T, kb, KD, 0.0f, dq + b * T * HD + h * D, HD);
-      gemm_serial(true, false, T, D, T, scale, ds.data(), T, qb, HD, beta, dkb, KD);
     }
   });
 }

@@ -36,28 +36,64 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
       for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
     });
   };
+  // Without adapters each layer is eight parallel loops: q/k/v as one, rope with the cache write,
+  // o_proj adding into the residual, gate/up with SwiGLU, down adding into the residual.
+  auto plain = [](const Linear& x) { return !x.lora; };
+  auto bias = [](const Linear& x) { return x.b.data.empty() ? nullptr : x.b.data.data(); };
   for (int64_t l = 0; l < c.layers; l++) {
     Layer& L = m.layers[l];
     rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln1.data.data(), R, C, (float)c.eps);
-    L.q.forward(pool, q.data(), ln.data(), R, nullptr);
-    L.k.forward(pool, k.data(), ln.data(), R, nullptr);
-    L.v.forward(pool, v.data(), ln.data(), R, nullptr);
-    rope_apply(pool, q.data(), pos.data(), R, H, D, m.rope, false);
-    rope_apply(pool, k.data(), pos.data(), R, KV, D, m.rope, false);
-    for (int64_t r = 0; r < R; r++) {
-      std::copy(k.data() + r * K, k.data() + (r + 1) * K, kv.at(kv.k[l], slot[r], pos[r]));
-      std::copy(v.data() + r * K, v.data() + (r + 1) * K, kv.at(kv.v[l], slot[r], pos[r]));
+    if (plain(L.q) && plain(L.k) && plain(L.v)) {
+      matmul_many(pool, ln.data(), R, C,
+                  {{q.data(), L.q.w.data.data(), bias(L.q), Q, false},
+                   {k.data(), L.k.w.data.data(), bias(L.k), K, false},
+                   {v.data(), L.v.w.data.data(), bias(L.v), K, false}},
+                  nullptr);
+    } else {
+      L.q.forward(pool, q.data(), ln.data(), R, nullptr);
+      L.k.forward(pool, k.data(), ln.data(), R, nullptr);
+      L.v.forward(pool, v.data(), ln.data(), R, nullptr);
     }
+    pool.chunks(R, [&](int64_t lo, int64_t hi, int) {
+      rope_rows(q.data(), pos.data(), lo, hi, H, D, m.rope, false);
+      rope_rows(k.data(), pos.data(), lo, hi, KV, D, m.rope, false);
+      for (int64_t r = lo; r < hi; r++) {
+        std::copy(k.data() + r * K, k.data() + (r + 1) * K, kv.at(kv.k[l], slot[r], pos[r]));
+        std::copy(v.data() + r * K, v.data() + (r + 1) * K, kv.at(kv.v[l], slot[r], pos[r]));
+      }
+    });
     attention_cached(pool, ao.data(), q.data(), kv.k[l].data(), kv.v[l].data(), slot.data(), pos.data(), R, kv.cap,
                      H, KV, D);
-    L.o.forward(pool, tmp.data(), ao.data(), R, nullptr);
-    add(x.data(), tmp.data(), R * C);
+    if (plain(L.o)) {
+      matmul_many(pool, ao.data(), R, Q, {{x.data(), L.o.w.data.data(), bias(L.o), C, true}}, nullptr);
+    } else {
+      L.o.forward(pool, tmp.data(), ao.data(), R, nullptr);
+      add(x.data(), tmp.data(), R * C);
+    }
     rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln2.data.data(), R, C, (float)c.eps);
-    L.gate.forward(pool, g.data(), ln.data(), R, nullptr);
-    L.up.forward(pool, u.data(), ln.data(), R, nullptr);
-    swiglu_forward(pool, g.data(), g.data(), u.data(), R * F);
-    L.down.forward(pool, tmp.data(), g.data(), R, nullptr);
-    add(x.data(), tmp.data(), R * C);
+    if (plain(L.gate) && plain(L.up)) {
+      matmul_many(pool, ln.data(), R, C,
+                  {{g.data(), L.gate.w.data.data(), bias(L.gate), F, false},
+                   {u.data(), L.up.w.data.data(), bias(L.up), F, false}},
+                  [&](int64_t p, int64_t parts) {
+                    auto [lo, hi] = column_slice(F, p, parts);
+                    for (int64_t r = 0; r < R; r++)
+                      for (int64_t f = lo; f < hi; f++) {
+                        float gv = g[r * F + f];
+                        g[r * F + f] = gv / (1.0f + std::exp(-gv)) * u[r * F + f];
+                      }
+                  });
+    } else {
+      L.gate.forward(pool, g.data(), ln.data(), R, nullptr);
+      L.up.forward(pool, u.data(), ln.data(), R, nullptr);
+      swiglu_forward(pool, g.data(), g.data(), u.data(), R * F);
+    }
+    if (plain(L.down)) {
+      matmul_many(pool, g.data(), R, F, {{x.data(), L.down.w.data.data(), bias(L.down), C, true}}, nullptr);
+    } else {
+      L.down.forward(pool, tmp.data(), g.data(), R, nullptr);
+      add(x.data(), tmp.data(), R * C);
+    }
   }
   const int64_t W = (int64_t)want.size();
   Buf xs(W * C), lns(W * C);

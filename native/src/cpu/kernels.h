@@ -4,6 +4,8 @@
 // gradients and into the input gradient unless the comment says "sets".
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "cpu/threadpool.h"
@@ -24,6 +26,21 @@ void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float*
 // dbias[O] += Σ_n dout.   dinp, dw, dbias may each be null.
 void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
                      const float* inp, const float* w, int64_t N, int64_t I, int64_t O);
+
+// Several products of one input in one parallel loop (fewer loops per decode step):
+// out[N,O] = inp[N,I] · w[O,I]^T + bias (+ out when accumulate), each product cut into the same
+// column slices; epilogue(p, parts) then runs on the thread that computed part p (may be null).
+struct Product {
+  float* out;
+  const float* w;
+  const float* bias;
+  int64_t O;
+  bool accumulate;
+};
+void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const std::vector<Product>& products,
+                 const std::function<void(int64_t, int64_t)>& epilogue);
+// Columns [first, second) of O for part p of parts, in whole multiples of 16 but the last.
+std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts);
 
 // --- embedding.cc ---
 // out[N,C] = table[tokens[n], :]
@@ -52,6 +69,9 @@ struct RopeTable {
 // inverse applies the transpose rotation: the backward of the forward.
 void rope_apply(ThreadPool& pool, float* x, const int32_t* pos, int64_t N, int64_t heads, int64_t D,
                 const RopeTable& rope, bool inverse);
+// The same for rows [lo, hi) on the calling thread.
+void rope_rows(float* x, const int32_t* pos, int64_t lo, int64_t hi, int64_t heads, int64_t D, const RopeTable& rope,
+               bool inverse);
 
 // --- attention.cc ---
 // Causal self-attention over B sequences of T rows. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];

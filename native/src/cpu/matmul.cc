@@ -49,6 +49,31 @@ void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float*
   gemm(pool, false, true, N, O, I, 1.0f, inp, I, w, I, bias ? 1.0f : 0.0f, out, O);
 }
 
+std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts) {
+  int64_t units = (O + 15) / 16;
+  return {std::min(O, units * p / parts * 16), std::min(O, units * (p + 1) / parts * 16)};
+}
+
+void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const std::vector<Product>& products,
+                 const std::function<void(int64_t, int64_t)>& epilogue) {
+  const int64_t parts = pool.size();
+  pool.run(parts, [&](int64_t p) {
+    for (const Product& x : products) {
+      auto [lo, hi] = column_slice(x.O, p, parts);
+      if (lo >= hi) continue;
+      if (x.bias) {
+        for (int64_t n = 0; n < N; n++) {
+          float* o = x.out + n * x.O;
+          for (int64_t c = lo; c < hi; c++) o[c] = (x.accumulate ? o[c] : 0.0f) + x.bias[c];
+        }
+      }
+      gemm_serial(false, true, N, hi - lo, I, 1.0f, inp, I, x.w + lo * I, I, x.bias || x.accumulate ? 1.0f : 0.0f,
+                  x.out + lo, x.O);
+    }
+    if (epilogue) epilogue(p, parts);
+  });
+}
+
 void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
                      const float* inp, const float* w, int64_t N, int64_t I, int64_t O) {
   if (dinp) gemm(pool, false, false, N, I, O, 1.0f, dout, O, w, I, accumulate ? 1.0f : 0.0f, dinp, I);

@@ -198,8 +198,10 @@ describe('temper k8s submit', () => {
     });
     let stderr = '';
     learner.stderr!.on('data', (d) => (stderr += d));
+    // A learner that dies at start fails the tests at once, with its own words.
+    const exited = new Promise<never>((_, reject) => learner!.once('exit', (code) => setTimeout(() => reject(new Error(`the learner exited (${code}) before serving:\n${stderr}`)), 50)));
     try {
-      await waitForServing(address, '', 30000);
+      await Promise.race([waitForServing(address, '', 30000), exited]);
     } catch (err) {
       throw new Error(`${String(err)}\nlearner stderr: ${stderr}`);
     }
@@ -224,11 +226,15 @@ describe('temper k8s submit', () => {
     expect(r.stderr).toContain('stages: a run needs at least one stage');
   });
 
+});
+
+describe('temper k8s submit without a learner', () => {
   it('a missing spec file is named before anything is contacted', async () => {
     const { server, kubeconfig } = await replay(['submit']);
-    const r = await temper(['submit', path.join(work, 'nope.yaml'), '--release', 'rl'], kubeconfig);
+    const missing = path.join(os.tmpdir(), `temper-no-such-spec-${process.pid}.yaml`);
+    const r = await temper(['submit', missing, '--release', 'rl'], kubeconfig);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe(`temper k8s submit: no run spec at ${path.join(work, 'nope.yaml')}\n`);
+    expect(r.stderr).toBe(`temper k8s submit: no run spec at ${missing}\n`);
     expect(server.seen).toEqual([]);
   });
 });

@@ -11,6 +11,7 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { Bus, publishMessage, streams, subjects } from '@temper/bus';
 import { Model } from '@temper/native';
 import { FinishReason, RolloutGroup, RolloutRequest } from '@temper/proto';
+import { groupSeed } from '../src/batcher';
 import { PolicyManager } from '../src/policy';
 import { RolloutWorker } from '../src/worker';
 import { maxAbsDiff, pushTinyPolicy, recordingLogger, Stack, startStack, teacherForcedLogprobs, tokenizer, waitFor } from './helpers';
@@ -217,6 +218,38 @@ describe('rollout worker', () => {
     for (const b of batches.slice(before)) expect([3, 4]).toContain(b.version);
     expect(await reader.next(1000)).toBeUndefined();
   }, 60000);
+
+  it('batches groups with different lengths and stop strings, each cut to its own limits', async () => {
+    const before = batches.length;
+    const served = policy.current!;
+    const short = request(4, 0, { minPolicyVersion: 1, sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 3, seed: 2, n: 4, stopTokenIds: [], stopStrings: [] } });
+    const long = request(4, 1, { minPolicyVersion: 1, sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 16, seed: 2, n: 4, stopTokenIds: [], stopStrings: ['e'] } });
+    await worker.stop();
+    await publishRequest(stack.bus, short);
+    await publishRequest(stack.bus, long);
+    await worker.start();
+    const got = (await reader.take(2)).sort((a, b) => a.group.key!.groupIndex - b.group.key!.groupIndex);
+    expect(batches.slice(before)).toEqual([{ size: 2, version: served.version }]);
+    for (const c of got[0].group.completions) expect(c.tokenIds.length).toBeLessThanOrEqual(3);
+    for (const c of got[1].group.completions) {
+      expect(c.tokenIds.length).toBeLessThanOrEqual(16);
+      // Ends at the first "e" when there is one, and has none before it.
+      const at = c.text.indexOf('e');
+      if (c.finishReason === FinishReason.FINISH_REASON_STOP && at >= 0) expect(at).toBe(c.text.length - 1);
+      if (c.finishReason === FinishReason.FINISH_REASON_LENGTH) expect(c.text.includes('e')).toBe(false);
+    }
+    for (const r of got) await expectEngineLogprobs(r.group, models.get(served.version)!);
+    // The group that led the batch got exactly what it would have got alone (its own seed).
+    const alone = await served.model.generate({
+      prompts: [tokenizer.encode(short.prompt!.text)],
+      maxNewTokens: 3,
+      temperature: 1,
+      stopTokens: [tokenizer.specialTokens.eos!],
+      seed: groupSeed(short.key, 2),
+      n: 4,
+    });
+    expect(got[0].group.completions.map((c) => c.tokenIds)).toEqual(alone.map((c) => Array.from(c.tokens)));
+  }, 30000);
 
   it('terminates a request that can never be sampled, naming the field in the log', async () => {
     const rejected = worker.stats.rejected;

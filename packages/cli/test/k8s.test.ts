@@ -156,10 +156,15 @@ describe('temper k8s logs', () => {
     expect(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['step', 'stopping']);
   });
 
-  it('prints a generator’s logs', async () => {
+  it('prints every generator replica’s logs, each line prefixed with its pod', async () => {
     const r = await temper(['logs', 'generator', '--release', 'rl'], kubeconfig);
     expect(r.code).toBe(0);
-    expect(r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l).msg)).toEqual(['serving', 'policy version']);
+    const lines = r.stdout.trimEnd().split('\n').map((l) => /^\[([^\]]+)\] (.*)$/.exec(l)!);
+    expect(lines.map((m) => [m[1], JSON.parse(m[2]).msg])).toEqual([
+      ['rl-temper-generator-7c9d5b6f4-b6t3n', 'serving'],
+      ['rl-temper-generator-7c9d5b6f4-h7d2q', 'serving'],
+      ['rl-temper-generator-7c9d5b6f4-h7d2q', 'policy version'],
+    ]);
     expect(server.unmatched).toEqual([]);
   });
 

@@ -180,8 +180,9 @@ export class CheckpointClient {
     return (await this.call<{ deletedIds: string[] }>('deleteCheckpoint', { checkpoint: ref, force })).deletedIds;
   }
 
-  async uploadStatus(uploadId: string): Promise<FileProgress[]> {
-    return (await this.call<{ files: FileProgress[] }>('getUploadStatus', { uploadId })).files;
+  /** What the store holds of an upload, and whether a stream is writing it now. */
+  uploadStatus(uploadId: string): Promise<{ files: FileProgress[]; active: boolean }> {
+    return this.call('getUploadStatus', { uploadId });
   }
 
   /** One PutCheckpoint stream: the header, the bytes the store lacks, the commit. */

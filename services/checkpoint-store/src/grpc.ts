@@ -46,7 +46,7 @@ export function checkpointStoreHandlers(store: CheckpointStore, log?: Logger): C
       return { files: await store.startUpload(req.header) };
     }),
 
-    getUploadStatus: unary(async (req) => ({ files: await store.uploadStatus(req.uploadId) })),
+    getUploadStatus: unary((req) => store.uploadStatus(req.uploadId)),
 
     getCheckpoint: (call) => {
       sendCheckpoint(store, call).catch((err) => {

@@ -66,10 +66,10 @@ export class CheckpointStore {
     return (await this.uploads.start(header)).progress();
   }
 
-  async uploadStatus(uploadId: string): Promise<FileProgress[]> {
+  async uploadStatus(uploadId: string): Promise<{ files: FileProgress[]; active: boolean }> {
     const upload = await this.uploads.find(uploadId);
     if (!upload) throw notFound(`upload ${uploadId} is not in progress (never started, or already committed)`);
-    return upload.progress();
+    return { files: upload.progress(), active: upload.inUse };
   }
 
   /**

@@ -145,25 +145,28 @@ export class Uploads {
     await fsp.mkdir(this.stagingDir, { recursive: true });
   }
 
-  private readonly starting = new Map<string, Promise<Upload>>();
+  private readonly pending = new Map<string, Promise<unknown>>();
+
+  /**
+   * Runs `fn` when no other start or lookup of this upload id is under way, so concurrent
+   * calls (StartUpload racing PutCheckpoint, a status query during either) see one Upload.
+   */
+  private async oneAtATime<T>(uploadId: string, fn: () => Promise<T>): Promise<T> {
+    for (let p = this.pending.get(uploadId); p; p = this.pending.get(uploadId)) await p.catch(() => undefined);
+    const run = fn();
+    this.pending.set(uploadId, run);
+    try {
+      return await run;
+    } finally {
+      if (this.pending.get(uploadId) === run) this.pending.delete(uploadId);
+    }
+  }
 
   /** Starts an upload, or finds the one with this id (which must have the same header). */
   async start(header: PutHeader): Promise<Upload> {
     checkUploadId(header.uploadId);
     checkManifestInput(header.manifest);
-    // Two calls for one new upload id (StartUpload racing PutCheckpoint) create it once.
-    for (;;) {
-      const pending = this.starting.get(header.uploadId);
-      if (!pending) break;
-      await pending.catch(() => undefined);
-    }
-    const started = this.startOne(header);
-    this.starting.set(header.uploadId, started);
-    try {
-      return await started;
-    } finally {
-      this.starting.delete(header.uploadId);
-    }
+    return this.oneAtATime(header.uploadId, () => this.startOne(header));
   }
 
   private async startOne(header: PutHeader): Promise<Upload> {
@@ -187,7 +190,7 @@ export class Uploads {
 
   async find(uploadId: string): Promise<Upload | undefined> {
     checkUploadId(uploadId);
-    return this.active.get(uploadId) ?? (await this.load(uploadId));
+    return this.active.get(uploadId) ?? this.oneAtATime(uploadId, async () => this.active.get(uploadId) ?? (await this.load(uploadId)));
   }
 
   async remove(upload: Upload): Promise<void> {
@@ -199,7 +202,7 @@ export class Uploads {
   async pinnedBlobs(): Promise<Set<string>> {
     const pinned = new Set<string>();
     for (const id of await fsp.readdir(this.stagingDir)) {
-      const upload = this.active.get(id) ?? (await this.load(id).catch(() => undefined));
+      const upload = await this.find(id).catch(() => undefined);
       for (const f of upload?.header.manifest?.files ?? []) pinned.add(f.sha256);
     }
     return pinned;

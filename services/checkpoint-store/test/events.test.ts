@@ -17,7 +17,6 @@ describe('CheckpointCommitted on JetStream', () => {
   afterAll(async () => {
     await t?.stop();
     await fsp.rm(work, { recursive: true, force: true });
-    await fsp.rm(t.root, { recursive: true, force: true });
   });
 
   it('publishes the committed manifest once per checkpoint', async () => {

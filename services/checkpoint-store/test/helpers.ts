@@ -50,7 +50,8 @@ export interface TestStore {
   client: CheckpointClient;
   root: string;
   bus?: Bus;
-  stop(): Promise<void>;
+  /** Stops the server and the store and removes its folder (unless `keepFiles`, to reopen it). */
+  stop(keepFiles?: boolean): Promise<void>;
 }
 
 export interface TestStoreOptions {
@@ -86,11 +87,12 @@ export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestS
     client,
     root,
     bus,
-    stop: async () => {
+    stop: async (keepFiles = false) => {
       client.close();
       await server.stop(1000);
       await store.close();
       await bus?.close();
+      if (!keepFiles) await fsp.rm(root, { recursive: true, force: true });
     },
   };
 }

@@ -17,7 +17,6 @@ describe('lineage, tags, retention and deletes', () => {
   });
   afterEach(async () => {
     await t?.stop();
-    await fsp.rm(t.root, { recursive: true, force: true });
   });
   afterAll(async () => {
     await fsp.rm(work, { recursive: true, force: true });

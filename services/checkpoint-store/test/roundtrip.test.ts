@@ -22,7 +22,6 @@ describe.each(['fs', 'nats'] as const)('round trip through the %s backend', (bac
       await bus.close();
     }
     await fsp.rm(work, { recursive: true, force: true });
-    await fsp.rm(t.root, { recursive: true, force: true });
   });
 
   it('returns every file of a multi-shard checkpoint byte for byte', async () => {

@@ -12,7 +12,8 @@ describe('accuracy', () => {
     ['<answer>(B)</answer>', 'B'],
     ['<answer>Answer: C</answer>', 'C'],
     ['<answer>(x+1)^2</answer>', 'x^2+2x+1'],
-    ['\\boxed{3} hmm, no: \\boxed{4}', '4'],
+    ['<think>\\boxed{3}? hmm, no</think>\\boxed{4}', '4'],
+    ['<think>a</think>\\boxed{4} so \\boxed{4.0}', '4'],
   ])('scores %s as correct for %s', (completion, reference) => {
     expect(score(completion, reference).components.accuracy).toBe(1);
   });
@@ -35,6 +36,11 @@ describe('accuracy', () => {
     ['<answer>42 is wrong, it is 41</answer>', '42', []],
     ['<answer></answer> 42', '42', ['no_answer']],
     ['<answer>\\text{the reference is 42}</answer>', '42', []],
+    // an answer only inside the reasoning, or a correction that leaves two answers
+    ['<think>so \\boxed{42}</think>', '42', ['no_answer']],
+    ['<think>then <answer>42</answer></think> hmm', '42', ['no_answer']],
+    ['\\boxed{41} hmm, no: \\boxed{42}', '42', ['multiple_answers']],
+    ['<answer>41</answer><answer>42</answer>', '42', ['multiple_answers']],
   ])('scores %s as wrong for %s', (completion, reference, flags) => {
     const r = score(completion, reference);
     expect(r.components.accuracy).toBe(0);

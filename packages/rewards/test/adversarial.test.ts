@@ -28,6 +28,8 @@ const cases: [string, string][] = [
   ['many text commands', '<answer>' + '\\text{'.repeat(big / 6) + '</answer>'],
   ['nul and surrogates', '<answer>\u0000\ud800\udfff42</answer>'],
   ['one word', 'a'.repeat(big)],
+  ['many equal answers', Array.from({ length: 4000 }, (_, i) => `\\boxed{41${i % 2 ? '.' + '0'.repeat(i % 9) : ''}}`).join(' ')],
+  ['many different answers', Array.from({ length: 4000 }, (_, i) => `\\boxed{${i}}`).join(' ')],
   ['mixed scripts', '中a'.repeat(big / 2)],
 ];
 

@@ -12,11 +12,12 @@ describe('answer extraction', () => {
     ['\\boxed {7}', '7', 'boxed'],
     ['\\boxed{\\{1, 2\\}}', '\\{1, 2\\}', 'boxed'],
     ['<answer>The answer is \\boxed{5}</answer>', '5', 'boxed'],
-    ['\\boxed{3} wait, I made an error. \\boxed{4}', '4', 'boxed'],
-    ['<answer>1</answer> on reflection <answer>2</answer>', '2', 'answer'],
-    ['<answer>1</answer> but really \\boxed{2}', '2', 'boxed'],
-    ['\\boxed{2} so <answer>3</answer>', '3', 'answer'],
     ['<think>I will write <answer> tags</think><answer>9</answer>', '9', 'answer'],
+    ['<think>\\boxed{3}? wait, I made an error.</think> \\boxed{4}', '4', 'boxed'],
+    ['<think>maybe <answer>1</answer></think><answer>2</answer>', '2', 'answer'],
+    ['<answer>\\boxed{5}</answer>', '5', 'boxed'],
+    ['<answer>\\boxed{5}</answer> \\boxed{ 5 }', '5', 'boxed'],
+    ['reasoning</think><answer>6</answer>', '6', 'answer'],
   ])('%s -> %s', (text, answer, source) => {
     expect(extractAnswer(text, both)).toMatchObject({ answer, source, multiple: false });
   });
@@ -31,12 +32,28 @@ describe('answer extraction', () => {
     ['<answer>42'],
     ['42</answer>'],
     ['\\boxed 42'],
+    ['<think>so it is \\boxed{42}</think>'],
+    ['<think>so <answer>42</answer></think> done'],
+    ['<think>\\boxed{42} and the reasoning never ends'],
   ])('finds no answer in %s', (text) => {
     expect(extractAnswer(text, both)).toBeNull();
   });
 
-  it('flags an answer block with two different boxed answers', () => {
-    expect(extractAnswer('<answer>\\boxed{3} or \\boxed{4}</answer>', both)).toMatchObject({ multiple: true });
+  it.each([
+    ['<answer>\\boxed{3} or \\boxed{4}</answer>', '4'],
+    ['\\boxed{3} wait, I made an error. \\boxed{4}', '4'],
+    ['<answer>1</answer> on reflection <answer>2</answer>', '2'],
+    ['<answer>1</answer> but really \\boxed{2}', '2'],
+    ['\\boxed{2} so <answer>3</answer>', '3'],
+    ['<think>x</think>\\boxed{1} \\boxed{2} \\boxed{3}', '3'],
+  ])('flags an answer section with different answers: %s', (text, last) => {
+    expect(extractAnswer(text, both)).toMatchObject({ answer: last, multiple: true });
+  });
+
+  it('lets the same answer be written twice, and counts the reasoning only without a reasoning tag', () => {
+    expect(extractAnswer('<think>\\boxed{1}</think>\\boxed{2}', both)).toMatchObject({ answer: '2', multiple: false });
+    expect(extractAnswer('<think>\\boxed{1}</think>\\boxed{2}', { ...both, reasoningTag: '' })).toMatchObject({ answer: '2', multiple: true });
+    expect(extractAnswer('<think>\\boxed{1}</think>', { ...both, reasoningTag: '' })).toMatchObject({ answer: '1' });
     expect(extractAnswer('<answer>\\boxed{3} = \\boxed{3}</answer>', both)).toMatchObject({ answer: '3', multiple: false });
   });
 

@@ -1,8 +1,10 @@
 // Finding the final answer in a completion. Only what the model committed to counts:
 // an <answer>…</answer> block, a \boxed{…} (nested braces included) or a match of a
-// configured pattern; of all candidates the last one written wins (a model that
-// corrects itself means the later answer). Text elsewhere (the reasoning) is never
-// searched for the reference, so restating it while thinking earns nothing.
+// configured pattern, written after its reasoning (after the last </think>); of those
+// the last one written wins. The reasoning itself is never searched, so restating the
+// reference while thinking, or boxing it there, earns nothing. An answer section that
+// commits to two different answers ("\boxed{3} or \boxed{4}", two answer blocks)
+// commits to none: it is flagged as multiple.
 import { braceTable } from './braces';
 import { normalizeAnswer } from './normalize';
 
@@ -15,12 +17,16 @@ export interface ExtractOptions {
   answerTag: string;
   /** A regular expression whose first capture group (or whole match) is an answer. */
   pattern?: RegExp;
+  /** The tag of the reasoning block, whose content is never an answer ('' for none). */
+  reasoningTag?: string;
+  /** Whether two written answers are the same answer (default: equal once normalised). */
+  same?: (a: string, b: string) => boolean;
 }
 
 export interface Extracted {
   answer: string;
   source: AnswerSource;
-  /** The block holding the chosen answer has several different boxed answers. */
+  /** The answer section holds several different answers. */
   multiple: boolean;
 }
 
@@ -33,23 +39,50 @@ interface Candidate {
 
 /** The final answer of `completion`, or null when it commits to none. */
 export function extractAnswer(completion: string, opts: ExtractOptions): Extracted | null {
-  const blocks = opts.sources.includes('answer') ? answerBlocks(completion, opts.answerTag) : [];
-  const candidates: Candidate[] = [...blocks];
-  const braces = opts.sources.includes('boxed') ? braceTable(completion) : undefined;
-  if (braces) candidates.push(...boxedAnswers(completion, braces, 0, completion.length));
-  if (opts.sources.includes('pattern') && opts.pattern) candidates.push(...patternAnswers(completion, opts.pattern));
+  const [from, to] = answerSection(completion, opts.reasoningTag ?? 'think');
+  const inSection = (c: Candidate) => c.start >= from && c.end <= to;
+  const candidates: Candidate[] = [];
+  if (opts.sources.includes('answer')) candidates.push(...answerBlocks(completion, opts.answerTag).filter(inSection));
+  if (opts.sources.includes('boxed')) candidates.push(...boxedAnswers(completion, braceTable(completion), from, to));
+  if (opts.sources.includes('pattern') && opts.pattern) candidates.push(...patternAnswers(completion, opts.pattern).filter(inSection));
   const chosen = lastCandidate(candidates);
   if (!chosen) return null;
-  // A boxed answer inside an answer block is that block's answer; a block with two
-  // different boxed answers hedges between them.
-  const block = blocks.find((b) => b.start <= chosen.start && chosen.end <= b.end);
-  let multiple = false;
-  if (block && braces) {
-    const boxes = boxedAnswers(completion, braces, block.start, block.end);
-    // Normalising is for answer-sized text; a huge box is compared as written.
-    multiple = new Set(boxes.map((b) => (b.text.length <= 1000 ? normalizeAnswer(b.text) : b.text))).size > 1;
+  return { answer: chosen.text.trim(), source: chosen.source, multiple: differentAnswers(candidates, opts.same ?? sameText) };
+}
+
+// Where answers may be: after the last closing reasoning tag; before an opening one that
+// never closes (the reasoning ran to the end); everywhere when there is no reasoning tag.
+function answerSection(s: string, tag: string): [number, number] {
+  if (!tag) return [0, s.length];
+  const close = s.lastIndexOf(`</${tag}>`);
+  if (close >= 0) return [close + tag.length + 3, s.length];
+  const open = s.indexOf(`<${tag}>`);
+  return open >= 0 ? [0, open] : [0, s.length];
+}
+
+// Candidates that hold no other candidate are the answers actually written ("<answer>
+// the answer is \boxed{5}</answer>" is the one answer 5); more than one distinct value
+// among them is more than one answer. Sorted by start, a candidate holds another exactly
+// when the next one starts inside it, which keeps this linear on hostile input.
+function differentAnswers(candidates: Candidate[], same: (a: string, b: string) => boolean): boolean {
+  const written = candidates.filter((c) => c.text.trim() !== '').sort((a, b) => a.start - b.start || b.end - a.end);
+  let first: string | undefined;
+  const seen = new Set<string>();
+  for (let i = 0; i < written.length; i++) {
+    const c = written[i];
+    if (i + 1 < written.length && written[i + 1].start < c.end) continue;
+    const text = c.text.trim();
+    if (seen.has(text)) continue;
+    seen.add(text);
+    if (first === undefined) first = text;
+    else if (!same(text, first)) return true;
   }
-  return { answer: chosen.text.trim(), source: chosen.source, multiple };
+  return false;
+}
+
+// Normalising is for answer-sized text; a huge answer is compared as written.
+function sameText(a: string, b: string): boolean {
+  return a.length <= 1000 && b.length <= 1000 ? normalizeAnswer(a) === normalizeAnswer(b) : a === b;
 }
 
 function lastCandidate(candidates: Candidate[]): Candidate | undefined {

@@ -1,6 +1,6 @@
-// accuracy: 1 when the completion's final answer (and only that) is equivalent to the
-// reference, else 0. No answer, several different answers, or a hedged one score 0 and
-// say why in the flags.
+// accuracy: 1 when the completion's final answer (and only that: never the reasoning)
+// is equivalent to the reference, else 0. No answer, several different answers, or a
+// hedged one score 0 and say why in the flags.
 import { EquivalenceOptions, isEquivalent } from '../answer/equivalence';
 import { AnswerSource, extractAnswer, ExtractOptions } from '../answer/extract';
 import { hedgeReason } from '../answer/hedging';
@@ -21,6 +21,7 @@ export const accuracy: RewardComponent<AccuracySettings> = {
     sources: { type: 'list', default: ['answer', 'boxed'], oneOf: ['answer', 'boxed', 'pattern'], description: 'Where the final answer may come from; the last one in the text wins.' },
     pattern: { type: 'string', default: '', description: 'Regular expression for answers (first capture group, else the whole match); setting it adds "pattern" to sources.' },
     answerTag: { type: 'string', default: 'answer', description: 'Tag of the answer block.' },
+    reasoningTag: { type: 'string', default: 'think', description: 'Tag of the reasoning block, never searched for answers; "" to search everywhere.' },
     relTolerance: { type: 'number', default: 1e-6, min: 0, max: 1, description: 'Relative tolerance for non-integer numbers.' },
     absTolerance: { type: 'number', default: 1e-9, min: 0, description: 'Absolute tolerance for non-integer numbers.' },
     percentAsFraction: { type: 'boolean', default: true, description: 'A percentage also matches its fraction (25% = 0.25).' },
@@ -49,8 +50,9 @@ export function accuracySettings(o: Record<string, OptionValue>, path: string): 
     throw new RewardSpecError(`${path}.pattern`, 'sources lists "pattern" but no pattern is set');
   }
   if (!/^[A-Za-z][\w-]*$/.test(o.answerTag as string)) throw new RewardSpecError(`${path}.answerTag`, 'must be a tag name like "answer"');
+  if (o.reasoningTag !== '' && !/^[A-Za-z][\w-]*$/.test(o.reasoningTag as string)) throw new RewardSpecError(`${path}.reasoningTag`, 'must be a tag name like "think", or ""');
   return {
-    extract: { sources, pattern, answerTag: o.answerTag as string },
+    extract: { sources, pattern, answerTag: o.answerTag as string, reasoningTag: o.reasoningTag as string },
     equivalence: {
       relTolerance: o.relTolerance as number,
       absTolerance: o.absTolerance as number,
@@ -64,7 +66,9 @@ export function accuracySettings(o: Record<string, OptionValue>, path: string): 
 
 /** Extracts the final answer of one completion and judges it against the reference. */
 export function judgeAnswer(input: ScoreInput, s: AccuracySettings): AccuracyVerdict {
-  const found = extractAnswer(input.completion, s.extract);
+  // Two answers that mean the same ("5" and "5.0") are one answer written twice.
+  const same = (a: string, b: string) => a.length <= s.maxAnswerChars && b.length <= s.maxAnswerChars && isEquivalent(a, b, s.equivalence);
+  const found = extractAnswer(input.completion, { ...s.extract, same });
   if (!found) return { correct: false, answer: '', flags: ['no_answer'] };
   const answer = found.answer;
   if (found.multiple) return { correct: false, answer, flags: ['multiple_answers'] };

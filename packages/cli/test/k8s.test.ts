@@ -234,6 +234,17 @@ describe('temper k8s submit', () => {
 });
 
 describe('temper k8s submit without a learner', () => {
+  it('--via service dials the learner Service’s cluster DNS name, and says so when it cannot', async () => {
+    const { server, kubeconfig } = await replay(['submit']);
+    const spec = path.join(os.tmpdir(), `temper-spec-${process.pid}.yaml`);
+    fs.writeFileSync(spec, 'stages: []\n');
+    cleanups.push(() => fs.rmSync(spec, { force: true }));
+    const r = await temper(['submit', spec, '--release', 'rl', '--via', 'service'], kubeconfig);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^temper k8s submit: cannot reach the learner \(service rl-temper-learner\.ml\.svc:50053\): /);
+    expect(server.seen).toEqual(['GET /api/v1/namespaces/ml/services?labelSelector=app.kubernetes.io/name=temper,app.kubernetes.io/instance=rl,app.kubernetes.io/component=learner']);
+  });
+
   it('a missing spec file is named before anything is contacted', async () => {
     const { server, kubeconfig } = await replay(['submit']);
     const missing = path.join(os.tmpdir(), `temper-no-such-spec-${process.pid}.yaml`);

@@ -11,8 +11,9 @@ export const k8sUsage = `temper k8s <status|logs|submit> [--release NAME] [--nam
   status [--json]                      the release's services and pods: node, GPUs, readiness, restarts
   logs <service> [--tail N] [--follow] [--previous]
                                        logs of learner, generator, scorer or checkpoint-store
-  submit <spec.yaml> [--run-id ID] [--endpoint HOST:PORT] [--json]
-                                       create a run on the learner (port-forwards from outside the cluster)
+  submit <spec.yaml> [--run-id ID] [--via port-forward|service] [--endpoint HOST:PORT] [--json]
+                                       create a run on the learner: through a port-forward from outside
+                                       the cluster, its Service inside it (--via overrides)
 
   --release defaults to "temper", --namespace to the context's namespace, --context to the current one.
 `;
@@ -22,7 +23,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const valueFlags = new Set(['release', 'namespace', 'n', 'context', 'tail', 'run-id', 'endpoint']);
+const valueFlags = new Set(['release', 'namespace', 'n', 'context', 'tail', 'run-id', 'endpoint', 'via']);
 const boolFlags = new Set(['json', 'follow', 'f', 'previous', 'help', 'h']);
 
 export function parseArgs(argv: string[]): Parsed {
@@ -101,8 +102,10 @@ export async function k8s(argv: string[]): Promise<number> {
       case 'submit': {
         if (args.length !== 1) throw new UsageError('submit needs one run spec file');
         const endpoint = str(p, 'endpoint');
+        const via = str(p, 'via') ?? 'auto';
+        if (via !== 'auto' && via !== 'port-forward' && via !== 'service') throw new UsageError(`--via must be port-forward or service, not ${via}`);
         const cluster = endpoint ? null : await connectCluster(clusterOpts);
-        const result = await submitRun(cluster, { specPath: args[0], runId: str(p, 'run-id'), endpoint });
+        const result = await submitRun(cluster, { specPath: args[0], runId: str(p, 'run-id'), endpoint, via });
         process.stdout.write(json ? JSON.stringify({ run: RunStatus.toJSON(result.run), via: result.via }) + '\n' : formatSubmit(result));
         return 0;
       }

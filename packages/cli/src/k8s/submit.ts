@@ -15,6 +15,12 @@ export interface SubmitOptions {
   runId?: string;
   /** host:port of the learner; skips the cluster lookup. */
   endpoint?: string;
+  /**
+   * How to reach the learner: port-forward through the API server, its Service's cluster DNS
+   * name (inside the cluster, or where cluster DNS resolves), or auto (service when running
+   * in a pod, else port-forward).
+   */
+  via?: 'auto' | 'port-forward' | 'service';
   timeoutMs?: number;
 }
 
@@ -123,7 +129,8 @@ async function target(cluster: Cluster | null, opts: SubmitOptions): Promise<Tar
   const none = async () => {};
   if (opts.endpoint) return { address: opts.endpoint, via: `endpoint ${opts.endpoint}`, close: none };
   if (!cluster) throw new Error('no cluster and no --endpoint');
-  if (inCluster(cluster)) {
+  const via = opts.via ?? 'auto';
+  if (via === 'service' || (via === 'auto' && inCluster(cluster))) {
     const { host, port } = await learnerService(cluster);
     return { address: `${host}:${port}`, via: `service ${host}:${port}`, close: none };
   }

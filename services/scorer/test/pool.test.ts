@@ -11,7 +11,7 @@ describe('scoring pool', () => {
   beforeAll(() => {
     pool = new ScoringPool({
       threads: 2,
-      itemTimeoutMs: 300,
+      itemTimeoutMs: 1000,
       chunkSize: 4,
       plugins: [path.join(fixtures, 'spin-plugin.js'), path.join(fixtures, 'exit-plugin.js')],
       onReplace: (r) => replaced.push(r),
@@ -47,7 +47,7 @@ describe('scoring pool', () => {
     expect(results[5]).toEqual({ total: 0, components: { accuracy: 0, spin: 0 }, truncated: false, flags: ['timeout'], extractedAnswer: '' });
     results.forEach((r, i) => i !== 5 && expect([r.total, r.flags]).toEqual([2, []]));
     expect(pool.stats.timeouts).toBe(before + 1);
-    expect(replaced).toContain('item timed out after 300 ms');
+    expect(replaced).toContain('item timed out after 1000 ms');
     // and the pool keeps its size and keeps working
     expect(pool.threads).toBe(2);
     const again = await pool.score(spec, [{ completion: '<answer>1</answer>', reference: '1' }]);

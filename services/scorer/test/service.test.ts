@@ -33,7 +33,7 @@ describe('scorer service', () => {
         NATS_URL: testNatsUrl(),
         TEMPER_SCORER_ADDR: address,
         TEMPER_SCORER_THREADS: '2',
-        TEMPER_SCORER_ITEM_TIMEOUT_MS: '300',
+        TEMPER_SCORER_ITEM_TIMEOUT_MS: '1000',
         TEMPER_REWARD_PLUGINS: path.join(__dirname, 'fixtures', 'spin-plugin.js'),
         // A consumer of this test's own, on this test's run only: other tests share the server.
         TEMPER_SCORER_CONSUMER: `scorer_test_${process.pid}`,

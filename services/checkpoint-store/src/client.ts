@@ -320,15 +320,19 @@ function writeMessage(call: grpc.ClientWritableStream<PutCheckpointRequest>, mes
       call.off('drain', onDrain);
       call.off('error', onError);
       call.off('close', onClose);
+      call.off('status', onStatus);
       if (err) reject(err);
       else resolve();
     };
     const onDrain = () => done();
     const onError = (err: Error) => done(err);
     const onClose = () => done(new Error('the upload stream closed'));
+    // The store answered (an error, most likely) while we were waiting to send more.
+    const onStatus = () => done(new Error('the store ended the upload stream'));
     call.on('drain', onDrain);
     call.on('error', onError);
     call.on('close', onClose);
+    call.on('status', onStatus);
   });
 }
 

@@ -14,14 +14,12 @@ export async function openStore(settings: StoreSettings, bus: Bus, log?: Logger)
     settings.backend === 'nats'
       ? await ObjectStoreBackend.open(bus.nc, { bucketPrefix: settings.natsBucket, replicas: settings.natsReplicas })
       : await FsBackend.open(settings.dir);
-  const store = await CheckpointStore.open({
+  return CheckpointStore.open({
     backend,
     stagingDir: path.join(settings.dir, 'uploads'),
     retention: { keepLast: settings.keepLast },
     onCommitted: publishCommitted(bus),
+    uploadTtlMs: settings.uploadTtlMs,
     log,
   });
-  const expired = await store.uploads.expire(settings.uploadTtlMs);
-  if (expired.length > 0) log?.info('removed abandoned uploads', { uploads: expired });
-  return store;
 }

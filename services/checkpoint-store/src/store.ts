@@ -20,6 +20,11 @@ export interface CheckpointStoreOptions {
   retention?: RetentionPolicy;
   /** Called after a new checkpoint is committed (publishes CheckpointCommitted). */
   onCommitted?: (manifest: CheckpointManifest, policyVersion: number) => Promise<void>;
+  /**
+   * Uploads no stream has touched for this long are dropped, with the files only they
+   * held, by a sweep every hour (and one at open). 0 (default) never drops them.
+   */
+  uploadTtlMs?: number;
   log?: Logger;
 }
 
@@ -46,6 +51,7 @@ export class CheckpointStore {
   readonly uploads: Uploads;
   private readonly manifests = new Map<string, CheckpointManifest>();
   private queue: Promise<unknown> = Promise.resolve();
+  private sweeper?: NodeJS.Timeout;
 
   private constructor(private readonly opts: CheckpointStoreOptions) {
     this.uploads = new Uploads(opts.stagingDir, opts.backend);
@@ -54,7 +60,33 @@ export class CheckpointStore {
   static async open(opts: CheckpointStoreOptions): Promise<CheckpointStore> {
     const store = new CheckpointStore(opts);
     await store.uploads.init();
+    const ttl = opts.uploadTtlMs ?? 0;
+    if (ttl > 0) {
+      await store.sweep(ttl);
+      store.sweeper = setInterval(() => {
+        store.sweep(ttl).catch((err) => opts.log?.warn('sweeping abandoned uploads failed', { err }));
+      }, 3600_000);
+      store.sweeper.unref();
+    }
     return store;
+  }
+
+  /** Drops uploads idle for longer than maxIdleMs, then blobs nothing refers to any more. */
+  async sweep(maxIdleMs: number): Promise<{ uploads: string[]; blobs: number }> {
+    const uploads = await this.uploads.expire(maxIdleMs);
+    const blobs = await this.collectGarbage();
+    if (uploads.length > 0 || blobs > 0) this.opts.log?.info('swept abandoned uploads', { uploads, blobs });
+    return { uploads, blobs };
+  }
+
+  /** Deletes every stored blob that no live checkpoint and no upload in progress refers to. */
+  async collectGarbage(): Promise<number> {
+    return this.exclusive(async () => {
+      const all = new Set(await this.backend.listBlobs());
+      const before = all.size;
+      await this.deleteUnreferenced(all);
+      return before - (await this.backend.listBlobs()).length;
+    });
   }
 
   get backend(): Backend {
@@ -259,6 +291,7 @@ export class CheckpointStore {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.exclusive(async () => undefined);
     await this.backend.close();
   }

@@ -96,4 +96,36 @@ describe('integrity', () => {
     await t.client.pullDir([...ids][0], out);
     expect(await listFiles(out)).toEqual(await listFiles(src));
   });
+
+  it('sweeps abandoned uploads and the files only they held', async () => {
+    const src = path.join(work, 'abandoned');
+    await fsp.mkdir(src);
+    await fsp.writeFile(path.join(src, 'a.bin'), `only in the abandoned upload ${Date.now()}`);
+    await fsp.writeFile(path.join(src, 'b.bin'), 'never sent');
+    const files = await describeDir(src);
+    const header = PutHeader.fromPartial({ uploadId: 'abandoned', manifest: CheckpointManifest.fromPartial({ runId: 'integrity', files }) });
+    const a = files.find((f) => f.path === 'a.bin')!;
+    const data = await fsp.readFile(path.join(src, 'a.bin'));
+    await new Promise<void>((resolve) => {
+      const call = t.client.raw.putCheckpoint(() => resolve());
+      call.write({ part: { $case: 'header', value: header } });
+      call.write({ part: { $case: 'chunk', value: { path: 'a.bin', offset: 0, data } } });
+      call.end();
+    });
+    expect(await t.backend.hasBlob(a.sha256)).toBe(true); // verified and stored as soon as it was complete
+    const blobsBefore = (await t.backend.listBlobs()).length;
+
+    // Not yet idle for an hour: kept.
+    expect((await t.store.sweep(3600_000)).uploads).toEqual([]);
+    const swept = await t.store.sweep(0);
+    expect(swept.uploads).toEqual(expect.arrayContaining(['abandoned', 'bad-bytes']));
+    expect(swept.blobs).toBe(1);
+    expect(await t.backend.hasBlob(a.sha256)).toBe(false);
+    expect((await t.backend.listBlobs()).length).toBe(blobsBefore - 1);
+    await expect(t.client.uploadStatus('abandoned')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    // Committed checkpoints are untouched.
+    const { checkpoints } = await t.client.list({ runId: 'integrity' });
+    expect(checkpoints.length).toBeGreaterThan(0);
+    await t.client.pullDir(checkpoints[0].id, path.join(work, 'after-sweep'), { paths: ['config.json'] });
+  });
 });

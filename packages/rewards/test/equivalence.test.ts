@@ -36,7 +36,7 @@ const mustMatch: [string, string][] = [
   ['2x+1', '1+2x'], ['x^2-1', '(x-1)(x+1)'], ['(x+1)^2', 'x^2+2x+1'], ['\\frac{x}{2}', '0.5x'], ['2(x+y)', '2x+2y'], ['xy', 'yx'],
   ['x \\cdot y', 'xy'], ['a^2b', 'ba^2'], ['\\frac{1}{x}+\\frac{1}{y}', '\\frac{x+y}{xy}'], ['\\sqrt{x^2}', 'x'], ['x^{1/2}', '\\sqrt{x}'],
   ['3x - 2x', 'x'], ['\\frac{x^2-4}{x-2}', 'x+2'], ['2^{x+1}', '2\\cdot 2^x'], ['\\ln(x^2)', '2\\ln x'], ['e^{x}e^{y}', 'e^{x+y}'],
-  ['\\sin^2 x + \\cos^2 x', '\\cos^2 x + \\sin^2 x'], ['x^3', 'x\\cdot x \\cdot x'], ['\\frac{a+b}{2}', '\\frac{b+a}{2}'], ['-(x-1)', '1-x'],
+  ['\\sin^2 x + \\cos^2 x', '\\cos^2 x + \\sin^2 x'], ['x^3', 'x\\cdot x \\cdot x'], ['x^{2}', 'x^2'], ['\\text{Monday }', 'Monday'], ['\\frac{a+b}{2}', '\\frac{b+a}{2}'], ['-(x-1)', '1-x'],
   ['\\alpha + \\beta', '\\beta + \\alpha'], ['2\\pi r', '2r\\pi'], ['\\pi r^2', 'r^2\\pi'],
   // tuples, intervals, sets, lists
   ['(1, 2)', '(1,2)'], ['(1,2)', '\\left(1, 2\\right)'], ['(0.5, 2)', '(\\frac{1}{2}, 2)'], ['[0, 1)', '[0,1)'], ['(-\\infty, 3]', '(-\\infty,3]'],
@@ -81,7 +81,7 @@ const mustNotMatch: [string, string][] = [
   // text answers and junk
   ['\\text{Tuesday}', 'Monday'], ['yes', 'no'], ['', '42'], [' ', '42'], ['NaN', '42'], ['0/0', '1'], ['1/0', '\\infty'], ['\\infty', '-\\infty'], ['\\infty', '42'],
   ['42 = 43', '42'], ['x + y = 5', '5'], ['\\boxed{}', '42'], ['}{', '42'], ['((((42', '42'], ['42)', '42'],
-  ['1/0', '1/0 + 1'], ['the answer', 'answer'], ['forty-two', '42'],
+  ['1/0', '1/0 + 1'], ['\\frac{1}{23}', '\\frac{12}{3}'], ['\\sqrt{2}3', '\\sqrt{23}'], ['\\text{ab}', '\\text{abc}'], ['the answer', 'answer'], ['forty-two', '42'],
 ];
 
 describe('answer equivalence', () => {

@@ -222,9 +222,10 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-// Text answers compare without spacing or braces, and words ("Monday", "\text{yes}")
-// without case; single letters keep theirs, since x and X are different variables.
+// Text answers compare without spacing, and words ("Monday", "\text{yes}") without
+// case; single letters keep theirs, since x and X are different variables. Braces stay:
+// \frac{1}{23} and \frac{12}{3} differ only in them.
 function textKey(s: string): string {
-  const key = s.replace(/[\s{}]/g, '');
+  const key = s.replace(/\s+/g, '');
   return /[A-Za-z]{3,}/.test(key.replace(/\\[A-Za-z]+/g, '')) ? key.toLowerCase() : key;
 }

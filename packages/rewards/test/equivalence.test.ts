@@ -141,3 +141,34 @@ describe('answer equivalence', () => {
     expect(Date.now() - t0).toBeLessThan(1000);
   });
 });
+
+// Generated pairs: a rational written in two of its forms must match; a neighbouring
+// rational must not, whatever forms the two take. Seeded, so failures reproduce.
+describe('answer equivalence on generated rationals', () => {
+  let seed = 1;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+  const pick = <T>(xs: T[]) => xs[int(0, xs.length - 1)];
+
+  function forms(p: number, q: number): string[] {
+    const out = [`${p}/${q}`, `\\frac{${p}}{${q}}`, `\\dfrac{${p}}{${q}}`, `-\\frac{-${p}}{${q}}`];
+    if (q === 1) out.push(String(p), `${p}.0`, p.toLocaleString('en-US'), `$${p}$`);
+    if (Number.isInteger((p / q) * 1000)) out.push(String(p / q), `${(100 * p) / q}\\%`);
+    if (p > q && q > 1 && p % q !== 0) out.push(`${Math.floor(p / q)} ${p % q}/${q}`, `${Math.floor(p / q)}\\frac{${p % q}}{${q}}`);
+    return out;
+  }
+
+  it('matches 2000 pairs of forms of the same value and no neighbouring value', () => {
+    const wrong: string[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const q = pick([1, 2, 3, 4, 5, 7, 8]);
+      const p = int(1, 20000);
+      const same = forms(p, q);
+      const other = forms(p + int(1, 3), q);
+      const [a, b, c] = [pick(same), pick(same), pick(other)];
+      if (!isEquivalent(a, b)) wrong.push(`${a} should match ${b}`);
+      if (isEquivalent(a, c)) wrong.push(`${a} should not match ${c}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+});

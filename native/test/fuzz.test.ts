@@ -2,9 +2,9 @@
 // truncation, and structured edits of the JSON header (dtypes, shapes, offsets, escapes). Every
 // one must either load or fail with an Error; the process must not crash, and the model must keep
 // working afterwards. The PRNG is seeded, so a failure reproduces.
-import { Model, readSafetensors } from '@temper/native';
+import { HfConfig, Model, readSafetensors } from '@temper/native';
 
-const config = {
+const config: HfConfig = {
   model_type: 'qwen2',
   vocab_size: 8,
   hidden_size: 8,

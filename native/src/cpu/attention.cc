@@ -91,38 +91,48 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
 }
 
 // q[R,H,D] -> out[R,H,D]; row r attends to kcache/vcache[slot[r], 0..pos[r]].
+// One task per (row, kv head): the query heads of a group share each key and value row read.
 void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
                       const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
                       int64_t D) {
-  const int64_t KD = KV * D, group = H / KV;
+  const int64_t KD = KV * D, group = H / KV, D8 = D & ~int64_t(7);
   const float scale = 1.0f / std::sqrt((float)D);
-  pool.run(R * H, [&](int64_t rh) {
-    int64_t r = rh / H, h = rh % H, g = h / group, len = (int64_t)pos[r] + 1;
-    thread_local std::vector<float> s;
-    if ((int64_t)s.size() < len) s.resize(len);
-    const float* qr = q + rh * D;
+  pool.run(R * KV, [&](int64_t rg) {
+    int64_t r = rg / KV, g = rg % KV, len = (int64_t)pos[r] + 1;
+    thread_local std::vector<float> s;  // [group, len] scores, then weights
+    if ((int64_t)s.size() < group * len) s.resize(group * len);
     const float* kb = kcache + (int64_t)slot[r] * cap * KD + g * D;
     const float* vb = vcache + (int64_t)slot[r] * cap * KD + g * D;
-    const int64_t D8 = D & ~int64_t(7);
-    float mx = -INFINITY;
+    const float* qg = q + (r * H + g * group) * D;
+    float* og = out + (r * H + g * group) * D;
     for (int64_t j = 0; j < len; j++) {
       const float* kj = kb + j * KD;
-      v8 acc = splat8(0);
-      for (int64_t d = 0; d < D8; d += 8) acc += load8(qr + d) * load8(kj + d);
-      float dot = hsum8(acc);
-      for (int64_t d = D8; d < D; d++) dot += qr[d] * kj[d];
-      s[j] = dot * scale;
-      mx = std::max(mx, s[j]);
+      for (int64_t h = 0; h < group; h++) {
+        const float* qh = qg + h * D;
+        v8 acc = splat8(0);
+        for (int64_t d = 0; d < D8; d += 8) acc += load8(qh + d) * load8(kj + d);
+        float dot = hsum8(acc);
+        for (int64_t d = D8; d < D; d++) dot += qh[d] * kj[d];
+        s[h * len + j] = dot * scale;
+      }
     }
-    float inv = 1.0f / exp_shifted(s.data(), s.data(), mx, len);
-    float* o = out + rh * D;
-    for (int64_t d = 0; d < D; d++) o[d] = 0;
+    for (int64_t h = 0; h < group; h++) {
+      float* sh = s.data() + h * len;
+      float mx = sh[0];
+      for (int64_t j = 1; j < len; j++) mx = std::max(mx, sh[j]);
+      float inv = 1.0f / exp_shifted(sh, sh, mx, len);
+      for (int64_t j = 0; j < len; j++) sh[j] *= inv;
+    }
+    std::fill(og, og + group * D, 0.0f);
     for (int64_t j = 0; j < len; j++) {
       const float* vj = vb + j * KD;
-      float w = s[j] * inv;
-      v8 wv = splat8(w);
-      for (int64_t d = 0; d < D8; d += 8) store8(o + d, load8(o + d) + wv * load8(vj + d));
-      for (int64_t d = D8; d < D; d++) o[d] += w * vj[d];
+      for (int64_t h = 0; h < group; h++) {
+        float* oh = og + h * D;
+        const float w = s[h * len + j];
+        const v8 wv = splat8(w);
+        for (int64_t d = 0; d < D8; d += 8) store8(oh + d, load8(oh + d) + wv * load8(vj + d));
+        for (int64_t d = D8; d < D; d++) oh[d] += w * vj[d];
+      }
     }
   });
 }

@@ -35,13 +35,16 @@ export interface SaveOptions {
   policyVersion?: number;
 }
 
-export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
+export async function saveCheckpoint(store: CheckpointClient, bus: Bus, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined });
     fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
-    const { manifest } = await store.pushDir(dir, opts.manifest, { policyVersion: opts.policyVersion });
+    const { manifest, created } = await store.pushDir(dir, opts.manifest, { policyVersion: opts.policyVersion });
+    // The store announces what it commits; a checkpoint it already had (a step redone after a
+    // resume produces the same bytes and provenance) still has to become the new version.
+    if (!created && opts.policyVersion) await announcePolicy(bus, manifest, opts.policyVersion);
     return manifest;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

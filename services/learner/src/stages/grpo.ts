@@ -58,7 +58,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: prompts.cursor, tokensSeen: state.tokensSeen + batch.maskedTokens };
         const full = step % g.saveEvery === 0 || step === g.steps;
-        const manifest = await saveCheckpoint(ctx.store, model, {
+        const manifest = await saveCheckpoint(ctx.store, ctx.bus, model, {
           tokenizer: tokenizerSpec,
           manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch: ctx.stage.name, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
           runState: full ? next : undefined,
@@ -117,7 +117,7 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
   }
   const state: RunState = { runId: ctx.runId, stage, step: 0, policyVersion: 1, dataCursor: 0, attempt: 0, tokensSeen: 0 };
-  const initial = await saveCheckpoint(ctx.store, model, {
+  const initial = await saveCheckpoint(ctx.store, ctx.bus, model, {
     tokenizer: tokenizerSpec,
     manifest: { runId: ctx.runId, stage, step: 0, branch: stage, parentId: ctx.input ?? '', labels: { kind: 'resumable', role: 'reference' } },
     runState: state,

@@ -17,7 +17,7 @@ import { RolloutGroup, RolloutRequest } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { contextFromHeaders, traceIds } from '@temper/telemetry';
 import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
-import { GeneratorError } from './errors';
+import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
 
@@ -160,6 +160,8 @@ export class RolloutWorker {
         if (!this.running) break;
         this.o.log.warn('fetching rollout requests failed; retrying', { err });
         await sleep(1000);
+        // The consumer may have been deleted: put it back.
+        await ensureGeneratorConsumer(this.o.bus, this.o.consumer, this.o.ackWaitMs, this.o.filterSubject).catch(() => undefined);
       }
     }
   }
@@ -185,39 +187,53 @@ export class RolloutWorker {
 
   private async batchLoop(): Promise<void> {
     while (this.running) {
-      await this.pending.wait();
-      if (!this.running) break;
-      await this.pending.linger(this.o.lingerMs, this.o.maxBatchGroups);
-      if (!this.running) break;
-      const head = this.pending.all()[0];
-      if (!head) continue;
-      const key = head.request.key;
-      let policy: ServedPolicy | undefined;
       try {
-        policy = await this.o.policy.ensure(key?.runId ?? '', head.request.minPolicyVersion);
+        await this.nextBatch();
       } catch (err) {
-        this.groupLog(head).error('could not load the policy this request needs; retrying later', { err, min_policy_version: head.request.minPolicyVersion });
+        // A bug, not a bad request: log it, give the requests back, keep serving.
+        this.o.log.error('rollout batch failed', { err });
+        if (!this.abandoned) for (const g of this.pending.drain()) g.msg.nak(this.o.retryDelayMs);
+        await sleep(this.o.retryDelayMs);
       }
-      if (!this.running) break;
-      if (!policy) {
-        this.groupLog(head).info('the policy version this request needs is not announced yet; retrying later', { min_policy_version: head.request.minPolicyVersion });
-        this.pending.remove([head]);
-        head.msg.nak(this.o.retryDelayMs);
-        continue;
-      }
-      await this.o.policy.use(async (p) => {
-        if (!p || !this.running) return;
-        const batch = this.select(head, p);
-        if (batch.length === 0) return; // the policy changed in between: look again
-        this.pending.remove(batch.map((b) => b.g));
-        batch.forEach((b) => this.inFlight.add(b.g));
-        try {
-          await this.sample(p, batch);
-        } finally {
-          batch.forEach((b) => this.inFlight.delete(b.g));
-        }
-      });
     }
+  }
+
+  private async nextBatch(): Promise<void> {
+    await this.pending.wait();
+    if (!this.running) return;
+    await this.pending.linger(this.o.lingerMs, this.o.maxBatchGroups);
+    const head = this.pending.all()[0];
+    if (!this.running || !head) return;
+    const key = head.request.key;
+    if (!key?.runId) {
+      this.reject(head, invalidArgument('key.run_id', 'is required'));
+      return;
+    }
+    let policy: ServedPolicy | undefined;
+    try {
+      policy = await this.o.policy.ensure(key.runId, head.request.minPolicyVersion);
+    } catch (err) {
+      this.groupLog(head).error('could not load the policy this request needs; retrying later', { err, min_policy_version: head.request.minPolicyVersion });
+    }
+    if (!this.running) return;
+    if (!policy) {
+      this.groupLog(head).info('the policy version this request needs is not available yet; retrying later', { min_policy_version: head.request.minPolicyVersion });
+      this.pending.remove([head]);
+      head.msg.nak(this.o.retryDelayMs);
+      return;
+    }
+    await this.o.policy.use(async (p) => {
+      if (!p || !this.running) return;
+      const batch = this.select(head, p);
+      if (batch.length === 0) return; // the policy changed in between: look again
+      this.pending.remove(batch.map((b) => b.g));
+      batch.forEach((b) => this.inFlight.add(b.g));
+      try {
+        await this.sample(p, batch);
+      } finally {
+        batch.forEach((b) => this.inFlight.delete(b.g));
+      }
+    });
   }
 
   /** The batch led by `head` that policy `p` can sample; requests that can never be sampled are terminated. */
@@ -232,10 +248,7 @@ export class RolloutWorker {
         return c;
       } catch (err) {
         if (!(err instanceof GeneratorError)) throw err;
-        this.stats.rejected++;
-        this.groupLog(g).error('rollout request rejected', { reason: err.message });
-        this.pending.remove([g]);
-        g.msg.term();
+        this.reject(g, err);
         return undefined;
       }
     };
@@ -253,6 +266,15 @@ export class RolloutWorker {
       { maxGroups: this.o.maxBatchGroups, maxSequences: this.o.maxBatchSequences },
     );
     return batch.filter((g) => checked.has(g)).map((g) => ({ g, c: checked.get(g)! }));
+  }
+
+  /** Drops a request that can never be sampled: logged with the reason, terminated (not redelivered). */
+  private reject(g: PendingGroup, err: GeneratorError): void {
+    this.stats.rejected++;
+    this.groupLog(g).error('rollout request rejected', { reason: err.message });
+    this.pending.remove([g]);
+    // No reason text: servers before 2.10 ignore a +TERM that carries one.
+    g.msg.term();
   }
 
   private async sample(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<void> {
@@ -307,18 +329,18 @@ export class RolloutWorker {
       batch.map(async ({ g, c }, i) => {
         const span = spans[i];
         const key = g.request.key!;
-        const group: RolloutGroup = {
-          key,
-          prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
-          reference: g.request.reference,
-          completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
-          policyVersion: p.version,
-          reward: g.request.reward,
-          generatorId: this.o.generatorId,
-          generateSeconds: seconds,
-        };
         const log = this.groupLog(g, span);
         try {
+          const group: RolloutGroup = {
+            key,
+            prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
+            reference: g.request.reference,
+            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+            policyVersion: p.version,
+            reward: g.request.reward,
+            generatorId: this.o.generatorId,
+            generateSeconds: seconds,
+          };
           const ack = await context.with(trace.setSpan(g.context, span), () =>
             publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, p.version) }),
           );

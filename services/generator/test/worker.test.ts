@@ -224,11 +224,25 @@ describe('rollout worker', () => {
     const served = policy.current!;
     const short = request(4, 0, { minPolicyVersion: 1, sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 3, seed: 2, n: 4, stopTokenIds: [], stopStrings: [] } });
     const long = request(4, 1, { minPolicyVersion: 1, sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 16, seed: 2, n: 4, stopTokenIds: [], stopStrings: ['e'] } });
+    // Both requests queued before a worker that waits long enough for a full batch looks.
     await worker.stop();
     await publishRequest(stack.bus, short);
     await publishRequest(stack.bus, long);
-    await worker.start();
+    const patient = new RolloutWorker({
+      bus: await stack.connect('patient-worker'),
+      policy,
+      log: logs.log,
+      tracer: trace.getTracer('temper.generator'),
+      generatorId: 'gen-patient',
+      ackWaitMs: 5000,
+      lingerMs: 1000,
+      maxBatchGroups: 2,
+      onBatch: (groups, p) => batches.push({ size: groups.length, version: p.version }),
+    });
+    await patient.start();
     const got = (await reader.take(2)).sort((a, b) => a.group.key!.groupIndex - b.group.key!.groupIndex);
+    await patient.stop();
+    await worker.start();
     expect(batches.slice(before)).toEqual([{ size: 2, version: served.version }]);
     for (const c of got[0].group.completions) expect(c.tokenIds.length).toBeLessThanOrEqual(3);
     for (const c of got[1].group.completions) {
@@ -254,12 +268,16 @@ describe('rollout worker', () => {
   it('terminates a request that can never be sampled, naming the field in the log', async () => {
     const rejected = worker.stats.rejected;
     await publishRequest(stack.bus, request(9, 0, { sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 0, seed: 0, n: 2, stopTokenIds: [], stopStrings: [] }, minPolicyVersion: 1 }));
-    await waitFor('the request to be rejected', () => worker.stats.rejected > rejected || undefined);
+    // A request without a run id, on the run's subject.
+    await publishMessage(stack.bus.js, subjects.rolloutRequest(RUN), RolloutRequest, request(9, 1, { key: { runId: '', step: 9, groupIndex: 1, attempt: 0 } }), { msgId: 'keyless' });
+    await waitFor('the requests to be rejected', () => worker.stats.rejected >= rejected + 2 || undefined);
     expect(await reader.next(1000)).toBeUndefined();
     // Terminated, not retried: no redelivery however long we wait, nothing left pending.
-    expect(worker.stats.rejected).toBe(rejected + 1);
-    expect(logs.entries.filter((e) => e.msg === 'rollout request rejected')).toEqual([
+    expect(worker.stats.rejected).toBe(rejected + 2);
+    const entries = logs.entries.filter((e) => e.msg === 'rollout request rejected');
+    expect(entries).toEqual([
       expect.objectContaining({ level: 'error', run: RUN, step: 9, group: 0, reason: expect.stringMatching(/^sampling\.max_new_tokens /) }),
+      expect.objectContaining({ level: 'error', step: 9, group: 1, reason: 'key.run_id is required' }),
     ]);
     const c = await stack.bus.jsm.consumers.info(streams.rolloutRequests.name, 'generators');
     expect(c.num_ack_pending).toBe(0);

@@ -21,6 +21,8 @@ export interface NatsServerOptions {
   port?: number;
   /** How long to wait for the server to accept connections. */
   readyTimeoutMs?: number;
+  /** More nats-server arguments (e.g. --user/--pass). */
+  args?: string[];
 }
 
 export async function freePort(): Promise<number> {
@@ -39,7 +41,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const bin = opts.bin ?? process.env.NATS_SERVER_BIN ?? 'nats-server';
   const port = opts.port || (await freePort());
   const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-nats-'));
-  const child = spawn(bin, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port)], {
+  const child = spawn(bin, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let log = '';

@@ -1,5 +1,5 @@
 import { AckPolicy } from '@nats-io/jetstream';
-import { Bus, connectBus, consumeMessages, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, connectBus, consumeMessages, natsAuth, publishMessage, startNatsServer, streams, subjects } from '@temper/bus';
 import { RolloutGroup, FinishReason } from '@temper/proto';
 import { initTracing, traceIds, withSpan } from '@temper/telemetry';
 import { trace } from '@opentelemetry/api';
@@ -106,5 +106,29 @@ describe('protobuf over JetStream', () => {
     await done;
     expect(deliveries).toEqual([1, 2]);
     expect(errors).toHaveLength(2); // the undecodable message and the failed first try
+  });
+});
+
+describe('NATS credentials from the environment', () => {
+  it('prefers a creds file, then a token, then user and password', () => {
+    expect(natsAuth({})).toEqual({});
+    expect(natsAuth({ NATS_USER: 'u', NATS_PASSWORD: 'p' })).toEqual({ user: 'u', pass: 'p' });
+    expect(natsAuth({ NATS_TOKEN: 't', NATS_USER: 'u' })).toEqual({ token: 't' });
+    expect(() => natsAuth({ NATS_CREDS: '/nonexistent/temper.creds' })).toThrow(/cannot read NATS_CREDS \/nonexistent\/temper.creds/);
+  });
+
+  it('connects to a server that requires a user and password', async () => {
+    const server = await startNatsServer({ args: ['--user', 'temper', '--pass', 's3cret'] });
+    try {
+      await expect(connectBus(server.url, 'auth-test-anonymous')).rejects.toThrow(/cannot reach NATS/);
+      process.env.NATS_USER = 'temper';
+      process.env.NATS_PASSWORD = 's3cret';
+      const authed = await connectBus(server.url, 'auth-test');
+      await authed.close();
+    } finally {
+      delete process.env.NATS_USER;
+      delete process.env.NATS_PASSWORD;
+      await server.stop();
+    }
   });
 });

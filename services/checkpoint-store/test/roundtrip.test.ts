@@ -1,5 +1,7 @@
 // A multi-shard model directory pushed and pulled back byte-for-byte through each backend,
 // over loopback gRPC.
+import * as grpc from '@grpc/grpc-js';
+import { Objm } from '@nats-io/obj';
 import { connectBus } from '@temper/bus';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -50,6 +52,29 @@ describe.each(['fs', 'nats'] as const)('round trip through the %s backend', (bac
     expect(again.manifest.id).toBe(pushed.manifest.id);
     expect(again.created).toBe(false);
     expect(again.bytesSent).toBe(0);
+  });
+
+  it('refuses to serve a stored file whose bytes changed behind its back', async () => {
+    const dir = path.join(work, 'victim');
+    await fsp.mkdir(dir);
+    await fsp.writeFile(path.join(dir, 'config.json'), '{"model_type":"llama"}');
+    await fsp.writeFile(path.join(dir, 'model.safetensors'), Buffer.alloc(300_000, 1));
+    const { manifest } = await t.client.pushDir(dir, { runId: `victim-${backend}` });
+    const shard = manifest.files.find((f) => f.path === 'model.safetensors')!;
+    const bad = Buffer.alloc(300_000, 1);
+    bad[150_000] = 2;
+    if (backend === 'fs') {
+      await fsp.writeFile(path.join(t.root, 'store', 'blobs', shard.sha256.slice(0, 2), shard.sha256), bad);
+    } else {
+      // Someone with access to the bucket replaces the object under the same name.
+      const os = await new Objm(t.bus!.nc).open(`${bucket}-blobs`);
+      await os.putBlob({ name: shard.sha256 }, bad);
+    }
+    const dest = path.join(work, 'victim-out');
+    const err = await t.client.pullDir(manifest.id, dest).catch((e) => e);
+    expect(err).toMatchObject({ code: grpc.status.DATA_LOSS });
+    expect(err.message).toContain('model.safetensors');
+    expect(await fsp.readdir(dest)).toEqual([]);
   });
 
   it('summarizes the model from config.json and the safetensors headers', async () => {

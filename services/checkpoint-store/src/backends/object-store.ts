@@ -13,7 +13,7 @@ import { CheckpointManifest } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { notFound } from '../errors';
+import { dataLoss, notFound } from '../errors';
 import { Backend } from './backend';
 
 export interface ObjectStoreBackendOptions {
@@ -74,7 +74,11 @@ export class ObjectStoreBackend implements Backend {
     let pendingBytes = 0;
     try {
       for (;;) {
-        const { done, value } = await reader.read();
+        const { done, value } = await reader.read().catch((err: Error) => {
+          // The object store checks its own digest of the chunks it sends.
+          if (/digest/i.test(err.message)) throw dataLoss(`blob ${sha256} is corrupt in the object store: ${err.message}`);
+          throw err;
+        });
         if (done) break;
         pending.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
         pendingBytes += value.byteLength;

@@ -12,6 +12,7 @@ describe('accuracy', () => {
     ['<answer>(B)</answer>', 'B'],
     ['<answer>Answer: C</answer>', 'C'],
     ['<answer>(x+1)^2</answer>', 'x^2+2x+1'],
+    ['<answer>x = 2 or x = 3</answer>', '2, 3'],
     ['<think>\\boxed{3}? hmm, no</think>\\boxed{4}', '4'],
     ['<think>a</think>\\boxed{4} so \\boxed{4.0}', '4'],
   ])('scores %s as correct for %s', (completion, reference) => {
@@ -26,6 +27,7 @@ describe('accuracy', () => {
     ['I think it is 42 but \\boxed{43}', '42', []],
     // hedging and listing candidates
     ['<answer>42 or 43</answer>', '42', ['hedged']],
+    ['<answer>x = 2 or x = 3</answer>', '2', ['hedged']],
     ['<answer>maybe 42</answer>', '42', ['hedged']],
     ['<answer>41, 42, 43</answer>', '42', []],
     ['<answer>\\boxed{41} \\boxed{42}</answer>', '42', ['multiple_answers']],

@@ -6,7 +6,7 @@
 import { choiceMatches, referenceChoice } from './choice';
 import { evaluate, Expr, parseExpression, variablesOf } from './expression';
 import { NumberLiteral, parseNumberLiteral } from './numbers';
-import { hedgeReason } from './hedging';
+import { hedgeReason, listJoins } from './hedging';
 import { normalizeAnswer, stripAssignment } from './normalize';
 
 export interface EquivalenceOptions {
@@ -75,7 +75,8 @@ function isPlainGroup(l: List): boolean {
 }
 
 function splitList(s: string): List {
-  s = s.replace(/\\\{/g, '{').replace(/\\\}/g, '}').trim();
+  // Hedges are refused before this; an "or" or "and" left here joins a list of solutions.
+  s = s.replace(/\\\{/g, '{').replace(/\\\}/g, '}').replace(listJoins, ', ').trim();
   const unions = splitTopLevel(s, /\\cup|∪/y);
   if (unions.length > 1) return { open: '∪', close: '∪', items: unions };
   // 1,234 is one number, not the pair (1, 234).

@@ -85,10 +85,10 @@ async function receiveUpload(store: CheckpointStore, call: grpc.ServerReadableSt
       } else if (part?.$case === 'chunk') {
         await upload.writeChunk(part.value);
       } else if (part?.$case === 'commit') {
-        await upload.release();
-        const u = upload;
+        // Still held by this stream while it commits; a successful commit retires the upload.
+        await upload.settle();
+        result = await store.commit(upload);
         upload = undefined;
-        result = await store.commit(u);
       } else {
         throw invalidArgument('PutCheckpointRequest has no part (header, chunk or commit)');
       }

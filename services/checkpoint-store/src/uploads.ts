@@ -74,6 +74,13 @@ export class Upload {
    * re-hashes it rather than trusting counters kept in memory.
    */
   async release(): Promise<void> {
+    await this.settle();
+    this.busy = false;
+    this.touched = Date.now();
+  }
+
+  /** Closes open files and re-reads what is on disk, keeping the stream's hold (before a commit). */
+  async settle(): Promise<void> {
     for (const f of this.files) {
       await this.closeFile(f);
       if (!f.complete) {
@@ -81,8 +88,6 @@ export class Upload {
         f.received = await fsp.stat(this.partPath(f)).then((s) => Math.min(s.size, f.size), () => 0);
       }
     }
-    this.busy = false;
-    this.touched = Date.now();
   }
 
   async writeChunk(chunk: { path: string; offset: number; data: Uint8Array }): Promise<void> {

@@ -32,6 +32,7 @@ runService(log, async () => {
     tracer: tracing.tracer,
     generatorId: g.generatorId,
     consumer: g.consumer,
+    filterSubject: g.filterSubject,
     ackWaitMs: g.ackWaitMs,
     maxBatchGroups: g.maxBatchGroups,
     maxBatchSequences: g.maxBatchSequences,

@@ -7,7 +7,7 @@ export interface GeneratorSettings {
   checkpoint: string;
   /** The policy version to serve it as (0: what its run announced for it). */
   policyVersion: number;
-  /** Engine threads (default: all cores). */
+  /** Engine threads: TEMPER_GENERATOR_THREADS, else TEMPER_ENGINE_THREADS (shared with the learner), else all cores. */
   threads?: number;
   generatorId: string;
   ackWaitMs: number;
@@ -16,19 +16,26 @@ export interface GeneratorSettings {
   lingerMs: number;
   /** Durable consumer name on TEMPER_ROLLOUT_REQUESTS. */
   consumer: string;
+  /** Only requests on this subject (a work queue allows one consumer per subject; tests use it). */
+  filterSubject?: string;
 }
 
 export function generatorSettings(env: NodeJS.ProcessEnv = process.env): GeneratorSettings {
   return {
     checkpoint: env.TEMPER_GENERATOR_CHECKPOINT ?? '',
     policyVersion: int(env, 'TEMPER_GENERATOR_POLICY_VERSION', 0, 0),
-    threads: env.TEMPER_GENERATOR_THREADS ? int(env, 'TEMPER_GENERATOR_THREADS', 1, 1) : undefined,
+    threads: env.TEMPER_GENERATOR_THREADS
+      ? int(env, 'TEMPER_GENERATOR_THREADS', 1, 1)
+      : env.TEMPER_ENGINE_THREADS
+        ? int(env, 'TEMPER_ENGINE_THREADS', 1, 1)
+        : undefined,
     generatorId: env.TEMPER_GENERATOR_ID || `${os.hostname()}-${process.pid}`,
     ackWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_ACK_WAIT_S', 60, 0.5) * 1000),
     maxBatchGroups: int(env, 'TEMPER_GENERATOR_MAX_BATCH_GROUPS', 16, 1),
     maxBatchSequences: int(env, 'TEMPER_GENERATOR_MAX_BATCH_SEQUENCES', 256, 1),
     lingerMs: num(env, 'TEMPER_GENERATOR_LINGER_MS', 5, 0),
     consumer: env.TEMPER_GENERATOR_CONSUMER || 'generators',
+    filterSubject: env.TEMPER_GENERATOR_FILTER || undefined,
   };
 }
 

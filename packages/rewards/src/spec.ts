@@ -125,7 +125,7 @@ class ItemContext implements ScoringContext {
 }
 
 /** Checks and prepares a spec; an empty or missing one is the default spec. */
-export function compileRewardSpec(spec: RewardSpecInput | undefined | null, opts: CompileOptions = {}): CompiledRewardSpec {
+export function compileRewardSpec(spec?: RewardSpecInput | null, opts: CompileOptions = {}): CompiledRewardSpec {
   const registry = opts.registry ?? defaultRegistry;
   const path = opts.path ?? 'spec';
   const list = spec?.components;

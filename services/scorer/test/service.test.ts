@@ -18,49 +18,71 @@ import * as path from 'node:path';
 import { testNatsUrl } from '../../../test/harness/nats';
 
 const runId = `scorer-test-${process.pid}`;
+type ScoreRequestInput = Parameters<typeof ScoreRequest.fromPartial>[0];
+
+interface Scorer {
+  child: ChildProcess;
+  address: string;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+// A scorer process; all of this test's scorers share one consumer, on this test's run
+// only (other tests use the same nats-server).
+async function startScorer(): Promise<Scorer> {
+  const address = `127.0.0.1:${await freePort()}`;
+  const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      NATS_URL: testNatsUrl(),
+      TEMPER_SCORER_ADDR: address,
+      TEMPER_SCORER_THREADS: '2',
+      TEMPER_SCORER_ITEM_TIMEOUT_MS: '1000',
+      TEMPER_REWARD_PLUGINS: path.join(__dirname, 'fixtures', 'spin-plugin.js'),
+      TEMPER_SCORER_CONSUMER: `scorer_test_${process.pid}`,
+      TEMPER_SCORER_FILTER: subjects.rollout(runId),
+      TEMPER_SCORER_CONSUMER_CHECK_MS: '300',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
+  await waitForServing(address, 'temper.v1.RewardScorer', 30000).catch((err) => {
+    child.kill('SIGKILL');
+    throw new Error(`${err.message}\n${stderr}`);
+  });
+  return {
+    child,
+    address,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const gone = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}
 
 describe('scorer service', () => {
-  let child: ChildProcess;
+  let scorer: Scorer;
   let client: InstanceType<typeof RewardScorerClient>;
   let bus: Bus;
-  let stderr = '';
+  const stderr = () => scorer.stderr();
 
   beforeAll(async () => {
-    const address = `127.0.0.1:${await freePort()}`;
-    child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'main.js')], {
-      env: {
-        ...process.env,
-        NATS_URL: testNatsUrl(),
-        TEMPER_SCORER_ADDR: address,
-        TEMPER_SCORER_THREADS: '2',
-        TEMPER_SCORER_ITEM_TIMEOUT_MS: '1000',
-        TEMPER_REWARD_PLUGINS: path.join(__dirname, 'fixtures', 'spin-plugin.js'),
-        // A consumer of this test's own, on this test's run only: other tests share the server.
-        TEMPER_SCORER_CONSUMER: `scorer_test_${process.pid}`,
-        TEMPER_SCORER_FILTER: subjects.rollout(runId),
-        TEMPER_SCORER_CONSUMER_CHECK_MS: '300',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8000)));
-    await waitForServing(address, 'temper.v1.RewardScorer', 30000).catch((err) => {
-      throw new Error(`${err.message}\n${stderr}`);
-    });
-    client = new RewardScorerClient(address, grpc.credentials.createInsecure());
+    scorer = await startScorer();
+    client = new RewardScorerClient(scorer.address, grpc.credentials.createInsecure());
     bus = await connectBus(testNatsUrl(), 'scorer-test');
   });
 
   afterAll(async () => {
     client?.close();
     await bus?.close();
-    if (child && child.exitCode === null) {
-      const gone = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await gone;
-    }
+    await scorer?.stop();
   });
 
-  const score = (req: Partial<ScoreRequest>) =>
+  const score = (req: ScoreRequestInput) =>
     new Promise<ScoreResponse>((resolve, reject) => client.score(ScoreRequest.fromPartial(req), (err, res) => (err ? reject(err) : resolve(res))));
 
   describe('over gRPC', () => {
@@ -103,7 +125,7 @@ describe('scorer service', () => {
     });
 
     it('answers INVALID_ARGUMENT naming the field', async () => {
-      const cases: [Partial<ScoreRequest>, string][] = [
+      const cases: [ScoreRequestInput, string][] = [
         [{ spec: { components: [{ name: 'accuracy', weight: 1 }, { name: 'bogus', weight: 1 }] }, items: [] }, 'spec.components[1].name'],
         [{ spec: { components: [{ name: 'format', weight: 1, options: { partialCredit: 'lots' } }] }, items: [] }, 'spec.components[0].options.partialCredit'],
         [{ spec: { components: [{ name: 'accuracy', weight: 1, options: { pattern: '(' } }] }, items: [] }, 'spec.components[0].options.pattern'],
@@ -184,7 +206,7 @@ describe('scorer service', () => {
       for (;;) {
         const v = what();
         if (v !== undefined) return v;
-        if (Date.now() > deadline) throw new Error(`timed out waiting\n${stderr}`);
+        if (Date.now() > deadline) throw new Error(`timed out waiting\n${stderr()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     }
@@ -224,7 +246,7 @@ describe('scorer service', () => {
       for (;;) {
         const info = await bus.jsm.consumers.info(streams.rollouts.name, consumer);
         if (info.num_pending === 0 && info.num_ack_pending === 0) break;
-        if (Date.now() > deadline) throw new Error(`rollouts not all scored\n${stderr}`);
+        if (Date.now() > deadline) throw new Error(`rollouts not all scored\n${stderr()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       await waitFor(() => (received.filter((r) => r.group.group?.key?.step === 3).length >= 2 ? true : undefined));
@@ -240,6 +262,23 @@ describe('scorer service', () => {
       expect(got.group.rewards).toHaveLength(3);
     });
 
+    it('shares the work with another scorer on the same consumer, each group scored once', async () => {
+      const second = await startScorer();
+      try {
+        await waitFor(() => (second.stderr().includes('consuming rollout groups') ? true : undefined));
+        for (let i = 0; i < 30; i++) await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(100 + i, 0));
+        await waitFor(() => (new Set(received.map((r) => r.group.group?.key?.step).filter((s) => s! >= 100)).size === 30 ? true : undefined));
+        await new Promise((r) => setTimeout(r, 300));
+        const steps = received.map((r) => r.group.group!.key!.step).filter((s) => s >= 100);
+        expect(steps.sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => 100 + i));
+      } finally {
+        await second.stop();
+      }
+      // the first scorer still consumes after the second left
+      await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(200, 0));
+      await waitFor(() => received.find((r) => r.group.group?.key?.step === 200));
+    });
+
     it('drops a malformed group and goes on with the next', async () => {
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, RolloutGroup.fromPartial({ reference: '1', completions: [{ text: 'x' }] }));
       const bad = group(4, 0);
@@ -248,8 +287,8 @@ describe('scorer service', () => {
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(5, 0));
       await waitFor(() => received.find((r) => r.group.group?.key?.step === 5));
       expect(received.find((r) => r.group.group?.key?.step === 4)).toBeUndefined();
-      expect(stderr).toContain('dropping an invalid rollout group');
-      expect(stderr).toContain('spec.components[0].name');
+      expect(stderr()).toContain('dropping an invalid rollout group');
+      expect(stderr()).toContain('spec.components[0].name');
     });
   });
 });

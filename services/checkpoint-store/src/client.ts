@@ -16,7 +16,7 @@ import {
   PutCheckpointResponse,
   PutHeader,
 } from '@temper/proto';
-import { addressEnvVar, defaultPorts } from '@temper/service';
+import { addressEnvVar, defaultPorts, traceInterceptor } from '@temper/service';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -95,6 +95,8 @@ export class CheckpointClient {
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Downloads would otherwise wait for a window update every 64 KiB (see flow-control.ts).
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
+      // The caller's trace continues in the store (traceparent in the call metadata).
+      interceptors: [traceInterceptor],
     });
   }
 

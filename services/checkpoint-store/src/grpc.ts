@@ -8,26 +8,38 @@ import {
   PutCheckpointResponse,
   serviceNames,
 } from '@temper/proto';
-import type { Logger, ServiceBinding } from '@temper/service';
+import { Span, trace, Tracer } from '@opentelemetry/api';
+import { contextFromCall, type Logger, type ServiceBinding } from '@temper/service';
+import { withSpan } from '@temper/telemetry';
 import { failedPrecondition, invalidArgument, StoreError } from './errors';
 import { CheckpointStore } from './store';
 import { Upload } from './uploads';
 import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
 
-export function checkpointStoreBinding(store: CheckpointStore, log?: Logger): ServiceBinding {
+export interface HandlerOptions {
+  log?: Logger;
+  /** Each call runs in a span of this tracer, continuing the caller's trace (traceparent metadata). */
+  tracer?: Tracer;
+}
+
+export function checkpointStoreBinding(store: CheckpointStore, opts: HandlerOptions = {}): ServiceBinding {
   return {
     name: serviceNames.checkpointStore,
     definition: checkpointStoreDefinition,
-    implementation: checkpointStoreHandlers(store, log),
+    implementation: checkpointStoreHandlers(store, opts),
   };
 }
 
-export function checkpointStoreHandlers(store: CheckpointStore, log?: Logger): CheckpointStoreServer {
+export function checkpointStoreHandlers(store: CheckpointStore, opts: HandlerOptions = {}): CheckpointStoreServer {
+  const log = opts.log;
+  const tracer = opts.tracer ?? trace.getTracer('temper.checkpoint-store');
   const fail = (err: unknown): Partial<grpc.StatusObject> => toStatus(err, log);
+  const traced = <T>(name: string, call: { metadata: grpc.Metadata }, work: (span: Span) => Promise<T>) =>
+    withSpan(tracer, `CheckpointStore/${name}`, { parent: contextFromCall(call) }, work);
   const unary =
-    <Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
+    <Req, Res>(name: string, fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
-      fn(call.request).then(
+      traced(name, call, () => fn(call.request)).then(
         (res) => callback(null, res),
         (err) => callback(fail(err)),
       );
@@ -35,42 +47,47 @@ export function checkpointStoreHandlers(store: CheckpointStore, log?: Logger): C
 
   return {
     putCheckpoint: (call, callback) => {
-      receiveUpload(store, call).then(
+      traced('PutCheckpoint', call, (span) => receiveUpload(store, call, span)).then(
         (res) => callback(null, res),
         (err) => callback(fail(err)),
       );
     },
 
-    startUpload: unary(async (req) => {
+    startUpload: unary('StartUpload', async (req) => {
       if (!req.header) throw invalidArgument('header is required');
       return { files: await store.startUpload(req.header) };
     }),
 
-    getUploadStatus: unary((req) => store.uploadStatus(req.uploadId)),
+    getUploadStatus: unary('GetUploadStatus', (req) => store.uploadStatus(req.uploadId)),
 
     getCheckpoint: (call) => {
-      sendCheckpoint(store, call).catch((err) => {
+      traced('GetCheckpoint', call, (span) => sendCheckpoint(store, call, span)).catch((err) => {
         if (!call.cancelled) call.emit('error', fail(err));
       });
     },
 
-    listCheckpoints: unary(async (req) => {
+    listCheckpoints: unary('ListCheckpoints', async (req) => {
       const { checkpoints, tags, prunedIds } = await store.list(req);
       return { checkpoints, tags: Object.fromEntries([...tags].map(([id, t]) => [id, { tags: t }])), prunedIds };
     }),
 
-    getLineage: unary((req) => store.lineage(req.checkpoint)),
+    getLineage: unary('GetLineage', (req) => store.lineage(req.checkpoint)),
 
-    tagCheckpoint: unary(async (req) => ({ manifest: await store.tag(req.checkpoint, req.tag, req.remove) })),
+    tagCheckpoint: unary('TagCheckpoint', async (req) => ({ manifest: await store.tag(req.checkpoint, req.tag, req.remove) })),
 
-    deleteCheckpoint: unary(async (req) => ({ deletedIds: await store.delete(req.checkpoint, req.force) })),
+    deleteCheckpoint: unary('DeleteCheckpoint', async (req) => ({ deletedIds: await store.delete(req.checkpoint, req.force) })),
   };
 }
 
 /** header, chunks..., commit. Ending the stream without a commit keeps what arrived for a resume. */
-async function receiveUpload(store: CheckpointStore, call: grpc.ServerReadableStream<PutCheckpointRequest, PutCheckpointResponse>): Promise<PutCheckpointResponse> {
+async function receiveUpload(
+  store: CheckpointStore,
+  call: grpc.ServerReadableStream<PutCheckpointRequest, PutCheckpointResponse>,
+  span: Span,
+): Promise<PutCheckpointResponse> {
   let upload: Upload | undefined;
   let result: PutCheckpointResponse | undefined;
+  let bytes = 0;
   try {
     for await (const req of call as AsyncIterable<PutCheckpointRequest>) {
       const part = req.part;
@@ -80,10 +97,12 @@ async function receiveUpload(store: CheckpointStore, call: grpc.ServerReadableSt
         const u = await store.uploads.start(part.value);
         u.acquire();
         upload = u;
+        span.setAttributes({ 'temper.upload_id': u.id, 'temper.run_id': u.header.manifest?.runId ?? '' });
       } else if (!upload) {
         throw invalidArgument('the first message of PutCheckpoint must be a header');
       } else if (part?.$case === 'chunk') {
         await upload.writeChunk(part.value);
+        bytes += part.value.data.length;
       } else if (part?.$case === 'commit') {
         // Still held by this stream while it commits; a successful commit retires the upload.
         await upload.settle();
@@ -94,20 +113,30 @@ async function receiveUpload(store: CheckpointStore, call: grpc.ServerReadableSt
       }
     }
   } finally {
+    span.setAttribute('temper.bytes_received', bytes);
     await upload?.release();
   }
+  if (result) span.setAttributes({ 'temper.checkpoint_id': result.manifest!.id, 'temper.created': result.created });
   if (!result) throw failedPrecondition('the stream ended before a commit; what arrived is kept, resume with the same upload_id');
   return result;
 }
 
-async function sendCheckpoint(store: CheckpointStore, call: grpc.ServerWritableStream<{ checkpoint: string; paths: string[]; chunkSize: number }, GetCheckpointResponse>): Promise<void> {
+async function sendCheckpoint(
+  store: CheckpointStore,
+  call: grpc.ServerWritableStream<{ checkpoint: string; paths: string[]; chunkSize: number }, GetCheckpointResponse>,
+  span: Span,
+): Promise<void> {
   const req = call.request;
   const { manifest, chunks } = await store.open(req.checkpoint, req.paths, req.chunkSize, allocChunkData);
+  span.setAttributes({ 'temper.checkpoint_id': manifest.id, 'temper.run_id': manifest.runId });
   await write(call, { part: { $case: 'manifest', value: manifest } });
+  let bytes = 0;
   for await (const chunk of chunks) {
     if (call.cancelled) return;
+    bytes += chunk.data.length;
     await write(call, { part: { $case: 'chunk', value: chunk } }, () => releaseChunkData(chunk.data));
   }
+  span.setAttribute('temper.bytes_sent', bytes);
   call.end();
 }
 

@@ -1,11 +1,16 @@
 // The real service process (dist/main.js) with the harness's nats-server, driven by the
 // `temper ckpt` CLI (packages/cli/dist): push, ls, tag, lineage, pull; run `npx tsc -b` first.
+import * as grpc from '@grpc/grpc-js';
 import { connectBus, freePort } from '@temper/bus';
+import { ListCheckpointsRequest } from '@temper/proto';
 import { addressEnvVar, waitForServing } from '@temper/service';
 import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { testNatsUrl } from '../../../test/harness/nats';
+import { OtlpReceiver, startOtlpReceiver } from '../../../test/harness/otlp-receiver';
+import { CheckpointClient } from '../src';
 import { expectSameTree, makeModelDir, tempDir } from './helpers';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -16,6 +21,7 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
   let child: ChildProcess;
   let address: string;
   let work: string;
+  let otlp: OtlpReceiver;
 
   const temper = (...args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
@@ -31,6 +37,7 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
 
   beforeAll(async () => {
     work = await tempDir();
+    otlp = await startOtlpReceiver();
     address = `127.0.0.1:${await freePort()}`;
     child = spawn(process.execPath, [serviceMain], {
       env: {
@@ -40,6 +47,7 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
         TEMPER_CHECKPOINT_BACKEND: backend,
         TEMPER_CHECKPOINT_DIR: path.join(work, 'store'),
         TEMPER_CHECKPOINT_NATS_BUCKET: `test-svc-${process.pid}`,
+        OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint,
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -56,6 +64,7 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
       child.kill('SIGTERM');
       await gone;
     }
+    await otlp?.close();
     await fsp.rm(work, { recursive: true, force: true });
     if (backend === 'nats') {
       const bus = await connectBus(testNatsUrl(), 'cleanup');
@@ -96,5 +105,18 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
     const text = await temper('ls', '--run', `cli-${backend}`);
     expect(text.stdout).toContain(root.id.slice(0, 12));
     expect(text.stdout).toContain('decay-a');
+  });
+
+  it("continues the caller's trace: each call is a span under the caller's span", async () => {
+    const client = new CheckpointClient(address);
+    const traceId = randomBytes(16).toString('hex');
+    const parentSpanId = randomBytes(8).toString('hex');
+    const metadata = new grpc.Metadata();
+    metadata.set('traceparent', `00-${traceId}-${parentSpanId}-01`);
+    await new Promise((resolve, reject) => client.raw.listCheckpoints(ListCheckpointsRequest.fromPartial({}), metadata, (err, res) => (err ? reject(err) : resolve(res))));
+    client.close();
+    const spans = await otlp.waitFor((all) => all.some((sp) => sp.traceId === traceId), 15000);
+    const span = spans.find((sp) => sp.traceId === traceId)!;
+    expect(span).toMatchObject({ service: 'checkpoint-store', name: 'CheckpointStore/ListCheckpoints', parentSpanId });
   });
 });

@@ -144,8 +144,29 @@ export class PolicyManager {
     }
     if (!msg) return undefined;
     const c = CheckpointCommitted.decode(msg.data);
-    if (!c.manifest || c.policyVersion === 0) return undefined;
-    return { manifest: c.manifest, version: c.policyVersion };
+    if (c.manifest && c.policyVersion > 0) return { manifest: c.manifest, version: c.policyVersion };
+    // The run's last checkpoint is no policy (e.g. one saved only to resume from): look through them all.
+    return this.scanAnnounced(runId);
+  }
+
+  /** The highest policy version among all of a run's announcements. */
+  private async scanAnnounced(runId: string): Promise<Announced | undefined> {
+    const consumer = await this.opts.bus.js.consumers.get(streams.events.name, { filter_subjects: subjects.checkpointCommitted(runId), deliver_policy: DeliverPolicy.All });
+    try {
+      const pending = (await consumer.info(true)).num_pending;
+      let best: Announced | undefined;
+      if (pending === 0) return undefined;
+      const messages = await consumer.fetch({ max_messages: pending, expires: 5000 });
+      let seen = 0;
+      for await (const m of messages) {
+        const c = CheckpointCommitted.decode(m.data);
+        if (c.manifest && c.policyVersion > (best?.version ?? 0)) best = { manifest: c.manifest, version: c.policyVersion };
+        if (++seen >= pending) break;
+      }
+      return best;
+    } finally {
+      await consumer.delete().catch(() => undefined);
+    }
   }
 
   async close(): Promise<void> {

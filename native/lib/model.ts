@@ -196,13 +196,27 @@ export class Model {
     return new Model(native, { ...config });
   }
 
-  /** Writes config.json and model.safetensors (F32 by default), and optimizer.safetensors when asked. */
+  /**
+   * Writes config.json and model.safetensors (F32 by default), and optimizer.safetensors when asked.
+   * With adapters, the base weights are written as they are; saveAdapters writes the adapters.
+   */
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     await this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32');
     if (options.optimizer) await this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors'));
     const torch_dtype = options.dtype === 'BF16' ? 'bfloat16' : 'float32';
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...this.config, torch_dtype }, null, 2));
+  }
+
+  /** Writes the AdamW state (moments and step count) as dir/optimizer.safetensors. */
+  async saveOptimizer(dir: string): Promise<void> {
+    fs.mkdirSync(dir, { recursive: true });
+    await this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors'));
+  }
+
+  /** Restores the AdamW state for the tensors that train now (load adapters first when they train). */
+  async loadOptimizer(dir: string): Promise<void> {
+    await this.native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
   }
 
   /** Logits [batch, seqLen, vocab]. */
@@ -312,7 +326,7 @@ export class Model {
     return this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true);
   }
 
-  /** Replaces the base weights with exportWeights bytes from a model of the same config. */
+  /** Replaces the base weights with exportWeights bytes from a model of the same config (adapters stay). */
   async importWeights(bytes: Uint8Array): Promise<void> {
     return this.native.importWeights(bytes);
   }

@@ -152,10 +152,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     int64_t B = js::integer(env, info[1], "batch", 1, 1 << 20), T = js::integer(env, info[2], "seqLen", 1, 1 << 20);
     auto tokens = std::make_shared<std::vector<int32_t>>(js::int32s(env, info[0], "tokens", B * T));
     auto out = std::make_shared<std::vector<float>>();
-    return run(info, [=](Model& m) {
-      out->resize(B * T * m.cfg.vocab);
-      m.forward(tokens->data(), B, T, out->data());
-    }, [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
+    return run(info, [=](Model& m) { m.forward(tokens->data(), B, T, *out); }, [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
   }
 
   Napi::Value Logprobs(const Napi::CallbackInfo& info) {

@@ -135,6 +135,13 @@ describe('calls refuse bad arguments', () => {
     await expect(m.forward(new Int32Array(4), { batch: 0, seqLen: 4 })).rejects.toThrow(/batch must be an integer/);
   });
 
+  it('batches too large for the machine', async () => {
+    const big = await Model.create({ ...config, vocab_size: 65536 }, { threads: 1 });
+    await expect(big.forward(new Int32Array(1 << 20), { batch: 1024, seqLen: 1024 })).rejects.toThrow(/a batch of 1024 x 1024 tokens would need .* MB, more than this machine/);
+    const prompts = Array.from({ length: 8 }, () => Int32Array.from([1]));
+    await expect(big.generate({ prompts, maxNewTokens: 4, n: 65536 })).rejects.toThrow(/generating 524288 completions .* would need/);
+  });
+
   it('NaN in inputs', async () => {
     await m.logprobs(new Int32Array(6), { batch: 2, seqLen: 3 });
     await expect(m.backward(Float32Array.from([0, NaN, 0, 0]))).rejects.toThrow(/dlogprob\[1\] is not a finite number/);

@@ -64,7 +64,12 @@ void Model::run_forward(Activations& a) {
   matmul_forward(pool, a.logits.data(), a.lnf.data(), head.data.data(), nullptr, N, C, V);
 }
 
-static void setup_batch(Activations& a, const int32_t* tokens, int64_t B, int64_t T) {
+static void setup_batch(const Config& c, Activations& a, const int32_t* tokens, int64_t B, int64_t T) {
+  double N = (double)B * T;
+  double per_layer = N * (6.0 * c.hidden + 4.0 * c.heads * c.head_dim + 2.0 * c.kv_heads * c.head_dim + 3.0 * c.inter) +
+                     (double)B * c.heads * T * T;
+  Model::check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + c.vocab)), "a batch of " +
+                      std::to_string(B) + " x " + std::to_string(T) + " tokens");
   a.B = B;
   a.T = T;
   a.tokens.assign(tokens, tokens + B * T);
@@ -72,13 +77,13 @@ static void setup_batch(Activations& a, const int32_t* tokens, int64_t B, int64_
   for (int64_t n = 0; n < B * T; n++) a.pos[n] = (int32_t)(n % T);
 }
 
-void Model::forward(const int32_t* tokens, int64_t B, int64_t T, float* logits) {
+void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits) {
   check_tokens(tokens, B * T, "tokens");
   acts_.reset();
   Activations a;
-  setup_batch(a, tokens, B, T);
+  setup_batch(cfg, a, tokens, B, T);
   run_forward(a);
-  std::copy(a.logits.data(), a.logits.data() + a.logits.size(), logits);
+  logits.assign(a.logits.data(), a.logits.data() + a.logits.size());
 }
 
 void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
@@ -90,7 +95,7 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
                                " is out of range [1, " + std::to_string(T) + "]");
   acts_.reset();
   auto a = std::make_unique<Activations>();
-  setup_batch(*a, tokens, B, T);
+  setup_batch(cfg, *a, tokens, B, T);
   // Padding past a sequence's length may hold anything; it is read as token 0 and never scored.
   for (int64_t b = 0; b < B; b++) {
     int64_t len = lengths ? lengths[b] : T;

@@ -198,8 +198,9 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   kv.slots = S;
   kv.cap = longest + sp.max_new;
   kv.width = cfg.kv_heads * cfg.head_dim;
-  double bytes = 2.0 * 4 * cfg.layers * (double)S * kv.cap * kv.width;
-  if (bytes > 16e9) throw std::runtime_error("the KV cache for this batch would need " + std::to_string((int64_t)(bytes / 1e9)) + " GB (limit 16)");
+  check_memory(4.0 * ((double)S * (2.0 * cfg.layers * kv.cap * kv.width + V) +
+                      (double)longest * P * (4.0 * cfg.hidden + 3.0 * cfg.inter)),
+               "generating " + std::to_string(S) + " completions of up to " + std::to_string(kv.cap) + " tokens");
   for (int64_t l = 0; l < cfg.layers; l++) {
     kv.k.emplace_back((size_t)(S * kv.cap * kv.width));
     kv.v.emplace_back((size_t)(S * kv.cap * kv.width));

@@ -5,6 +5,7 @@
 #include "cpu/activations.h"
 
 #include <cblas.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <map>
@@ -171,6 +172,13 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   }
   for (size_t i = 0; i < want.size(); i++) want[i].t->data = std::move(converted[i]);
   refresh_trainable();
+}
+
+void Model::check_memory(double bytes, const std::string& what) {
+  double total = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+  if (bytes > 0.8 * total)
+    throw std::runtime_error(what + " would need " + std::to_string((int64_t)(bytes / 1e6)) + " MB, more than this machine's " +
+                             std::to_string((int64_t)(total / 1e6)) + " MB allow; use smaller batches");
 }
 
 void Model::check_tokens(const int32_t* tokens, int64_t n, const char* what) const {

@@ -111,9 +111,12 @@ class Model {
   bool has_adapters() const;
   void refresh_trainable();          // gives trainable tensors gradients, frees the others'
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
+  // Refuses a call whose buffers would not fit in this machine's memory (rather than letting the
+  // kernel kill the process when the pages are touched).
+  static void check_memory(double bytes, const std::string& what);
 
   // --- forward.cc ---
-  void forward(const int32_t* tokens, int64_t B, int64_t T, float* logits);
+  void forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits);
   // logprob[B, T-1] (and entropy), rows past lengths[b]-1 are 0; keeps activations for backward.
   void logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob, float* entropy);
   void backward(const float* dlogprob);

@@ -2,10 +2,16 @@
 // through the service's thread pool, with realistic ~500-token completions: reasoning in
 // <think>, a final answer in <answer> or \boxed{} in the forms models write (integers,
 // fractions, LaTeX, expressions, tuples, choices), half of them right. Prints one JSON
-// object with --json.
+// object with --json. --jetstream also measures the whole JetStream path (rollout groups
+// of 8 in, scored groups out) against a private nats-server.
+import { AckPolicy } from '@nats-io/jetstream';
+import { connectBus, consumeMessages, publishMessage, startNatsServer, streams, subjects } from '@temper/bus';
+import { RolloutGroup, ScoredGroup } from '@temper/proto';
 import { compileRewardSpec, estimateTokens, ScoreInput } from '@temper/rewards';
+import { createLogger } from '@temper/service';
 import * as os from 'node:os';
 import { ScoringPool } from './pool';
+import { startRolloutWorker } from './worker';
 
 const args = process.argv.slice(2);
 const json = args.includes('--json');
@@ -105,6 +111,8 @@ async function main(): Promise<void> {
   const seconds = (performance.now() - t0) / 1000;
   await pool.close();
 
+  const jetstream = args.includes('--jetstream') ? await jetstreamRate(items, threads) : undefined;
+
   const report = {
     bench: 'scorer',
     spec: 'default (accuracy + format)',
@@ -119,11 +127,58 @@ async function main(): Promise<void> {
     singleThreadInProcessPerSecond: Math.round(singleRate),
     accuracyRate: Number((correct / single.length).toFixed(3)),
     timeouts: pool.stats.timeouts,
+    ...(jetstream ? { jetstreamCompletionsPerSecond: Math.round(jetstream.perSecond), jetstreamGroups: jetstream.groups } : {}),
   };
   if (json) process.stdout.write(JSON.stringify(report) + '\n');
   else {
     process.stdout.write(`scored ${count} completions (~${report.meanTokens} tokens each) on ${threads} threads in ${report.seconds} s\n`);
     process.stdout.write(`${report.completionsPerSecond} completions/s (one thread in process: ${report.singleThreadInProcessPerSecond}/s)\n`);
+    if (jetstream) process.stdout.write(`through JetStream: ${Math.round(jetstream.perSecond)} completions/s\n`);
+  }
+}
+
+// Groups of 8 completions published to the rollouts stream, scored by the worker, and
+// counted as they arrive on the scored stream.
+async function jetstreamRate(items: ScoreInput[], threads: number): Promise<{ perSecond: number; groups: number }> {
+  const size = 8;
+  const nats = await startNatsServer();
+  const bus = await connectBus(nats.url, 'bench-scorer');
+  const pool = new ScoringPool({ threads, itemTimeoutMs: 2000 });
+  const runId = `bench-${process.pid}`;
+  const worker = startRolloutWorker(bus, pool, { consumer: 'bench', filterSubject: '', log: createLogger('bench', {}), concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2 * threads) });
+  try {
+    await worker.ready;
+    await bus.jsm.consumers.add(streams.scored.name, { durable_name: 'bench_scored', ack_policy: AckPolicy.Explicit, filter_subject: subjects.scored(runId) });
+    const groups = Math.floor(items.length / size);
+    let got = 0;
+    let done: () => void = () => {};
+    const all = new Promise<void>((resolve) => (done = resolve));
+    const sub = await consumeMessages(bus.js, ScoredGroup, { stream: streams.scored.name, consumer: 'bench_scored' }, async () => {
+      if (++got === groups) done();
+    });
+    const t0 = performance.now();
+    const publishes: Promise<unknown>[] = [];
+    for (let g = 0; g < groups; g++) {
+      const slice = items.slice(g * size, g * size + size);
+      const group = RolloutGroup.fromPartial({
+        key: { runId, step: 1, groupIndex: g },
+        reference: slice[0].reference,
+        policyVersion: 1,
+        completions: slice.map((i) => ({ text: i.completion, tokenIds: [] })),
+      });
+      publishes.push(publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group));
+    }
+    await Promise.all(publishes);
+    if (process.env.BENCH_DEBUG) process.stderr.write(`published in ${((performance.now() - t0) / 1000).toFixed(3)} s\n`);
+    await all;
+    const seconds = (performance.now() - t0) / 1000;
+    await sub.stop();
+    return { perSecond: (groups * size) / seconds, groups };
+  } finally {
+    await worker.stop();
+    await pool.close();
+    await bus.close();
+    await nats.stop();
   }
 }
 

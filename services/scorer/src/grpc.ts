@@ -10,20 +10,31 @@ import {
   ScoreResponse,
   serviceNames,
 } from '@temper/proto';
+import { trace, Tracer } from '@opentelemetry/api';
 import { RewardRegistry, RewardSpecError, ScoreInput } from '@temper/rewards';
-import type { Logger, ServiceBinding } from '@temper/service';
+import { contextFromCall, type Logger, type ServiceBinding } from '@temper/service';
+import { withSpan } from '@temper/telemetry';
 import type { ScoringPool } from './pool';
 
-export function rewardScorerBinding(pool: ScoringPool, opts: { maxItems: number; log?: Logger }): ServiceBinding {
+export interface HandlerOptions {
+  maxItems: number;
+  log?: Logger;
+  /** Each Score call runs in a span of this tracer, continuing the caller's trace. */
+  tracer?: Tracer;
+}
+
+export function rewardScorerBinding(pool: ScoringPool, opts: HandlerOptions): ServiceBinding {
   return { name: serviceNames.scorer, definition: RewardScorerService, implementation: rewardScorerHandlers(pool, opts) };
 }
 
 export class InvalidArgument extends Error {}
 
-export function rewardScorerHandlers(pool: ScoringPool, opts: { maxItems: number; log?: Logger }): RewardScorerServer {
+export function rewardScorerHandlers(pool: ScoringPool, opts: HandlerOptions): RewardScorerServer {
+  const tracer = opts.tracer ?? trace.getTracer('temper.scorer');
   return {
     score: (call, callback) => {
-      score(pool, call.request, opts.maxItems).then(
+      const attributes = { 'temper.items': call.request.items.length };
+      withSpan(tracer, 'RewardScorer/Score', { parent: contextFromCall(call), attributes }, () => score(pool, call.request, opts.maxItems)).then(
         (res) => callback(null, res),
         (err) => callback(toStatus(err, opts.log)),
       );

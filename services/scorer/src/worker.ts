@@ -4,10 +4,12 @@
 // of the group's ids and policy version, so a group delivered twice (a scorer died
 // before its ack) is stored once: at-least-once delivery, one result.
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { context, trace, Tracer } from '@opentelemetry/api';
 import { Bus, consumeMessages, Delivery, publishMessage, streams, subjects } from '@temper/bus';
 import { RolloutGroup, ScoredGroup } from '@temper/proto';
 import { RewardSpecError, ScoreInput } from '@temper/rewards';
 import type { Logger } from '@temper/service';
+import { withSpan } from '@temper/telemetry';
 import type { ScoringPool } from './pool';
 
 export interface WorkerOptions {
@@ -23,6 +25,8 @@ export interface WorkerOptions {
   consumerCheckMs?: number;
   /** Groups scored at once (default 4). */
   concurrency?: number;
+  /** Each group is scored in a span of this tracer, inside the trace it arrived with. */
+  tracer?: Tracer;
 }
 
 /** The idempotency key of a group's scores. */
@@ -61,19 +65,7 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
     while (!stopped && !running) {
       try {
         await ensureConsumer(bus, opts);
-        // Each subscription handles one group at a time; several keep the threads busy
-        // while a finished group's scores are being published.
-        const subscriptions = await Promise.all(
-          Array.from({ length: Math.max(1, opts.concurrency ?? 4) }, () =>
-            consumeMessages(
-              bus.js,
-              RolloutGroup,
-              { stream: streams.rollouts.name, consumer: opts.consumer, onError: (err) => log.warn('rollout group failed; it will be redelivered', { err }) },
-              (d) => handle(bus, pool, d, log),
-            ),
-          ),
-        );
-        running = { stop: async () => void (await Promise.all(subscriptions.map((c) => c.stop()))) };
+        running = await consumeConcurrently(bus, pool, opts);
         if (stopped) {
           await running.stop(); // stop() came while this was starting
           return;
@@ -121,14 +113,54 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
   };
 }
 
-async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger): Promise<void> {
+// One subscription hands deliveries to up to `concurrency` groups in flight: the handler
+// returns once a group has a slot, and the group is acked (or nakked for redelivery) when
+// its scores are published. A subscription pulls messages in batches, so several
+// subscriptions would still score one batch at a time each.
+async function consumeConcurrently(bus: Bus, pool: ScoringPool, opts: WorkerOptions): Promise<{ stop(): Promise<void> }> {
+  const log = opts.log;
+  const limit = Math.max(1, opts.concurrency ?? 4);
+  const inFlight = new Set<Promise<void>>();
+  const tracer = opts.tracer ?? trace.getTracer('temper.scorer');
+  const sub = await consumeMessages(
+    bus.js,
+    RolloutGroup,
+    { stream: streams.rollouts.name, consumer: opts.consumer, manualAck: true, onError: (err) => log.warn('undecodable rollout group dropped', { err }) },
+    async (d) => {
+      while (inFlight.size >= limit) await Promise.race(inFlight);
+      const work = withSpan(tracer, 'scorer.score_group', { parent: context.active(), attributes: groupAttributes(d.message) }, () => handle(bus, pool, d, log))
+        .then((outcome) => {
+          if (outcome === 'published') d.raw.ack();
+        })
+        .catch((err: unknown) => {
+          log.warn('rollout group failed; it will be redelivered', { err, key: d.message.key });
+          d.raw.nak(1000);
+        })
+        .finally(() => inFlight.delete(work));
+      inFlight.add(work);
+    },
+  );
+  return {
+    stop: async () => {
+      await sub.stop();
+      await Promise.all(inFlight);
+    },
+  };
+}
+
+function groupAttributes(g: RolloutGroup): Record<string, string | number> {
+  const k = g.key;
+  return { 'temper.run_id': k?.runId ?? '', 'temper.step': k?.step ?? 0, 'temper.group_index': k?.groupIndex ?? 0, 'temper.completions': g.completions.length };
+}
+
+async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger): Promise<'published' | 'dropped'> {
   const group = d.message;
   const problem = invalidGroup(group);
   if (problem) {
     // Redelivering cannot fix a malformed group; drop it loudly.
     log.error('dropping an invalid rollout group', { problem, subject: d.subject });
     d.raw.term(problem);
-    return;
+    return 'dropped';
   }
   let scored: ScoredGroup;
   try {
@@ -137,16 +169,14 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
     if (err instanceof RewardSpecError) {
       log.error('dropping a rollout group with an invalid reward spec', { problem: err.message, key: group.key });
       d.raw.term(err.message);
-      return;
+      return 'dropped';
     }
     throw err;
   }
-  const traceparent = d.headers.traceparent;
-  const ack = await publishMessage(bus.js, subjects.scored(group.key!.runId), ScoredGroup, scored, {
-    msgId: scoredMsgId(group),
-    headers: traceparent ? { traceparent } : undefined,
-  });
+  // The trace context (the span of this group) goes along in the headers by itself.
+  const ack = await publishMessage(bus.js, subjects.scored(group.key!.runId), ScoredGroup, scored, { msgId: scoredMsgId(group) });
   log.debug('scored group', { key: group.key, completions: group.completions.length, duplicate: ack.duplicate, seconds: scored.scoreSeconds });
+  return 'published';
 }
 
 function invalidGroup(g: RolloutGroup): string | null {

@@ -223,7 +223,9 @@ describe('scorer service', () => {
       ]);
       expect(got.group.rewards[2].flags).toContain('no_answer');
       expect(got.group.scoreSeconds).toBeGreaterThan(0);
-      expect(got.headers.traceparent).toBe(traceparent);
+      // the same trace, continued from the scorer's span
+      expect(got.headers.traceparent.split('-')[1]).toBe(traceparent.split('-')[1]);
+      expect(got.headers.traceparent.split('-')[2]).not.toBe(traceparent.split('-')[2]);
     });
 
     it('uses the reward spec the group carries', async () => {

@@ -145,7 +145,7 @@ async function jetstreamRate(items: ScoreInput[], threads: number): Promise<{ pe
   const bus = await connectBus(nats.url, 'bench-scorer');
   const pool = new ScoringPool({ threads, itemTimeoutMs: 2000 });
   const runId = `bench-${process.pid}`;
-  const worker = startRolloutWorker(bus, pool, { consumer: 'bench', filterSubject: '', log: createLogger('bench', {}), concurrency: Number(process.env.BENCH_CONCURRENCY ?? 2 * threads) });
+  const worker = startRolloutWorker(bus, pool, { consumer: 'bench', filterSubject: '', log: createLogger('bench', {}), concurrency: arg('concurrency', 2 * threads) });
   try {
     await worker.ready;
     await bus.jsm.consumers.add(streams.scored.name, { durable_name: 'bench_scored', ack_policy: AckPolicy.Explicit, filter_subject: subjects.scored(runId) });
@@ -169,7 +169,6 @@ async function jetstreamRate(items: ScoreInput[], threads: number): Promise<{ pe
       publishes.push(publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group));
     }
     await Promise.all(publishes);
-    if (process.env.BENCH_DEBUG) process.stderr.write(`published in ${((performance.now() - t0) / 1000).toFixed(3)} s\n`);
     await all;
     const seconds = (performance.now() - t0) / 1000;
     await sub.stop();

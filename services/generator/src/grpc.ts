@@ -73,7 +73,14 @@ async function generate(req: GenerateRequest, p: ServedPolicy | undefined, polic
     throw failedPrecondition(`the served policy is version ${p.version} (checkpoint ${p.manifest.id}), older than min_policy_version ${req.minPolicyVersion}`);
   }
   const s = checkSampling(req.sampling, p.limits);
-  const prompts = req.prompts.map((prompt, i) => promptTokens(prompt, p.tokenizer, p.limits, s.maxNewTokens, `prompts[${i}]`));
+  const prompts = req.prompts.map((prompt, i) => {
+    const field = `prompts[${i}]`;
+    if (!req.applyChatTemplate) return promptTokens(prompt, p.tokenizer, p.limits, s.maxNewTokens, field);
+    if (prompt.tokenIds.length > 0) throw invalidArgument(`${field}.token_ids`, 'cannot be used with apply_chat_template (send text)');
+    if (!prompt.text) throw invalidArgument(`${field}.text`, 'is required with apply_chat_template');
+    const text = p.tokenizer.applyChatTemplate([{ role: 'user', content: prompt.text }], { addGenerationPrompt: true });
+    return promptTokens({ text, tokenIds: [] }, p.tokenizer, p.limits, s.maxNewTokens, field);
+  });
   policy.sequencesInFlight += prompts.length * s.n;
   let completions;
   try {

@@ -140,6 +140,21 @@ describe('RolloutGenerator over gRPC', () => {
     }
   }, 30000);
 
+  it('renders prompts with the chat template when asked', async () => {
+    const sampling = { temperature: 1, maxNewTokens: 8, n: 2, seed: 4 };
+    const templated = await generate({ prompts: [{ text: 'What is 3+4?' }], sampling, applyChatTemplate: true });
+    const rendered = tokenizer.applyChatTemplate([{ role: 'user', content: 'What is 3+4?' }], { addGenerationPrompt: true });
+    expect(rendered).toBe('Q: What is 3+4?\nA: ');
+    const explicit = await generate({ prompts: [{ text: rendered }], sampling });
+    expect(templated.results).toEqual(explicit.results);
+    const plain = await generate({ prompts: [{ text: 'What is 3+4?' }], sampling });
+    expect(plain.results).not.toEqual(templated.results);
+    await expect(generate({ prompts: [{ tokenIds: [65] }], sampling, applyChatTemplate: true })).rejects.toMatchObject({
+      code: grpc.status.INVALID_ARGUMENT,
+      details: expect.stringMatching(/^prompts\[0\]\.token_ids /),
+    });
+  });
+
   it('rejects bad input with INVALID_ARGUMENT naming the field', async () => {
     const cases: [GenerateInput, RegExp][] = [
       [{ prompts: [], sampling: { maxNewTokens: 4 } }, /^prompts /],

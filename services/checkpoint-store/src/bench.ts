@@ -1,9 +1,11 @@
-// npm run bench:checkpoints [-- --json] [--gb 1] [--shards 4] [--chunk-kib 1024]
+// npm run bench:checkpoints [-- --json] [--gb 1] [--shards 4] [--chunk-kib 1024] [--runs 3]
 //
 // Put and get throughput of one checkpoint over loopback gRPC with the filesystem backend:
 // a store process (this file with --serve) and this process as the client, as the learner
 // and generators would use it. Put time includes hashing the files on the client; get
-// time includes verifying them and writing them to disk. Temporary files are removed.
+// time includes verifying them and writing them to disk. Each run starts from an empty
+// store (the previous run's checkpoint is deleted, so nothing is deduplicated away); the
+// reported rates are the medians, with every run listed. Temporary files are removed.
 import { startGrpcServer } from '@temper/service';
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -64,39 +66,31 @@ async function bench(): Promise<void> {
       });
     const client = new CheckpointClient(address);
     try {
-      const c0 = cpuSeconds(process.cpuUsage());
-      const s0 = await storeCpu();
-      const t0 = performance.now();
-      const pushed = await client.pushDir(src, { runId: 'bench', branch: 'main', step: 1 }, { chunkBytes });
-      const putS = (performance.now() - t0) / 1000;
-      const c1 = cpuSeconds(process.cpuUsage());
-      const s1 = await storeCpu();
-      const total = pushed.manifest.files.reduce((n, f) => n + f.size, 0);
-      const t1 = performance.now();
-      await client.pullDir(pushed.manifest.id, path.join(root, 'dest'), { chunkBytes });
-      const getS = (performance.now() - t1) / 1000;
-      const c2 = cpuSeconds(process.cpuUsage());
-      const s2 = await storeCpu();
+      const runs: Run[] = [];
+      for (let i = 0; i < arg('runs', 3); i++) runs.push(await once(client, storeCpu, src, path.join(root, `dest-${i}`), chunkBytes));
+      const total = runs[0].bytes;
+      const perGb = (cpu: number) => round(cpu / (total / 1e9));
       const report = {
         bench: 'checkpoints',
         backend: 'fs',
         transport: 'grpc loopback, separate store process',
         bytes: total,
-        files: pushed.manifest.files.length,
+        files: runs[0].files,
         chunk_bytes: chunkBytes,
-        put_s: round(putS),
-        get_s: round(getS),
-        put_mb_s: round(total / 1e6 / putS),
-        get_mb_s: round(total / 1e6 / getS),
-        // CPU seconds spent per GB moved, by the client and by the store process: what the
-        // rates above cost, and a figure that holds when other work shares the machine.
-        put_cpu_s_per_gb: { client: round((c1 - c0) / (total / 1e9)), store: round((s1 - s0) / (total / 1e9)) },
-        get_cpu_s_per_gb: { client: round((c2 - c1) / (total / 1e9)), store: round((s2 - s1) / (total / 1e9)) },
+        runs: runs.length,
+        put_mb_s: median(runs.map((r) => r.putMbS)),
+        get_mb_s: median(runs.map((r) => r.getMbS)),
+        put_mb_s_runs: runs.map((r) => r.putMbS),
+        get_mb_s_runs: runs.map((r) => r.getMbS),
+        // CPU seconds per GB moved (medians), by the client and by the store process: what the
+        // rates above cost, and a figure that means more when other work shares the machine.
+        put_cpu_s_per_gb: { client: perGb(median(runs.map((r) => r.cpu.putClient))), store: perGb(median(runs.map((r) => r.cpu.putStore))) },
+        get_cpu_s_per_gb: { client: perGb(median(runs.map((r) => r.cpu.getClient))), store: perGb(median(runs.map((r) => r.cpu.getStore))) },
         cpus: os.cpus().length,
         load_avg_1m: round(os.loadavg()[0]),
       };
       if (json) process.stdout.write(JSON.stringify(report) + '\n');
-      else process.stdout.write(`put ${report.put_mb_s} MB/s (${report.put_s} s), get ${report.get_mb_s} MB/s (${report.get_s} s) for ${(total / 1e9).toFixed(2)} GB in ${report.files} files\n`);
+      else process.stdout.write(`put ${report.put_mb_s} MB/s, get ${report.get_mb_s} MB/s (medians of ${runs.length}) for ${(total / 1e9).toFixed(2)} GB in ${report.files} files\n`);
     } finally {
       client.close();
     }
@@ -105,6 +99,46 @@ async function bench(): Promise<void> {
     await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('exit', r)));
     await fsp.rm(root, { recursive: true, force: true });
   }
+}
+
+interface Run {
+  bytes: number;
+  files: number;
+  putMbS: number;
+  getMbS: number;
+  cpu: { putClient: number; putStore: number; getClient: number; getStore: number };
+}
+
+/** One push and one pull of `src`; the checkpoint is deleted afterwards so the next run sends everything again. */
+async function once(client: CheckpointClient, storeCpu: () => Promise<number>, src: string, dest: string, chunkBytes: number): Promise<Run> {
+  const c0 = cpuSeconds(process.cpuUsage());
+  const s0 = await storeCpu();
+  const t0 = performance.now();
+  const pushed = await client.pushDir(src, { runId: 'bench', branch: 'main', step: 1 }, { chunkBytes });
+  const putS = (performance.now() - t0) / 1000;
+  const c1 = cpuSeconds(process.cpuUsage());
+  const s1 = await storeCpu();
+  const bytes = pushed.manifest.files.reduce((n, f) => n + f.size, 0);
+  if (pushed.bytesSent !== bytes) throw new Error(`the store already held part of the checkpoint (${pushed.bytesSent} of ${bytes} bytes sent)`);
+  const t1 = performance.now();
+  await client.pullDir(pushed.manifest.id, dest, { chunkBytes });
+  const getS = (performance.now() - t1) / 1000;
+  const c2 = cpuSeconds(process.cpuUsage());
+  const s2 = await storeCpu();
+  await client.delete(pushed.manifest.id, true);
+  await fsp.rm(dest, { recursive: true, force: true });
+  return {
+    bytes,
+    files: pushed.manifest.files.length,
+    putMbS: round(bytes / 1e6 / putS),
+    getMbS: round(bytes / 1e6 / getS),
+    cpu: { putClient: c1 - c0, putStore: s1 - s0, getClient: c2 - c1, getStore: s2 - s1 },
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : round((s[s.length / 2 - 1] + s[s.length / 2]) / 2);
 }
 
 const round = (x: number) => Math.round(x * 100) / 100;

@@ -7,7 +7,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../packages/cli/src/learner-client';
 import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
-import { testNatsUrl } from './harness/nats';
 
 const spec = (name: string) => `
 name: ${name}
@@ -26,7 +25,8 @@ describe('PolicyLearner API', () => {
   let dir: string;
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-api-'));
-    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
+    // Its own nats-server: this stack's work-queue consumers and runs must not meet other tests'.
+    stack = await startLocalStack({ logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
     client = new LearnerClient(stack.address('learner'));
   });
   afterAll(async () => {

@@ -8,13 +8,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
-import { testNatsUrl } from './harness/nats';
 
 describe('the four services', () => {
   let stack: LocalStack;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-services-'));
   beforeAll(async () => {
-    stack = await startLocalStack({ natsUrl: testNatsUrl(), logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
+    // Its own nats-server: this stack's work-queue consumers and runs must not meet other tests'.
+    stack = await startLocalStack({ logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir } });
   });
   afterAll(async () => {
     await stack?.stop();

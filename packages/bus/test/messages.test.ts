@@ -1,5 +1,6 @@
 import { AckPolicy } from '@nats-io/jetstream';
-import { Bus, connectBus, consumeMessages, natsAuth, publishMessage, startNatsServer, streams, subjects } from '@temper/bus';
+import { Bus, connectBus, consumeMessages, ensureStreams, natsAuth, publishMessage, startNatsServer, StreamSpec } from '@temper/bus';
+import { RetentionPolicy } from '@nats-io/jetstream';
 import { RolloutGroup, FinishReason } from '@temper/proto';
 import { initTracing, traceIds, withSpan } from '@temper/telemetry';
 import { trace } from '@opentelemetry/api';
@@ -8,21 +9,27 @@ import { testNatsUrl } from '../../../test/harness/nats';
 describe('protobuf over JetStream', () => {
   let bus: Bus;
   let n = 0;
+  // A work-queue stream of this test's own, shaped like Temper's: consumers on the real ones
+  // belong to the services (a work queue refuses overlapping consumers).
+  const stream: StreamSpec = { name: `BUS_TEST_${process.pid}`, subjects: [`bus-test.${process.pid}.>`], retention: RetentionPolicy.Workqueue, duplicateWindowS: 60 };
+  const subject = (runId: string) => `bus-test.${process.pid}.${runId}`;
   beforeAll(async () => {
     bus = await connectBus(testNatsUrl(), 'bus-test');
+    await ensureStreams(bus.jsm, [stream]);
   });
   afterAll(async () => {
+    await bus.jsm.streams.delete(stream.name);
     await bus.close();
   });
 
-  // A consumer of our own on the rollouts work queue, filtered to one fresh run.
+  // A consumer of our own on the test stream, filtered to one fresh run.
   async function freshRun() {
     const runId = `bus-test-${process.pid}-${++n}`;
     const consumer = `bus_test_${process.pid}_${n}`;
-    await bus.jsm.consumers.add(streams.rollouts.name, {
+    await bus.jsm.consumers.add(stream.name, {
       durable_name: consumer,
       ack_policy: AckPolicy.Explicit,
-      filter_subject: subjects.rollout(runId),
+      filter_subject: subject(runId),
       ack_wait: 2e9,
     });
     return { runId, consumer };
@@ -43,12 +50,12 @@ describe('protobuf over JetStream', () => {
   it('publishes and consumes a RolloutGroup with headers intact', async () => {
     const { runId, consumer } = await freshRun();
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-    await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 0), {
+    await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 0), {
       msgId: `${runId}/3/0`,
       headers: { traceparent },
     });
     const got = await new Promise<{ g: RolloutGroup; h: Record<string, string> }>((resolve) => {
-      void consumeMessages(bus.js, RolloutGroup, { stream: streams.rollouts.name, consumer }, async (d) => {
+      void consumeMessages(bus.js, RolloutGroup, { stream: stream.name, consumer }, async (d) => {
         resolve({ g: d.message, h: d.headers });
       });
     });
@@ -63,10 +70,10 @@ describe('protobuf over JetStream', () => {
     let published: { trace_id?: string; span_id?: string } = {};
     await withSpan(tracing.tracer, 'publish', {}, async () => {
       published = traceIds();
-      await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 5));
+      await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 5));
     });
     const seen = await new Promise<{ active: string | undefined; fromDelivery: string | undefined }>((resolve) => {
-      void consumeMessages(bus.js, RolloutGroup, { stream: streams.rollouts.name, consumer }, async (d) => {
+      void consumeMessages(bus.js, RolloutGroup, { stream: stream.name, consumer }, async (d) => {
         resolve({ active: trace.getActiveSpan()?.spanContext().traceId ?? traceIds().trace_id, fromDelivery: traceIds(d.context).trace_id });
       });
     });
@@ -78,8 +85,8 @@ describe('protobuf over JetStream', () => {
 
   it('stores a message published twice with the same id once', async () => {
     const { runId } = await freshRun();
-    const first = await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
-    const again = await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
+    const first = await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
+    const again = await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 1), { msgId: `${runId}/3/1` });
     expect(first.duplicate).toBe(false);
     expect(again.duplicate).toBe(true);
     expect(again.seq).toBe(first.seq);
@@ -87,15 +94,15 @@ describe('protobuf over JetStream', () => {
 
   it('redelivers a message whose handler failed, and terminates one that cannot be decoded', async () => {
     const { runId, consumer } = await freshRun();
-    await bus.js.publish(subjects.rollout(runId), new Uint8Array([0xff, 0xff, 0xff]));
-    await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(runId, 2));
+    await bus.js.publish(subject(runId), new Uint8Array([0xff, 0xff, 0xff]));
+    await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 2));
     const errors: unknown[] = [];
     const deliveries: number[] = [];
     const done = new Promise<void>((resolve) => {
       void consumeMessages(
         bus.js,
         RolloutGroup,
-        { stream: streams.rollouts.name, consumer, retryDelayMs: 50, onError: (e) => errors.push(e) },
+        { stream: stream.name, consumer, retryDelayMs: 50, onError: (e) => errors.push(e) },
         async (d) => {
           deliveries.push(d.deliveryCount);
           if (d.deliveryCount === 1) throw new Error('first try fails');

@@ -1,9 +1,8 @@
 // temper up [--smoke]: start the local stack and keep it up until Ctrl-C; with --smoke,
 // check every service's health and a JetStream round trip, print the result, and stop.
-import { connectBus, consumeMessages, publishMessage, streams, subjects } from '@temper/bus';
-import { RolloutRequest } from '@temper/proto';
+import { connectBus, publishMessage, streams, subjects } from '@temper/bus';
+import { RunEvent } from '@temper/proto';
 import { checkHealth } from '@temper/service';
-import { AckPolicy } from '@nats-io/jetstream';
 import { startLocalStack, LocalStack } from '../local-stack';
 
 export async function up(args: { smoke: boolean; json: boolean }): Promise<number> {
@@ -52,31 +51,20 @@ async function smoke(stack: LocalStack): Promise<SmokeReport> {
   return { ok: services.every((s) => s.status === 'SERVING'), services, jetstreamRoundTripMs: rtt };
 }
 
-// A rollout request published and pulled back through its work-queue stream, on a
-// consumer of its own that is removed afterwards.
+// A message published and read back through JetStream, on a run subject of the events
+// stream (limits retention: reading it takes nothing from the services' work queues).
 async function jetstreamRoundTrip(natsUrl: string): Promise<void> {
   const bus = await connectBus(natsUrl, 'temper-cli-smoke');
   const runId = `smoke-${process.pid}-${Date.now()}`;
-  const consumer = `smoke_${process.pid}_${Date.now()}`;
   try {
-    await bus.jsm.consumers.add(streams.rolloutRequests.name, {
-      durable_name: consumer,
-      ack_policy: AckPolicy.Explicit,
-      filter_subject: subjects.rolloutRequest(runId),
-    });
-    const sent = RolloutRequest.fromPartial({ key: { runId, step: 1, groupIndex: 0 }, reference: '42' });
-    const got = new Promise<RolloutRequest>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no JetStream delivery within 10 s')), 10000);
-      void consumeMessages(bus.js, RolloutRequest, { stream: streams.rolloutRequests.name, consumer }, async (d) => {
-        clearTimeout(timer);
-        resolve(d.message);
-      }).then((c) => got.finally(() => c.stop()));
-    });
-    await publishMessage(bus.js, subjects.rolloutRequest(runId), RolloutRequest, sent, { msgId: `${runId}/1/0` });
-    const received = await got;
-    if (received.reference !== '42' || received.key?.runId !== runId) throw new Error('JetStream returned a different message');
+    const sent = RunEvent.fromPartial({ runId, event: { $case: 'log', value: 'smoke' } });
+    await publishMessage(bus.js, subjects.runLog(runId), RunEvent, sent, { msgId: runId });
+    const consumer = await bus.js.consumers.get(streams.events.name, { filter_subjects: subjects.runLog(runId) });
+    const msg = await consumer.next({ expires: 10000 });
+    if (!msg) throw new Error('no JetStream delivery within 10 s');
+    const got = RunEvent.decode(msg.data);
+    if (got.runId !== runId || got.event?.$case !== 'log' || got.event.value !== 'smoke') throw new Error('JetStream returned a different message');
   } finally {
-    await bus.jsm.consumers.delete(streams.rolloutRequests.name, consumer).catch(() => undefined);
     await bus.close();
   }
 }

@@ -100,7 +100,7 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
   for (int64_t i = 0; i < W; i++) std::copy(x.data() + want[i] * C, x.data() + (want[i] + 1) * C, xs.data() + i * C);
   rmsnorm_forward(pool, lns.data(), nullptr, xs.data(), m.norm.data.data(), W, C, (float)c.eps);
   const Tensor& head = c.tied ? m.embed : m.lm_head;
-  matmul_forward(pool, logits, lns.data(), head.data.data(), nullptr, W, C, c.vocab);
+  matmul_many(pool, lns.data(), W, C, {{logits, head.data.data(), nullptr, c.vocab, false}}, nullptr);
 }
 
 // Picks the next token from one row of logits: greedy at temperature 0, otherwise

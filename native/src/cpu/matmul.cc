@@ -67,8 +67,12 @@ void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const
           for (int64_t c = lo; c < hi; c++) o[c] = (x.accumulate ? o[c] : 0.0f) + x.bias[c];
         }
       }
-      gemm_serial(false, true, N, hi - lo, I, 1.0f, inp, I, x.w + lo * I, I, x.bias || x.accumulate ? 1.0f : 0.0f,
-                  x.out + lo, x.O);
+      // With few rows (a decode step) OpenBLAS's packing of W costs more than the product; in
+      // slices of 32 columns it takes its small-matrix kernels, which read W unpacked.
+      const int64_t step = N <= 32 ? 32 : hi - lo;
+      for (int64_t c = lo; c < hi; c += step)
+        gemm_serial(false, true, N, std::min(step, hi - c), I, 1.0f, inp, I, x.w + c * I, I,
+                    x.bias || x.accumulate ? 1.0f : 0.0f, x.out + c, x.O);
     }
     if (epilogue) epilogue(p, parts);
   });

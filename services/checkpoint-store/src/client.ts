@@ -54,6 +54,8 @@ export interface PullOptions {
   /** Only these files (default all). */
   paths?: string[];
   chunkBytes?: number;
+  /** Tries after a dropped connection before giving up (default 5); completed files are kept. */
+  retries?: number;
 }
 
 export class CheckpointClientError extends Error {
@@ -67,6 +69,8 @@ export class CheckpointClientError extends Error {
 }
 
 const MAX_MESSAGE_BYTES = 64 << 20;
+/** A download starts over (for the files not yet complete) after these. */
+const PULL_RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL]);
 const RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.ABORTED, grpc.status.CANCELLED, grpc.status.DEADLINE_EXCEEDED, grpc.status.OUT_OF_RANGE, grpc.status.INTERNAL]);
 
 /** Where the store is: the given endpoint, else TEMPER_CHECKPOINT_STORE_ADDR, else the local default. */
@@ -135,26 +139,41 @@ export class CheckpointClient {
   async pullDir(ref: string, dir: string, opts: PullOptions = {}): Promise<{ manifest: CheckpointManifest; bytes: number }> {
     await fsp.mkdir(dir, { recursive: true });
     const tmp = await fsp.mkdtemp(path.join(dir, PULL_TEMP_PREFIX));
-    const stream = this.raw.getCheckpoint({ checkpoint: ref, paths: opts.paths ?? [], chunkSize: opts.chunkBytes ?? 1 << 20 });
     const writer = new PullWriter(tmp);
+    const retries = opts.retries ?? 5;
     try {
       let manifest: CheckpointManifest | undefined;
-      for await (const res of stream as AsyncIterable<GetCheckpointResponse>) {
-        if (res.part?.$case === 'manifest') {
-          manifest = res.part.value;
-          writer.expect(opts.paths?.length ? manifest.files.filter((f) => opts.paths!.includes(f.path)) : manifest.files);
-        } else if (res.part?.$case === 'chunk') {
-          if (!manifest) throw new Error('the store sent file data before the manifest');
-          await writer.write(res.part.value);
+      for (let attempt = 0; ; attempt++) {
+        // After a dropped stream: the same checkpoint (a tag may have moved), only what is missing.
+        const paths = manifest ? writer.remaining() : (opts.paths ?? []);
+        if (manifest && paths.length === 0) break;
+        const stream = this.raw.getCheckpoint({ checkpoint: manifest?.id ?? ref, paths, chunkSize: opts.chunkBytes ?? 1 << 20 });
+        try {
+          for await (const res of stream as AsyncIterable<GetCheckpointResponse>) {
+            if (res.part?.$case === 'manifest') {
+              if (!manifest) {
+                manifest = res.part.value;
+                writer.expect(opts.paths?.length ? manifest.files.filter((f) => opts.paths!.includes(f.path)) : manifest.files);
+              }
+            } else if (res.part?.$case === 'chunk') {
+              if (!manifest) throw new Error('the store sent file data before the manifest');
+              await writer.write(res.part.value);
+            }
+          }
+          break;
+        } catch (err) {
+          stream.cancel();
+          const e = clientError(err);
+          const code = (e as CheckpointClientError).code;
+          if (attempt >= retries || !PULL_RETRIABLE.has(code)) throw e;
+          await writer.restartIncomplete();
+          await sleep(Math.min(4000, 250 * 2 ** attempt));
         }
       }
       if (!manifest) throw new Error(`the store sent no manifest for ${ref}`);
       const bytes = await writer.finish();
       await writer.moveInto(dir);
       return { manifest, bytes };
-    } catch (err) {
-      stream.cancel();
-      throw clientError(err);
     } finally {
       await writer.abort();
       await fsp.rm(tmp, { recursive: true, force: true });
@@ -240,10 +259,14 @@ export class CheckpointClient {
   }
 }
 
-/** Writes an incoming checkpoint into a temporary folder, hashing as it goes. */
+/**
+ * Writes an incoming checkpoint into a temporary folder, hashing as it goes. A file is
+ * checked as soon as its last byte arrives; after a dropped stream, the files not yet
+ * complete start over and only they are asked for again.
+ */
 class PullWriter {
   private files = new Map<string, CheckpointFile>();
-  private written = new Map<string, { bytes: number; hash: ReturnType<typeof createHash> }>();
+  private state = new Map<string, { bytes: number; hash: ReturnType<typeof createHash>; done: boolean }>();
   private current?: { path: string; handle: fsp.FileHandle };
 
   constructor(private readonly tmp: string) {}
@@ -253,14 +276,20 @@ class PullWriter {
       const problem = filePathProblem(f.path);
       if (problem) throw new CheckpointClientError(grpc.status.INVALID_ARGUMENT, `the store named a file ${JSON.stringify(f.path)}, which ${problem}; refusing to write it`);
       this.files.set(f.path, f);
-      this.written.set(f.path, { bytes: 0, hash: createHash('sha256') });
+      this.state.set(f.path, { bytes: 0, hash: createHash('sha256'), done: false });
     }
   }
 
+  /** Files not yet received and checked (empty files count as received). */
+  remaining(): string[] {
+    return [...this.files.values()].filter((f) => f.size > 0 && !this.state.get(f.path)!.done).map((f) => f.path);
+  }
+
   async write(chunk: { path: string; offset: number; data: Buffer }): Promise<void> {
-    const state = this.written.get(chunk.path);
-    if (!state) throw new Error(`the store sent bytes of ${JSON.stringify(chunk.path)}, which the manifest does not list`);
-    if (chunk.offset !== state.bytes) throw new Error(`the store sent ${chunk.path} at offset ${chunk.offset}, expected ${state.bytes}`);
+    const state = this.state.get(chunk.path);
+    const f = this.files.get(chunk.path);
+    if (!state || !f) throw new Error(`the store sent bytes of ${JSON.stringify(chunk.path)}, which the manifest does not list`);
+    if (state.done || chunk.offset !== state.bytes) throw new Error(`the store sent ${chunk.path} at offset ${chunk.offset}, expected ${state.bytes}`);
     if (this.current?.path !== chunk.path) {
       await this.abort();
       this.current = { path: chunk.path, handle: await this.open(chunk.path) };
@@ -270,19 +299,34 @@ class PullWriter {
     state.hash.update(chunk.data);
     await written;
     state.bytes += chunk.data.length;
+    if (state.bytes > f.size) throw new CheckpointClientError(grpc.status.DATA_LOSS, `${f.path}: the store sent more than its ${f.size} bytes`);
+    if (state.bytes === f.size) {
+      await this.abort();
+      this.check(f, state.hash.digest('hex'), state.bytes);
+      state.done = true;
+    }
   }
 
-  /** Checks every file's size and hash; creates empty files that had no chunks. */
+  /** Forgets partly received files, which the next stream sends again from their start. */
+  async restartIncomplete(): Promise<void> {
+    await this.abort();
+    for (const state of this.state.values()) {
+      if (!state.done) Object.assign(state, { bytes: 0, hash: createHash('sha256') });
+    }
+  }
+
+  /** Every file received and checked (empty ones created); the total bytes. */
   async finish(): Promise<number> {
     await this.abort();
     let total = 0;
     for (const [p, f] of this.files) {
-      const state = this.written.get(p)!;
-      if (state.bytes === 0 && f.size === 0) await (await this.open(p)).close();
-      const digest = state.hash.digest('hex');
-      if (state.bytes !== f.size || digest !== f.sha256) {
-        throw new CheckpointClientError(grpc.status.DATA_LOSS, `${p}: received ${state.bytes} bytes hashing to ${digest}, expected ${f.size} bytes with sha256 ${f.sha256}`);
+      const state = this.state.get(p)!;
+      if (f.size === 0 && !state.done) {
+        await (await this.open(p)).close();
+        this.check(f, state.hash.digest('hex'), 0);
+        state.done = true;
       }
+      if (!state.done) throw new CheckpointClientError(grpc.status.DATA_LOSS, `${p}: the stream ended after ${state.bytes} of its ${f.size} bytes`);
       total += f.size;
     }
     return total;
@@ -300,6 +344,12 @@ class PullWriter {
     const c = this.current;
     this.current = undefined;
     await c?.handle.close();
+  }
+
+  private check(f: CheckpointFile, digest: string, bytes: number): void {
+    if (digest !== f.sha256) {
+      throw new CheckpointClientError(grpc.status.DATA_LOSS, `${f.path}: received ${bytes} bytes hashing to ${digest}, expected sha256 ${f.sha256}`);
+    }
   }
 
   private async open(p: string): Promise<fsp.FileHandle> {

@@ -4,7 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { PutCheckpointRequest, PutHeader } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { describeDir, manifestForDir } from '../src';
+import { startGrpcServer } from '@temper/service';
+import { Backend, CheckpointClient, CheckpointStore, checkpointStoreBinding, describeDir, manifestForDir } from '../src';
 import { expectSameTree, makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('resumable uploads', () => {
@@ -140,5 +141,49 @@ describe('resumable uploads', () => {
     });
     expect(early?.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(early?.details).toContain(big.path);
+  });
+
+  it('continues a download cut off by a store restart, keeping the files already checked', async () => {
+    t = await startTestStore();
+    const src = await makeModelDir(path.join(work, 'd'), { shards: 3, shardBytes: 400_000 });
+    const { manifest } = await t.client.pushDir(src, { runId: 'resume', branch: 'download' });
+    // The store reads slowly, so the download is under way when the server goes down.
+    const slow: Backend = Object.create(t.backend);
+    let chunksRead = 0;
+    slow.readBlob = async function* (sha256, chunkSize, alloc) {
+      for await (const chunk of t.backend.readBlob(sha256, chunkSize, alloc)) {
+        chunksRead++;
+        await new Promise((r) => setTimeout(r, 20));
+        yield chunk;
+      }
+    };
+    const slowStore = await CheckpointStore.open({ backend: slow, stagingDir: path.join(t.root, 'slow-uploads') });
+    const port = t.server.port;
+    await t.server.stop(0);
+    let server = await startGrpcServer({ address: `127.0.0.1:${port}`, services: [checkpointStoreBinding(slowStore)] });
+    const client = new CheckpointClient(`127.0.0.1:${port}`);
+    const dest = path.join(work, 'd-out');
+    const pulling = client.pullDir(manifest.id, dest, { chunkBytes: 64 * 1024 });
+    // Well past the first shard (7 chunks after 2 small files), partway into the second.
+    while (chunksRead < 15) await new Promise((r) => setTimeout(r, 10));
+    server.server.forceShutdown();
+    // The restarted store records which files it is asked for.
+    const asked: string[] = [];
+    const recording: Backend = Object.create(t.backend);
+    recording.readBlob = (sha256, chunkSize, alloc) => {
+      asked.push(manifest.files.find((f) => f.sha256 === sha256)!.path);
+      return t.backend.readBlob(sha256, chunkSize, alloc);
+    };
+    const restarted = await CheckpointStore.open({ backend: recording, stagingDir: path.join(t.root, 'restarted-uploads') });
+    server = await startGrpcServer({ address: `127.0.0.1:${port}`, services: [checkpointStoreBinding(restarted)] });
+    const pulled = await pulling;
+    expect(pulled.manifest.id).toBe(manifest.id);
+    await expectSameTree(src, dest);
+    // Files checked before the cut were not sent again; the rest were.
+    expect(asked).not.toContain('config.json');
+    expect(asked).not.toContain('model-00001-of-00003.safetensors');
+    expect(asked).toEqual(expect.arrayContaining(['model-00003-of-00003.safetensors', 'tokenizer.json']));
+    client.close();
+    await server.stop(0);
   });
 });

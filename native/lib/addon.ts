@@ -112,6 +112,7 @@ export interface NativeAddon {
   sgemm(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float32Array;
   setThreads(threads: number): void;
   readSafetensors(bytes: Uint8Array): SafetensorsContents;
+  trimMemory(): number;
   NativeModel: new (config: EngineConfig, threads: number) => NativeModel;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "backend.h"
+#include "cpu/buffer.h"
 #include "cpu/safetensors.h"
 #include "cpu/threadpool.h"
 
@@ -79,6 +80,11 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Hands the engine's cached scratch memory back to the system; returns the bytes freed.
+Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), (double)temper::trim_buffer_cache());
+}
+
 // readSafetensors(bytes) -> { metadata, tensors: { name: { dtype, shape, data: Float64Array } } }.
 // The checked reader the engine loads with, opened to tests and tools; any defect is an Error.
 Napi::Value ReadSafetensors(const Napi::CallbackInfo& info) {
@@ -119,6 +125,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sgemm", Napi::Function::New(env, Sgemm));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("readSafetensors", Napi::Function::New(env, ReadSafetensors));
+  exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
   exports.Set("NativeModel", temper::define_native_model(env));
   return exports;
 }

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { Model, readSafetensors } from '@temper/native';
+import { Model, readSafetensors, trimMemory } from '@temper/native';
 
 import { f32Bytes, fixturesDir, fromF16, relErr, tinyConfig, toF16, writeSafetensors } from './helpers';
 
@@ -184,6 +184,15 @@ describe('checkpoints', () => {
     await dst.importWeights(await src.exportWeights());
     expect(Array.from(await dst.forward(t, { batch: 1, seqLen: 10 }))).toEqual(Array.from(await src.forward(t, { batch: 1, seqLen: 10 })));
     expect(Object.keys(await dst.weights('base'))).toContain('model.layers.1.self_attn.o_proj.bias');
+  });
+
+  it('gives cached scratch memory back on request and keeps working', async () => {
+    const m = await Model.load(qwenDir, { threads: 2 });
+    const t = tokens(64, 128);
+    const before = await m.forward(t, { batch: 2, seqLen: 32 });
+    expect(trimMemory()).toBeGreaterThan(0);
+    expect(trimMemory()).toBe(0);
+    expect(Array.from(await m.forward(t, { batch: 2, seqLen: 32 }))).toEqual(Array.from(before));
   });
 
   it('gives the same numbers on 1 thread as on 2', async () => {

@@ -12,7 +12,7 @@ namespace {
 
 // Cached blocks, oldest first. A request takes the smallest block that fits without wasting
 // more than half of it; past kLimit bytes the oldest blocks are freed.
-constexpr size_t kLimit = size_t(6) << 30;
+constexpr size_t kLimit = size_t(4) << 30;
 
 struct Block {
   float* p;

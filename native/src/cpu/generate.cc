@@ -78,10 +78,7 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
                   [&](int64_t p, int64_t parts) {
                     auto [lo, hi] = column_slice(F, p, parts);
                     for (int64_t r = 0; r < R; r++)
-                      for (int64_t f = lo; f < hi; f++) {
-                        float gv = g[r * F + f];
-                        g[r * F + f] = gv / (1.0f + std::exp(-gv)) * u[r * F + f];
-                      }
+                      swiglu_serial(g.data() + r * F + lo, g.data() + r * F + lo, u.data() + r * F + lo, hi - lo);
                   });
     } else {
       L.gate.forward(pool, g.data(), ln.data(), R, nullptr);

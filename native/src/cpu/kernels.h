@@ -91,6 +91,7 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
 // --- swiglu.cc ---
 // h[n] = silu(g[n]) * u[n] over n elements
 void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n);
+void swiglu_serial(float* h, const float* g, const float* u, int64_t n);
 // sets dg, du from dh
 void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n);

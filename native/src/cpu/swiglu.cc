@@ -6,15 +6,17 @@
 namespace temper {
 
 // h = silu(g) * u,  silu(g) = g * sigmoid(g)
+void swiglu_serial(float* h, const float* g, const float* u, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v8 gv = load8(g + i);
+    store8(h + i, gv / (splat8(1.0f) + exp8(-gv)) * load8(u + i));
+  }
+  for (; i < n; i++) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void swiglu_forward(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n) {
-  pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
-    int64_t i = lo;
-    for (; i + 8 <= hi; i += 8) {
-      v8 gv = load8(g + i);
-      store8(h + i, gv / (splat8(1.0f) + exp8(-gv)) * load8(u + i));
-    }
-    for (; i < hi; i++) h[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-  });
+  pool.chunks(n, [&](int64_t lo, int64_t hi, int) { swiglu_serial(h + lo, g + lo, u + lo, hi - lo); });
 }
 
 // dg = dh * u * sigmoid(g) * (1 + g * (1 - sigmoid(g))),  du = dh * silu(g)

@@ -89,6 +89,10 @@ describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the
     expect(listed.map((r: { id: string }) => r.id)).toEqual([root.id, child1.id]);
     expect(listed[0].tags).toEqual([`stable-final-${backend}`]);
 
+    const tagged = await json('tag', child1.id.slice(0, 12), `best-${backend}`, '--endpoint', address);
+    expect(tagged).toEqual({ id: child1.id, tag: `best-${backend}`, removed: false });
+    expect((await json('ls', '--tag', `best-${backend}`)).map((r: { id: string }) => r.id)).toEqual([child1.id]);
+
     const lineage = await json('lineage', root.id.slice(0, 16));
     expect(lineage.branches).toEqual(['decay-a']);
     expect(lineage.descendants.map((d: { id: string }) => d.id)).toEqual([child1.id]);

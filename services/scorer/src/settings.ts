@@ -30,7 +30,7 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
     plugins: (env.TEMPER_REWARD_PLUGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxCompletionChars: positiveInt(env, 'TEMPER_SCORER_MAX_CHARS', defaultMaxCompletionChars),
     maxItems: positiveInt(env, 'TEMPER_SCORER_MAX_ITEMS', 4096),
-    consumer: env.TEMPER_SCORER_CONSUMER || 'temper-scorer',
+    consumer: env.TEMPER_SCORER_CONSUMER || 'scorers', // the name the chart's KEDA scaler watches
     filterSubject: env.TEMPER_SCORER_FILTER ?? '',
     consumerCheckMs: positiveInt(env, 'TEMPER_SCORER_CONSUMER_CHECK_MS', 5000),
     concurrency: positiveInt(env, 'TEMPER_SCORER_CONCURRENCY', 2 * Math.max(1, positiveInt(env, 'TEMPER_SCORER_THREADS', os.availableParallelism()))),

@@ -91,22 +91,23 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
 }
 
 // q[R,H,D] -> out[R,H,D]; row r attends to kcache/vcache[slot[r], 0..pos[r]].
-// One task per (row, kv head): the query heads of a group share each key and value row read.
+// One task per (row, kv head): the query heads of a group share each key and value row read,
+// and a (slot, kv head)'s positions are contiguous in the cache, so the reads stream.
 void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
                       const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
                       int64_t D) {
-  const int64_t KD = KV * D, group = H / KV, D8 = D & ~int64_t(7);
+  const int64_t group = H / KV, D8 = D & ~int64_t(7);
   const float scale = 1.0f / std::sqrt((float)D);
   pool.run(R * KV, [&](int64_t rg) {
     int64_t r = rg / KV, g = rg % KV, len = (int64_t)pos[r] + 1;
     thread_local std::vector<float> s;  // [group, len] scores, then weights
     if ((int64_t)s.size() < group * len) s.resize(group * len);
-    const float* kb = kcache + (int64_t)slot[r] * cap * KD + g * D;
-    const float* vb = vcache + (int64_t)slot[r] * cap * KD + g * D;
+    const float* kb = kcache + ((int64_t)slot[r] * KV + g) * cap * D;
+    const float* vb = vcache + ((int64_t)slot[r] * KV + g) * cap * D;
     const float* qg = q + (r * H + g * group) * D;
     float* og = out + (r * H + g * group) * D;
     for (int64_t j = 0; j < len; j++) {
-      const float* kj = kb + j * KD;
+      const float* kj = kb + j * D;
       for (int64_t h = 0; h < group; h++) {
         const float* qh = qg + h * D;
         v8 acc = splat8(0);
@@ -125,7 +126,7 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
     }
     std::fill(og, og + group * D, 0.0f);
     for (int64_t j = 0; j < len; j++) {
-      const float* vj = vb + j * KD;
+      const float* vj = vb + j * D;
       for (int64_t h = 0; h < group; h++) {
         float* oh = og + h * D;
         const float w = s[h * len + j];

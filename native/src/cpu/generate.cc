@@ -16,9 +16,11 @@ namespace temper {
 namespace {
 
 struct KvCache {
-  int64_t slots = 0, cap = 0, width = 0;  // width = KV * D
-  std::vector<Buf> k, v;                  // per layer [slots, cap, KV, D]
-  float* at(Buf& buf, int64_t slot, int64_t pos) { return buf.data() + (slot * cap + pos) * width; }
+  int64_t slots = 0, cap = 0, heads = 0, dim = 0;
+  std::vector<Buf> k, v;  // per layer [slots, heads, cap, dim]
+  float* at(Buf& buf, int64_t slot, int64_t head, int64_t pos) {
+    return buf.data() + ((slot * heads + head) * cap + pos) * dim;
+  }
 };
 
 // Runs rows (token tok[r] of slot slot[r] at position pos[r]) through the decoder, appending
@@ -57,10 +59,11 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
     pool.chunks(R, [&](int64_t lo, int64_t hi, int) {
       rope_rows(q.data(), pos.data(), lo, hi, H, D, m.rope, false);
       rope_rows(k.data(), pos.data(), lo, hi, KV, D, m.rope, false);
-      for (int64_t r = lo; r < hi; r++) {
-        std::copy(k.data() + r * K, k.data() + (r + 1) * K, kv.at(kv.k[l], slot[r], pos[r]));
-        std::copy(v.data() + r * K, v.data() + (r + 1) * K, kv.at(kv.v[l], slot[r], pos[r]));
-      }
+      for (int64_t r = lo; r < hi; r++)
+        for (int64_t h = 0; h < KV; h++) {
+          std::copy_n(k.data() + r * K + h * D, D, kv.at(kv.k[l], slot[r], h, pos[r]));
+          std::copy_n(v.data() + r * K + h * D, D, kv.at(kv.v[l], slot[r], h, pos[r]));
+        }
     });
     attention_cached(pool, ao.data(), q.data(), kv.k[l].data(), kv.v[l].data(), slot.data(), pos.data(), R, kv.cap,
                      H, KV, D);
@@ -194,13 +197,14 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   KvCache kv;
   kv.slots = S;
   kv.cap = longest + sp.max_new;
-  kv.width = cfg.kv_heads * cfg.head_dim;
-  check_memory(4.0 * ((double)S * (2.0 * cfg.layers * kv.cap * kv.width + V) +
+  kv.heads = cfg.kv_heads;
+  kv.dim = cfg.head_dim;
+  check_memory(4.0 * ((double)S * (2.0 * cfg.layers * kv.cap * kv.heads * kv.dim + V) +
                       (double)longest * P * (4.0 * cfg.hidden + 3.0 * cfg.inter)),
                "generating " + std::to_string(S) + " completions of up to " + std::to_string(kv.cap) + " tokens");
   for (int64_t l = 0; l < cfg.layers; l++) {
-    kv.k.emplace_back((size_t)(S * kv.cap * kv.width));
-    kv.v.emplace_back((size_t)(S * kv.cap * kv.width));
+    kv.k.emplace_back((size_t)(S * kv.heads * kv.cap * kv.dim));
+    kv.v.emplace_back((size_t)(S * kv.heads * kv.cap * kv.dim));
   }
   rope.ensure(cfg.rope_theta, cfg.head_dim, kv.cap);
 
@@ -232,11 +236,12 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   infer_rows(*this, kv, tok, slot, pos, want, logits.data());
   for (int64_t i = 0; i < P; i++)
     for (int64_t j = 1; j < sp.n; j++)
-      for (int64_t l = 0; l < cfg.layers; l++) {
-        int64_t n = (int64_t)prompts[i].size() * kv.width;
-        std::copy_n(kv.at(kv.k[l], i * sp.n, 0), n, kv.at(kv.k[l], i * sp.n + j, 0));
-        std::copy_n(kv.at(kv.v[l], i * sp.n, 0), n, kv.at(kv.v[l], i * sp.n + j, 0));
-      }
+      for (int64_t l = 0; l < cfg.layers; l++)
+        for (int64_t h = 0; h < kv.heads; h++) {
+          int64_t n = (int64_t)prompts[i].size() * kv.dim;
+          std::copy_n(kv.at(kv.k[l], i * sp.n, h, 0), n, kv.at(kv.k[l], i * sp.n + j, h, 0));
+          std::copy_n(kv.at(kv.v[l], i * sp.n, h, 0), n, kv.at(kv.v[l], i * sp.n + j, h, 0));
+        }
 
   // rows[r] is the slot whose logits are in logits row r.
   std::vector<int64_t> rows(S), row_of_logits(S);

@@ -83,7 +83,7 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
                         const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
                         int64_t D);
 // One query row per r against a KV cache: row r reads cache slot slot[r], positions [0, pos[r]].
-// kcache, vcache: [slots, cap, KV, D] for one layer.  q[R,H,D] -> out[R,H,D].
+// kcache, vcache: [slots, KV, cap, D] for one layer.  q[R,H,D] -> out[R,H,D].
 void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
                       const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
                       int64_t D);

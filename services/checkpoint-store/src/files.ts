@@ -2,7 +2,6 @@
 // sha256, read in chunks so a multi-gigabyte shard never sits in memory whole.
 import { CheckpointFile, ModelSummary } from '@temper/proto';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 
@@ -28,9 +27,21 @@ export async function listFiles(dir: string): Promise<string[]> {
 export async function hashFile(file: string, chunkBytes = 4 << 20): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
-  for await (const chunk of fs.createReadStream(file, { highWaterMark: chunkBytes })) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
+  const handle = await fsp.open(file, 'r');
+  try {
+    // Two buffers, reused: one is hashed while the next read fills the other.
+    const bufs = [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)];
+    let pending = handle.read(bufs[0], 0, chunkBytes, 0);
+    for (let i = 0; ; i++) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) break;
+      const buf = bufs[i % 2];
+      size += bytesRead;
+      pending = handle.read(bufs[(i + 1) % 2], 0, chunkBytes, size);
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await handle.close();
   }
   return { sha256: hash.digest('hex'), size };
 }

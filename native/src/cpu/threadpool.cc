@@ -1,6 +1,5 @@
 #include "cpu/threadpool.h"
 
-#include <immintrin.h>
 #include <sched.h>
 
 #include <memory>
@@ -11,12 +10,20 @@ namespace {
 
 constexpr uint64_t kClosed = uint64_t(1) << 31, kActive = kClosed - 1;
 
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
 // Busy-waiting is right while the other threads are running, wrong when the cores are shared
 // with other work: pause a little, then yield the core, then (workers only) sleep.
 struct Backoff {
   int n = 0;
   void wait() {
-    if (++n < 256) _mm_pause();
+    if (++n < 256) cpu_relax();
     else sched_yield();
   }
 };

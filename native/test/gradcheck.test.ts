@@ -41,10 +41,13 @@ describe('long sequences', () => {
     expect(relErr(c.logprobs, logprobs.slice(9))).toBeLessThan(1e-4);
   });
 
-  it('backward agrees with a central difference of the objective', async () => {
+  it.each([
+    ['2 kv heads', { num_key_value_heads: 2 }],
+    ['1 kv head, biases on every projection', { num_key_value_heads: 1, attention_bias: true, mlp_bias: true }],
+  ])('backward agrees with a central difference of the objective: %s', async (_, over) => {
     // Larger weights than the default init so attention is far from uniform, yet the objective
-    // stays smooth at the step used.
-    const m = await Model.create(tinyConfig({ num_key_value_heads: 2 }), { seed: 4 });
+    // stays smooth at the step used. (Biases start at 0 and stay there: the step moves them.)
+    const m = await Model.create(tinyConfig(over), { seed: 4 });
     const base = await m.exportWeights();
     const big = shifted(base, await m.weights('base'), 2); // 3x the init scale
     await m.importWeights(big);

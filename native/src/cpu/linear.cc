@@ -8,11 +8,11 @@
 
 namespace temper {
 
-std::vector<float> Linear::merged_weight() const {
+std::vector<float> Linear::merged_weight(ThreadPool& pool) const {
   std::vector<float> w2 = w.data;
   if (!lora) return w2;
   const Adapter& a = *lora;
-  gemm(default_pool(), false, false, out, in, a.r, a.scale, a.B.data.data(), a.r, a.A.data.data(), in, 1.0f,
+  gemm(pool, false, false, out, in, a.r, a.scale, a.B.data.data(), a.r, a.A.data.data(), in, 1.0f,
        w2.data(), in);
   if (a.dora) {
     for (int64_t o = 0; o < out; o++) {

@@ -131,7 +131,7 @@ void Model::merge_adapters() {
   for (auto& L : layers)
     for (Linear* x : L.linears)
       if (x->lora) {
-        x->w.data = x->merged_weight();
+        x->w.data = x->merged_weight(pool);
         x->lora.reset();
       }
   steps = 0;
@@ -147,7 +147,7 @@ std::vector<uint8_t> Model::export_weights(DType dtype, bool merged) {
     for (auto& L : layers)
       for (Linear* x : L.linears)
         if (merged && x->lora && &x->w == n.t) {
-          keep.push_back(x->merged_weight());
+          keep.push_back(x->merged_weight(pool));
           p = keep.back().data();
         }
     out.push_back({n.name, n.t->shape, p});

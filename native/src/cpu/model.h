@@ -54,7 +54,7 @@ struct Linear {
   void backward(ThreadPool& pool, float* dx, bool accumulate, const float* dy, const float* x, int64_t N,
                 const LinearSave& save);
   // W + s B A, scaled per row by mag / norm for DoRA: the weight an adapter-free model would need.
-  std::vector<float> merged_weight() const;
+  std::vector<float> merged_weight(ThreadPool& pool) const;
 };
 
 struct Layer {

@@ -40,32 +40,31 @@ function randomTokens(n, vocab, seed) {
   return out;
 }
 
-const N = 2048;
-const A = new Float32Array(N * N).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
-const Bm = new Float32Array(N * N).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
-
+const G = 2048;
+const gemmA = new Float32Array(G * G).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+const gemmB = new Float32Array(G * G).map((_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
 let sgemmBest = 0;
 
 /** Updates sgemmBest with `reps` timed 2048^3 products. */
 function sgemmRate(reps) {
-  setThreads(THREADS);
   for (let r = 0; r < reps; r++) {
     const t = process.hrtime.bigint();
-    sgemm(A, Bm, N, N, N);
-    sgemmBest = Math.max(sgemmBest, (2 * N ** 3) / seconds(t) / 1e9);
+    sgemm(gemmA, gemmB, G, G, G);
+    sgemmBest = Math.max(sgemmBest, (2 * G ** 3) / seconds(t) / 1e9);
   }
 }
 
 async function main() {
   const json = process.argv.includes('--json');
-  sgemm(A, Bm, N, N, N);
+  setThreads(THREADS);
+  sgemm(gemmA, gemmB, G, G, G);
   sgemmRate(3);
   const model = await Model.create(config, { seed: 1, threads: THREADS });
 
   const B = 8, T = 256, steps = 4;
   const tokens = randomTokens(B * T, config.vocab_size, 7);
   const dlogprob = new Float32Array(B * (T - 1)).fill(-1 / (B * (T - 1)));
-  // Times of [logprobs, backward, zeroGrad + AdamW] for one step.
+  // Times of [logprobs, backward, AdamW + zeroGrad] for one step.
   const trainStep = async () => {
     const t0 = process.hrtime.bigint();
     await model.logprobs(tokens, { batch: B, seqLen: T });

@@ -27,6 +27,8 @@ interface StagedFile {
   /** Running hash of the received bytes, kept while the server is up. */
   hash?: Hash;
   handle?: fsp.FileHandle;
+  /** The backend taking the verified file. */
+  importing?: Promise<void>;
 }
 
 export class Upload {
@@ -74,13 +76,22 @@ export class Upload {
    * re-hashes it rather than trusting counters kept in memory.
    */
   async release(): Promise<void> {
-    await this.settle();
-    this.busy = false;
-    this.touched = Date.now();
+    try {
+      await this.settle();
+    } catch {
+      // Files the store could not take were reset; the next stream sends them again.
+    } finally {
+      this.busy = false;
+      this.touched = Date.now();
+    }
   }
 
   /** Closes open files and re-reads what is on disk, keeping the stream's hold (before a commit). */
   async settle(): Promise<void> {
+    const failures: string[] = [];
+    for (const f of this.files) {
+      await f.importing?.catch((err: Error) => failures.push(`${f.path}: ${err.message}`));
+    }
     for (const f of this.files) {
       await this.closeFile(f);
       if (!f.complete) {
@@ -88,6 +99,7 @@ export class Upload {
         f.received = await fsp.stat(this.partPath(f)).then((s) => Math.min(s.size, f.size), () => 0);
       }
     }
+    if (failures.length > 0) throw new Error(`could not store ${failures.join('; ')} (send them again)`);
   }
 
   async writeChunk(chunk: { path: string; offset: number; data: Uint8Array }): Promise<void> {
@@ -123,8 +135,21 @@ export class Upload {
         `file ${JSON.stringify(f.path)} hashes to ${digest}, not the sha256 ${f.sha256} its header declared; its bytes were discarded`,
       );
     }
-    await this.backend.importBlob(f.sha256, this.partPath(f));
-    f.complete = true;
+    // The store takes the file (for the filesystem: fsync, rename) while the next file streams
+    // in; settle() waits for it, so a commit never runs ahead of its files being durable.
+    f.importing = this.backend.importBlob(f.sha256, this.partPath(f)).then(
+      () => {
+        f.complete = true;
+        f.importing = undefined;
+      },
+      async (err: unknown) => {
+        f.importing = undefined;
+        f.received = 0;
+        await fsp.rm(this.partPath(f), { force: true });
+        throw err;
+      },
+    );
+    f.importing.catch(() => undefined); // reported by settle()
   }
 
   private async closeFile(f: StagedFile): Promise<void> {
@@ -274,8 +299,16 @@ export class Uploads {
       } else {
         const part = path.join(dir, `${index}.part`);
         const size = await fsp.stat(part).then((s) => s.size, () => 0);
-        if (size > f.size) await fsp.rm(part, { force: true });
-        else staged.received = size;
+        if (size === f.size && (await hashPrefix(part, size)).digest('hex') === f.sha256) {
+          // Every byte arrived and checks out, but the store stopped before taking the file.
+          await this.backend.importBlob(f.sha256, part);
+          staged.received = size;
+          staged.complete = true;
+        } else if (size >= f.size) {
+          await fsp.rm(part, { force: true });
+        } else {
+          staged.received = size;
+        }
       }
       files.push(staged);
     }

@@ -2,6 +2,7 @@
 // until it is committed nothing of it is visible.
 import * as grpc from '@grpc/grpc-js';
 import { PutCheckpointRequest, PutHeader } from '@temper/proto';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { startGrpcServer } from '@temper/service';
@@ -111,6 +112,30 @@ describe('resumable uploads', () => {
     expect(pushed.bytesSent).toBe(total - received);
     await t.client.pullDir(pushed.manifest.id, path.join(work, 'b-out'));
     await expectSameTree(src, path.join(work, 'b-out'));
+  });
+
+  it('finishes a file whose bytes all arrived before the store stopped, and drops one that does not check out', async () => {
+    const root = await tempDir();
+    const good = Buffer.from('every byte arrived');
+    const bad = Buffer.from('these bytes are not what the header says');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const header = PutHeader.fromPartial({
+      uploadId: 'crashed',
+      manifest: { runId: 'resume', files: [{ path: 'good.bin', size: good.length, sha256: sha(good) }, { path: 'bad.bin', size: bad.length, sha256: sha(Buffer.from('other')) }] },
+    });
+    // What a store that stopped between receiving and storing leaves behind.
+    const dir = path.join(root, 'store', 'uploads', 'crashed');
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'header.pb'), PutHeader.encode(header).finish());
+    await fsp.writeFile(path.join(dir, '0.part'), good);
+    await fsp.writeFile(path.join(dir, '1.part'), bad);
+    t = await startTestStore({ root });
+    const { files } = await t.client.uploadStatus('crashed');
+    expect(files).toEqual([
+      { path: 'good.bin', received: good.length, complete: true },
+      { path: 'bad.bin', received: 0, complete: false },
+    ]);
+    expect(await t.backend.hasBlob(sha(good))).toBe(true);
   });
 
   it('refuses chunks past what arrived, and a different header under the same upload id', async () => {

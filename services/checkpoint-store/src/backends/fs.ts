@@ -52,8 +52,11 @@ export class FsBackend implements Backend {
   async importBlob(sha256: string, localPath: string): Promise<void> {
     const dest = this.blobPath(sha256);
     await fsp.mkdir(path.dirname(dest), { recursive: true });
+    // On disk before it gets its name: after a power cut a blob is whole or absent.
+    await syncFile(localPath);
     // Same content under the same name: replacing an existing blob changes nothing.
     await fsp.rename(localPath, dest);
+    await syncFile(path.dirname(dest));
   }
 
   async *readBlob(sha256: string, chunkSize: number, alloc?: (size: number) => Buffer): AsyncIterable<Uint8Array> {
@@ -161,6 +164,17 @@ export class FsBackend implements Backend {
       await handle.close();
     }
     await fsp.rename(tmp, dest);
+    await syncFile(path.dirname(dest));
+  }
+}
+
+/** fsync of a file or a directory (a directory's entries: a rename into it). */
+async function syncFile(p: string): Promise<void> {
+  const handle = await fsp.open(p, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
   }
 }
 

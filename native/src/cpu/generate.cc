@@ -39,20 +39,21 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
       for (int64_t i = lo; i < hi; i++) dst[i] += src[i];
     });
   };
-  // Without adapters each layer is eight parallel loops: q/k/v as one, rope with the cache write,
-  // o_proj adding into the residual, gate/up with SwiGLU, down adding into the residual.
+  // Without adapters each layer is six parallel loops: RMSNorm and q/k/v as one, rope with the
+  // cache write, attention, o_proj adding into the residual, RMSNorm and gate/up with SwiGLU,
+  // down adding into the residual.
   auto plain = [](const Linear& x) { return !x.lora; };
   auto bias = [](const Linear& x) { return x.b.data.empty() ? nullptr : x.b.data.data(); };
   for (int64_t l = 0; l < c.layers; l++) {
     Layer& L = m.layers[l];
-    rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln1.data.data(), R, C, (float)c.eps);
     if (plain(L.q) && plain(L.k) && plain(L.v)) {
-      matmul_many(pool, ln.data(), R, C,
+      matmul_many(pool, x.data(), R, C,
                   {{q.data(), L.q.w.data.data(), bias(L.q), Q, false},
                    {k.data(), L.k.w.data.data(), bias(L.k), K, false},
                    {v.data(), L.v.w.data.data(), bias(L.v), K, false}},
-                  nullptr);
+                  nullptr, L.ln1.data.data(), (float)c.eps);
     } else {
+      rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln1.data.data(), R, C, (float)c.eps);
       L.q.forward(pool, q.data(), ln.data(), R, nullptr);
       L.k.forward(pool, k.data(), ln.data(), R, nullptr);
       L.v.forward(pool, v.data(), ln.data(), R, nullptr);
@@ -74,17 +75,18 @@ void infer_rows(Model& m, KvCache& kv, const std::vector<int32_t>& tok, const st
       L.o.forward(pool, tmp.data(), ao.data(), R, nullptr);
       add(x.data(), tmp.data(), R * C);
     }
-    rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln2.data.data(), R, C, (float)c.eps);
     if (plain(L.gate) && plain(L.up)) {
-      matmul_many(pool, ln.data(), R, C,
+      matmul_many(pool, x.data(), R, C,
                   {{g.data(), L.gate.w.data.data(), bias(L.gate), F, false},
                    {u.data(), L.up.w.data.data(), bias(L.up), F, false}},
                   [&](int64_t p, int64_t parts) {
                     auto [lo, hi] = column_slice(F, p, parts);
                     for (int64_t r = 0; r < R; r++)
                       swiglu_serial(g.data() + r * F + lo, g.data() + r * F + lo, u.data() + r * F + lo, hi - lo);
-                  });
+                  },
+                  L.ln2.data.data(), (float)c.eps);
     } else {
+      rmsnorm_forward(pool, ln.data(), nullptr, x.data(), L.ln2.data.data(), R, C, (float)c.eps);
       L.gate.forward(pool, g.data(), ln.data(), R, nullptr);
       L.up.forward(pool, u.data(), ln.data(), R, nullptr);
       swiglu_forward(pool, g.data(), g.data(), u.data(), R * F);

@@ -30,6 +30,8 @@ void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, 
 // Several products of one input in one parallel loop (fewer loops per decode step):
 // out[N,O] = inp[N,I] · w[O,I]^T + bias (+ out when accumulate), each product cut into the same
 // column slices; epilogue(p, parts) then runs on the thread that computed part p (may be null).
+// With norm, inp is first RMS-normalised with those weights, by every thread for itself (the
+// rows are few, so repeating that is cheaper than another loop).
 struct Product {
   float* out;
   const float* w;
@@ -38,7 +40,7 @@ struct Product {
   bool accumulate;
 };
 void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const std::vector<Product>& products,
-                 const std::function<void(int64_t, int64_t)>& epilogue);
+                 const std::function<void(int64_t, int64_t)>& epilogue, const float* norm = nullptr, float eps = 0);
 // Columns [first, second) of O for part p of parts, in whole multiples of 16 but the last.
 std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts);
 
@@ -53,6 +55,9 @@ void embedding_backward(ThreadPool& pool, float* dtable, const float* dout, cons
 // out[N,C] = x * rstd[n] * w[C],  rstd[n] = 1 / sqrt(mean_c x^2 + eps)     (rstd may be null)
 void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C,
                      float eps);
+// The same for rows [lo, hi) on the calling thread.
+void rmsnorm_rows(float* out, float* rstd, const float* x, const float* w, int64_t lo, int64_t hi, int64_t C,
+                  float eps);
 // dx[N,C] += d out/dx · dout;  dw[C] += Σ_n dout * x * rstd                  (dw may be null)
 void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x, const float* w,
                       const float* rstd, int64_t N, int64_t C);

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "cpu/kernels.h"
 
@@ -55,24 +56,31 @@ std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts) {
 }
 
 void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const std::vector<Product>& products,
-                 const std::function<void(int64_t, int64_t)>& epilogue) {
+                 const std::function<void(int64_t, int64_t)>& epilogue, const float* norm, float eps) {
   const int64_t parts = pool.size();
   pool.run(parts, [&](int64_t p) {
-    for (const Product& x : products) {
-      auto [lo, hi] = column_slice(x.O, p, parts);
+    thread_local std::vector<float> normed;
+    const float* x = inp;
+    if (norm) {
+      if (normed.size() < (size_t)(N * I)) normed.resize(N * I);
+      rmsnorm_rows(normed.data(), nullptr, inp, norm, 0, N, I, eps);
+      x = normed.data();
+    }
+    for (const Product& prod : products) {
+      auto [lo, hi] = column_slice(prod.O, p, parts);
       if (lo >= hi) continue;
-      if (x.bias) {
+      if (prod.bias) {
         for (int64_t n = 0; n < N; n++) {
-          float* o = x.out + n * x.O;
-          for (int64_t c = lo; c < hi; c++) o[c] = (x.accumulate ? o[c] : 0.0f) + x.bias[c];
+          float* o = prod.out + n * prod.O;
+          for (int64_t c = lo; c < hi; c++) o[c] = (prod.accumulate ? o[c] : 0.0f) + prod.bias[c];
         }
       }
       // With few rows (a decode step) OpenBLAS's packing of W costs more than the product; in
       // slices of 32 columns it takes its small-matrix kernels, which read W unpacked.
       const int64_t step = N <= 32 ? 32 : hi - lo;
       for (int64_t c = lo; c < hi; c += step)
-        gemm_serial(false, true, N, std::min(step, hi - c), I, 1.0f, inp, I, x.w + c * I, I,
-                    x.bias || x.accumulate ? 1.0f : 0.0f, x.out + c, x.O);
+        gemm_serial(false, true, N, std::min(step, hi - c), I, 1.0f, x, I, prod.w + c * I, I,
+                    prod.bias || prod.accumulate ? 1.0f : 0.0f, prod.out + c, prod.O);
     }
     if (epilogue) epilogue(p, parts);
   });

@@ -6,19 +6,22 @@
 namespace temper {
 
 // out[N,C] = x * rstd[n] * w[C],  rstd[n] = 1 / sqrt(mean_c x^2 + eps)
+void rmsnorm_rows(float* out, float* rstd, const float* x, const float* w, int64_t lo, int64_t hi, int64_t C,
+                  float eps) {
+  for (int64_t n = lo; n < hi; n++) {
+    const float* xn = x + n * C;
+    double ss = 0;
+    for (int64_t c = 0; c < C; c++) ss += (double)xn[c] * xn[c];
+    float r = (float)(1.0 / std::sqrt(ss / C + eps));
+    if (rstd) rstd[n] = r;
+    float* on = out + n * C;
+    for (int64_t c = 0; c < C; c++) on[c] = xn[c] * r * w[c];
+  }
+}
+
 void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, const float* w, int64_t N, int64_t C,
                      float eps) {
-  pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
-    for (int64_t n = lo; n < hi; n++) {
-      const float* xn = x + n * C;
-      double ss = 0;
-      for (int64_t c = 0; c < C; c++) ss += (double)xn[c] * xn[c];
-      float r = (float)(1.0 / std::sqrt(ss / C + eps));
-      if (rstd) rstd[n] = r;
-      float* on = out + n * C;
-      for (int64_t c = 0; c < C; c++) on[c] = xn[c] * r * w[c];
-    }
-  });
+  pool.chunks(N, [&](int64_t lo, int64_t hi, int) { rmsnorm_rows(out, rstd, x, w, lo, hi, C, eps); });
 }
 
 // dx[N,C] += rstd * (dout*w - x * rstd^2 * mean_c(dout*w*x));  dw[C] += Σ_n dout * x * rstd

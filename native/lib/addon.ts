@@ -79,6 +79,7 @@ export interface NativeModel {
     seqLen: number,
     lengths: Int32Array | null,
     entropy: boolean,
+    grad: boolean,
   ): Promise<{ logprobs: Float32Array; entropy?: Float32Array }>;
   backward(dlogprob: Float32Array): Promise<void>;
   grads(): Promise<Record<string, Float32Array>>;

@@ -36,6 +36,8 @@ export interface LogprobsOptions extends BatchShape {
   /** Real length of each right-padded row; positions from lengths[b]-1 on get log-prob 0. */
   lengths?: Int32Array | number[];
   entropy?: boolean;
+  /** false when no backward follows (a reference model): the activations are released at once. */
+  grad?: boolean;
 }
 
 export interface LogprobsResult {
@@ -224,10 +226,10 @@ export class Model {
     return this.native.forward(tokens, shape.batch, shape.seqLen);
   }
 
-  /** Next-token log-probs; keeps the activations for one backward on this batch. */
+  /** Next-token log-probs; keeps the activations for one backward on this batch unless grad: false. */
   async logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
     const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths');
-    return this.native.logprobs(tokens, options.batch, options.seqLen, lengths, options.entropy ?? false);
+    return this.native.logprobs(tokens, options.batch, options.seqLen, lengths, options.entropy ?? false, options.grad ?? true);
   }
 
   /** Adds d(Σ dlogprob · logprob)/dθ to the gradients of the trainable tensors (after logprobs). */

@@ -162,11 +162,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto lengths = std::make_shared<std::vector<int32_t>>();
     if (!info[3].IsUndefined() && !info[3].IsNull()) *lengths = js::int32s(env, info[3], "lengths", B);
     bool want_entropy = js::boolean(env, info[4], "entropy");
+    bool keep = js::boolean(env, info[5], "grad");
     auto lp = std::make_shared<std::vector<float>>(B * (T - 1));
     auto ent = std::make_shared<std::vector<float>>(want_entropy ? B * (T - 1) : 0);
     return run(info, [=](Model& m) {
       m.logprobs(tokens->data(), B, T, lengths->empty() ? nullptr : lengths->data(), lp->data(),
-                 want_entropy ? ent->data() : nullptr);
+                 want_entropy ? ent->data() : nullptr, keep);
     }, [=](Napi::Env e) -> Napi::Value {
       Napi::Object o = Napi::Object::New(e);
       o.Set("logprobs", js::to_js(e, *lp));

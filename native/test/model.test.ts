@@ -69,6 +69,18 @@ describe('training calls', () => {
     for (const k of Object.keys(once)) expect(relErr(twice[k], once[k].map((x) => 2 * x))).toBeLessThan(1e-6);
     await m.zeroGrad();
     expect(sumSq(await m.grads())).toBe(0);
+    const ref = await m.logprobs(t, { batch: 1, seqLen: 16, grad: false });
+    await expect(m.backward(w)).rejects.toThrow(/needs a logprobs call/);
+    expect(relErr(ref.logprobs, (await m.logprobs(t, { batch: 1, seqLen: 16 })).logprobs)).toBe(0);
+  });
+
+  it('queues calls issued together on one model', async () => {
+    const m = await Model.load(qwenDir, { threads: 2 });
+    const inputs = [1, 2, 3, 4, 5, 6].map((s) => tokens(24, 128, s));
+    const alone: Float32Array[] = [];
+    for (const t of inputs) alone.push(await m.forward(t, { batch: 2, seqLen: 12 }));
+    const together = await Promise.all(inputs.map((t) => m.forward(t, { batch: 2, seqLen: 12 })));
+    together.forEach((x, i) => expect(Array.from(x)).toEqual(Array.from(alone[i])));
   });
 
   it('returns the pre-clip gradient norm and clips to maxGradNorm', async () => {

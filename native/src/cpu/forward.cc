@@ -87,7 +87,7 @@ void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<flo
 }
 
 void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
-                     float* entropy) {
+                     float* entropy, bool keep) {
   if (T < 2) throw std::runtime_error("seqLen must be at least 2 to have a next token");
   for (int64_t b = 0; lengths && b < B; b++)
     if (lengths[b] < 1 || lengths[b] > T)
@@ -118,7 +118,7 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
       logprob[b * (T - 1) + t] = lp[b * T + t];
       if (entropy) entropy[b * (T - 1) + t] = ent[b * T + t];
     }
-  acts_ = std::move(a);
+  if (keep) acts_ = std::move(a);
 }
 
 void Model::backward(const float* dlogprob) {

@@ -117,8 +117,10 @@ class Model {
 
   // --- forward.cc ---
   void forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits);
-  // logprob[B, T-1] (and entropy), rows past lengths[b]-1 are 0; keeps activations for backward.
-  void logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob, float* entropy);
+  // logprob[B, T-1] (and entropy), rows past lengths[b]-1 are 0; keeps the activations for
+  // backward unless told no backward will follow.
+  void logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob, float* entropy,
+                bool keep);
   void backward(const float* dlogprob);
   int64_t pending_rows() const;  // B*(T-1) of the kept batch, 0 when none
 

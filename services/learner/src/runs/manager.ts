@@ -9,7 +9,10 @@ import type { Logger } from '@temper/service';
 import { randomUUID } from 'node:crypto';
 import { checkRunSpec, SpecError } from '../spec';
 import { StageContext, StageResult } from '../stages/context';
+import { runEvalStage } from '../stages/eval';
 import { runGrpoStage } from '../stages/grpo';
+import { runMidTrainStage } from '../stages/midtrain';
+import { runSftStage } from '../stages/sft';
 import { allStatuses, latestStatus, publishRunEvent, publishStatus, runEvents } from './events';
 
 export interface RunManagerDeps {
@@ -21,10 +24,20 @@ export interface RunManagerDeps {
   rolloutTimeoutMs: number;
 }
 
+/** One line of descent through the stages (see executeStages). */
+interface Lane {
+  branch: string;
+  input?: string;
+  inputStage?: string;
+}
+
 type StageRunner = (ctx: StageContext, stage: StageSpec) => Promise<StageResult>;
 
 // The stage kinds this learner can run.
 const runners: Partial<Record<NonNullable<StageSpec['kind']>['$case'], StageRunner>> = {
+  midtrain: (ctx, stage) => runMidTrainStage(ctx, (stage.kind as Extract<StageSpec['kind'], { $case: 'midtrain' }>).value),
+  sft: (ctx, stage) => runSftStage(ctx, (stage.kind as Extract<StageSpec['kind'], { $case: 'sft' }>).value),
+  eval: (ctx, stage) => runEvalStage(ctx, (stage.kind as Extract<StageSpec['kind'], { $case: 'eval' }>).value),
   grpo: (ctx, stage) => runGrpoStage(ctx, (stage.kind as Extract<StageSpec['kind'], { $case: 'grpo' }>).value),
 };
 
@@ -113,17 +126,30 @@ export class RunManager {
     };
     try {
       await update({});
-      let input: string | undefined = spec.model?.checkpoint || undefined;
+      // A lane is one line of descent through the stages: one at first, one per branch after
+      // a mid-training fork; every later stage runs once per lane.
+      let lanes: Lane[] = [{ branch: '', input: spec.model?.checkpoint || undefined }];
       // Stages before the one the run was in have finished; their output is the next input.
-      const startAt = Math.max(0, spec.stages.findIndex((s) => s.name === initial.stage));
-      if (startAt > 0) input = initial.lastCheckpointId || input;
+      // Lanes are not recorded, so after a fork the stages run again from the first: the
+      // finished ones find their outputs in the store (mid-training and SFT look for them,
+      // GRPO resumes from its last checkpoint).
+      let startAt = Math.max(0, spec.stages.findIndex((s) => s.name === initial.stage));
+      const forked = spec.stages.slice(0, startAt).some((s) => s.kind?.$case === 'midtrain' && s.kind.value.branches.length > 0);
+      if (forked) startAt = 0;
+      if (startAt > 0) lanes = [{ branch: '', input: initial.lastCheckpointId || lanes[0].input, inputStage: spec.stages[startAt - 1].name }];
       for (const stage of spec.stages.slice(startAt)) {
-        if (stage.input && stage.input !== 'previous') input = stage.input;
-        await update({ stage: stage.name, branch: stage.name, step: 0 });
-        const ctx = this.stageContext(status, spec, stage, input, signal, runLog, update);
-        const result = await runners[stage.kind!.$case]!(ctx, stage);
-        input = result.checkpointId;
-        await update({ lastCheckpointId: result.checkpointId });
+        const next: Lane[] = [];
+        for (const lane of lanes) {
+          const fixed = stage.input && stage.input !== 'previous';
+          const input = fixed ? stage.input : lane.input;
+          await update({ stage: stage.name, branch: lane.branch, step: 0 });
+          const ctx = this.stageContext(status, spec, stage, { ...lane, input, inputStage: fixed ? undefined : lane.inputStage }, signal, runLog, update);
+          const result = await runners[stage.kind!.$case]!(ctx, ctx.stage);
+          await update({ lastCheckpointId: result.checkpointId });
+          if (result.branches?.length) next.push(...result.branches.map((b) => ({ branch: b.name, input: b.checkpointId, inputStage: stage.name })));
+          else next.push({ branch: lane.branch, input: result.checkpointId, inputStage: stage.name });
+        }
+        lanes = next;
       }
       await update({ state: RunState.RUN_STATE_SUCCEEDED });
       runLog.info('run succeeded');
@@ -143,27 +169,32 @@ export class RunManager {
     status: RunStatus,
     spec: RunSpec,
     stage: StageSpec,
-    input: string | undefined,
+    lane: Lane,
     signal: AbortSignal,
     log: Logger,
     update: (patch: Partial<RunStatus>) => Promise<void>,
   ): StageContext {
     const { bus, store, tracer, threads, rolloutTimeoutMs } = this.deps;
+    const { branch, input, inputStage } = lane;
     return {
       runId: status.runId,
       spec,
-      stage,
+      // Per branch, the stage's checkpoints and resumption are its own.
+      stage: branch ? { ...stage, name: `${stage.name}.${branch}` } : stage,
+      branch,
       input,
+      inputStage,
       bus,
       store,
-      log: log.child({ stage: stage.name }),
+      log: log.child({ stage: stage.name, ...(branch ? { branch } : {}) }),
       tracer,
       threads,
       signal,
       rolloutTimeoutMs,
-      emitMetrics: async (step, totalSteps, values) => {
-        await publishRunEvent(bus, RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'metrics', value: { stage: stage.name, branch: stage.name, step, values } } }));
-        await update({ step, totalSteps });
+      emitMetrics: async (step, totalSteps, values, options = {}) => {
+        const metrics = { stage: options.stage ?? stage.name, branch: options.branch ?? branch, step, values, kind: options.kind ?? '' };
+        await publishRunEvent(bus, RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'metrics', value: metrics } }));
+        if (options.kind !== 'eval') await update({ step, totalSteps });
       },
       emitCheckpoint: async (id) => {
         await publishRunEvent(bus, RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'checkpointId', value: id } }));

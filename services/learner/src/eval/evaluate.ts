@@ -1,0 +1,152 @@
+// Held-out evaluation of a policy on a task: greedy pass@1 (accuracy), pass@k with sampling,
+// format adherence and mean response length. Built-in tasks are judged by @temper/data's
+// checkers on their held-out split (never seen in training); a JSONL task by its reference
+// answer, compared as trimmed text. Prompts go through the chat template as in GRPO.
+import { checkCompletion, parseCompletion, taskMessages, TaskName, taskNames, taskStream } from '@temper/data';
+import type { Model } from '@temper/native';
+import { DataSource, EvalSpec, SamplingParams } from '@temper/proto';
+import type { Tokenizer } from '@temper/tokenizers';
+import { openPrompts } from '../prompts';
+
+export interface EvalSettings {
+  task: DataSource;
+  numPrompts: number;
+  /** 0: no sampled pass@k. */
+  passK: number;
+  temperature: number;
+  topP: number;
+  maxNewTokens: number;
+  seed: number;
+}
+
+/** An EvalSpec with defaults: the task falls back to `task` (e.g. the GRPO stage's), 32 prompts, pass@4. */
+export function evalSettings(spec: EvalSpec | undefined, fallbackTask?: DataSource, seed = 0): EvalSettings {
+  const s = spec?.sampling ?? SamplingParams.fromPartial({});
+  return {
+    task: spec?.task ?? fallbackTask ?? DataSource.fromPartial({ name: 'arithmetic', uri: 'builtin:arithmetic', fields: { difficulty: '1' } }),
+    numPrompts: spec?.numPrompts || 32,
+    passK: spec === undefined ? 4 : spec.passK,
+    temperature: s.temperature || 1,
+    topP: s.topP || 1,
+    maxNewTokens: s.maxNewTokens || 48,
+    seed: Number(s.seed) || seed,
+  };
+}
+
+export interface EvalItem {
+  prompt: string;
+  /** Whether a completion answers the item correctly. */
+  correct(completion: string): boolean;
+}
+
+/**
+ * Up to `count` distinct held-out items. Built-in tasks: the eval split at the source's
+ * difficulty (fields.difficulty, default 1); the easiest levels hold only a few dozen distinct
+ * problems, so fewer than asked may come back. JSONL: the first `count` lines.
+ */
+export function evalItems(task: DataSource, count: number, seed: number): EvalItem[] {
+  if (!task.uri.startsWith('builtin:')) {
+    const prompts = openPrompts(task, seed, 0);
+    const out: EvalItem[] = [];
+    const seen = new Set<string>();
+    for (let i = 0; i < count; i++) {
+      const p = prompts.next();
+      if (seen.has(p.prompt)) break;
+      seen.add(p.prompt);
+      const reference = p.reference.trim();
+      out.push({ prompt: p.prompt, correct: (c) => (parseCompletion(c).answer ?? '').trim() === reference });
+    }
+    return out;
+  }
+  const name = task.uri.slice('builtin:'.length);
+  if (!taskNames.includes(name as TaskName)) throw new Error(`${task.uri}: unknown built-in task (known: ${taskNames.join(', ')})`);
+  const difficulty = (task.fields.difficulty ?? '1').split(',').map((d) => Number(d.trim()));
+  const out: EvalItem[] = [];
+  const seen = new Set<string>();
+  let sinceNew = 0;
+  for (const item of taskStream({ task: name as TaskName, split: 'eval', difficulty, seed: `eval:${seed}` })) {
+    if (out.length >= count || sinceNew > 2000) break;
+    if (seen.has(item.canonical)) {
+      sinceNew++;
+      continue;
+    }
+    sinceNew = 0;
+    seen.add(item.canonical);
+    out.push({ prompt: taskMessages(item)[0].content, correct: (c) => checkCompletion(item, c) });
+  }
+  return out;
+}
+
+export interface EvalResult {
+  /** Greedy pass@1 on the held-out prompts. */
+  accuracy: number;
+  /** Share of greedy completions exactly in <think>…</think><answer>…</answer> form. */
+  format_rate: number;
+  /** Mean greedy completion length in tokens (a closing EOS included). */
+  response_length: number;
+  /** Share of prompts with at least one correct answer among k samples (when passK > 0). */
+  pass_at_k?: number;
+  /** Mean correctness of the k samples (sampled pass@1). */
+  sample_accuracy?: number;
+  /** Share of sampled completions well formed. */
+  sample_format_rate?: number;
+  k?: number;
+  prompts: number;
+  seconds: number;
+}
+
+/** Evaluates a model; the items are fixed by the task and seed, so evaluations compare. */
+export async function evaluateModel(model: Model, tokenizer: Tokenizer, settings: EvalSettings): Promise<EvalResult> {
+  const t0 = performance.now();
+  const items = evalItems(settings.task, settings.numPrompts, settings.seed);
+  if (items.length === 0) throw new Error(`evaluation: no held-out items for ${settings.task.uri}`);
+  const prompts = items.map((it) => tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
+  const stopTokens = tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [];
+  const text = (tokens: Int32Array) => tokenizer.decode(tokens, { skipSpecialTokens: true });
+  const greedy = await model.generate({ prompts, maxNewTokens: settings.maxNewTokens, temperature: 0, stopTokens, seed: settings.seed });
+  let correct = 0;
+  let formatted = 0;
+  let length = 0;
+  for (const c of greedy) {
+    const t = text(c.tokens);
+    if (items[c.prompt].correct(t)) correct++;
+    if (wellFormed(t, c.finishReason)) formatted++;
+    length += c.tokens.length;
+  }
+  const n = items.length;
+  const result: EvalResult = { accuracy: correct / n, format_rate: formatted / n, response_length: length / n, prompts: n, seconds: 0 };
+  if (settings.passK > 0) {
+    const k = settings.passK;
+    const sampled = await model.generate({ prompts, maxNewTokens: settings.maxNewTokens, temperature: settings.temperature, topP: settings.topP, stopTokens, seed: settings.seed + 1, n: k });
+    const solved = new Array<boolean>(n).fill(false);
+    let right = 0;
+    let wf = 0;
+    for (const c of sampled) {
+      const t = text(c.tokens);
+      const ok = items[c.prompt].correct(t);
+      if (ok) {
+        solved[c.prompt] = true;
+        right++;
+      }
+      if (wellFormed(t, c.finishReason)) wf++;
+    }
+    result.pass_at_k = solved.filter(Boolean).length / n;
+    result.sample_accuracy = right / sampled.length;
+    result.sample_format_rate = wf / sampled.length;
+    result.k = k;
+  }
+  result.seconds = (performance.now() - t0) / 1000;
+  return result;
+}
+
+// Well formed: the whole completion is the answer format and it ended by itself.
+function wellFormed(text: string, finish: 'stop' | 'length'): boolean {
+  return finish === 'stop' && parseCompletion(text).wellFormed;
+}
+
+/** An EvalResult as metric values. */
+export function evalMetrics(r: EvalResult): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, v] of Object.entries(r)) if (typeof v === 'number') out[key] = v;
+  return out;
+}

@@ -10,9 +10,10 @@ const usage = `temper <command>
 
   up [--smoke] [--json]   start nats-server and the four services locally; Ctrl-C stops them.
                           --smoke checks each service's health and a JetStream round trip, then stops.
-  run <spec.yaml> [--endpoint host:port] [--json]
+  run <spec.yaml> [--endpoint host:port] [--json] [--report report.html]
                           submit a run to the learner and follow it (starts a local stack when no learner
-                          answers); --json prints the final summary as one JSON object on the last line.
+                          answers); --json prints the final summary as one JSON object on the last line;
+                          --report writes an HTML report (plots, evaluations, branch comparison).
   runs [--endpoint host:port] [--json]
                           the learner's runs.
   cancel <run-id> [--endpoint host:port]
@@ -33,13 +34,13 @@ async function main(argv: string[]): Promise<number> {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   // Words that are neither flags nor the values of options.
-  const positional = rest.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--endpoint', '--spec'].includes(rest[i - 1])));
+  const positional = rest.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--endpoint', '--spec', '--report'].includes(rest[i - 1])));
   switch (command) {
     case 'up':
       return up({ smoke: flag('smoke'), json: flag('json') });
     case 'run':
-      if (!positional[0]) throw new Error('usage: temper run <spec.yaml> [--endpoint host:port] [--json]');
-      return run({ specPath: positional[0], endpoint: option('endpoint'), json: flag('json') });
+      if (!positional[0]) throw new Error('usage: temper run <spec.yaml> [--endpoint host:port] [--json] [--report report.html]');
+      return run({ specPath: positional[0], endpoint: option('endpoint'), json: flag('json'), report: option('report') });
     case 'runs':
       return runs({ endpoint: option('endpoint'), json: flag('json') });
     case 'ckpt':

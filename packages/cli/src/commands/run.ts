@@ -6,11 +6,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LearnerClient, learnerAddress, stateName } from '../learner-client';
 import { LocalStack, startLocalStack } from '../local-stack';
+import { renderReport } from '../report/html';
 
 export interface RunArgs {
   specPath: string;
   endpoint?: string;
   json: boolean;
+  /** Write the HTML report here when the run ends. */
+  report?: string;
 }
 
 export interface RunSummary {
@@ -22,8 +25,10 @@ export interface RunSummary {
   last_checkpoint_id: string;
   /** The last step's metrics of each stage, by stage name. */
   final: Record<string, Record<string, number>>;
-  /** Every step's metrics, in order. */
-  history: { stage: string; step: number; values: Record<string, number> }[];
+  /** Every step's metrics, in order; kind 'eval' for evaluations (of `stage` on `branch` at `step`). */
+  history: { stage: string; branch: string; step: number; kind: string; values: Record<string, number> }[];
+  /** One entry per evaluation: the stage and branch evaluated, its step, and the eval metrics. */
+  eval: ({ stage: string; branch: string; step: number } & Record<string, number | string>)[];
 }
 
 export async function run(args: RunArgs): Promise<number> {
@@ -54,6 +59,10 @@ export async function run(args: RunArgs): Promise<number> {
     process.once('SIGINT', interrupted);
     process.stderr.write(`temper: run ${runId} submitted to ${client.address}\n`);
     const summary = await follow(client, created!, !args.json);
+    if (args.report) {
+      fs.writeFileSync(args.report, renderReport(summary));
+      process.stderr.write(`temper: report written to ${args.report}\n`);
+    }
     if (args.json) process.stdout.write(JSON.stringify(summary) + '\n');
     else printSummary(summary);
     return summary.state === 'succeeded' ? 0 : 1;
@@ -73,26 +82,32 @@ async function follow(client: LearnerClient, created: RunStatus, live: boolean):
     if (e.event?.$case === 'metrics') {
       const m = e.event.value;
       // A resumed stage repeats the steps after its last checkpoint: the newest value wins.
-      const at = history.findIndex((h) => h.stage === m.stage && h.step === m.step);
+      const at = history.findIndex((h) => h.stage === m.stage && h.branch === m.branch && h.kind === m.kind && h.step === m.step);
       if (at >= 0) history.splice(at, 1);
-      history.push({ stage: m.stage, step: m.step, values: m.values });
-      if (live) process.stderr.write((tty ? '\r\x1b[2K' : '') + progressLine(m.stage, m.step, status.totalSteps, m.values) + (tty ? '' : '\n'));
+      history.push({ stage: m.stage, branch: m.branch, step: m.step, kind: m.kind, values: m.values });
+      if (live) process.stderr.write((tty ? '\r\x1b[2K' : '') + progressLine(label(m.stage, m.branch, m.kind), m.step, m.kind === 'eval' ? m.step : status.totalSteps, m.values) + (tty && m.kind !== 'eval' ? '' : '\n'));
     }
     if (e.event?.$case === 'log' && live) process.stderr.write(`${tty ? '\r\x1b[2K' : ''}${e.event.value}\n`);
   }
   if (live && tty) process.stderr.write('\n');
   const final: RunSummary['final'] = {};
-  for (const h of history) final[h.stage] = h.values;
+  for (const h of history) if (h.kind !== 'eval') final[h.branch ? `${h.stage}.${h.branch}` : h.stage] = h.values;
+  const evals = history.filter((h) => h.kind === 'eval').map((h) => ({ stage: h.stage, branch: h.branch, step: h.step, ...h.values }));
   return {
     run_id: status.runId,
     name: status.name,
     state: stateName(status.state),
     ...(status.state === RunState.RUN_STATE_FAILED ? { error: status.error } : {}),
-    steps: history.length,
+    steps: history.filter((h) => h.kind !== 'eval').length,
     last_checkpoint_id: status.lastCheckpointId,
     final,
     history,
+    eval: evals,
   };
+}
+
+function label(stage: string, branch: string, kind: string): string {
+  return `${kind === 'eval' ? 'eval ' : ''}${stage}${branch ? `[${branch}]` : ''}`;
 }
 
 const shown: [string, string][] = [
@@ -104,6 +119,9 @@ const shown: [string, string][] = [
   ['entropy', 'ent'],
   ['clip_fraction', 'clip'],
   ['grad_norm', '|g|'],
+  ['loss', 'loss'],
+  ['lr', 'lr'],
+  ['pass_at_k', 'pass@k'],
 ];
 
 function progressLine(stage: string, step: number, total: number, v: Record<string, number>): string {
@@ -122,6 +140,10 @@ function printSummary(s: RunSummary): void {
   process.stdout.write(`run ${s.run_id} ${s.state}${s.error ? `: ${s.error}` : ''}\n`);
   for (const [stage, values] of Object.entries(s.final)) {
     process.stdout.write(`  ${stage}: ${shown.filter(([k]) => k in values).map(([k, label]) => `${label} ${fmt(values[k])}`).join('  ')}\n`);
+  }
+  for (const e of s.eval) {
+    const v = (k: string) => (typeof e[k] === 'number' ? fmt(e[k] as number) : '-');
+    process.stdout.write(`  eval ${e.stage}${e.branch ? ` [${e.branch}]` : ''} step ${e.step}: acc ${v('accuracy')}  pass@k ${v('pass_at_k')}  fmt ${v('format_rate')}  len ${v('response_length')}\n`);
   }
   if (s.last_checkpoint_id) process.stdout.write(`  checkpoint ${s.last_checkpoint_id}\n`);
 }

@@ -1,0 +1,145 @@
+// A run's report as one self-contained HTML file: inline SVG plots of the per-step metrics
+// (reward and its components, accuracy, response length, KL, learning rate, loss), the table
+// of evaluations and the branch comparison (which mid-training branch made the better
+// starting point). Everything is in the file: it opens in a browser without network access.
+import { escapeXml, formatNumber, lineChart, Series } from './svg';
+
+export interface ReportEntry {
+  stage: string;
+  branch?: string;
+  step: number;
+  /** '' (a training step) or 'eval'. */
+  kind?: string;
+  values: Record<string, number>;
+}
+
+export interface ReportInput {
+  run_id: string;
+  name: string;
+  state: string;
+  error?: string;
+  history: ReportEntry[];
+}
+
+const label = (stage: string, branch?: string) => (branch ? `${stage} · ${branch}` : stage);
+
+/** Series of one metric from training steps, one per (stage, branch) that has it. */
+function metricSeries(history: ReportEntry[], key: string, filter: (e: ReportEntry) => boolean = () => true, name?: (e: ReportEntry) => string): Series[] {
+  const by = new Map<string, Series>();
+  for (const e of history) {
+    if (e.kind === 'eval' || !filter(e) || !(key in e.values)) continue;
+    const n = name ? name(e) : label(e.stage, e.branch);
+    if (!by.has(n)) by.set(n, { name: n, points: [] });
+    by.get(n)!.points.push([e.step, e.values[key]]);
+  }
+  return [...by.values()];
+}
+
+function evalSeries(history: ReportEntry[], key: string): Series[] {
+  const by = new Map<string, Series>();
+  for (const e of history) {
+    if (e.kind !== 'eval' || !(key in e.values)) continue;
+    const n = `eval ${label(e.stage, e.branch)}`;
+    if (!by.has(n)) by.set(n, { name: n, points: [], markers: true });
+    by.get(n)!.points.push([e.step, e.values[key]]);
+  }
+  return [...by.values()];
+}
+
+const stagesOf = (history: ReportEntry[]) => [...new Set(history.filter((e) => e.kind !== 'eval').map((e) => e.stage))];
+
+function charts(history: ReportEntry[]): string[] {
+  const out: string[] = [];
+  const train = history.filter((e) => e.kind !== 'eval');
+  // Reward and its components, per stage that has rewards (GRPO).
+  const rewardStages = stagesOf(history).filter((s) => train.some((e) => e.stage === s && Object.keys(e.values).some((k) => k.startsWith('reward/'))));
+  for (const stage of rewardStages.length ? rewardStages : ['grpo']) {
+    const keys = [...new Set(train.filter((e) => e.stage === stage).flatMap((e) => Object.keys(e.values).filter((k) => k.startsWith('reward/'))))];
+    const series = keys.flatMap((k) => metricSeries(history, k, (e) => e.stage === stage, (e) => `${k.slice('reward/'.length)}${e.branch ? ` · ${e.branch}` : ''}`));
+    out.push(lineChart(series, { title: `Reward and components: ${stage}`, xLabel: 'step' }));
+  }
+  out.push(lineChart([...metricSeries(history, 'accuracy'), ...evalSeries(history, 'accuracy')], { title: 'Accuracy (training batches; evaluations as dots)', xLabel: 'step' }));
+  out.push(lineChart([...metricSeries(history, 'format_rate'), ...evalSeries(history, 'format_rate')], { title: 'Format adherence', xLabel: 'step' }));
+  out.push(lineChart([...metricSeries(history, 'response_length'), ...evalSeries(history, 'response_length')], { title: 'Response length (tokens)', xLabel: 'step' }));
+  out.push(lineChart(metricSeries(history, 'kl'), { title: 'KL to the reference', xLabel: 'step' }));
+  const lrStages = stagesOf(history).filter((s) => train.some((e) => e.stage === s && 'lr' in e.values));
+  for (const stage of lrStages.length ? lrStages : ['(none)']) {
+    out.push(lineChart(metricSeries(history, 'lr', (e) => e.stage === stage), { title: `Learning rate: ${stage}`, xLabel: 'step' }));
+  }
+  for (const stage of stagesOf(history).filter((s) => train.some((e) => e.stage === s && 'loss' in e.values))) {
+    out.push(lineChart(metricSeries(history, 'loss', (e) => e.stage === stage), { title: `Loss: ${stage}`, xLabel: 'step' }));
+  }
+  return out;
+}
+
+const pct = (x: number | undefined) => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
+const num = (x: number | undefined) => (x === undefined ? '–' : formatNumber(x));
+
+/** Per branch, the latest evaluation of each evaluated stage, and the change from the first stage to the last. */
+export function branchComparison(history: ReportEntry[]): { branches: string[]; stages: string[]; cell: (branch: string, stage: string) => ReportEntry | undefined } {
+  const evals = history.filter((e) => e.kind === 'eval');
+  const stages = [...new Set(evals.map((e) => e.stage))];
+  const branches = [...new Set(evals.map((e) => e.branch ?? ''))];
+  const cell = (branch: string, stage: string) =>
+    evals.filter((e) => (e.branch ?? '') === branch && e.stage === stage).sort((a, b) => a.step - b.step).slice(-1)[0];
+  return { branches, stages, cell };
+}
+
+function comparisonTable(history: ReportEntry[]): string {
+  const { branches, stages, cell } = branchComparison(history);
+  if (stages.length === 0) return '<p class="none">No evaluations in this run.</p>';
+  const head = stages.map((s) => `<th colspan="3">${escapeXml(s)}</th>`).join('');
+  const sub = stages.map(() => '<th>accuracy</th><th>format</th><th>pass@k</th>').join('');
+  const rows = branches.map((b) => {
+    const cells = stages.map((s) => {
+      const e = cell(b, s);
+      return `<td>${pct(e?.values.accuracy)}</td><td>${pct(e?.values.format_rate)}</td><td>${pct(e?.values.pass_at_k)}</td>`;
+    });
+    const first = stages.map((s) => cell(b, s)).find((e) => e);
+    const last = [...stages].reverse().map((s) => cell(b, s)).find((e) => e);
+    const delta = first && last && first !== last ? `${((last.values.accuracy - first.values.accuracy) * 100).toFixed(1)} pts` : '–';
+    return `<tr><th>${escapeXml(b || '(main)')}</th>${cells.join('')}<td>${delta}</td></tr>`;
+  });
+  return `<table class="compare"><thead><tr><th rowspan="2">branch</th>${head}<th rowspan="2">Δ accuracy<br>(${escapeXml(stages[0])} → ${escapeXml(stages[stages.length - 1])})</th></tr><tr>${sub}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function evalTable(history: ReportEntry[]): string {
+  const evals = history.filter((e) => e.kind === 'eval');
+  if (evals.length === 0) return '';
+  const rows = evals.map(
+    (e) =>
+      `<tr><td>${escapeXml(e.stage)}</td><td>${escapeXml(e.branch || '')}</td><td>${e.step}</td><td>${pct(e.values.accuracy)}</td><td>${pct(e.values.pass_at_k)}${e.values.k ? ` (k=${e.values.k})` : ''}</td><td>${pct(e.values.format_rate)}</td><td>${num(e.values.response_length)}</td><td>${num(e.values.prompts)}</td></tr>`,
+  );
+  return `<table><thead><tr><th>stage</th><th>branch</th><th>step</th><th>accuracy (greedy)</th><th>pass@k</th><th>format</th><th>length</th><th>prompts</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+const style = `
+body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.meta{color:#555;font-size:13px}.error{color:#b00}
+.charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #ddd}
+table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f0f0f0}tbody th{text-align:left}.none{color:#888}`;
+
+/** The whole report, one HTML document. */
+export function renderReport(input: ReportInput, generatedAt = new Date()): string {
+  const h = input.history;
+  return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Temper run ${escapeXml(input.name || input.run_id)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<style>${style}</style></head>
+<body>
+<h1>Temper run ${escapeXml(input.name || input.run_id)}</h1>
+<div class="meta">run <code>${escapeXml(input.run_id)}</code> · ${escapeXml(input.state)} · ${h.filter((e) => e.kind !== 'eval').length} steps · ${h.filter((e) => e.kind === 'eval').length} evaluations · written ${escapeXml(generatedAt.toISOString())}</div>
+${input.error ? `<p class="error">${escapeXml(input.error)}</p>` : ''}
+<h2>Branch comparison</h2>
+${comparisonTable(h)}
+<h2>Evaluations</h2>
+${evalTable(h) || '<p class="none">None.</p>'}
+<h2>Training</h2>
+<div class="charts">
+${charts(h).join('\n')}
+</div>
+</body></html>
+`;
+}

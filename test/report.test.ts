@@ -1,0 +1,174 @@
+// The HTML report of a run: self-contained (no scripts, nothing fetched), every plot drawn from
+// the run's history, and, opened in headless Chromium (Debian's `chromium` package), rendered
+// with visible plot lines. The screenshot is kept in test-artifacts/report.png.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { ReportEntry, renderReport, branchComparison } from '../packages/cli/src/report/html';
+import { niceTicks } from '../packages/cli/src/report/svg';
+
+const run = promisify(execFile);
+
+// A history shaped like the default pipeline's: mid-training (stable, then two decay
+// branches), SFT and GRPO on each branch, evaluations after SFT and GRPO.
+function pipelineHistory(): ReportEntry[] {
+  const h: ReportEntry[] = [];
+  for (let s = 1; s <= 40; s++) h.push({ stage: 'midtrain', branch: '', step: s, kind: '', values: { loss: 5 - s * 0.05, lr: s <= 5 ? s * 2e-4 : 1e-3 } });
+  for (const [b, floor] of [['short-cot', 0.1], ['long-cot', 0.2]] as const) {
+    for (let s = 41; s <= 60; s++) h.push({ stage: 'midtrain', branch: b, step: s, kind: '', values: { loss: 3 - (s - 40) * 0.02, lr: 1e-3 * (floor + (1 - floor) * 0.5 * (1 + Math.cos((Math.PI * (s - 40)) / 20))) } });
+    for (let s = 1; s <= 20; s++) h.push({ stage: 'sft', branch: b, step: s, kind: '', values: { loss: 2 - s * 0.05, lr: 2e-3 } });
+    h.push({ stage: 'sft', branch: b, step: 20, kind: 'eval', values: { accuracy: 0.3, format_rate: 0.97, pass_at_k: 0.5, k: 4, response_length: 12, prompts: 32 } });
+    for (let s = 1; s <= 30; s++) {
+      const acc = 0.3 + s * (b === 'short-cot' ? 0.012 : 0.008);
+      h.push({ stage: 'grpo', branch: b, step: s, kind: '', values: { 'reward/total': acc + 0.2, 'reward/accuracy': acc, 'reward/format': 0.98, accuracy: acc, format_rate: 0.98, response_length: 12 + s * 0.1, kl: s * 0.001, lr: 1e-5 } });
+    }
+    h.push({ stage: 'grpo', branch: b, step: 30, kind: 'eval', values: { accuracy: b === 'short-cot' ? 0.62 : 0.5, format_rate: 0.99, pass_at_k: 0.8, k: 4, response_length: 14, prompts: 32 } });
+  }
+  return h;
+}
+
+// Minimal PNG reader (8-bit RGB / RGBA, not interlaced): what Chromium writes.
+function readPng(buf: Buffer): { width: number; height: number; channels: number; pixels: Uint8Array } {
+  if (buf.readUInt32BE(0) !== 0x89504e47) throw new Error('not a PNG');
+  let off = 8;
+  let width = 0;
+  let height = 0;
+  let channels = 0;
+  const idat: Buffer[] = [];
+  while (off < buf.length) {
+    const len = buf.readUInt32BE(off);
+    const type = buf.toString('ascii', off + 4, off + 8);
+    const data = buf.subarray(off + 8, off + 8 + len);
+    if (type === 'IHDR') {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      if (data[8] !== 8 || data[12] !== 0) throw new Error('only 8-bit, non-interlaced PNGs');
+      channels = data[9] === 6 ? 4 : data[9] === 2 ? 3 : 0;
+      if (!channels) throw new Error(`PNG color type ${data[9]} not supported`);
+    } else if (type === 'IDAT') idat.push(data);
+    off += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  const pixels = new Uint8Array(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? pixels[y * stride + x - channels] : 0;
+      const b = y > 0 ? pixels[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels] : 0;
+      let p = line[x];
+      if (filter === 1) p += a;
+      else if (filter === 2) p += b;
+      else if (filter === 3) p += (a + b) >> 1;
+      else if (filter === 4) {
+        const q = a + b - c;
+        const [pa, pb, pc] = [Math.abs(q - a), Math.abs(q - b), Math.abs(q - c)];
+        p += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      pixels[y * stride + x] = p & 0xff;
+    }
+  }
+  return { width, height, channels, pixels };
+}
+
+/** Pixels of strong colour (plot lines and markers; the page itself is black, grey and white). */
+function colouredPixels(png: ReturnType<typeof readPng>): number {
+  let n = 0;
+  for (let i = 0; i < png.width * png.height; i++) {
+    const [r, g, b] = png.pixels.subarray(i * png.channels, i * png.channels + 3);
+    if (Math.max(r, g, b) - Math.min(r, g, b) > 90) n++;
+  }
+  return n;
+}
+
+function chromiumBinary(): string {
+  const candidates = [process.env.CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((c): c is string => !!c);
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (!found) throw new Error('headless Chromium is needed for this test: apt-get install -y chromium (or set CHROMIUM)');
+  return found;
+}
+
+async function chromium(args: string[], profile: string): Promise<string> {
+  const flags = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--hide-scrollbars', `--user-data-dir=${profile}`];
+  const { stdout } = await run(chromiumBinary(), [...flags, ...args], { timeout: 90_000, maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+describe('HTML report', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-report-'));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('is one self-contained file with every plot drawn from the history', () => {
+    const html = renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() });
+    expect(html).not.toMatch(/<script|<link|\ssrc=|\shref=|@import|url\(/i);
+    const titles = [...html.matchAll(/font-weight="bold">([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(titles).toEqual(expect.arrayContaining(['Reward and components: grpo', 'Accuracy (training batches; evaluations as dots)', 'Response length (tokens)', 'KL to the reference', 'Learning rate: midtrain', 'Learning rate: sft', 'Learning rate: grpo']));
+    expect(html).not.toContain('class="chart empty"');
+    // Reward components per branch: total, accuracy and format on two branches.
+    const reward = html.slice(html.indexOf('Reward and components: grpo'), html.indexOf('</svg>', html.indexOf('Reward and components: grpo')));
+    expect([...reward.matchAll(/<polyline class="series" data-series="([^"]+)" data-points="(\d+)"/g)].map((m) => [m[1], Number(m[2])])).toEqual([
+      ['total · short-cot', 30],
+      ['total · long-cot', 30],
+      ['accuracy · short-cot', 30],
+      ['accuracy · long-cot', 30],
+      ['format · short-cot', 30],
+      ['format · long-cot', 30],
+    ]);
+    // The mid-training schedule: the stable phase and each branch's decay.
+    const lr = html.slice(html.indexOf('Learning rate: midtrain'), html.indexOf('</svg>', html.indexOf('Learning rate: midtrain')));
+    expect([...lr.matchAll(/data-series="([^"]+)" data-points="(\d+)"/g)].filter((m) => !m[0].includes('dots')).map((m) => m[1])).toEqual(expect.arrayContaining(['midtrain', 'midtrain · short-cot', 'midtrain · long-cot']));
+  });
+
+  it('compares the branches on their evaluations', () => {
+    const { branches, stages, cell } = branchComparison(pipelineHistory());
+    expect(branches).toEqual(['short-cot', 'long-cot']);
+    expect(stages).toEqual(['sft', 'grpo']);
+    expect(cell('short-cot', 'grpo')?.values.accuracy).toBe(0.62);
+    const html = renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() });
+    const table = html.slice(html.indexOf('<table class="compare">'), html.indexOf('</table>'));
+    expect(table).toContain('<th>short-cot</th><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>62.0%</td><td>99.0%</td><td>80.0%</td><td>32.0 pts</td>');
+    expect(table).toContain('<th>long-cot</th><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>50.0%</td><td>99.0%</td><td>80.0%</td><td>20.0 pts</td>');
+  });
+
+  it('picks round tick values', () => {
+    expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6000000000000001, 0.8, 1].map((x) => Number(x.toFixed(10))).map((x) => expect.closeTo(x, 9)));
+    expect(niceTicks(3, 97, 5)).toEqual([20, 40, 60, 80]);
+  });
+
+  it('renders in headless Chromium with visible plots (screenshot in test-artifacts/)', async () => {
+    const file = path.join(dir, 'report.html');
+    fs.writeFileSync(file, renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() }));
+    const url = `file://${file}`;
+    const dom = await chromium(['--dump-dom', url], path.join(dir, 'profile-dom'));
+    // The browser parsed the charts: every one has drawn series.
+    const charts = dom.split('<svg').slice(1);
+    expect(charts.length).toBeGreaterThanOrEqual(9);
+    for (const c of charts) expect(c).toMatch(/<polyline class="series"|class="series markers"/);
+
+    const artifacts = path.resolve(__dirname, '..', 'test-artifacts');
+    fs.mkdirSync(artifacts, { recursive: true });
+    const shot = path.join(artifacts, 'report.png');
+    fs.rmSync(shot, { force: true });
+    await chromium(['--window-size=1280,2400', `--screenshot=${shot}`, url], path.join(dir, 'profile-shot'));
+    const png = readPng(fs.readFileSync(shot));
+    expect(png.width).toBe(1280);
+    const drawn = colouredPixels(png);
+
+    // The same page without data draws no plot lines: the count above comes from the plots.
+    const emptyFile = path.join(dir, 'empty.html');
+    fs.writeFileSync(emptyFile, renderReport({ run_id: 'r-0', name: 'empty', state: 'failed', history: [] }));
+    const emptyShot = path.join(dir, 'empty.png');
+    await chromium(['--window-size=1280,2400', `--screenshot=${emptyShot}`, `file://${emptyFile}`], path.join(dir, 'profile-empty'));
+    const blank = colouredPixels(readPng(fs.readFileSync(emptyShot)));
+    expect(blank).toBeLessThan(50);
+    expect(drawn).toBeGreaterThan(5000);
+  }, 180_000);
+});

@@ -173,12 +173,21 @@ function peftSpec(file: string): NativeAdapterSpec {
 
 export class Model {
   private adapter: NativeAdapterSpec | null = null;
+  // Calls on one model run one after another; queueing them here rather than on the engine's
+  // lock keeps waiting calls from occupying libuv's worker threads (which fs and dns share).
+  private tail: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly native: NativeModel,
     /** The Hugging Face config this model was made from. */
     readonly config: HfConfig,
   ) {}
+
+  private serial<T>(call: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(call, call);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
 
   /** Opens a Hugging Face model directory: config.json and model.safetensors or its shards. */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
@@ -204,8 +213,10 @@ export class Model {
    */
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    await this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32');
-    if (options.optimizer) await this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors'));
+    await this.serial(() => this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32'));
+    if (options.optimizer) {
+      await this.serial(() => this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors')));
+    }
     const torch_dtype = options.dtype === 'BF16' ? 'bfloat16' : 'float32';
     fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...this.config, torch_dtype }, null, 2));
   }
@@ -213,62 +224,64 @@ export class Model {
   /** Writes the AdamW state (moments and step count) as dir/optimizer.safetensors. */
   async saveOptimizer(dir: string): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    await this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors'));
+    await this.serial(() => this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors')));
   }
 
   /** Restores the AdamW state for the tensors that train now (load adapters first when they train). */
   async loadOptimizer(dir: string): Promise<void> {
-    await this.native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
+    await this.serial(() => this.native.loadOptimizer(path.join(dir, 'optimizer.safetensors')));
   }
 
   /** Logits [batch, seqLen, vocab]. */
   async forward(tokens: Int32Array, shape: BatchShape): Promise<Float32Array> {
-    return this.native.forward(tokens, shape.batch, shape.seqLen);
+    const t = tokens instanceof Int32Array ? tokens.slice() : tokens;
+    return this.serial(() => this.native.forward(t, shape.batch, shape.seqLen));
   }
 
   /** Next-token log-probs; keeps the activations for one backward on this batch unless grad: false. */
   async logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
     const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths');
-    return this.native.logprobs(tokens, options.batch, options.seqLen, lengths, options.entropy ?? false, options.grad ?? true);
+    const t = tokens instanceof Int32Array ? tokens.slice() : tokens;
+    return this.serial(() =>
+      this.native.logprobs(t, options.batch, options.seqLen, lengths, options.entropy ?? false, options.grad ?? true),
+    );
   }
 
   /** Adds d(Σ dlogprob · logprob)/dθ to the gradients of the trainable tensors (after logprobs). */
   async backward(dlogprob: Float32Array): Promise<void> {
-    return this.native.backward(dlogprob);
+    const d = dlogprob instanceof Float32Array ? dlogprob.slice() : dlogprob;
+    return this.serial(() => this.native.backward(d));
   }
 
   /** Gradients by tensor name (Hugging Face names, or PEFT names when adapters train). */
   async grads(): Promise<Record<string, Float32Array>> {
-    return this.native.grads();
+    return this.serial(() => this.native.grads());
   }
 
   /** Current values: the trainable tensors, the base weights, or the adapters'. */
   async weights(kind: 'trainable' | 'base' | 'adapters' = 'trainable'): Promise<Record<string, Float32Array>> {
-    return this.native.weights(kind);
+    return this.serial(() => this.native.weights(kind));
   }
 
   async zeroGrad(): Promise<void> {
-    return this.native.zeroGrad();
+    return this.serial(() => this.native.zeroGrad());
   }
 
   /** One AdamW step (torch semantics); resolves to the gradient norm before clipping. */
   async step(o: StepOptions): Promise<number> {
-    return this.native.step(o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.maxGradNorm ?? 0);
+    return this.serial(() =>
+      this.native.step(o.lr, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.eps ?? 1e-8, o.weightDecay ?? 0.01, o.maxGradNorm ?? 0),
+    );
   }
 
   /** Samples completions, n per prompt, in prompt-major order. */
   async generate(o: GenerateOptions): Promise<Completion[]> {
     if (!Array.isArray(o.prompts)) throw new TypeError('prompts must be an array of Int32Array');
     const n = o.n ?? 1;
-    const out = await this.native.generate(
-      o.prompts,
-      o.maxNewTokens,
-      o.temperature ?? 1,
-      o.topP ?? 1,
-      o.topK ?? 0,
-      int32(o.stopTokens ?? [], 'stopTokens'),
-      o.seed ?? 0,
-      n,
+    const prompts = o.prompts.map((p) => (p instanceof Int32Array ? p.slice() : p));
+    const stop = int32(o.stopTokens ?? [], 'stopTokens');
+    const out = await this.serial(() =>
+      this.native.generate(prompts, o.maxNewTokens, o.temperature ?? 1, o.topP ?? 1, o.topK ?? 0, stop, o.seed ?? 0, n),
     );
     return out.map((c, i) => ({ prompt: Math.floor(i / n), sample: i % n, ...c }));
   }
@@ -282,14 +295,14 @@ export class Model {
       useDora: spec.useDora ?? false,
       targetModules: [...spec.targetModules],
     };
-    await this.native.addAdapters(s, spec.seed ?? 0);
+    await this.serial(() => this.native.addAdapters(s, spec.seed ?? 0));
     this.adapter = s;
   }
 
   /** Opens a PEFT adapter directory (adapter_config.json + adapter_model.safetensors). */
   async loadAdapters(dir: string): Promise<void> {
     const s = peftSpec(path.join(dir, 'adapter_config.json'));
-    await this.native.loadAdapters(s, path.join(dir, 'adapter_model.safetensors'));
+    await this.serial(() => this.native.loadAdapters(s, path.join(dir, 'adapter_model.safetensors')));
     this.adapter = s;
   }
 
@@ -297,7 +310,8 @@ export class Model {
   async saveAdapters(dir: string, options: { dtype?: Dtype } = {}): Promise<void> {
     if (!this.adapter) throw new Error('the model has no adapters to save');
     fs.mkdirSync(dir, { recursive: true });
-    await this.native.saveAdapters(path.join(dir, 'adapter_model.safetensors'), options.dtype ?? 'F32');
+    const file = path.join(dir, 'adapter_model.safetensors');
+    await this.serial(() => this.native.saveAdapters(file, options.dtype ?? 'F32'));
     const a = this.adapter;
     const config = {
       peft_type: 'LORA',
@@ -315,7 +329,7 @@ export class Model {
 
   /** Folds the adapters into the base weights and removes them; the base trains again. */
   async mergeAdapters(): Promise<void> {
-    await this.native.mergeAdapters();
+    await this.serial(() => this.native.mergeAdapters());
     this.adapter = null;
   }
 
@@ -325,11 +339,12 @@ export class Model {
 
   /** The weights as safetensors bytes (adapters merged in unless merged: false), for importWeights elsewhere. */
   async exportWeights(options: { dtype?: Dtype; merged?: boolean } = {}): Promise<Uint8Array> {
-    return this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true);
+    return this.serial(() => this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true));
   }
 
   /** Replaces the base weights with exportWeights bytes from a model of the same config (adapters stay). */
   async importWeights(bytes: Uint8Array): Promise<void> {
-    return this.native.importWeights(bytes);
+    const b = bytes instanceof Uint8Array ? bytes.slice() : bytes;
+    return this.serial(() => this.native.importWeights(b));
   }
 }

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { Model, readSafetensors } from '@temper/native';
 
-import { f32Bytes, fixturesDir, tinyConfig, writeSafetensors } from './helpers';
+import { f32Bytes, fixturesDir, SafetensorsEntry, tinyConfig, writeSafetensors } from './helpers';
 
 const qwenDir = path.join(fixturesDir, 'qwen2-tiny');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-errors-'));
@@ -24,7 +24,9 @@ function modelDir(cfg: unknown, bytes: Uint8Array): string {
   return dir;
 }
 
-function header(bytes: Uint8Array): { json: any; body: Uint8Array } {
+type Header = Record<string, SafetensorsEntry>;
+
+function header(bytes: Uint8Array): { json: Header; body: Uint8Array } {
   const len = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   return { json: JSON.parse(Buffer.from(bytes.subarray(8, 8 + len)).toString()), body: bytes.subarray(8 + len) };
 }
@@ -38,7 +40,7 @@ function withHeader(json: unknown, body: Uint8Array): Uint8Array {
   return out;
 }
 
-function edit(f: (json: any) => void): Uint8Array {
+function edit(f: (json: Header) => void): Uint8Array {
   const { json, body } = header(weights);
   f(json);
   return withHeader(json, body);
@@ -126,7 +128,7 @@ describe('calls refuse bad arguments', () => {
 
   it('wrong buffer lengths and types', async () => {
     await expect(m.forward(new Int32Array(5), { batch: 2, seqLen: 3 })).rejects.toThrow(/tokens has 5 elements, expected 6/);
-    await expect(m.forward(new Float32Array(6) as any, { batch: 2, seqLen: 3 })).rejects.toThrow(/tokens must be a Int32Array/);
+    await expect(m.forward(new Float32Array(6) as unknown as Int32Array, { batch: 2, seqLen: 3 })).rejects.toThrow(/tokens must be a Int32Array/);
     await expect(m.logprobs(new Int32Array(6), { batch: 2, seqLen: 3, lengths: [3] })).rejects.toThrow(/lengths has 1 elements, expected 2/);
     await expect(m.logprobs(new Int32Array(6), { batch: 2, seqLen: 3, lengths: [3, 4] })).rejects.toThrow(/lengths\[1\] = 4 is out of range/);
     await expect(m.logprobs(new Int32Array(2), { batch: 2, seqLen: 1 })).rejects.toThrow(/seqLen must be an integer in \[2/);
@@ -159,7 +161,7 @@ describe('calls refuse bad arguments', () => {
     await expect(m.mergeAdapters()).rejects.toThrow(/no adapters to merge/);
     await expect(m.saveAdapters(tmp)).rejects.toThrow(/no adapters to save/);
     await expect(Model.load(qwenDir, { threads: 0 })).rejects.toThrow(/threads must be an integer/);
-    await expect(Model.load(qwenDir, { device: 'cuda' as any })).rejects.toThrow(/device "cuda" is not available/);
+    await expect(Model.load(qwenDir, { device: 'cuda' as unknown as 'cpu' })).rejects.toThrow(/device "cuda" is not available/);
   });
 
   it('adapter files that do not fit the model', async () => {

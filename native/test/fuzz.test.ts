@@ -32,7 +32,9 @@ function rng(seed: number): () => number {
   };
 }
 
-function split(bytes: Uint8Array): { json: any; body: Uint8Array } {
+type Header = Record<string, Record<string, unknown>>;
+
+function split(bytes: Uint8Array): { json: Header; body: Uint8Array } {
   const len = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   return { json: JSON.parse(Buffer.from(bytes.subarray(8, 8 + len)).toString()), body: bytes.subarray(8 + len) };
 }
@@ -81,7 +83,7 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
       const k = pick(names);
       if (r() < 0.4) delete json[k];
       else if (r() < 0.5) json[`${k}.copy`] = json[k];
-      else json.__metadata__ = pick(oddValues);
+      else json.__metadata__ = pick(oddValues) as Record<string, unknown>;
       return join(JSON.stringify(json), body);
     }
     case 5: {  // splice text into the JSON: escapes, brackets, duplicate keys, deep nesting
@@ -93,7 +95,8 @@ function mutate(src: Uint8Array, r: () => number): Uint8Array {
     case 6: {  // shift a tensor's offsets
       const t = json[pick(names)];
       const d = Math.floor(r() * 64) - 32;
-      t.data_offsets = [t.data_offsets[0] + d, t.data_offsets[1] + (r() < 0.5 ? d : 0)];
+      const [b, e] = t.data_offsets as number[];
+      t.data_offsets = [b + d, e + (r() < 0.5 ? d : 0)];
       return join(JSON.stringify(json), body);
     }
     default: {  // corrupt the data: random bytes (NaN and infinity among them)

@@ -3,20 +3,29 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import type { HfConfig } from '@temper/native';
+
 const repoRoot = path.resolve(__dirname, '..', '..');
 export const fixturesDir = path.resolve(repoRoot, '..', 'shared', 'fixtures');
+
+/** A safetensors header entry. */
+export interface SafetensorsEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
 
 export type Golden = Map<string, { dtype: string; shape: number[]; data: Float64Array }>;
 
 export function readGolden(file: string): { tensors: Golden; metadata: Record<string, string> } {
   const buf = fs.readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, any>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, SafetensorsEntry>;
   const base = 8 + n;
   const tensors: Golden = new Map();
   for (const [name, e] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const [b, end] = e.data_offsets as [number, number];
+    const [b, end] = e.data_offsets;
     const bytes = buf.subarray(base + b, base + end);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let data: Float64Array;
@@ -28,7 +37,7 @@ export function readGolden(file: string): { tensors: Golden; metadata: Record<st
     }
     tensors.set(name, { dtype: e.dtype, shape: e.shape, data });
   }
-  return { tensors, metadata: header.__metadata__ ?? {} };
+  return { tensors, metadata: (header.__metadata__ as unknown as Record<string, string>) ?? {} };
 }
 
 /** ‖a − b‖ / ‖b‖ */
@@ -104,7 +113,7 @@ export function fromF16(h: number): number {
 }
 
 /** A small random config of the family, for tests that need shapes the fixtures do not have. */
-export function tinyConfig(over: Record<string, unknown> = {}): any {
+export function tinyConfig(over: Record<string, unknown> = {}): HfConfig {
   return {
     model_type: 'llama',
     vocab_size: 50,

@@ -156,6 +156,10 @@ function peftSpec(file: string): NativeAdapterSpec {
   };
   if (c.peft_type !== undefined && c.peft_type !== 'LORA') bad('peft_type', `must be "LORA" (got ${JSON.stringify(c.peft_type)})`);
   if (c.bias !== undefined && c.bias !== 'none') bad('bias', 'other than "none" is not supported');
+  const empty = (v: unknown) => v === undefined || v === null || (typeof v === 'object' && Object.keys(v).length === 0);
+  for (const field of ['layers_to_transform', 'rank_pattern', 'alpha_pattern', 'modules_to_save']) {
+    if (!empty(c[field])) bad(field, 'is not supported (adapters apply to every layer with one r and alpha)');
+  }
   if (!Number.isInteger(c.r) || (c.r as number) < 1) bad('r', 'must be a positive integer');
   const alpha = c.lora_alpha ?? c.r;
   if (typeof alpha !== 'number' || !(alpha > 0)) bad('lora_alpha', 'must be a positive number');

@@ -178,6 +178,8 @@ describe('calls refuse bad arguments', () => {
     const fresh = await Model.load(qwenDir);
     await expect(fresh.loadAdapters(dir)).rejects.toThrow(/lora_B.weight" has the wrong shape for r = 4/);
     expect(fresh.hasAdapters).toBe(false);
+    fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify({ r: 4, target_modules: ['q_proj'], layers_to_transform: [0] }));
+    await expect(fresh.loadAdapters(dir)).rejects.toThrow(/layers_to_transform is not supported/);
   });
 
   it('readSafetensors reports defects as Errors', () => {

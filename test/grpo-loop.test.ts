@@ -1,0 +1,187 @@
+// The distributed GRPO loop end to end: every service its own process, real NATS and gRPC,
+// a tiny model on a built-in task. Then the same run surviving a killed learner and a killed
+// generator.
+import { connectBus, streams } from '@temper/bus';
+import { CheckpointClient } from '@temper/checkpoint-store';
+import { CheckpointManifest, RunState } from '@temper/proto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LearnerClient } from '../packages/cli/src/learner-client';
+import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
+import { generatorServingInfo } from './harness/generator-client';
+
+const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12) => `
+name: ${name}
+seed: 7
+model:
+  tokenizer: bytes
+  config: { model_type: qwen2, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, tie_word_embeddings: true }
+reward:
+  components:
+    - { name: accuracy, weight: 1 }
+    - { name: digits, weight: 1 } # test/harness/reward-plugin.js
+stages:
+  - name: rl
+    grpo:
+      steps: ${steps}
+      prompts_per_step: 2
+      group_size: 4
+      save_every: ${saveEvery}
+      task: { uri: "builtin:arithmetic", fields: { difficulty: "1" } }
+      sampling: { temperature: 1.0, max_new_tokens: ${maxNewTokens} }
+      optimizer: { lr: 0.003 }
+`;
+
+interface Followed {
+  states: RunState[];
+  steps: { step: number; values: Record<string, number> }[];
+  final: RunState;
+  error: string;
+}
+
+async function follow(client: LearnerClient, runId: string, onStep?: (step: number) => void): Promise<Followed> {
+  const out: Followed = { states: [], steps: [], final: RunState.RUN_STATE_UNSPECIFIED, error: '' };
+  for await (const e of client.watch(runId)) {
+    if (e.event?.$case === 'status') {
+      out.states.push(e.event.value.state);
+      out.final = e.event.value.state;
+      out.error = e.event.value.error;
+    }
+    if (e.event?.$case === 'metrics') {
+      out.steps.push({ step: e.event.value.step, values: e.event.value.values });
+      onStep?.(e.event.value.step);
+    }
+  }
+  return out;
+}
+
+/** The checkpoint's ancestry, itself first. */
+async function chain(store: CheckpointClient, id: string): Promise<CheckpointManifest[]> {
+  const { ancestors } = await store.lineage(id);
+  const self = (await store.list({})).checkpoints.find((c) => c.id === id)!;
+  return [self, ...ancestors];
+}
+
+describe('the GRPO loop across services', () => {
+  let stack: LocalStack;
+  let receiver: OtlpReceiver;
+  let learner: LearnerClient;
+  let store: CheckpointClient;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-loop-'));
+  beforeAll(async () => {
+    receiver = await startOtlpReceiver();
+    // Its own nats-server: this stack's work-queue consumers and runs must not meet other tests'.
+    stack = await startLocalStack({
+      logs: { dir: path.join(dir, 'logs') },
+      env: {
+        TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'),
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        TEMPER_ENGINE_THREADS: '1',
+        TEMPER_GENERATOR_ACK_WAIT_S: '5',
+        TEMPER_ROLLOUT_TIMEOUT_S: '120',
+        TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
+      },
+    });
+    learner = new LearnerClient(stack.address('learner'));
+    store = new CheckpointClient(stack.address('checkpoint-store'));
+  });
+  afterAll(async () => {
+    learner?.close();
+    store?.close();
+    await stack?.stop();
+    await receiver?.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('samples, scores, learns and publishes new weights, in one trace per step', async () => {
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('loop', 3, 1) } });
+    const runId = run!.runId;
+    const followed = await follow(learner, runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    expect(followed.steps.map((s) => s.step)).toEqual([1, 2, 3]);
+    for (const s of followed.steps) {
+      expect(s.values.groups).toBe(2);
+      expect(s.values['reward/total']).toEqual(expect.any(Number));
+      expect(s.values.response_length).toBeGreaterThan(0);
+    }
+
+    // Checkpoints landed, one per step after the initial policy, each the child of the last.
+    const { checkpoints } = await store.list({ runId });
+    const last = checkpoints.find((c) => c.step === 3)!;
+    const lineage = await chain(store, last.id);
+    expect(lineage.map((c) => c.step)).toEqual([3, 2, 1, 0]);
+    // The weights changed.
+    const weights = (c: CheckpointManifest) => c.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    expect(weights(lineage[0])).not.toBe(weights(lineage[3]));
+
+    // The generator moved on to the policies the learner published.
+    const serving = await generatorServingInfo(stack.address('generator'));
+    expect(serving.policyVersion).toBeGreaterThanOrEqual(3);
+
+    // One step's trace holds spans from all four services.
+    const spans = await receiver.waitFor((all) => {
+      const steps = all.filter((s) => s.service === 'learner' && s.name === 'grpo.step');
+      return steps.some((st) => new Set(all.filter((s) => s.traceId === st.traceId).map((s) => s.service)).size >= 4);
+    }, 30000);
+    const step = spans.find((s) => s.service === 'learner' && s.name === 'grpo.step' && new Set(spans.filter((x) => x.traceId === s.traceId).map((x) => x.service)).size >= 4)!;
+    expect(new Set(spans.filter((s) => s.traceId === step.traceId).map((s) => s.service))).toEqual(new Set(['learner', 'generator', 'scorer', 'checkpoint-store']));
+  });
+
+  it('resumes a run after the learner is killed, with no step lost or done twice', async () => {
+    // Longer completions make a step last long enough for the kill to land inside the run.
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('resume', 4, 2, 48) } });
+    const runId = run!.runId;
+    // Kill the learner once step 3 has been reported: its last resumable checkpoint is step 2.
+    let killed: Promise<void> | undefined;
+    const first = follow(learner, runId, (step) => {
+      if (step === 3 && !killed) killed = stack.kill('learner');
+    }).catch(() => undefined);
+    await first;
+    await killed;
+    await stack.start('learner');
+    const fresh = new LearnerClient(stack.address('learner'));
+    try {
+      const rest = await follow(fresh, runId);
+      expect(rest.error).toBe('');
+      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      // The final checkpoint's ancestry has every step exactly once.
+      const { checkpoints } = await store.list({ runId });
+      const finalCkpt = checkpoints.filter((c) => c.step === 4).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
+      expect((await chain(store, finalCkpt.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
+      // The history shows steps 1..4, and step 3 twice: once by the killed learner, once
+      // redone from the step-2 checkpoint (a kill that came too late would show it once).
+      expect(rest.steps.map((s) => s.step)).toEqual([1, 2, 3, 3, 4]);
+    } finally {
+      fresh.close();
+    }
+  });
+
+  it('loses no prompt group when a generator is killed mid-batch', async () => {
+    const bus = await connectBus(stack.natsUrl, 'loop-test');
+    try {
+      const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('gen-kill', 2, 2, 48) } });
+      const done = follow(learner, run!.runId);
+      // Wait until the generator holds the first step's requests unacknowledged, then kill it
+      // and start another: the requests come back to the new one after the ack wait (5 s).
+      for (let i = 0; ; i++) {
+        const info = await bus.jsm.consumers.info(streams.rolloutRequests.name, 'generators').catch(() => undefined);
+        if (info && info.num_ack_pending > 0) break;
+        if (i > 600) throw new Error('the generator never took the requests');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const killedAt = Date.now();
+      await stack.kill('generator');
+      await stack.start('generator');
+      const followed = await done;
+      expect(followed.error).toBe('');
+      expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      expect(followed.steps.map((s) => s.values.groups)).toEqual([2, 2]);
+      expect(Date.now() - killedAt).toBeGreaterThan(4000); // the held requests waited out the ack timeout
+    } finally {
+      await bus.close();
+    }
+  });
+});

@@ -102,40 +102,59 @@ export async function evaluateModel(model: Model, tokenizer: Tokenizer, settings
   if (items.length === 0) throw new Error(`evaluation: no held-out items for ${settings.task.uri}`);
   const prompts = items.map((it) => tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
   const stopTokens = tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [];
-  const text = (tokens: Int32Array) => tokenizer.decode(tokens, { skipSpecialTokens: true });
+  const text = (c: { prompt: number; tokens: Int32Array; finishReason: 'stop' | 'length' }): EvalCompletion => ({
+    prompt: c.prompt,
+    text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
+    finishReason: c.finishReason,
+    tokens: c.tokens.length,
+  });
   const greedy = await model.generate({ prompts, maxNewTokens: settings.maxNewTokens, temperature: 0, stopTokens, seed: settings.seed });
+  let sampled: EvalCompletion[] | undefined;
+  if (settings.passK > 0) {
+    const out = await model.generate({ prompts, maxNewTokens: settings.maxNewTokens, temperature: settings.temperature, topP: settings.topP, stopTokens, seed: settings.seed + 1, n: settings.passK });
+    sampled = out.map(text);
+  }
+  const result = scoreCompletions(items, greedy.map(text), sampled, settings.passK);
+  result.seconds = (performance.now() - t0) / 1000;
+  return result;
+}
+
+export interface EvalCompletion {
+  /** Index of the item. */
+  prompt: number;
+  text: string;
+  finishReason: 'stop' | 'length';
+  tokens: number;
+}
+
+/** The metrics of greedy completions (one per item) and, for pass@k, k sampled ones per item. */
+export function scoreCompletions(items: EvalItem[], greedy: EvalCompletion[], sampled: EvalCompletion[] | undefined, k: number): EvalResult {
+  const n = items.length;
   let correct = 0;
   let formatted = 0;
   let length = 0;
   for (const c of greedy) {
-    const t = text(c.tokens);
-    if (items[c.prompt].correct(t)) correct++;
-    if (wellFormed(t, c.finishReason)) formatted++;
-    length += c.tokens.length;
+    if (items[c.prompt].correct(c.text)) correct++;
+    if (wellFormed(c.text, c.finishReason)) formatted++;
+    length += c.tokens;
   }
-  const n = items.length;
   const result: EvalResult = { accuracy: correct / n, format_rate: formatted / n, response_length: length / n, prompts: n, seconds: 0 };
-  if (settings.passK > 0) {
-    const k = settings.passK;
-    const sampled = await model.generate({ prompts, maxNewTokens: settings.maxNewTokens, temperature: settings.temperature, topP: settings.topP, stopTokens, seed: settings.seed + 1, n: k });
+  if (sampled && k > 0) {
     const solved = new Array<boolean>(n).fill(false);
     let right = 0;
     let wf = 0;
     for (const c of sampled) {
-      const t = text(c.tokens);
-      const ok = items[c.prompt].correct(t);
-      if (ok) {
+      if (items[c.prompt].correct(c.text)) {
         solved[c.prompt] = true;
         right++;
       }
-      if (wellFormed(t, c.finishReason)) wf++;
+      if (wellFormed(c.text, c.finishReason)) wf++;
     }
     result.pass_at_k = solved.filter(Boolean).length / n;
     result.sample_accuracy = right / sampled.length;
     result.sample_format_rate = wf / sampled.length;
     result.k = k;
   }
-  result.seconds = (performance.now() - t0) / 1000;
   return result;
 }
 

@@ -339,7 +339,8 @@ export class RolloutWorker {
             policyVersion: p.version,
             reward: g.request.reward,
             generatorId: this.o.generatorId,
-            generateSeconds: seconds,
+            // The group's share of the engine call, so a step's groups add up to the time sampled.
+            generateSeconds: seconds / batch.length,
           };
           const ack = await context.with(trace.setSpan(g.context, span), () =>
             publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, p.version) }),

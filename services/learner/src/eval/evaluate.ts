@@ -35,6 +35,10 @@ export function evalSettings(spec: EvalSpec | undefined, fallbackTask?: DataSour
 
 export interface EvalItem {
   prompt: string;
+  /** The reference answer (for a built-in task, its canonical one). */
+  answer: string;
+  /** The problem's canonical form (built-in tasks: what decides its split). */
+  canonical?: string;
   /** Whether a completion answers the item correctly. */
   correct(completion: string): boolean;
 }
@@ -54,7 +58,7 @@ export function evalItems(task: DataSource, count: number, seed: number): EvalIt
       if (seen.has(p.prompt)) break;
       seen.add(p.prompt);
       const reference = p.reference.trim();
-      out.push({ prompt: p.prompt, correct: (c) => (parseCompletion(c).answer ?? '').trim() === reference });
+      out.push({ prompt: p.prompt, answer: reference, correct: (c) => (parseCompletion(c).answer ?? '').trim() === reference });
     }
     return out;
   }
@@ -72,7 +76,7 @@ export function evalItems(task: DataSource, count: number, seed: number): EvalIt
     }
     sinceNew = 0;
     seen.add(item.canonical);
-    out.push({ prompt: taskMessages(item)[0].content, correct: (c) => checkCompletion(item, c) });
+    out.push({ prompt: taskMessages(item)[0].content, answer: item.answer, canonical: item.canonical, correct: (c) => checkCompletion(item, c) });
   }
   return out;
 }

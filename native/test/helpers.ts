@@ -53,6 +53,9 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 export function fixtureNames(): string[] {
+  if (!fs.existsSync(fixturesDir)) {
+    throw new Error(`the engine fixtures are missing: expected them in ${fixturesDir} (../shared/fixtures beside the repository)`);
+  }
   return fs
     .readdirSync(fixturesDir)
     .filter((d) => fs.existsSync(path.join(fixturesDir, d, 'golden.safetensors')))

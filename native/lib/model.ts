@@ -244,7 +244,7 @@ export class Model {
 
   /** Next-token log-probs; keeps the activations for one backward on this batch unless grad: false. */
   async logprobs(tokens: Int32Array, options: LogprobsOptions): Promise<LogprobsResult> {
-    const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths');
+    const lengths = options.lengths === undefined ? null : int32(options.lengths, 'lengths').slice();
     const t = tokens instanceof Int32Array ? tokens.slice() : tokens;
     return this.serial(() =>
       this.native.logprobs(t, options.batch, options.seqLen, lengths, options.entropy ?? false, options.grad ?? true),

@@ -122,6 +122,10 @@ describe('HTML report', () => {
       ['format · short-cot', 30],
       ['format · long-cot', 30],
     ]);
+    // Evaluations on the accuracy plot: GRPO's at its steps, SFT's (before GRPO) at step 0.
+    const acc = html.slice(html.indexOf('Accuracy (training'), html.indexOf('</svg>', html.indexOf('Accuracy (training')));
+    expect(acc).toContain('class="series markers" data-series="eval grpo · short-cot" data-points="1"');
+    expect(acc).toContain('class="series markers" data-series="eval sft · long-cot (at 0)" data-points="1"');
     // The mid-training schedule: the stable phase and each branch's decay.
     const lr = html.slice(html.indexOf('Learning rate: midtrain'), html.indexOf('</svg>', html.indexOf('Learning rate: midtrain')));
     expect([...lr.matchAll(/data-series="([^"]+)" data-points="(\d+)"/g)].filter((m) => !m[0].includes('dots')).map((m) => m[1])).toEqual(expect.arrayContaining(['midtrain', 'midtrain · short-cot', 'midtrain · long-cot']));

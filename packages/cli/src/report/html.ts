@@ -35,13 +35,17 @@ function metricSeries(history: ReportEntry[], key: string, filter: (e: ReportEnt
   return [...by.values()];
 }
 
+// Evaluations as dots. The x axis is the trained stage's step: an evaluation of a stage that
+// has no training series here (e.g. SFT's, before GRPO) is drawn at step 0, as the start.
 function evalSeries(history: ReportEntry[], key: string): Series[] {
+  const trained = new Set(history.filter((e) => e.kind !== 'eval' && key in e.values).map((e) => e.stage));
   const by = new Map<string, Series>();
   for (const e of history) {
     if (e.kind !== 'eval' || !(key in e.values)) continue;
-    const n = `eval ${label(e.stage, e.branch)}`;
+    const own = trained.has(e.stage);
+    const n = `eval ${label(e.stage, e.branch)}${own ? '' : ' (at 0)'}`;
     if (!by.has(n)) by.set(n, { name: n, points: [], markers: true });
-    by.get(n)!.points.push([e.step, e.values[key]]);
+    by.get(n)!.points.push([own ? e.step : 0, e.values[key]]);
   }
   return [...by.values()];
 }

@@ -67,6 +67,8 @@ describe('a pipeline through the run manager', () => {
 
     // Lineage: each branch's SFT checkpoint descends from its own decay checkpoint.
     const { checkpoints } = await h.store.list({ runId });
+    // After the fork a branch's checkpoints are stored under "<run>-<branch>".
+    for (const branch of ['a', 'b']) checkpoints.push(...(await h.store.list({ runId: `${runId}-${branch}` })).checkpoints);
     const stable = checkpoints.find((c) => c.labels.phase === 'stable')!;
     for (const branch of ['a', 'b']) {
       const decay = checkpoints.find((c) => c.labels.phase === 'decay' && c.branch === branch)!;

@@ -177,7 +177,10 @@ export class RunManager {
     const { bus, store, tracer, threads, rolloutTimeoutMs } = this.deps;
     const { branch, input, inputStage } = lane;
     return {
-      runId: status.runId,
+      // After a fork each branch is addressed as "<run>-<branch>" in the store and on the bus,
+      // so one branch's rollout requests, policy versions and resumable checkpoints are never
+      // taken for another's (its metrics and status stay the run's).
+      runId: branch ? `${status.runId}-${branch}` : status.runId,
       spec,
       // Per branch, the stage's checkpoints and resumption are its own.
       stage: branch ? { ...stage, name: `${stage.name}.${branch}` } : stage,

@@ -6,6 +6,7 @@ import type { RunSpec, StageSpec } from '@temper/proto';
 import type { Logger } from '@temper/service';
 
 export interface StageContext {
+  /** The run's id; after a mid-training fork "<run>-<branch>" (see runs/manager.ts). */
   runId: string;
   spec: RunSpec;
   /**

@@ -24,11 +24,12 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
     return;
   }
   // Slices are multiples of 16 rows/columns so every slice keeps OpenBLAS's full-width kernels.
-  // Large products get four slices per thread: when another process takes a core for a while,
-  // the thread that keeps running picks up the slow one's remaining slices instead of waiting.
+  // Long dimensions get up to four slices per thread, none under 256: when another process takes
+  // a core for a while, the thread that keeps running picks up the slow one's remaining slices
+  // instead of waiting (smaller slices cost OpenBLAS efficiency, hence the floor).
   bool split_m = M >= N;
   int64_t len = split_m ? M : N, units = (len + 15) / 16;
-  if ((double)M * N * K >= 1 << 24) parts *= 4;
+  parts = std::max(parts, std::min(parts * 4, len / 256));
   parts = std::min(parts, units);
   pool.run(parts, [&](int64_t p) {
     int64_t lo = units * p / parts * 16, hi = std::min(len, units * (p + 1) / parts * 16);

@@ -76,7 +76,7 @@ export async function startStageHarness(): Promise<StageHarness> {
 
 /** A tiny model config for tests (the byte tokenizer's vocabulary is filled in by the stage). */
 export const tinyConfig = {
-  model_type: 'qwen2',
+  model_type: 'qwen2' as const,
   hidden_size: 32,
   intermediate_size: 64,
   num_hidden_layers: 1,

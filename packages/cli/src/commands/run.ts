@@ -126,7 +126,8 @@ const shown: [string, string][] = [
 
 function progressLine(stage: string, step: number, total: number, v: Record<string, number>): string {
   const width = 20;
-  const done = total ? Math.round((width * step) / total) : 0;
+  // The status (with the total) may trail the metrics by an event: never past the bar's end.
+  const done = total ? Math.min(width, Math.round((width * step) / total)) : 0;
   const bar = `[${'#'.repeat(done)}${'-'.repeat(width - done)}]`;
   const cols = shown.filter(([k]) => k in v).map(([k, label]) => `${label} ${fmt(v[k])}`);
   return `${stage} ${bar} ${step}/${total || '?'}  ${cols.join('  ')}`;

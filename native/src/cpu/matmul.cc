@@ -24,12 +24,13 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
     return;
   }
   // Slices are multiples of 16 rows/columns so every slice keeps OpenBLAS's full-width kernels.
-  // Long dimensions get up to four slices per thread, none under 256: when another process takes
+  // Long dimensions get up to four slices per thread, none under 1024: when another process takes
   // a core for a while, the thread that keeps running picks up the slow one's remaining slices
-  // instead of waiting (smaller slices cost OpenBLAS efficiency, hence the floor).
+  // instead of waiting. Each slice packs its share of the other operand again, so slices of 256
+  // rows cost ~8% of a training step when the cores are free; hence the floor.
   bool split_m = M >= N;
   int64_t len = split_m ? M : N, units = (len + 15) / 16;
-  parts = std::max(parts, std::min(parts * 4, len / 256));
+  parts = std::max(parts, std::min(parts * 4, len / 1024));
   parts = std::min(parts, units);
   pool.run(parts, [&](int64_t p) {
     int64_t lo = units * p / parts * 16, hi = std::min(len, units * (p + 1) / parts * 16);

@@ -27,7 +27,6 @@ class Buf {
   float* data() { return p_; }
   const float* data() const { return p_; }
   size_t size() const { return n_; }
-  bool empty() const { return n_ == 0; }
   float& operator[](size_t i) { return p_[i]; }
   const float& operator[](size_t i) const { return p_[i]; }
 

@@ -34,6 +34,15 @@ export interface SafetensorsContents {
   tensors: Record<string, SafetensorsTensor>;
 }
 
+/** rope_scaling: none, linear (every frequency / factor) or llama3 (Llama 3.1+ frequency bands). */
+export interface RopeScaling {
+  kind: 'none' | 'linear' | 'llama3';
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  originalMaxPositions: number;
+}
+
 /** The model shape the engine takes (lib/config.ts derives it from a Hugging Face config). */
 export interface EngineConfig {
   vocabSize: number;
@@ -45,6 +54,7 @@ export interface EngineConfig {
   headDim: number;
   maxPositions: number;
   ropeTheta: number;
+  ropeScaling: RopeScaling;
   rmsNormEps: number;
   tieWordEmbeddings: boolean;
   qkvBias: boolean;

@@ -1,5 +1,5 @@
 // Hugging Face config.json (Llama / Qwen2) -> the engine's shape, with errors naming the field.
-import type { EngineConfig } from './addon';
+import type { EngineConfig, RopeScaling } from './addon';
 
 /** A Hugging Face config.json of the Llama or Qwen2 family (known fields; others are kept as given). */
 export interface HfConfig {
@@ -33,9 +33,10 @@ function int(c: Record<string, unknown>, field: string, fallback?: number): numb
   return v;
 }
 
-function num(c: Record<string, unknown>, field: string, fallback: number): number {
+function num(c: Record<string, unknown>, field: string, fallback?: number, label = field): number {
   const v = c[field] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(field, `must be a positive number (got ${JSON.stringify(v)})`);
+  if (v === undefined) fail(label, 'is required');
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) fail(label, `must be a positive number (got ${JSON.stringify(v)})`);
   return v;
 }
 
@@ -43,6 +44,27 @@ function bool(c: Record<string, unknown>, field: string, fallback: boolean): boo
   const v = c[field] ?? fallback;
   if (typeof v !== 'boolean') fail(field, `must be true or false (got ${JSON.stringify(v)})`);
   return v;
+}
+
+function ropeScaling(raw: unknown): RopeScaling {
+  const none: RopeScaling = { kind: 'none', factor: 1, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
+  if (raw === undefined || raw === null) return none;
+  if (typeof raw !== 'object' || Array.isArray(raw)) fail('rope_scaling', 'must be an object or null');
+  const s = raw as Record<string, unknown>;
+  const type = s.rope_type ?? s.type;
+  if (type === 'default') return none;
+  if (type !== 'linear' && type !== 'llama3') {
+    fail('rope_scaling.rope_type', `${JSON.stringify(type)} is not supported (linear and llama3 are)`);
+  }
+  const factor = num(s, 'factor', undefined, 'rope_scaling.factor');
+  if (type === 'linear') return { ...none, kind: 'linear', factor };
+  return {
+    kind: 'llama3',
+    factor,
+    lowFreqFactor: num(s, 'low_freq_factor', 1, 'rope_scaling.low_freq_factor'),
+    highFreqFactor: num(s, 'high_freq_factor', 4, 'rope_scaling.high_freq_factor'),
+    originalMaxPositions: num(s, 'original_max_position_embeddings', 8192, 'rope_scaling.original_max_position_embeddings'),
+  };
 }
 
 /** Checks a Hugging Face config and derives the engine's shape from it (HF defaults where a field is absent). */
@@ -53,7 +75,6 @@ export function engineConfig(raw: unknown): EngineConfig {
   if (type !== 'llama' && type !== 'qwen2') fail('model_type', `must be "llama" or "qwen2" (got ${JSON.stringify(type)})`);
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') fail('hidden_act', `must be "silu" (got ${JSON.stringify(act)})`);
-  if (c.rope_scaling !== undefined && c.rope_scaling !== null) fail('rope_scaling', 'is not supported (only plain rotary embedding)');
   const hidden = int(c, 'hidden_size');
   const heads = int(c, 'num_attention_heads');
   const kv = int(c, 'num_key_value_heads', heads);
@@ -73,6 +94,7 @@ export function engineConfig(raw: unknown): EngineConfig {
     headDim,
     maxPositions: int(c, 'max_position_embeddings', 4096),
     ropeTheta: num(c, 'rope_theta', 10000),
+    ropeScaling: ropeScaling(c.rope_scaling),
     rmsNormEps: num(c, 'rms_norm_eps', 1e-6),
     tieWordEmbeddings: bool(c, 'tie_word_embeddings', false),
     qkvBias: type === 'qwen2' || llamaBias,

@@ -26,6 +26,17 @@ Config read_config(Napi::Env env, Napi::Object o) {
   c.max_pos = num("maxPositions");
   c.rope_theta = js::number(env, o.Get("ropeTheta"), "config.ropeTheta");
   c.eps = js::number(env, o.Get("rmsNormEps"), "config.rmsNormEps");
+  if (!o.Get("ropeScaling").IsObject()) js::type_error(env, "config.ropeScaling must be an object");
+  Napi::Object rs = o.Get("ropeScaling").As<Napi::Object>();
+  std::string kind = js::string(env, rs.Get("kind"), "config.ropeScaling.kind");
+  if (kind == "linear") c.rope_scaling.kind = RopeScaling::Linear;
+  else if (kind == "llama3") c.rope_scaling.kind = RopeScaling::Llama3;
+  else if (kind != "none") js::range_error(env, "config.ropeScaling.kind must be \"none\", \"linear\" or \"llama3\"");
+  c.rope_scaling.factor = js::number(env, rs.Get("factor"), "config.ropeScaling.factor");
+  c.rope_scaling.low_freq_factor = js::number(env, rs.Get("lowFreqFactor"), "config.ropeScaling.lowFreqFactor");
+  c.rope_scaling.high_freq_factor = js::number(env, rs.Get("highFreqFactor"), "config.ropeScaling.highFreqFactor");
+  c.rope_scaling.original_max_positions =
+      js::number(env, rs.Get("originalMaxPositions"), "config.ropeScaling.originalMaxPositions");
   c.tied = flag("tieWordEmbeddings");
   c.qkv_bias = flag("qkvBias");
   c.o_bias = flag("oBias");

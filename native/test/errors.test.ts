@@ -93,7 +93,8 @@ describe('loading refuses broken checkpoints', () => {
     await expect(Model.load(bad({ num_key_value_heads: 3 }))).rejects.toThrow(/num_key_value_heads \(3\) must divide/);
     await expect(Model.load(bad({ model_type: 'gpt2' }))).rejects.toThrow(/model_type must be "llama" or "qwen2"/);
     await expect(Model.load(bad({ hidden_size: 'big' }))).rejects.toThrow(/hidden_size must be a positive integer/);
-    await expect(Model.load(bad({ rope_scaling: { type: 'yarn' } }))).rejects.toThrow(/rope_scaling is not supported/);
+    await expect(Model.load(bad({ rope_scaling: { type: 'yarn' } }))).rejects.toThrow(/rope_scaling.rope_type "yarn" is not supported/);
+    await expect(Model.load(bad({ rope_scaling: { rope_type: 'llama3' } }))).rejects.toThrow(/rope_scaling.factor is required/);
     await expect(Model.load(bad({ vocab_size: 100 }))).rejects.toThrow(/model.embed_tokens.weight" has shape \[128, 64\] but the config needs \[100, 64\]/);
     await expect(Model.load(bad({ tie_word_embeddings: false }))).rejects.toThrow(/missing tensor "lm_head.weight"/);
     await expect(Model.load(path.join(tmp, 'nowhere'))).rejects.toThrow(/cannot read .*config.json/);

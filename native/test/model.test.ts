@@ -179,6 +179,30 @@ describe('checkpoints', () => {
     expect(Array.from(await s.forward(t, { batch: 1, seqLen: 12 }))).toEqual(Array.from(await m.forward(t, { batch: 1, seqLen: 12 })));
   });
 
+  // No reference values for scaled rotary embedding: these check the three regimes of the
+  // llama3 rule against the plain and linear cases they reduce to.
+  it('scales rotary frequencies per rope_scaling (linear, llama3)', async () => {
+    const t = tokens(60, 50);
+    const logits = async (rope_scaling: unknown) => {
+      const m = await Model.create(tinyConfig({ rope_scaling, rope_theta: 10000 }), { seed: 3 });
+      return m.forward(t, { batch: 1, seqLen: 60 });
+    };
+    const plain = await logits(null);
+    const linear = await logits({ rope_type: 'linear', factor: 4 });
+    expect(relErr(linear, plain)).toBeGreaterThan(1e-4);
+    expect(Array.from(await logits({ rope_type: 'linear', factor: 1 }))).toEqual(Array.from(plain));
+    // Every wavelength (2π .. 2π·10^4) under original/high_freq_factor: nothing changes.
+    const high = { rope_type: 'llama3', factor: 4, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1e6 };
+    expect(Array.from(await logits(high))).toEqual(Array.from(plain));
+    // Every wavelength over original/low_freq_factor: all divided by factor, as linear.
+    const low = { rope_type: 'llama3', factor: 4, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 1 };
+    expect(relErr(await logits(low), linear)).toBeLessThan(1e-6);
+    // In between, the blend lands between the two.
+    const mid = await logits({ rope_type: 'llama3', factor: 4, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 500 });
+    expect(relErr(mid, plain)).toBeGreaterThan(1e-6);
+    expect(relErr(mid, linear)).toBeGreaterThan(1e-6);
+  });
+
   it('creates the same model for the same seed', async () => {
     const a = await (await Model.create(tinyConfig(), { seed: 9 })).weights('base');
     const b = await (await Model.create(tinyConfig(), { seed: 9 })).weights('base');

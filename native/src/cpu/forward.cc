@@ -13,7 +13,7 @@ int64_t Model::pending_rows() const { return acts_ ? acts_->B * (acts_->T - 1) :
 void Model::run_forward(Activations& a) {
   const int64_t N = a.B * a.T, C = cfg.hidden, Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim,
                 F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
-  rope.ensure(cfg.rope_theta, D, a.T);
+  rope.ensure(cfg.rope_theta, D, a.T, cfg.rope_scaling);
   a.layers.resize(cfg.layers);
   // The residual stream: layer l reads x_in, writes x_mid and the next layer's x_in (x_final at the end).
   auto add = [&](Buf& out, const Buf& x, const Buf& y) {

@@ -221,7 +221,7 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
     kv.k.emplace_back((size_t)(S * kv.heads * kv.cap * kv.dim));
     kv.v.emplace_back((size_t)(S * kv.heads * kv.cap * kv.dim));
   }
-  rope.ensure(cfg.rope_theta, cfg.head_dim, kv.cap);
+  rope.ensure(cfg.rope_theta, cfg.head_dim, kv.cap, cfg.rope_scaling);
 
   std::vector<Completion> out(S);
   if (sp.max_new == 0) {

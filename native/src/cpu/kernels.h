@@ -63,12 +63,18 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
                       const float* rstd, int64_t N, int64_t C);
 
 // --- rope.cc ---
-// cos/sin of position p and frequency i at [p * D/2 + i], inv_freq_i = theta^(-2i/D).
+// The config's rope_scaling: "linear" divides every frequency by factor; "llama3" (Llama 3.1+)
+// divides the low frequencies, keeps the high ones and blends those between.
+struct RopeScaling {
+  enum Kind { None, Linear, Llama3 } kind = None;
+  double factor = 1, low_freq_factor = 1, high_freq_factor = 4, original_max_positions = 8192;
+};
+// cos/sin of position p and frequency i at [p * D/2 + i], inv_freq_i = theta^(-2i/D) (scaled).
 struct RopeTable {
   double theta = 0;
   int64_t D = 0, positions = 0;
   std::vector<float> cos, sin;
-  void ensure(double theta, int64_t D, int64_t positions);
+  void ensure(double theta, int64_t D, int64_t positions, const RopeScaling& scaling);
 };
 // x[N, heads, D] rotated in place (rotate-half layout) at positions pos[N].
 // inverse applies the transpose rotation: the backward of the forward.

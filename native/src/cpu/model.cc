@@ -41,6 +41,11 @@ void validate_config(const Config& c) {
   need(c.max_pos >= 1, "max_position_embeddings must be >= 1");
   need(c.rope_theta > 0 && std::isfinite(c.rope_theta), "rope_theta must be positive");
   need(c.eps > 0 && c.eps < 1, "rms_norm_eps must be in (0, 1)");
+  const RopeScaling& s = c.rope_scaling;
+  need(s.factor > 0 && std::isfinite(s.factor), "rope_scaling.factor must be positive");
+  need(s.kind != RopeScaling::Llama3 ||
+           (s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor && s.original_max_positions > 0),
+       "rope_scaling needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0");
   double params = (double)c.vocab * c.hidden * (c.tied ? 1 : 2) +
                   (double)c.layers * ((double)c.hidden * c.head_dim * (2 * c.heads + 2 * c.kv_heads) +
                                       3.0 * c.hidden * c.inter);

@@ -18,6 +18,7 @@ namespace temper {
 struct Config {
   int64_t vocab = 0, hidden = 0, inter = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, max_pos = 0;
   double rope_theta = 10000, eps = 1e-6;
+  RopeScaling rope_scaling;
   bool tied = false, qkv_bias = false, o_bias = false, mlp_bias = false;
 };
 

@@ -6,7 +6,24 @@ namespace temper {
 
 // Angles are formed in double: at position 4096 a float angle would already be off in the
 // fourth digit, and the reference computes them in float64.
-void RopeTable::ensure(double th, int64_t d, int64_t npos) {
+namespace {
+
+// HF's _compute_llama3_parameters, per frequency.
+double scaled(double inv, const RopeScaling& s) {
+  if (s.kind == RopeScaling::Linear) return inv / s.factor;
+  if (s.kind != RopeScaling::Llama3) return inv;
+  const double wavelen = 2 * M_PI / inv, low_wavelen = s.original_max_positions / s.low_freq_factor,
+               high_wavelen = s.original_max_positions / s.high_freq_factor;
+  if (wavelen < high_wavelen) return inv;
+  if (wavelen > low_wavelen) return inv / s.factor;
+  double smooth = (s.original_max_positions / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  return (1 - smooth) * inv / s.factor + smooth * inv;
+}
+
+}  // namespace
+
+// A model's scaling never changes, so theta and D identify its table.
+void RopeTable::ensure(double th, int64_t d, int64_t npos, const RopeScaling& scaling) {
   if (th == theta && d == D && npos <= positions) return;
   theta = th;
   D = d;
@@ -15,7 +32,7 @@ void RopeTable::ensure(double th, int64_t d, int64_t npos) {
   cos.resize(positions * half);
   sin.resize(positions * half);
   for (int64_t i = 0; i < half; i++) {
-    double inv = std::pow(theta, -2.0 * (double)i / (double)D);
+    double inv = scaled(std::pow(theta, -2.0 * (double)i / (double)D), scaling);
     for (int64_t p = 0; p < positions; p++) {
       cos[p * half + i] = (float)std::cos(p * inv);
       sin[p * half + i] = (float)std::sin(p * inv);

@@ -41,9 +41,9 @@ describe('PolicyLearner API', () => {
       code: grpc.status.INVALID_ARGUMENT,
       details: expect.stringContaining('stages[0].grpo.steps: expected an integer >= 0, got "two"'),
     });
-    await expect(client.createRun({ spec: { $case: 'specYaml', value: 'name: x\nstages:\n  - sft: {}\n' } })).rejects.toMatchObject({
+    await expect(client.createRun({ spec: { $case: 'specYaml', value: 'name: x\nstages:\n  - { name: a, sft: {} }\n  - { name: a, grpo: {} }\n' } })).rejects.toMatchObject({
       code: grpc.status.INVALID_ARGUMENT,
-      details: expect.stringContaining('stages.sft-0: this learner runs grpo stages, not sft'),
+      details: expect.stringContaining('stages[1].name: "a" is used by an earlier stage'),
     });
   });
 

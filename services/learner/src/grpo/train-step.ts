@@ -35,7 +35,7 @@ export interface GrpoStepMetrics {
 export async function referenceLogprobs(reference: Model, batch: TrainingBatch, microBatchSize: number): Promise<Float32Array[]> {
   const out: Float32Array[] = [];
   for (const mb of microBatches(batch, microBatchSize)) {
-    out.push((await reference.logprobs(mb.tokens, { batch: mb.n, seqLen: mb.seqLen, lengths: mb.lengths })).logprobs);
+    out.push((await reference.logprobs(mb.tokens, { batch: mb.n, seqLen: mb.seqLen, lengths: mb.lengths, grad: false })).logprobs);
   }
   return out;
 }

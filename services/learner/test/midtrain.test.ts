@@ -139,6 +139,38 @@ describe('mid-training', () => {
     expect(web / (web + instr)).toBeLessThan(0.78);
   });
 
+  it('continues a phase cut short from its last progress checkpoint, to the same weights', async () => {
+    const resumable = runSpecFromYaml(yaml.replace('stable_tokens: 640', 'stable_tokens: 640\n      save_every: 3'));
+    const stageR = resumable.stages[0];
+    const midR = (stageR.kind as { value: MidTrainStage }).value;
+    const weights = async (runId: string, branch: string) => {
+      const c = (await h.store.list({ runId })).checkpoints.find((m) => m.branch === branch && m.labels.final === 'true')!;
+      return c.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    };
+    // Uninterrupted.
+    const whole = h.context(resumable, stageR);
+    await runMidTrainStage(whole, midR);
+    // Stopped during step 8 of the stable phase (progress saved after steps 3 and 6) ...
+    const cut = h.context(resumable, stageR);
+    const stop = new AbortController();
+    cut.signal = stop.signal;
+    const emit = cut.emitMetrics;
+    cut.emitMetrics = async (step, total, values, options) => {
+      await emit(step, total, values, options);
+      if (step === 7) stop.abort();
+    };
+    await expect(runMidTrainStage(cut, midR)).rejects.toThrow('cancelled');
+    const progress = (await h.store.list({ runId: cut.runId })).checkpoints.filter((c) => c.labels.progress === 'true').map((c) => c.step);
+    expect(progress.sort()).toEqual([3, 6]);
+    // ... and started again: it trains from step 7 on and ends where the uninterrupted run did.
+    const resumed = h.context(resumable, stageR, { runId: cut.runId });
+    await runMidTrainStage(resumed, midR);
+    expect(resumed.metrics.filter((m) => m.options.branch === undefined).map((m) => m.step)).toEqual([7, 8, 9, 10]);
+    expect(resumed.metrics.find((m) => m.step === 7)!.values.loss).toBe(cut.metrics.find((m) => m.step === 7)!.values.loss);
+    expect(await weights(cut.runId, 'mid')).toBe(await weights(whole.runId, 'mid'));
+    expect(await weights(cut.runId, 'short')).toBe(await weights(whole.runId, 'short'));
+  });
+
   it('refuses a schedule other than warmup_stable_decay and branches without a budget', () => {
     const bad = runSpecFromYaml(yaml.replace('schedule: { warmup_steps: 2', 'schedule: { kind: cosine, warmup_steps: 2'));
     expect(() => midTrainPlan((bad.stages[0].kind as { value: MidTrainStage }).value)).toThrow(/warmup_stable_decay/);

@@ -8,13 +8,13 @@
 // it run once per branch (runs/manager.ts). Without branches the decay (schedule.decay_steps,
 // if any) follows the stable phase on the stage's mixture and the stage ends in one checkpoint.
 //
-// Resumption is by phase: a phase whose checkpoint (labels.final = "true") is in the store is
-// not trained again.
+// Resumption: a phase whose checkpoint (labels.final = "true") is in the store is not trained
+// again; a phase cut short continues from its newest progress checkpoint (save_every).
 import { learningRate, Schedule } from '@temper/algorithms';
 import type { Model } from '@temper/native';
 import { CheckpointManifest, DataMixture, MidTrainStage, ScheduleKind } from '@temper/proto';
-import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
+import { loadCheckpoint, saveCheckpoint } from '../checkpoints';
 import { packedBatches, tokenShares } from '../data/packed-batches';
 import { crossEntropyBackward, inputModel, optimizerFrom } from '../data/training';
 import { StageContext, StageResult } from './context';
@@ -38,6 +38,7 @@ export interface MidTrainPlan {
   /** Decay branches; without branches in the spec, one unnamed decay phase (when it has steps). */
   decays: MidTrainPhase[];
   forks: boolean;
+  packing: 'split' | 'truncate';
 }
 
 const steps = (tokens: number, perStep: number) => Math.ceil(tokens / perStep);
@@ -85,73 +86,134 @@ export function midTrainPlan(spec: MidTrainStage): MidTrainPlan {
     const n = Number(s!.decaySteps);
     decays.push({ name: '', mixture, from: stableSteps, to: stableSteps + n, schedule: { ...base, decaySteps: n } });
   }
-  return { seqLen, batchSize, tokensPerStep, stable, decays, forks };
+  if (spec.packing && spec.packing !== 'split' && spec.packing !== 'truncate') throw new Error(`mid-training packing must be "split" or "truncate", not "${spec.packing}"`);
+  return { seqLen, batchSize, tokensPerStep, stable, decays, forks, packing: spec.packing === 'truncate' ? 'truncate' : 'split' };
 }
 
 export async function runMidTrainStage(ctx: StageContext, spec: MidTrainStage): Promise<StageResult> {
   const plan = midTrainPlan(spec);
-  const stageName = ctx.stage.name;
   const seed = Number(ctx.spec.seed);
   const optimizer = optimizerFrom(spec.optimizer, { lr: 1e-3, weightDecay: 0.1 });
+  const saveEvery = spec.saveEvery;
 
   // 1. The stable phase, unless a finished one is in the store.
-  let stableId: string;
-  let stableTokens = 0;
-  const stableDone = await findPhase(ctx, stableBranch(ctx), 'stable');
-  if (stableDone) {
-    stableId = stableDone.id;
-    stableTokens = stableDone.tokensSeen;
-    ctx.log.info('mid-training: stable phase already done', { checkpoint: stableId });
-  } else {
-    const { model, tokenizer } = await inputModel(ctx);
-    stableTokens = await trainPhase(ctx, model, createTokenizer(tokenizer), plan, plan.stable, optimizer, `${seed}:stable`, 0);
+  let stable = await findPhase(ctx, stableBranch(ctx), 'stable');
+  if (stable) ctx.log.info('mid-training: stable phase already done', { checkpoint: stable.id });
+  else {
+    stable = await runPhase(ctx, plan, plan.stable, {
+      kind: 'stable',
+      branch: stableBranch(ctx),
+      parentId: ctx.input ?? '',
+      tokensBefore: 0,
+      seed: `${seed}:stable`,
+      optimizer,
+      saveEvery,
+      start: () => inputModel(ctx),
+    });
+  }
+  const stableId = stable.id;
+  if (plan.decays.length === 0) return { checkpointId: stableId };
+
+  // 2. Each decay phase from the stable checkpoint (weights and optimizer state).
+  const outputs: { name: string; checkpointId: string }[] = [];
+  for (const phase of plan.decays) {
+    const branch = phase.name || stableBranch(ctx);
+    let done = await findPhase(ctx, branch, 'decay', stableId);
+    if (!done) {
+      done = await runPhase(ctx, plan, phase, {
+        kind: 'decay',
+        branch,
+        parentId: stableId,
+        tokensBefore: Number(stable.tokensSeen),
+        seed: `${seed}:decay:${phase.name}`,
+        optimizer,
+        saveEvery,
+        start: async () => {
+          const loaded = await loadCheckpoint(ctx.store, stableId, { threads: ctx.threads, optimizer: true });
+          return { model: loaded.model, tokenizer: loaded.tokenizer ?? { kind: 'byte' } };
+        },
+      });
+    }
+    outputs.push({ name: phase.name, checkpointId: done.id });
+  }
+  if (!plan.forks) return { checkpointId: outputs[0].checkpointId };
+  return { checkpointId: stableId, branches: outputs };
+}
+
+interface PhaseRun {
+  kind: 'stable' | 'decay';
+  branch: string;
+  /** The phase's checkpoints are children of this one (the input, or the stable checkpoint). */
+  parentId: string;
+  tokensBefore: number;
+  seed: string;
+  optimizer: ReturnType<typeof optimizerFrom>;
+  saveEvery: number;
+  start(): Promise<{ model: Model; tokenizer: TokenizerSpec }>;
+}
+
+/**
+ * Trains a phase from its start, or from its newest progress checkpoint (save_every), and saves
+ * its final checkpoint (with the optimizer state and position, which branches continue from).
+ */
+async function runPhase(ctx: StageContext, plan: MidTrainPlan, phase: MidTrainPhase, run: PhaseRun): Promise<CheckpointManifest> {
+  const save = async (model: Model, tokenizer: TokenizerSpec, step: number, tokensSeen: number, final: boolean) => {
     const manifest = await saveCheckpoint(ctx.store, ctx.bus, model, {
       tokenizer,
       manifest: {
         runId: ctx.runId,
-        stage: stageName,
-        step: plan.stable.to,
-        tokensSeen: stableTokens,
-        branch: stableBranch(ctx),
-        parentId: ctx.input ?? '',
-        labels: { phase: 'stable', final: 'true' },
+        stage: ctx.stage.name,
+        step,
+        tokensSeen,
+        branch: run.branch,
+        parentId: run.parentId,
+        labels: final ? { phase: run.kind, final: 'true' } : { phase: run.kind, progress: 'true' },
       },
-      runState: runState(ctx, plan.stable.to, stableTokens),
-    });
-    stableId = manifest.id;
-    await ctx.emitCheckpoint(stableId);
-  }
-  if (plan.decays.length === 0) return { checkpointId: stableId };
-
-  // 2. Each decay phase from the stable checkpoint.
-  const outputs: { name: string; checkpointId: string }[] = [];
-  for (const phase of plan.decays) {
-    const branch = phase.name || stableBranch(ctx);
-    const done = await findPhase(ctx, branch, 'decay', stableId);
-    if (done) {
-      outputs.push({ name: phase.name, checkpointId: done.id });
-      continue;
-    }
-    const loaded = await loadCheckpoint(ctx.store, stableId, { threads: ctx.threads, optimizer: true });
-    const tokenizer: TokenizerSpec = loaded.tokenizer ?? { kind: 'byte' };
-    const tokens = await trainPhase(ctx, loaded.model, createTokenizer(tokenizer), plan, phase, optimizer, `${seed}:decay:${phase.name}`, stableTokens);
-    const manifest = await saveCheckpoint(ctx.store, ctx.bus, loaded.model, {
-      tokenizer,
-      manifest: {
-        runId: ctx.runId,
-        stage: stageName,
-        step: phase.to,
-        tokensSeen: stableTokens + tokens,
-        branch,
-        parentId: stableId,
-        labels: { phase: 'decay', final: 'true' },
-      },
+      runState: { runId: ctx.runId, stage: ctx.stage.name, step, policyVersion: 0, dataCursor: step - phase.from, attempt: 0, tokensSeen },
     });
     await ctx.emitCheckpoint(manifest.id);
-    outputs.push({ name: phase.name, checkpointId: manifest.id });
+    return manifest;
+  };
+  const { checkpoints } = await ctx.store.list({ runId: ctx.runId, stage: ctx.stage.name });
+  const progress = checkpoints
+    .filter((c) => c.branch === run.branch && c.parentId === run.parentId && c.labels.phase === run.kind && c.labels.progress === 'true')
+    .sort((a, b) => b.step - a.step)[0];
+  let model: Model;
+  let tokenizerSpec: TokenizerSpec;
+  let from = phase.from;
+  let tokens = 0;
+  if (progress) {
+    const loaded = await loadCheckpoint(ctx.store, progress.id, { threads: ctx.threads, optimizer: true });
+    model = loaded.model;
+    tokenizerSpec = loaded.tokenizer ?? { kind: 'byte' };
+    from = Number(progress.step);
+    tokens = Number(progress.tokensSeen) - run.tokensBefore;
+    ctx.log.info('mid-training: resuming phase', { phase: phase.name || 'decay', step: from, checkpoint: progress.id });
+  } else {
+    ({ model, tokenizer: tokenizerSpec } = await run.start());
   }
-  if (!plan.forks) return { checkpointId: outputs[0].checkpointId };
-  return { checkpointId: stableId, branches: outputs };
+  const tokenizer = createTokenizer(tokenizerSpec);
+  const stream = packedBatches(phase.mixture.sources, tokenizer, { seqLen: plan.seqLen, batchSize: plan.batchSize, seed: run.seed, policy: plan.packing });
+  // The data stream is a function of its seed: skip what the phase had already trained on.
+  for (let s = phase.from; s < from; s++) stream.next();
+  const branch = run.kind === 'stable' ? undefined : phase.name || undefined;
+  ctx.log.info('mid-training phase starting', { phase: phase.name || 'decay', from, to: phase.to });
+  for (let step = from; step < phase.to; step++) {
+    if (ctx.signal.aborted) throw new Error('cancelled');
+    const t0 = performance.now();
+    const batch = stream.next();
+    const lr = learningRate(step, phase.schedule);
+    const { loss, targets } = await crossEntropyBackward(model, batch);
+    const gradNorm = await model.step({ ...run.optimizer, lr });
+    tokens += targets;
+    const seconds = (performance.now() - t0) / 1000;
+    const values: Record<string, number> = { loss, lr, grad_norm: gradNorm, 'tokens_per_s/train': (batch.batch * batch.seqLen) / seconds, tokens_seen: run.tokensBefore + tokens };
+    for (const [source, share] of Object.entries(tokenShares(stream.stats))) values[`mix/${source}`] = share;
+    await ctx.emitMetrics(step + 1, phase.to, values, branch ? { branch } : {});
+    const done = step + 1 - phase.from;
+    if (run.saveEvery > 0 && done % run.saveEvery === 0 && step + 1 < phase.to) await save(model, tokenizerSpec, step + 1, run.tokensBefore + tokens, false);
+  }
+  return save(model, tokenizerSpec, phase.to, run.tokensBefore + tokens, true);
 }
 
 // The stable checkpoint carries the lane's branch ('' before any fork: the stage's name).
@@ -159,43 +221,8 @@ function stableBranch(ctx: StageContext): string {
   return ctx.branch || ctx.stage.name;
 }
 
-function runState(ctx: StageContext, step: number, tokensSeen: number): RunState {
-  return { runId: ctx.runId, stage: ctx.stage.name, step, policyVersion: 0, dataCursor: 0, attempt: 0, tokensSeen };
-}
-
 // A phase's checkpoint is saved when the phase has finished: finding it means it is done.
 async function findPhase(ctx: StageContext, branch: string, phase: 'stable' | 'decay', parentId?: string): Promise<CheckpointManifest | undefined> {
   const { checkpoints } = await ctx.store.list({ runId: ctx.runId, stage: ctx.stage.name });
   return checkpoints.find((c) => c.branch === branch && c.labels.phase === phase && c.labels.final === 'true' && (parentId === undefined || c.parentId === parentId));
-}
-
-/** Trains one phase; returns the target tokens trained on. */
-async function trainPhase(
-  ctx: StageContext,
-  model: Model,
-  tokenizer: Tokenizer,
-  plan: MidTrainPlan,
-  phase: MidTrainPhase,
-  optimizer: ReturnType<typeof optimizerFrom>,
-  seed: string,
-  tokensBefore: number,
-): Promise<number> {
-  const stream = packedBatches(phase.mixture.sources, tokenizer, { seqLen: plan.seqLen, batchSize: plan.batchSize, seed });
-  const branch = phase.name === 'stable' ? undefined : phase.name || undefined;
-  let tokens = 0;
-  ctx.log.info('mid-training phase starting', { phase: phase.name || 'decay', from: phase.from, to: phase.to });
-  for (let step = phase.from; step < phase.to; step++) {
-    if (ctx.signal.aborted) throw new Error('cancelled');
-    const t0 = performance.now();
-    const batch = stream.next();
-    const lr = learningRate(step, phase.schedule);
-    const { loss, targets } = await crossEntropyBackward(model, batch);
-    const gradNorm = await model.step({ ...optimizer, lr });
-    tokens += targets;
-    const seconds = (performance.now() - t0) / 1000;
-    const values: Record<string, number> = { loss, lr, grad_norm: gradNorm, 'tokens_per_s/train': (batch.batch * batch.seqLen) / seconds, tokens_seen: tokensBefore + tokens };
-    for (const [source, share] of Object.entries(tokenShares(stream.stats))) values[`mix/${source}`] = share;
-    await ctx.emitMetrics(step + 1, phase.to, values, branch ? { branch } : {});
-  }
-  return tokens;
 }

@@ -12,7 +12,7 @@ import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
 import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
 
-const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12) => `
+const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12, maxPolicyLag = 0) => `
 name: ${name}
 seed: 7
 model:
@@ -29,6 +29,7 @@ stages:
       prompts_per_step: 2
       group_size: 4
       save_every: ${saveEvery}
+      max_policy_lag: ${maxPolicyLag}
       task: { uri: "builtin:arithmetic", fields: { difficulty: "1" } }
       sampling: { temperature: 1.0, max_new_tokens: ${maxNewTokens} }
       optimizer: { lr: 0.003 }
@@ -128,6 +129,21 @@ describe('the GRPO loop across services', () => {
     }, 30000);
     const step = spans.find((s) => s.service === 'learner' && s.name === 'grpo.step' && new Set(spans.filter((x) => x.traceId === s.traceId).map((x) => x.service)).size >= 4)!;
     expect(new Set(spans.filter((s) => s.traceId === step.traceId).map((s) => s.service))).toEqual(new Set(['learner', 'generator', 'scorer', 'checkpoint-store']));
+  });
+
+  it('runs asynchronously with a bounded policy lag: sampling for the next step overlaps training', async () => {
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('async', 4, 4, 24, 1) } });
+    const followed = await follow(learner, run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    expect(followed.steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
+    for (const s of followed.steps) {
+      expect(s.values.groups).toBe(2);
+      expect(s.values.policy_lag).toBeLessThanOrEqual(1);
+      expect(s.values.stale_groups).toEqual(expect.any(Number));
+    }
+    // Groups for step 2 were asked for while step 1 trained, so some were sampled a version back.
+    expect(Math.max(...followed.steps.slice(1).map((s) => s.values.policy_lag))).toBeGreaterThan(0);
   });
 
   it('resumes a run after the learner is killed, with no step lost or done twice', async () => {

@@ -1,16 +1,22 @@
 // The GRPO stage, distributed: each step asks the generators for G completions of P prompts,
 // waits for the scorers' rewards, trains on the groups, and publishes the new weights as the
 // next policy version for the generators to pick up.
+//
+// Synchronous (max_policy_lag 0): a step's groups are sampled by the policy being trained.
+// Asynchronous (max_policy_lag k): the groups of the next k steps are asked for ahead, so
+// sampling overlaps training; a group sampled more than k versions back is dropped, counted
+// and asked for again.
 import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@temper/algorithms';
 import { HfConfig, Model } from '@temper/native';
-import { FinishReason, GrpoStage, RolloutRequest, ScoredGroup } from '@temper/proto';
+import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
-import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
+import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import { announcePolicy, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
-import { openPrompts, PromptItem } from '../prompts';
+import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
-import { grpoDefaults, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
+import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
+import { GroupRequests } from '../grpo/requests';
 import { StageContext, StageResult } from './context';
 
 export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Promise<StageResult> {
@@ -27,17 +33,25 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   const prompts = openPrompts(g.task!, Number(ctx.spec.seed), state.dataCursor);
   const exchange = new RolloutExchange(ctx.bus, ctx.runId, state.attempt, ctx.log);
   await exchange.start();
+  const requests = new GroupRequests(ctx, exchange, g, tokenizer, prompts, state.attempt);
+  const firstGroups = new Map<number, number[]>();
+  let requestedThrough = state.step;
   let lastCheckpoint = setup.lastCheckpointId;
-  ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion });
+  const branch = ctx.branch || stageName;
+  ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
   try {
     while (state.step < g.steps) {
       if (ctx.signal.aborted) throw new Error('cancelled');
       const step = state.step + 1;
       const stepStart = performance.now();
       const outcome = await withSpan(ctx.tracer, 'grpo.step', { kind: SpanKind.INTERNAL, attributes: { 'temper.run_id': ctx.runId, 'temper.step': step } }, async () => {
-        // 1. Rollouts: P groups of G, scored; refilled when dynamic sampling drops flat groups.
-        const items: PromptItem[] = [];
-        const groups = await collectGroups(ctx, exchange, g, step, state, tokenizer, prompts, items);
+        // 1. Rollouts: this step's groups (and, asynchronously, the next steps'), scored.
+        while (requestedThrough < Math.min(g.steps, step + g.maxPolicyLag)) {
+          requestedThrough++;
+          firstGroups.set(requestedThrough, await requests.request(requestedThrough, g.promptsPerStep, state.policyVersion));
+        }
+        const rollouts = await collectStep(ctx, exchange, requests, g, step, firstGroups.get(step)!, state.policyVersion);
+        const groups = rollouts.kept;
         const waited = performance.now() - stepStart;
         // 2. Learn.
         const learnStart = performance.now();
@@ -56,18 +70,20 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         const learnMs = performance.now() - learnStart;
         // 3. Publish the new policy; a full checkpoint (optimizer, run state) every save_every steps.
         const syncStart = performance.now();
-        const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: prompts.cursor, tokensSeen: state.tokensSeen + batch.maskedTokens };
+        const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: requests.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
         const full = step % g.saveEvery === 0 || step === g.steps;
         const manifest = await saveCheckpoint(ctx.store, ctx.bus, model, {
           tokenizer: tokenizerSpec,
-          manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch: ctx.stage.name, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
+          manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
           runState: full ? next : undefined,
           policyVersion: next.policyVersion,
         });
         const syncMs = performance.now() - syncStart;
-        return { groups, batch, train, lr, waited, learnMs, syncMs, next, manifest };
+        return { groups, stale: rollouts.stale, flat: rollouts.flat, batch, train, lr, waited, learnMs, syncMs, next, manifest };
       });
       exchange.commit(step);
+      requests.done(step);
+      firstGroups.delete(step);
       state = outcome.next;
       lastCheckpoint = outcome.manifest.id;
       const stepMs = performance.now() - stepStart;
@@ -119,7 +135,7 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
   const state: RunState = { runId: ctx.runId, stage, step: 0, policyVersion: 1, dataCursor: 0, attempt: 0, tokensSeen: 0 };
   const initial = await saveCheckpoint(ctx.store, ctx.bus, model, {
     tokenizer: tokenizerSpec,
-    manifest: { runId: ctx.runId, stage, step: 0, branch: stage, parentId: ctx.input ?? '', labels: { kind: 'resumable', role: 'reference' } },
+    manifest: { runId: ctx.runId, stage, step: 0, branch: ctx.branch || stage, parentId: ctx.input ?? '', labels: { kind: 'resumable', role: 'reference' } },
     runState: state,
     policyVersion: state.policyVersion,
   });
@@ -138,46 +154,39 @@ function tokenizerFromSpec(ctx: StageContext): TokenizerSpec {
   return t === 'bytes' || t === 'byte' ? { kind: 'byte' } : { kind: 'huggingface', path: t };
 }
 
-async function collectGroups(
+// The step's scored groups, waiting for those asked for; groups sampled too many versions
+// back, and with dynamic sampling groups whose rewards are all equal, are replaced by new ones
+// (a few rounds at most).
+async function collectStep(
   ctx: StageContext,
   exchange: RolloutExchange,
-  g: ReturnType<typeof grpoDefaults>,
+  requests: GroupRequests,
+  g: GrpoSettings,
   step: number,
-  state: RunState,
-  tokenizer: Tokenizer,
-  prompts: ReturnType<typeof openPrompts>,
-  items: PromptItem[],
-): Promise<ScoredGroup[]> {
+  first: number[],
+  policyVersion: number,
+): Promise<{ kept: ScoredGroup[]; stale: number; flat: number }> {
   const kept: ScoredGroup[] = [];
-  let next = 0;
-  // Dynamic sampling asks for more groups while flat ones are dropped, up to three rounds.
-  for (let round = 0; round < (g.dynamicSampling ? 3 : 1) && kept.length < g.promptsPerStep; round++) {
-    const want = g.promptsPerStep - kept.length;
-    const indices = Array.from({ length: want }, (_, i) => next + i);
-    next += want;
-    const requests = indices.map((groupIndex) => {
-      const item = prompts.next();
-      items.push(item);
-      const text = tokenizer.applyChatTemplate([{ role: 'user', content: item.prompt }], { addGenerationPrompt: true });
-      return RolloutRequest.fromPartial({
-        key: { runId: ctx.runId, step, groupIndex, attempt: state.attempt },
-        prompt: { text, tokenIds: Array.from(tokenizer.encode(text)) },
-        reference: item.reference,
-        sampling: { ...g.sampling, n: g.groupSize, stopTokenIds: tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [] },
-        minPolicyVersion: state.policyVersion,
-        reward: ctx.spec.reward,
-      });
-    });
-    await exchange.request(requests);
-    const groups = await exchange.collect(step, indices, ctx.rolloutTimeoutMs, ctx.signal);
-    for (const sg of groups) {
+  let stale = 0;
+  let flat = 0;
+  let indices = first;
+  for (let round = 0; ; round++) {
+    let missing = 0;
+    for (const sg of await exchange.collect(step, indices, ctx.rolloutTimeoutMs, ctx.signal)) {
       const rewards = sg.rewards.map((r) => r.total);
-      const flat = rewards.every((r) => r === rewards[0]);
-      if (!g.dynamicSampling || !flat) kept.push(sg);
+      if (policyVersion - (sg.group?.policyVersion ?? 0) > g.maxPolicyLag) {
+        stale++;
+        missing++;
+      } else if (g.dynamicSampling && rewards.every((r) => r === rewards[0])) {
+        flat++;
+        missing++;
+      } else {
+        kept.push(sg);
+      }
     }
-    if (!g.dynamicSampling) return groups;
+    if (missing === 0 || round === 3) return { kept, stale, flat };
+    indices = await requests.request(step, missing, policyVersion);
   }
-  return kept;
 }
 
 function toPromptGroup(sg: ScoredGroup): ScoredPromptGroup {
@@ -195,6 +204,9 @@ function toPromptGroup(sg: ScoredGroup): ScoredPromptGroup {
 
 interface StepOutcome {
   groups: ScoredGroup[];
+  /** Groups dropped for being sampled too many versions back, or (dynamic sampling) flat. */
+  stale: number;
+  flat: number;
   batch: { n: number; maskedTokens: number; stats: { degenerateGroups: number; overlongCompletions: number } };
   train: Awaited<ReturnType<typeof grpoStep>> | null;
   lr: number;
@@ -213,7 +225,8 @@ function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
     'reward/total': mean(rewards.map((r) => r.total)),
     response_length: mean(completions.map((c) => c.tokenIds.length)),
     groups: o.groups.length,
-    degenerate_groups: o.batch.stats.degenerateGroups,
+    degenerate_groups: o.batch.stats.degenerateGroups + o.flat,
+    stale_groups: o.stale,
     overlong_completions: o.batch.stats.overlongCompletions,
     lr: o.lr,
     policy_version: o.next.policyVersion,
@@ -226,6 +239,7 @@ function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
     'time/learn_s': o.learnMs / 1000,
     'time/sync_s': o.syncMs / 1000,
     'tokens_per_s/train': o.batch.maskedTokens / Math.max(1e-9, o.learnMs / 1000),
+    'tokens_per_s/generate': sum(completions.map((c) => c.tokenIds.length)) / Math.max(1e-9, sum(o.groups.map((g) => g.group?.generateSeconds ?? 0))),
   };
   for (const name of new Set(rewards.flatMap((r) => Object.keys(r.components)))) {
     values[`reward/${name}`] = mean(rewards.map((r) => r.components[name] ?? 0));

@@ -3,11 +3,13 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { serviceNames } from '@temper/proto';
-import { checkHealth } from '@temper/service';
+import { freePort, startNatsServer } from '@temper/bus';
+import { checkHealth, waitForServing } from '@temper/service';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { LocalStack, serviceEntry, startLocalStack } from '../packages/cli/src/local-stack';
 
 describe('the four services', () => {
   let stack: LocalStack;
@@ -53,3 +55,26 @@ async function listByReflection(address: string): Promise<string[]> {
     client.close();
   }
 }
+
+describe('service metrics', () => {
+  it('serves Prometheus metrics, gRPC calls counted, when TEMPER_METRICS_ADDR is set', async () => {
+    const nats = await startNatsServer();
+    const [grpcPort, metricsPort] = [await freePort(), await freePort()];
+    const child = spawn(process.execPath, [serviceEntry('scorer')], {
+      env: { ...process.env, NATS_URL: nats.url, TEMPER_SCORER_ADDR: `127.0.0.1:${grpcPort}`, TEMPER_METRICS_ADDR: `127.0.0.1:${metricsPort}` },
+      stdio: 'ignore',
+    });
+    try {
+      await waitForServing(`127.0.0.1:${grpcPort}`);
+      await checkHealth(`127.0.0.1:${grpcPort}`);
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toMatch(/^temper_grpc_server_handled_total\{method="\/grpc.health.v1.Health\/Check",code="OK"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^process_resident_memory_bytes \d+$/m);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+      await nats.stop();
+    }
+  });
+});

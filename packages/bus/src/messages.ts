@@ -6,7 +6,7 @@
 import { JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, MsgHdrs } from '@nats-io/transport-node';
 import { Context, context } from '@opentelemetry/api';
-import { contextFromHeaders, traceHeaders } from '@temper/telemetry';
+import { contextFromHeaders, counter, traceHeaders } from '@temper/telemetry';
 
 /** What ts-proto generates for every message. */
 export interface MessageType<T> {
@@ -37,6 +37,8 @@ export async function publishMessage<T>(
   const ack = await js.publish(subject, type.encode(message).finish(), { msgID: opts.msgId, headers: hdrs });
   return { seq: ack.seq, duplicate: ack.duplicate };
 }
+
+const consumed = counter('temper_jetstream_messages_total', 'JetStream messages handled, by stream, consumer and outcome.');
 
 export interface Delivery<T> {
   message: T;
@@ -82,6 +84,7 @@ export async function consumeMessages<T>(
       } catch (err) {
         opts.onError?.(err, m);
         m.term(`undecodable: ${String(err)}`);
+        consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'undecodable' });
         continue;
       }
       try {
@@ -91,9 +94,11 @@ export async function consumeMessages<T>(
           handler({ message, subject: m.subject, headers, context: ctx, deliveryCount: m.info.deliveryCount, raw: m }),
         );
         if (!opts.manualAck) m.ack();
+        consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'handled' });
       } catch (err) {
         opts.onError?.(err, m);
         m.nak(opts.retryDelayMs ?? 1000);
+        consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'failed' });
       }
     }
   })();

@@ -6,6 +6,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { descriptorSetPath } from '@temper/proto';
 import * as fs from 'node:fs';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { counter } from '@temper/telemetry';
 
 export interface ServiceBinding {
   /** Fully qualified name, e.g. temper.v1.RewardScorer (what health and reflection report). */
@@ -37,6 +38,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxBytes,
     'grpc.max_send_message_length': maxBytes,
+    interceptors: [countCalls],
   });
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
@@ -71,6 +73,17 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
     },
   };
 }
+
+const handled = counter('temper_grpc_server_handled_total', 'gRPC calls finished, by method and status code.');
+
+// Counts every finished call by method and status (health checks and reflection included).
+const countCalls: grpc.ServerInterceptor = (method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    sendStatus: (status, next) => {
+      handled.inc({ method: method.path, code: grpc.status[status.code] ?? String(status.code) });
+      next(status);
+    },
+  });
 
 let cachedReflection: protoLoader.PackageDefinition | undefined;
 

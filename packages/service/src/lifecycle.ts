@@ -1,5 +1,6 @@
 // A service process's life: read its settings from the environment, start, and on
 // SIGINT/SIGTERM stop everything it started, in reverse order, once.
+import { serveMetricsFromEnv } from '@temper/telemetry';
 import type { Logger } from './log';
 import { addressEnvVar, defaultPorts, ServiceName } from './ports';
 
@@ -22,7 +23,8 @@ export type Stopper = () => Promise<void> | void;
 
 /**
  * Runs `start`, which returns the stoppers of what it started; on a signal they run in
- * reverse order and the process exits. A failed start logs and exits non-zero.
+ * reverse order and the process exits. A failed start logs and exits non-zero. Prometheus
+ * metrics are served on TEMPER_METRICS_ADDR when it is set.
  */
 export function runService(log: Logger, start: () => Promise<Stopper[]>): void {
   let stoppers: Stopper[] = [];
@@ -42,9 +44,9 @@ export function runService(log: Logger, start: () => Promise<Stopper[]>): void {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  start().then(
-    (s) => {
-      stoppers = s;
+  Promise.all([serveMetricsFromEnv(), start()]).then(
+    ([stopMetrics, s]) => {
+      stoppers = [stopMetrics, ...s];
     },
     (err) => {
       log.error('failed to start', { err });

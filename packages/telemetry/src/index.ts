@@ -1,3 +1,4 @@
 export * from './propagation';
 export * from './spans';
 export * from './tracing';
+export * from './metrics';

@@ -117,15 +117,7 @@ export function buildTrainingBatch(groups: ScoredPromptGroup[], opts: BatchOptio
   };
 }
 
-export interface MicroBatch {
-  n: number;
-  seqLen: number;
-  tokens: Int32Array;
-  lengths: Int32Array;
-  mask: Float32Array;
-  oldLogprobs: Float32Array;
-  advantages: Float64Array;
-}
+export type MicroBatch = Pick<TrainingBatch, 'n' | 'seqLen' | 'tokens' | 'lengths' | 'mask' | 'oldLogprobs' | 'advantages'>;
 
 /** Consecutive slices of at most `size` sequences (views, no copies). */
 export function microBatches(b: TrainingBatch, size: number): MicroBatch[] {

@@ -6,9 +6,8 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { freePort } from '../../packages/bus/src/nats-server';
+import { freePort, NatsServer, startNatsServer } from '../../packages/bus/src/nats-server';
 import { waitForServing } from '../../packages/service/src/health-client';
-import { testNatsUrl } from '../harness/nats';
 import { repoRoot } from './helm-bin';
 
 const read = (p: string) => fs.readFileSync(path.join(repoRoot, p), 'utf8');
@@ -107,9 +106,13 @@ describe('building all images with one command', () => {
 describe('the staged run-time tree', () => {
   const out = path.join(repoRoot, 'test-artifacts', `stage-${process.pid}`);
   let child: ChildProcess | undefined;
+  // A nats-server of its own: a scorer's consumer on the rollouts work queue would clash with
+  // the consumers other suites make on the shared one.
+  let nats: NatsServer | undefined;
 
-  afterAll(() => {
+  afterAll(async () => {
     child?.kill('SIGKILL');
+    await nats?.stop();
     fs.rmSync(out, { recursive: true, force: true });
   });
 
@@ -127,9 +130,10 @@ describe('the staged run-time tree', () => {
     expect(fs.existsSync(path.join(out, 'services', 'scorer', 'src'))).toBe(false);
 
     const address = `127.0.0.1:${await freePort()}`;
+    nats = await startNatsServer();
     child = spawn(process.execPath, ['services/scorer/dist/main.js'], {
       cwd: out,
-      env: { PATH: process.env.PATH, HOME: out, NATS_URL: testNatsUrl(), TEMPER_GRPC_ADDR: address },
+      env: { PATH: process.env.PATH, HOME: out, NATS_URL: nats.url, TEMPER_GRPC_ADDR: address },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -5,9 +5,8 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../../bus/src/nats-server';
+import { freePort, NatsServer, startNatsServer } from '../../bus/src/nats-server';
 import { waitForServing } from '../../service/src/health-client';
-import { testNatsUrl } from '../../../test/harness/nats';
 import { loadFixture, ReplayServer, startReplay, writeKubeconfig } from './k8s-replay';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -188,17 +187,21 @@ describe('temper k8s submit', () => {
   let learner: ChildProcess | undefined;
   let learnerPort: number;
   let work: string;
-  afterAll(() => {
+  // A nats-server of its own: a learner resumes every unfinished run it finds on its NATS.
+  let nats: NatsServer | undefined;
+  afterAll(async () => {
     learner?.kill('SIGKILL');
+    await nats?.stop();
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-submit-'));
     learnerPort = await freePort();
+    nats = await startNatsServer();
     const address = `127.0.0.1:${learnerPort}`;
     learner = spawn(process.execPath, [path.join(repoRoot, 'services', 'learner', 'dist', 'main.js')], {
-      env: { PATH: process.env.PATH, HOME: work, NATS_URL: testNatsUrl(), TEMPER_GRPC_ADDR: address, TEMPER_CHECKPOINT_STORE_ADDR: `127.0.0.1:${await freePort()}`, TEMPER_ENGINE_THREADS: '1' },
+      env: { PATH: process.env.PATH, HOME: work, NATS_URL: nats.url, TEMPER_GRPC_ADDR: address, TEMPER_CHECKPOINT_STORE_ADDR: `127.0.0.1:${await freePort()}`, TEMPER_ENGINE_THREADS: '1' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -1,4 +1,4 @@
-// npm run bench:checkpoints [-- --json] [--gb 1] [--shards 4] [--chunk-kib 1024] [--runs 3]
+// npm run bench:checkpoints [-- --json] [--gb 1] [--shards 4] [--chunk-kib 4096] [--runs 3]
 //
 // Put and get throughput of one checkpoint over loopback gRPC with the filesystem backend:
 // a store process (this file with --serve) and this process as the client, as the learner
@@ -49,7 +49,7 @@ async function bench(): Promise<void> {
   const json = process.argv.includes('--json');
   const bytes = Math.round(arg('gb', 1) * 1e9);
   const shards = arg('shards', 4);
-  const chunkBytes = arg('chunk-kib', 1024) * 1024;
+  const chunkBytes = arg('chunk-kib', 4096) * 1024;
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'temper-ckpt-bench-'));
   const child = fork(__filename, ['--serve', root], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {

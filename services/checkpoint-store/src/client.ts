@@ -24,7 +24,7 @@ import { describeDir, PULL_TEMP_PREFIX, summarizeModelDir } from './files';
 import { FLOW_CONTROL_WINDOW } from './flow-control';
 import { canonicalManifestBytes } from './manifest';
 import { filePathProblem } from './names';
-import type { ListFilter } from './store';
+import { DEFAULT_CHUNK_BYTES, type ListFilter } from './store';
 import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
 
 /** What a caller says about a checkpoint; files, id and created_at are filled in. */
@@ -35,7 +35,7 @@ export interface PushOptions {
   uploadId?: string;
   /** Announced with CheckpointCommitted when the checkpoint is a policy to serve. */
   policyVersion?: number;
-  /** Bytes per chunk (default 1 MiB). */
+  /** Bytes per chunk (default DEFAULT_CHUNK_BYTES, 4 MiB). */
   chunkBytes?: number;
   /** Tries after a dropped connection before giving up (default 5). */
   retries?: number;
@@ -119,7 +119,7 @@ export class CheckpointClient {
       const header = PutHeader.fromPartial({ uploadId, manifest, policyVersion });
       try {
         const { files: progress } = await this.call<{ files: FileProgress[] }>('startUpload', { header });
-        const res = await this.upload(dir, header, progress, opts.chunkBytes ?? 1 << 20, (n) => (bytesSent += n));
+        const res = await this.upload(dir, header, progress, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, (n) => (bytesSent += n));
         return { manifest: res.manifest!, created: res.created, uploadId, bytesSent };
       } catch (err) {
         const code = (err as CheckpointClientError).code;
@@ -147,7 +147,7 @@ export class CheckpointClient {
         // After a dropped stream: the same checkpoint (a tag may have moved), only what is missing.
         const paths = manifest ? writer.remaining() : (opts.paths ?? []);
         if (manifest && paths.length === 0) break;
-        const stream = this.raw.getCheckpoint({ checkpoint: manifest?.id ?? ref, paths, chunkSize: opts.chunkBytes ?? 1 << 20 });
+        const stream = this.raw.getCheckpoint({ checkpoint: manifest?.id ?? ref, paths, chunkSize: opts.chunkBytes ?? DEFAULT_CHUNK_BYTES });
         try {
           for await (const res of stream as AsyncIterable<GetCheckpointResponse>) {
             if (res.part?.$case === 'manifest') {

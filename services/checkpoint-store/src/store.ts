@@ -43,7 +43,8 @@ export interface Lineage {
   prunedIds: string[];
 }
 
-export const DEFAULT_CHUNK_BYTES = 1 << 20;
+// 4 MiB: measured faster both ways than 1 MiB over loopback (fewer messages through grpc-js).
+export const DEFAULT_CHUNK_BYTES = 4 << 20;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 8 << 20;
 

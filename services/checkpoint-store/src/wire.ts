@@ -30,7 +30,9 @@ const MAX_FREE = 64;
 export function allocChunkData(size: number, path: string): Buffer {
   const headroom = HEADROOM + Buffer.byteLength(path);
   const capacity = headroom + size;
-  const root = free.get(capacity)?.pop() ?? Buffer.allocUnsafe(capacity);
+  // allocUnsafeSlow: a buffer of its own. A pooled one shares its ArrayBuffer with unrelated
+  // small buffers, which `roots` would then mistake for chunk data.
+  const root = free.get(capacity)?.pop() ?? Buffer.allocUnsafeSlow(capacity);
   roots.set(root.buffer, root);
   return root.subarray(headroom);
 }

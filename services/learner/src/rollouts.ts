@@ -55,12 +55,15 @@ export class RolloutExchange {
 
   /** Publishes one request per group; the same (step, group, attempt) is stored once. */
   async request(requests: RolloutRequest[]): Promise<void> {
-    for (const r of requests) {
-      const k = r.key!;
-      await publishMessage(this.bus.js, subjects.rolloutRequest(this.runId), RolloutRequest, r, {
-        msgId: `${this.runId}/${k.step}/${k.groupIndex}/${k.attempt}`,
-      });
-    }
+    // All in flight at once: the generators can start on the first while the rest are stored.
+    await Promise.all(
+      requests.map((r) => {
+        const k = r.key!;
+        return publishMessage(this.bus.js, subjects.rolloutRequest(this.runId), RolloutRequest, r, {
+          msgId: `${this.runId}/${k.step}/${k.groupIndex}/${k.attempt}`,
+        });
+      }),
+    );
   }
 
   /** Waits for the scored groups of `step` with these indices; rejects on timeout or abort. */

@@ -1,34 +1,50 @@
-// npm run bench:loop -- [--json] [--steps N]: a fixed small GRPO run on a local stack, and
-// where each step's time goes: generate, score, learn, sync (publishing weights), and the
-// rest, the services' own overhead (messaging, serialization, waiting).
+// npm run bench:loop -- [--json] [--steps N]: a fixed small GRPO run on a local stack, where
+// each step's time goes (generate, score, learn, sync: publishing weights), and the services'
+// own overhead: the distributed step's excess over the same steps done in one process.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../learner-client';
 import { startLocalStack } from '../local-stack';
+import { BaselineShape, inProcessStepSeconds } from './loop-baseline';
+
+// One shape for both runs: the distributed one (a run spec) and the in-process baseline.
+const shape: BaselineShape = {
+  config: { model_type: 'qwen2', hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true },
+  steps: 6,
+  promptsPerStep: 8,
+  groupSize: 8,
+  maxNewTokens: 48,
+  lr: 0.0003,
+  difficulty: [1, 2],
+};
 
 const spec = (steps: number) => `
 name: bench-loop
 seed: 1
 model:
   tokenizer: bytes
-  config: { model_type: qwen2, hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true }
+  config: ${JSON.stringify(shape.config)}
+reward:
+  components:
+    - { name: accuracy, weight: 1 }
+    - { name: format, weight: 0.5, options: { partialCredit: 0.5 } }
 stages:
   - name: rl
     grpo:
       steps: ${steps}
-      prompts_per_step: 8
-      group_size: 8
+      prompts_per_step: ${shape.promptsPerStep}
+      group_size: ${shape.groupSize}
       save_every: ${steps}
-      task: { uri: "builtin:arithmetic", fields: { difficulty: "1,2" } }
-      sampling: { temperature: 1.0, max_new_tokens: 48 }
-      optimizer: { lr: 0.0003 }
+      task: { uri: "builtin:arithmetic", fields: { difficulty: "${shape.difficulty.join(',')}" } }
+      sampling: { temperature: 1.0, max_new_tokens: ${shape.maxNewTokens} }
+      optimizer: { lr: ${shape.lr} }
 `;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
-  const steps = Number(args[args.indexOf('--steps') + 1]) || 6;
+  const steps = Number(args[args.indexOf('--steps') + 1]) || shape.steps;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-bench-loop-'));
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
   const client = new LearnerClient(stack.address('learner'));
@@ -44,19 +60,27 @@ async function main(): Promise<void> {
       if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
     }
     if (error) throw new Error(`the bench run failed: ${error}`);
-    // The first step pays for loading models and compiling nothing twice: leave it out.
+    // The first step pays for loading models: leave it out.
     const measured = history.slice(1);
     const avg = (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length);
     const step = avg('time/step_s');
     const parts = { generate_s: avg('time/generate_s'), score_s: avg('time/score_s'), learn_s: avg('time/learn_s'), sync_s: avg('time/sync_s') };
-    const overhead = Math.max(0, step - parts.generate_s - parts.score_s - parts.learn_s - parts.sync_s);
+    if (!json) process.stderr.write('the same steps in one process, without services...\n');
+    const baseline = await inProcessStepSeconds({ ...shape, steps });
+    const overhead = Math.max(0, step - baseline.step_s);
     const result = {
       bench: 'loop',
       steps_measured: measured.length,
-      prompts_per_step: 8,
-      group_size: 8,
+      prompts_per_step: shape.promptsPerStep,
+      group_size: shape.groupSize,
+      max_new_tokens: shape.maxNewTokens,
+      // The distributed step and where its time went (generate and score: engine and scoring
+      // time of the step's groups, as the generators and scorers report it).
       step_s: step,
       ...parts,
+      // The same work in one process: sample, score, train, save.
+      baseline: baseline,
+      // What the services add over the baseline: messaging, serialization, waiting.
       overhead_s: overhead,
       overhead_fraction: step > 0 ? overhead / step : 0,
       cpus: os.cpus().length,

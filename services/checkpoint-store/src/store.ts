@@ -136,6 +136,10 @@ export class CheckpointStore {
     await this.uploads.remove(upload);
     if (result.created) {
       this.opts.log?.info('checkpoint committed', { id: result.manifest.id, run: result.manifest.runId, branch: result.manifest.branch, step: result.manifest.step });
+    }
+    // A put that names a policy version is announced even when the content was stored already:
+    // a step redone after a resume can reproduce a checkpoint, and it is still the new version.
+    if (result.created || upload.header.policyVersion > 0) {
       if (this.opts.onCommitted) {
         try {
           await this.opts.onCommitted(result.manifest, upload.header.policyVersion);

@@ -1,7 +1,7 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
-import { Bus, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, streams, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest } from '@temper/proto';
@@ -35,16 +35,13 @@ export interface SaveOptions {
   policyVersion?: number;
 }
 
-export async function saveCheckpoint(store: CheckpointClient, bus: Bus, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
+export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined });
     fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
-    const { manifest, created } = await store.pushDir(dir, opts.manifest, { policyVersion: opts.policyVersion });
-    // The store announces what it commits; a checkpoint it already had (a step redone after a
-    // resume produces the same bytes and provenance) still has to become the new version.
-    if (!created && opts.policyVersion) await announcePolicy(bus, manifest, opts.policyVersion);
+    const { manifest } = await store.pushDir(dir, opts.manifest, { policyVersion: opts.policyVersion });
     return manifest;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -87,13 +84,6 @@ export async function latestResumable(store: CheckpointClient, runId: string, st
 export async function latestPolicyVersion(bus: Bus, runId: string): Promise<number> {
   const msg = await bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.checkpointCommitted(runId) }).catch(() => undefined);
   return msg ? CheckpointCommitted.decode(msg.data).policyVersion : 0;
-}
-
-/** Announces a stored checkpoint as a (new) policy version of its run, without storing it again. */
-export async function announcePolicy(bus: Bus, manifest: CheckpointManifest, policyVersion: number): Promise<void> {
-  await publishMessage(bus.js, subjects.checkpointCommitted(manifest.runId), CheckpointCommitted, { manifest, policyVersion }, {
-    msgId: `${manifest.id}/v${policyVersion}`,
-  });
 }
 
 function readJson<T>(file: string): T | undefined {

@@ -7,11 +7,12 @@
 // sampling overlaps training; a group sampled more than k versions back is dropped, counted
 // and asked for again.
 import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@temper/algorithms';
+import { publishCommitted } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { announcePolicy, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
@@ -72,7 +73,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: requests.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
         const full = step % g.saveEvery === 0 || step === g.steps;
-        const manifest = await saveCheckpoint(ctx.store, ctx.bus, model, {
+        const manifest = await saveCheckpoint(ctx.store, model, {
           tokenizer: tokenizerSpec,
           manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
           runState: full ? next : undefined,
@@ -116,7 +117,7 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
     const state: RunState = { ...loaded.runState!, attempt: loaded.runState!.attempt + 1, policyVersion };
     ctx.log.info('resuming grpo stage', { stage, step: state.step, checkpoint: resumable.id, policyVersion });
-    await announcePolicy(ctx.bus, loaded.manifest, policyVersion);
+    await publishCommitted(ctx.bus)(loaded.manifest, policyVersion);
     return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: resumable.id };
   }
   let model: Model;
@@ -133,7 +134,7 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
   }
   const state: RunState = { runId: ctx.runId, stage, step: 0, policyVersion: 1, dataCursor: 0, attempt: 0, tokensSeen: 0 };
-  const initial = await saveCheckpoint(ctx.store, ctx.bus, model, {
+  const initial = await saveCheckpoint(ctx.store, model, {
     tokenizer: tokenizerSpec,
     manifest: { runId: ctx.runId, stage, step: 0, branch: ctx.branch || stage, parentId: ctx.input ?? '', labels: { kind: 'resumable', role: 'reference' } },
     runState: state,

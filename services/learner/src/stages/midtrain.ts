@@ -158,7 +158,7 @@ interface PhaseRun {
  */
 async function runPhase(ctx: StageContext, plan: MidTrainPlan, phase: MidTrainPhase, run: PhaseRun): Promise<CheckpointManifest> {
   const save = async (model: Model, tokenizer: TokenizerSpec, step: number, tokensSeen: number, final: boolean) => {
-    const manifest = await saveCheckpoint(ctx.store, ctx.bus, model, {
+    const manifest = await saveCheckpoint(ctx.store, model, {
       tokenizer,
       manifest: {
         runId: ctx.runId,

@@ -74,14 +74,18 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 }
 
 async function stopProcess(child: ChildProcess, storeDir: string): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await gone;
-    clearTimeout(timer);
-  }
+  await terminate(child, 5000);
   fs.rmSync(storeDir, { recursive: true, force: true });
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited after graceMs; resolves once it is gone. */
+export async function terminate(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await gone;
+  clearTimeout(timer);
 }
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {

@@ -1,6 +1,6 @@
 // A whole Temper on one machine: a nats-server (unless NATS_URL points at one) and the
 // four services as separate processes on loopback ports, each checked healthy over gRPC.
-import { freePort, NatsServer, startNatsServer } from '@temper/bus';
+import { freePort, NatsServer, startNatsServer, terminate } from '@temper/bus';
 import { addressEnvVar, serviceNamesInOrder, ServiceName, waitForServing } from '@temper/service';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -56,7 +56,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     return s;
   };
   const stop = async () => {
-    await Promise.all(services.map((s) => stopChild(s.process)));
+    await Promise.all(services.map((s) => terminate(s.process, 10000)));
     await nats?.stop();
   };
   try {
@@ -110,11 +110,3 @@ async function readyOrExited(s: ServiceProcess): Promise<void> {
   }
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
-  await gone;
-  clearTimeout(timer);
-}

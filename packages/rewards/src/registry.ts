@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 import { accuracy } from './components/accuracy';
 import { cosineLength } from './components/cosine-length';
+import { countdown } from './components/countdown';
 import { format } from './components/format';
 import { language } from './components/language';
 import { overlong } from './components/overlong';
@@ -39,7 +40,7 @@ export class RewardRegistry {
   }
 }
 
-export const builtinComponents: AnyRewardComponent[] = [accuracy, format, cosineLength, overlong, repetition, language];
+export const builtinComponents: AnyRewardComponent[] = [accuracy, format, countdown, cosineLength, overlong, repetition, language];
 
 export function createRegistry(withBuiltins = true): RewardRegistry {
   const r = new RewardRegistry();

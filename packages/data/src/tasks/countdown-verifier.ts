@@ -173,3 +173,29 @@ export function verifyCountdown(expression: string, numbers: readonly number[], 
     throw err;
   }
 }
+
+export interface CountdownProblem {
+  numbers: number[];
+  target: number;
+}
+
+/**
+ * A countdown problem from its written form: "9,4=13" (the numbers, then the target), or a
+ * solution such as "9+4" (its literals are the numbers, its value the target: what the
+ * built-in task gives as the answer). Null when the text is neither, or a solution does not
+ * come to a positive whole number.
+ */
+export function parseCountdownProblem(text: string): CountdownProblem | null {
+  const listed = /^\s*(\d+(?:\s*,\s*\d+)*)\s*=\s*(\d+)\s*$/.exec(text);
+  if (listed) return { numbers: listed[1].split(',').map((n) => Number(n.trim())), target: Number(listed[2]) };
+  if (text.length > maxChars) return null;
+  try {
+    const tree = parse(tokenize(text));
+    const v = evaluate(tree);
+    if (v.q !== 1n || v.p < 1n || v.p > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+    return { numbers: literals(tree).map(Number), target: Number(v.p) };
+  } catch (err) {
+    if (err instanceof Reject) return null;
+    throw err;
+  }
+}

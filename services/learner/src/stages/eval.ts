@@ -40,6 +40,20 @@ export async function evaluatePolicy(ctx: StageContext, model: Model, tokenizer:
   return result;
 }
 
+/**
+ * Whether a training stage evaluates itself after `step` under eval_every = `every` (0: never):
+ * at every multiple of it, and at the last step too unless an eval stage right after the
+ * stage evaluates that same checkpoint (one entry per checkpoint, not two).
+ */
+export function evalDue(ctx: Pick<StageContext, 'spec' | 'stage' | 'branch'>, step: number, totalSteps: number, every: number): boolean {
+  if (every <= 0 || step % every !== 0) return false;
+  if (step < totalSteps) return true;
+  const name = ctx.branch ? ctx.stage.name.slice(0, -(ctx.branch.length + 1)) : ctx.stage.name;
+  const at = ctx.spec.stages.findIndex((s) => s.name === name);
+  const next = at >= 0 ? ctx.spec.stages[at + 1] : undefined;
+  return !(next?.kind?.$case === 'eval' && (next.input === '' || next.input === 'previous'));
+}
+
 /** The task to evaluate on when the eval spec names none: the first GRPO stage's task. */
 export function defaultEvalTask(spec: RunSpec): DataSource | undefined {
   for (const s of spec.stages) if (s.kind?.$case === 'grpo' && s.kind.value.task) return s.kind.value.task;

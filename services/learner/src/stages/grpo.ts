@@ -19,6 +19,7 @@ import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step'
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
 import { GroupRequests } from '../grpo/requests';
 import { StageContext, StageResult } from './context';
+import { evalDue, evaluatePolicy } from './eval';
 
 export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Promise<StageResult> {
   const g = grpoDefaults(stageSpec);
@@ -90,6 +91,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
       const stepMs = performance.now() - stepStart;
       await ctx.emitMetrics(step, g.steps, stepMetrics(outcome, stepMs));
       if (outcome.manifest.labels.kind === 'resumable') await ctx.emitCheckpoint(outcome.manifest.id);
+      if (evalDue(ctx, step, g.steps, g.evalEvery)) await evaluatePolicy(ctx, model, tokenizer, step, g.steps, g.task);
     }
   } finally {
     await exchange.stop();

@@ -3,7 +3,13 @@
 // from shared memory; an item past its time limit gets a result flagged "timeout", its
 // thread is terminated and replaced, and the rest of its chunk is scored again elsewhere
 // (scoring is deterministic, so redoing finished items changes nothing).
+//
+// A small request whose spec can only take bounded time per item (built-in components, no
+// free text among the options set: no user regular expression) is scored on the calling
+// thread instead: a group of short completions costs far less than the hop to a thread and
+// back, and nothing in it can hang.
 import {
+  builtinComponents,
   compileRewardSpec,
   CompiledRewardSpec,
   createRegistry,
@@ -25,6 +31,8 @@ export interface PoolOptions {
   maxCompletionChars?: number;
   /** Most items per chunk (default 64). */
   chunkSize?: number;
+  /** Requests of bounded specs up to this many characters of completions are scored on the calling thread (default 65536; 0: never). */
+  inlineMaxChars?: number;
   /** Told when a thread is replaced (timeout or crash). */
   onReplace?: (reason: string) => void;
 }
@@ -57,16 +65,18 @@ interface Slot {
 
 export interface PoolStats {
   scored: number;
+  /** Of those, scored on the calling thread. */
+  scoredInline: number;
   timeouts: number;
   replaced: number;
 }
 
 export class ScoringPool {
   readonly registry: RewardRegistry;
-  readonly stats: PoolStats = { scored: 0, timeouts: 0, replaced: 0 };
+  readonly stats: PoolStats = { scored: 0, scoredInline: 0, timeouts: 0, replaced: 0 };
   private readonly slots: Slot[] = [];
   private readonly queue: Chunk[] = [];
-  private readonly specs = new Map<string, CompiledRewardSpec>();
+  private readonly specs = new Map<string, { compiled: CompiledRewardSpec; bounded: boolean }>();
   private readonly watchdog: NodeJS.Timeout;
   private nextChunkId = 1;
   private closed = false;
@@ -85,15 +95,16 @@ export class ScoringPool {
   }
 
   /** Checks a spec (RewardSpecError names the bad field) and keeps it compiled. */
-  compile(spec: RewardSpecInput | null | undefined): { key: string; compiled: CompiledRewardSpec } {
+  compile(spec: RewardSpecInput | null | undefined): { key: string; compiled: CompiledRewardSpec; bounded: boolean } {
     const key = JSON.stringify(spec ?? null);
-    let compiled = this.specs.get(key);
-    if (!compiled) {
-      compiled = compileRewardSpec(spec, { registry: this.registry, maxCompletionChars: this.opts.maxCompletionChars });
+    let entry = this.specs.get(key);
+    if (!entry) {
+      const compiled = compileRewardSpec(spec, { registry: this.registry, maxCompletionChars: this.opts.maxCompletionChars });
+      entry = { compiled, bounded: boundedSpec(spec, this.registry) };
       if (this.specs.size >= 64) this.specs.clear();
-      this.specs.set(key, compiled);
+      this.specs.set(key, entry);
     }
-    return { key, compiled };
+    return { key, ...entry };
   }
 
   /** One result per item, in item order. */
@@ -101,12 +112,19 @@ export class ScoringPool {
     if (this.closed) return Promise.reject(new Error('the scoring pool is closed'));
     let key: string;
     let compiled: CompiledRewardSpec;
+    let bounded: boolean;
     try {
-      ({ key, compiled } = this.compile(spec));
+      ({ key, compiled, bounded } = this.compile(spec));
     } catch (err) {
       return Promise.reject(err);
     }
     if (items.length === 0) return Promise.resolve([]);
+    if (bounded && items.reduce((n, it) => n + it.completion.length, 0) <= (this.opts.inlineMaxChars ?? 65536)) {
+      const results = items.map((item) => compiled.score(item));
+      this.stats.scored += results.length;
+      this.stats.scoredInline += results.length;
+      return Promise.resolve(results);
+    }
     return new Promise((resolve, reject) => {
       const request: Request = { results: new Array(items.length), pending: items.length, names: compiled.names(), done: false, resolve, reject };
       // Even chunks across threads for small batches (latency), capped for big ones (balance).
@@ -217,6 +235,23 @@ export class ScoringPool {
     this.stats.replaced++;
     this.opts.onReplace?.(reason);
   }
+}
+
+/**
+ * Whether every item of a spec takes bounded time: only built-in components, and of the
+ * options set, no free text (a pattern, a regex, a tag name: what could make a regular
+ * expression backtrack without end). Options limited to a few values are fine.
+ */
+export function boundedSpec(spec: RewardSpecInput | null | undefined, registry: RewardRegistry): boolean {
+  for (const entry of spec?.components ?? []) {
+    const component = registry.get(entry.name);
+    if (!component || !builtinComponents.includes(component)) return false;
+    for (const name of Object.keys(entry.options ?? {})) {
+      const option = component.options[name];
+      if (!option || (option.type === 'string' && !option.oneOf)) return false;
+    }
+  }
+  return true;
 }
 
 function timedOut(names: string[]): RewardResult {

@@ -21,6 +21,12 @@ export interface ScorerSettings {
   consumerCheckMs: number;
   /** Rollout groups scored at once by this scorer: TEMPER_SCORER_CONCURRENCY (default 2 per thread). */
   concurrency: number;
+  /**
+   * Requests of built-in components up to this many characters of completions are scored on
+   * the service's own thread, without the hop to a scoring thread: TEMPER_SCORER_INLINE_CHARS
+   * (default 65536, about a millisecond of scoring; 0 sends everything to the threads).
+   */
+  inlineMaxChars: number;
 }
 
 export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSettings {
@@ -34,13 +40,18 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
     filterSubject: env.TEMPER_SCORER_FILTER ?? '',
     consumerCheckMs: positiveInt(env, 'TEMPER_SCORER_CONSUMER_CHECK_MS', 5000),
     concurrency: positiveInt(env, 'TEMPER_SCORER_CONCURRENCY', 2 * Math.max(1, positiveInt(env, 'TEMPER_SCORER_THREADS', os.availableParallelism()))),
+    inlineMaxChars: integer(env, 'TEMPER_SCORER_INLINE_CHARS', 65536, 0),
   };
 }
 
 function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  return integer(env, name, fallback, 1);
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name} must be ${min === 1 ? 'a positive' : 'a non-negative'} integer, got "${raw}"`);
   return n;
 }

@@ -1,7 +1,7 @@
 // The scoring pool on real worker threads (the built dist/score-thread.js).
 import * as path from 'node:path';
-import { RewardSpecError } from '@temper/rewards';
-import { ScoringPool } from '../src/pool';
+import { createRegistry, RewardSpecError } from '@temper/rewards';
+import { boundedSpec, ScoringPool } from '../src/pool';
 
 const fixtures = path.join(__dirname, 'fixtures');
 
@@ -13,6 +13,7 @@ describe('scoring pool', () => {
       threads: 2,
       itemTimeoutMs: 1000,
       chunkSize: 4,
+      inlineMaxChars: 0, // everything on the threads here; inline scoring has its own tests below
       plugins: [path.join(fixtures, 'spin-plugin.js'), path.join(fixtures, 'exit-plugin.js')],
       onReplace: (r) => replaced.push(r),
     });
@@ -76,5 +77,54 @@ describe('scoring pool', () => {
     const ok = await pool.score(spec, [{ completion: 'fine', reference: '1' }]);
     expect(ok[0].total).toBe(1);
     expect(pool.threads).toBe(2);
+  });
+});
+
+describe('scoring small requests on the calling thread', () => {
+  let pool: ScoringPool;
+  beforeAll(() => {
+    pool = new ScoringPool({ threads: 1, itemTimeoutMs: 1000, inlineMaxChars: 200, plugins: [path.join(fixtures, 'spin-plugin.js')] });
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('scores a bounded spec inline up to the character limit, on the threads beyond it, with the same results', async () => {
+    const items = (n: number) => Array.from({ length: n }, (_, i) => ({ completion: `<think>t</think><answer>${i}</answer>`, reference: String(i % 3) }));
+    const spec = { components: [{ name: 'accuracy', weight: 1 }, { name: 'format', weight: 0.5, options: { partialCredit: 0.5 } }] };
+    const before = pool.stats.scoredInline;
+    const small = await pool.score(spec, items(4)); // 4 x 32 characters
+    expect(pool.stats.scoredInline).toBe(before + 4);
+    const large = await pool.score(spec, items(8)); // 256 characters: the threads
+    expect(pool.stats.scoredInline).toBe(before + 4);
+    expect(large.slice(0, 4)).toEqual(small);
+  });
+
+  it('sends specs that could take unbounded time to the threads, where the time limit holds', async () => {
+    const before = pool.stats.scoredInline;
+    const results = await pool.score({ components: [{ name: 'spin', weight: 1 }] }, [{ completion: 'SPIN', reference: '1' }]);
+    expect(results[0].flags).toEqual(['timeout']);
+    const pattern = { components: [{ name: 'accuracy', weight: 1, options: { sources: [], pattern: '^(a+)+$' } }] };
+    const [r] = await pool.score(pattern, [{ completion: 'a'.repeat(40) + 'b', reference: '1' }]);
+    expect(r.flags).toEqual(['timeout']);
+    expect(pool.stats.scoredInline).toBe(before);
+  });
+});
+
+describe('boundedSpec', () => {
+  const registry = createRegistry();
+  registry.register({ name: 'custom', description: '', options: {}, score: () => 1 });
+
+  it('accepts built-in components with numbers and enumerated options, and the default spec', () => {
+    expect(boundedSpec(undefined, registry)).toBe(true);
+    expect(boundedSpec({ components: [] }, registry)).toBe(true);
+    expect(boundedSpec({ components: [{ name: 'format', weight: 1, options: { partialCredit: 0.5 } }, { name: 'repetition', weight: 1, options: { scope: 'answer' } }] }, registry)).toBe(true);
+  });
+
+  it('refuses plugins, free-text options (patterns, tags) and unknown names', () => {
+    expect(boundedSpec({ components: [{ name: 'custom', weight: 1 }] }, registry)).toBe(false);
+    expect(boundedSpec({ components: [{ name: 'format', weight: 1, options: { regex: 'a+' } }] }, registry)).toBe(false);
+    expect(boundedSpec({ components: [{ name: 'accuracy', weight: 1, options: { answerTag: 'final' } }] }, registry)).toBe(false);
+    expect(boundedSpec({ components: [{ name: 'nope', weight: 1 }] }, registry)).toBe(false);
   });
 });

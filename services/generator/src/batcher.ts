@@ -110,11 +110,27 @@ export class PendingQueue<G> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
-  /** Resolves after `ms`, or sooner when the queue reaches `count`. */
-  async linger(ms: number, count: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (this.items.length < count && Date.now() < deadline) {
-      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), sleep(deadline - Date.now())]);
+  /**
+   * Waits for more groups to batch with: until the queue holds `count`, or `maxMs` have
+   * passed, or nothing has arrived for `quietMs` while `more()` says nothing else is
+   * waiting upstream (the last delivery reported no more pending messages). A step's
+   * requests arrive together, so waiting out the whole of `maxMs` would only add latency.
+   */
+  async linger(o: { maxMs: number; quietMs: number; count: number; more: () => boolean }): Promise<void> {
+    const deadline = performance.now() + o.maxMs;
+    let seen = this.items.length;
+    let lastArrival = performance.now();
+    while (this.items.length < o.count) {
+      const now = performance.now();
+      if (this.items.length !== seen) {
+        seen = this.items.length;
+        lastArrival = now;
+      }
+      if (now >= deadline) return;
+      const more = o.more();
+      if (!more && now - lastArrival >= o.quietMs) return;
+      const until = more ? deadline : Math.min(deadline, lastArrival + o.quietMs);
+      await Promise.race([new Promise<void>((resolve) => this.waiters.push(resolve)), sleep(until - now)]);
     }
   }
 

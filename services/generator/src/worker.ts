@@ -42,8 +42,13 @@ export interface WorkerOptions {
   maxBatchSequences?: number;
   /** Requests held at once, sampled or waiting (default 2 × maxBatchGroups). */
   maxHeld?: number;
-  /** How long to wait for more requests before sampling a partial batch (default 5 ms). */
+  /** Longest wait for more requests before sampling a partial batch (default 5 ms). */
   lingerMs?: number;
+  /**
+   * A partial batch is sampled sooner when no request has come for this long and JetStream
+   * said with the last one that nothing more is pending (default 1 ms).
+   */
+  lingerQuietMs?: number;
   /** Delay before a request that cannot be served yet is redelivered (default 1 s). */
   retryDelayMs?: number;
   /** Called when a batch starts sampling (observability, tests). */
@@ -101,6 +106,7 @@ export class RolloutWorker {
       maxBatchSequences: 256,
       maxHeld: 2 * maxBatchGroups,
       lingerMs: 5,
+      lingerQuietMs: 1,
       retryDelayMs: 1000,
       ...opts,
       maxBatchGroups,
@@ -201,7 +207,12 @@ export class RolloutWorker {
   private async nextBatch(): Promise<void> {
     await this.pending.wait();
     if (!this.running) return;
-    await this.pending.linger(this.o.lingerMs, this.o.maxBatchGroups);
+    await this.pending.linger({
+      maxMs: this.o.lingerMs,
+      quietMs: this.o.lingerQuietMs,
+      count: this.o.maxBatchGroups,
+      more: () => (this.pending.all().at(-1)?.msg.info.pending ?? 0) > 0,
+    });
     const head = this.pending.all()[0];
     if (!this.running || !head) return;
     const key = head.request.key;

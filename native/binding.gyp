@@ -33,7 +33,8 @@
         "src/cpu/forward.cc",
         "src/cpu/optimizer.cc",
         "src/cpu/lora.cc",
-        "src/cpu/generate.cc"
+        "src/cpu/generate.cc",
+        "src/cuda/absent.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -49,7 +50,17 @@
         ["temper_cuda==1", {
           "defines": ["TEMPER_CUDA=1"],
           "include_dirs": ["<(cuda_home)/include"],
-          "sources": ["src/cuda/device.cu"],
+          "sources": [
+            "src/cuda/device.cu",
+            "src/cuda/scheduler.cc",
+            "src/cuda/gemm.cu",
+            "src/cuda/elementwise.cu",
+            "src/cuda/attention.cu",
+            "src/cuda/logprob.cu",
+            "src/cuda/sample.cu",
+            "src/cuda/adamw.cu",
+            "src/cuda/cuda_model.cu"
+          ],
           "libraries": ["-L<(cuda_home)/lib64", "-lcudart", "-Wl,-rpath,<(cuda_home)/lib64"],
           "rules": [
             {

@@ -115,7 +115,21 @@ export interface NativeModel {
   importWeights(bytes: Uint8Array): Promise<void>;
   saveOptimizer(path: string): Promise<void>;
   loadOptimizer(path: string): Promise<void>;
+  /** "cpu", or "cuda: <device name> (sm_XY, bf16|fp32)". */
+  device(): string;
 }
+
+/** Where a model computes; given to the NativeModel constructor (omitted: the CPU). */
+export interface NativeDeviceOptions {
+  device: 'cpu' | 'cuda';
+  deviceIndex: number;
+  precision: Precision;
+  /** Completions holding a KV-cache slot at once during generate (0: as many as fit, up to 1024). */
+  maxSlots: number;
+}
+
+/** bf16: bf16 weights in products, fp32 accumulation, fp32 master weights and optimizer state. fp32: all fp32 (checking). */
+export type Precision = 'bf16' | 'fp32';
 
 export interface NativeAddon {
   buildInfo(): BuildInfo;
@@ -124,7 +138,7 @@ export interface NativeAddon {
   setThreads(threads: number): void;
   readSafetensors(bytes: Uint8Array): SafetensorsContents;
   trimMemory(): number;
-  NativeModel: new (config: EngineConfig, threads: number) => NativeModel;
+  NativeModel: new (config: EngineConfig, threads: number, device?: NativeDeviceOptions) => NativeModel;
 }
 
 export const addon: NativeAddon = load();

@@ -1,7 +1,7 @@
 // @temper/native: the engine's TypeScript face.
 import { addon, BuildInfo, SafetensorsContents } from './addon';
 
-export type { BuildInfo, Dtype, EngineConfig, SafetensorsContents, SafetensorsTensor } from './addon';
+export type { BuildInfo, Dtype, EngineConfig, Precision, SafetensorsContents, SafetensorsTensor } from './addon';
 export { engineConfig } from './config';
 export type { HfConfig } from './config';
 export { Model } from './model';
@@ -11,6 +11,7 @@ export type {
   BatchShape,
   Completion,
   CreateOptions,
+  DeviceOptions,
   GenerateOptions,
   LoadOptions,
   LogprobsOptions,

@@ -4,20 +4,30 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { addon, Dtype, NativeAdapterSpec, NativeModel } from './addon';
+import { addon, Dtype, NativeAdapterSpec, NativeDeviceOptions, NativeModel, Precision } from './addon';
 import { engineConfig, HfConfig } from './config';
 
-export interface LoadOptions {
-  device?: 'cpu';
+/** Where the model computes. */
+export interface DeviceOptions {
+  /** 'cuda' runs every call on a GPU (the build must have the CUDA backend and a device must be present). */
+  device?: 'cpu' | 'cuda';
+  /** Which CUDA device (default 0). */
+  deviceIndex?: number;
+  /** CUDA only: 'bf16' (default; fp32 master weights and AdamW state) or 'fp32' (for checking). */
+  precision?: Precision;
+  /** CUDA only: completions in flight during generate; more wait and join as others finish (default: all that fit, up to 1024). */
+  maxSlots?: number;
+}
+
+export interface LoadOptions extends DeviceOptions {
   /** Threads for this model's work (default: the machine's available parallelism). */
   threads?: number;
   /** Also restore AdamW state from optimizer.safetensors (written by save with optimizer: true). */
   optimizer?: boolean;
 }
 
-export interface CreateOptions {
+export interface CreateOptions extends DeviceOptions {
   seed?: number;
-  device?: 'cpu';
   threads?: number;
 }
 
@@ -137,8 +147,32 @@ function threadCount(t: number | undefined): number {
   return n;
 }
 
-function checkDevice(device: string | undefined): void {
-  if (device !== undefined && device !== 'cpu') throw new Error(`device "${device}" is not available (this build runs on "cpu")`);
+/** The constructor's device argument; undefined for the CPU. Errors name what is missing. */
+function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
+  const device = o.device ?? 'cpu';
+  if (device !== 'cpu' && device !== 'cuda') throw new Error(`device "${String(device)}" is not one of "cpu", "cuda"`);
+  if (device === 'cpu') {
+    for (const k of ['deviceIndex', 'precision', 'maxSlots'] as const) {
+      if (o[k] !== undefined) throw new Error(`${k} applies to device 'cuda' only`);
+    }
+    return undefined;
+  }
+  if (!addon.buildInfo().cudaCompiled) {
+    throw new Error(
+      "device 'cuda' requested but this build of the engine has no CUDA backend (built without nvcc or with TEMPER_CUDA=off)",
+    );
+  }
+  const devices = addon.cudaDevices();
+  if (devices.count === 0) throw new Error(`device 'cuda' requested but no CUDA device is usable: ${devices.reason ?? 'none found'}`);
+  const index = o.deviceIndex ?? 0;
+  if (!Number.isInteger(index) || index < 0 || index >= devices.count) {
+    throw new RangeError(`deviceIndex must be an integer in [0, ${devices.count - 1}] (got ${o.deviceIndex})`);
+  }
+  const precision = o.precision ?? 'bf16';
+  if (precision !== 'bf16' && precision !== 'fp32') throw new RangeError(`precision must be "bf16" or "fp32" (got ${String(o.precision)})`);
+  const maxSlots = o.maxSlots ?? 0;
+  if (!Number.isInteger(maxSlots) || maxSlots < 0) throw new RangeError(`maxSlots must be a non-negative integer (got ${o.maxSlots})`);
+  return { device: 'cuda', deviceIndex: index, precision, maxSlots };
 }
 
 function int32(v: Int32Array | number[], name: string): Int32Array {
@@ -195,9 +229,9 @@ export class Model {
 
   /** Opens a Hugging Face model directory: config.json and model.safetensors or its shards. */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
-    checkDevice(options.device);
+    const device = deviceOptions(options);
     const config = readJson(path.join(dir, 'config.json')) as HfConfig;
-    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads));
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
     await native.loadWeights(weightFiles(dir));
     if (options.optimizer) await native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
     return new Model(native, config);
@@ -205,8 +239,8 @@ export class Model {
 
   /** A freshly initialised model (normal(0, 0.02) weights, unit norms), the same for the same seed. */
   static async create(config: HfConfig, options: CreateOptions = {}): Promise<Model> {
-    checkDevice(options.device);
-    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads));
+    const device = deviceOptions(options);
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
     await native.initRandom(options.seed ?? 0);
     return new Model(native, { ...config });
   }
@@ -335,6 +369,11 @@ export class Model {
   async mergeAdapters(): Promise<void> {
     await this.serial(() => this.native.mergeAdapters());
     this.adapter = null;
+  }
+
+  /** "cpu", or "cuda: <device name> (sm_XY, bf16|fp32)". */
+  get device(): string {
+    return this.native.device();
   }
 
   get hasAdapters(): boolean {

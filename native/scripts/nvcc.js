@@ -12,7 +12,9 @@ const gencode = archList
   .flatMap((a) => ['-gencode', `arch=compute_${a},code=sm_${a}`]);
 const args = [
   '-c', input, '-o', output,
-  '-std=c++17', '-O3', '--compiler-options', '-fPIC',
+  '-std=c++17', '-O3', '--compiler-options', '-fPIC,-Wall,-Wextra',
+  // Warnings are errors here so CI (which compiles but cannot run the kernels) keeps them clean.
+  '-Werror', 'all-warnings',
   '-I', path.resolve(__dirname, '..', 'src'),
   ...gencode,
 ];

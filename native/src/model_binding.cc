@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include "cpu/model.h"
+#include "cuda/cuda_model.h"
 #include "js.h"
 
 namespace temper {
@@ -110,6 +111,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::ImportWeights>("importWeights"),
                            InstanceMethod<&NativeModel::SaveOptimizer>("saveOptimizer"),
                            InstanceMethod<&NativeModel::LoadOptimizer>("loadOptimizer"),
+                           InstanceMethod<&NativeModel::Device>("device"),
                        });
   }
 
@@ -118,8 +120,24 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (!info[0].IsObject()) js::type_error(env, "config must be an object");
     Config c = read_config(env, info[0].As<Napi::Object>());
     int threads = (int)js::integer(env, info[1], "threads", 1, 256);
+    // Optional third argument: { device: 'cuda', deviceIndex, precision: 'bf16' | 'fp32', maxSlots }.
+    bool cuda = false;
+    CudaOptions co;
+    if (info.Length() > 2 && !info[2].IsUndefined()) {
+      if (!info[2].IsObject()) js::type_error(env, "device options must be an object");
+      Napi::Object o = info[2].As<Napi::Object>();
+      std::string dev = js::string(env, o.Get("device"), "device");
+      if (dev != "cpu" && dev != "cuda") js::range_error(env, "device must be \"cpu\" or \"cuda\" (got \"" + dev + "\")");
+      cuda = dev == "cuda";
+      co.device = (int)js::integer(env, o.Get("deviceIndex"), "deviceIndex", 0, 1023);
+      std::string prec = js::string(env, o.Get("precision"), "precision");
+      if (prec != "bf16" && prec != "fp32") js::range_error(env, "precision must be \"bf16\" or \"fp32\" (got \"" + prec + "\")");
+      co.fp32 = prec == "fp32";
+      co.max_slots = js::integer(env, o.Get("maxSlots"), "maxSlots", 0, 1 << 20);
+    }
     try {
       model_ = std::make_shared<Model>(c, threads);
+      if (cuda) cuda_ = std::shared_ptr<CudaModel>(make_cuda_model(*model_, co));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -135,6 +153,23 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }, std::move(done));
   }
 
+  // With a CUDA twin the device holds the newest values: host-side work reads them back first
+  // (a no-op when nothing moved), and host-side changes are sent to the device after.
+  enum class Host { Reads, Writes };
+  Napi::Value run_host(const Napi::CallbackInfo& info, Host mode, std::function<void(Model&)> fn,
+                       Job::Done done = nullptr) {
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [c, mode, fn](Model& m) {
+      if (c) c->download();
+      fn(m);
+      if (c && mode == Host::Writes) c->upload();
+    }, std::move(done));
+  }
+
+  Napi::Value Device(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), cuda_ ? "cuda: " + cuda_->describe() : "cpu");
+  }
+
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsArray()) js::type_error(env, "paths must be an array of strings");
@@ -142,7 +177,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     std::vector<std::string> paths;
     for (uint32_t i = 0; i < a.Length(); i++) paths.push_back(js::string(env, a.Get(i), "paths[" + std::to_string(i) + "]"));
     if (paths.empty()) js::range_error(env, "paths is empty");
-    return run(info, [paths](Model& m) {
+    return run_host(info, Host::Writes, [paths](Model& m) {
       std::vector<SafetensorsFile> files(paths.size());
       for (size_t i = 0; i < paths.size(); i++) {
         files[i].what = paths[i];
@@ -155,7 +190,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value InitRandom(const Napi::CallbackInfo& info) {
     uint64_t seed = (uint64_t)js::integer(info.Env(), info[0], "seed", 0, (int64_t)1 << 53);
-    return run(info, [seed](Model& m) { m.init_random(seed); });
+    return run_host(info, Host::Writes, [seed](Model& m) { m.init_random(seed); });
   }
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {
@@ -163,7 +198,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     int64_t B = js::integer(env, info[1], "batch", 1, 1 << 20), T = js::integer(env, info[2], "seqLen", 1, 1 << 20);
     auto tokens = std::make_shared<std::vector<int32_t>>(js::int32s(env, info[0], "tokens", B * T));
     auto out = std::make_shared<std::vector<float>>();
-    return run(info, [=](Model& m) { m.forward(tokens->data(), B, T, *out); }, [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [=](Model& m) {
+      if (c) c->forward(tokens->data(), B, T, *out);
+      else m.forward(tokens->data(), B, T, *out);
+    }, [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
   }
 
   Napi::Value Logprobs(const Napi::CallbackInfo& info) {
@@ -176,9 +215,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     bool keep = js::boolean(env, info[5], "grad");
     auto lp = std::make_shared<std::vector<float>>(B * (T - 1));
     auto ent = std::make_shared<std::vector<float>>(want_entropy ? B * (T - 1) : 0);
+    std::shared_ptr<CudaModel> c = cuda_;
     return run(info, [=](Model& m) {
-      m.logprobs(tokens->data(), B, T, lengths->empty() ? nullptr : lengths->data(), lp->data(),
-                 want_entropy ? ent->data() : nullptr, keep);
+      const int32_t* lens = lengths->empty() ? nullptr : lengths->data();
+      if (c) c->logprobs(tokens->data(), B, T, lens, lp->data(), want_entropy ? ent->data() : nullptr, keep);
+      else m.logprobs(tokens->data(), B, T, lens, lp->data(), want_entropy ? ent->data() : nullptr, keep);
     }, [=](Napi::Env e) -> Napi::Value {
       Napi::Object o = Napi::Object::New(e);
       o.Set("logprobs", js::to_js(e, *lp));
@@ -189,12 +230,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     auto d = std::make_shared<std::vector<float>>(js::float32s(info.Env(), info[0], "dlogprob"));
-    return run(info, [d](Model& m) {
-      int64_t want = m.pending_rows();
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [d, c](Model& m) {
+      int64_t want = c ? c->pending_rows() : m.pending_rows();
       if (want && (int64_t)d->size() != want)
         throw std::runtime_error("dlogprob has " + std::to_string(d->size()) + " elements, expected " +
                                  std::to_string(want) + " (batch x (seqLen - 1) of the last logprobs call)");
-      m.backward(d->data());
+      if (c) c->backward(d->data());
+      else m.backward(d->data());
     });
   }
 
@@ -202,7 +245,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value Grads(const Napi::CallbackInfo& info) {
     auto out = std::make_shared<NamedData>();
-    return run(info, [out](Model& m) {
+    return run_host(info, Host::Reads, [out](Model& m) {
       for (auto& n : m.trainable()) out->emplace_back(n.name, n.t->grad);
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
@@ -213,14 +256,18 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (kind != "trainable" && kind != "base" && kind != "adapters")
       js::range_error(info.Env(), "kind must be \"trainable\", \"base\" or \"adapters\"");
     auto out = std::make_shared<NamedData>();
-    return run(info, [out, kind](Model& m) {
+    return run_host(info, Host::Reads, [out, kind](Model& m) {
       auto list = kind == "base" ? m.base_params() : kind == "adapters" ? m.adapter_params() : m.trainable();
       for (auto& n : list) out->emplace_back(n.name, n.t->data);
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
-    return run(info, [](Model& m) { m.zero_grad(); });
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [c](Model& m) {
+      if (c) c->zero_grad();
+      else m.zero_grad();
+    });
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) {
@@ -234,7 +281,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (eps <= 0) js::range_error(env, "eps must be > 0");
     if (wd < 0) js::range_error(env, "weightDecay must be >= 0");
     auto norm = std::make_shared<double>(0);
-    return run(info, [=](Model& m) { *norm = m.step(lr, b1, b2, eps, wd, mx); },
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [=](Model& m) { *norm = c ? c->step(lr, b1, b2, eps, wd, mx) : m.step(lr, b1, b2, eps, wd, mx); },
                [norm](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *norm); });
   }
 
@@ -255,7 +303,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (sp.temperature < 0) js::range_error(env, "temperature must be >= 0");
     if (!(sp.top_p > 0 && sp.top_p <= 1)) js::range_error(env, "topP must be in (0, 1]");
     auto out = std::make_shared<std::vector<Completion>>();
-    return run(info, [=](Model& m) { *out = m.generate(*prompts, sp); }, [out](Napi::Env e) -> Napi::Value {
+    std::shared_ptr<CudaModel> c = cuda_;
+    return run(info, [=](Model& m) { *out = c ? c->generate(*prompts, sp) : m.generate(*prompts, sp); }, [out](Napi::Env e) -> Napi::Value {
       Napi::Array arr = Napi::Array::New(e, out->size());
       for (size_t i = 0; i < out->size(); i++) {
         Napi::Object o = Napi::Object::New(e);
@@ -271,13 +320,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value AddAdapters(const Napi::CallbackInfo& info) {
     AdapterSpec spec = read_spec(info.Env(), info[0]);
     uint64_t seed = (uint64_t)js::integer(info.Env(), info[1], "seed", 0, (int64_t)1 << 53);
-    return run(info, [=](Model& m) { m.add_adapters(spec, seed); });
+    return run_host(info, Host::Writes, [=](Model& m) { m.add_adapters(spec, seed); });
   }
 
   Napi::Value LoadAdapters(const Napi::CallbackInfo& info) {
     AdapterSpec spec = read_spec(info.Env(), info[0]);
     std::string path = js::string(info.Env(), info[1], "path");
-    return run(info, [=](Model& m) {
+    return run_host(info, Host::Writes, [=](Model& m) {
       auto f = open_safetensors(path);
       m.load_adapters(spec, *f);
     });
@@ -286,7 +335,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SaveAdapters(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
     DType dt = read_dtype(info.Env(), info[1]);
-    return run(info, [=](Model& m) {
+    return run_host(info, Host::Reads, [=](Model& m) {
       std::vector<OutTensor> ts;
       for (auto& n : m.adapter_params()) ts.push_back({n.name, n.t->shape, n.t->data.data()});
       if (ts.empty()) throw std::runtime_error("the model has no adapters to save");
@@ -295,20 +344,20 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   }
 
   Napi::Value MergeAdapters(const Napi::CallbackInfo& info) {
-    return run(info, [](Model& m) { m.merge_adapters(); });
+    return run_host(info, Host::Writes, [](Model& m) { m.merge_adapters(); });
   }
 
   Napi::Value Save(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
     DType dt = read_dtype(info.Env(), info[1]);
-    return run(info, [=](Model& m) { write_file(path, m.export_weights(dt, false)); });
+    return run_host(info, Host::Reads, [=](Model& m) { write_file(path, m.export_weights(dt, false)); });
   }
 
   Napi::Value ExportWeights(const Napi::CallbackInfo& info) {
     DType dt = read_dtype(info.Env(), info[0]);
     bool merged = js::boolean(info.Env(), info[1], "merged");
     auto out = std::make_shared<std::vector<uint8_t>>();
-    return run(info, [=](Model& m) { *out = m.export_weights(dt, merged); },
+    return run_host(info, Host::Reads, [=](Model& m) { *out = m.export_weights(dt, merged); },
                [out](Napi::Env e) { return bytes_to_js(e, *out); });
   }
 
@@ -320,7 +369,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto files = std::make_shared<std::vector<SafetensorsFile>>(1);
     (*files)[0].what = "imported weights";
     (*files)[0].bytes.assign(u.Data(), u.Data() + u.ElementLength());
-    return run(info, [files](Model& m) {
+    return run_host(info, Host::Writes, [files](Model& m) {
       parse_safetensors((*files)[0]);
       m.load(*files);
     });
@@ -328,18 +377,19 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value SaveOptimizer(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
-    return run(info, [=](Model& m) { write_file(path, m.optimizer_state()); });
+    return run_host(info, Host::Reads, [=](Model& m) { write_file(path, m.optimizer_state()); });
   }
 
   Napi::Value LoadOptimizer(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
-    return run(info, [=](Model& m) {
+    return run_host(info, Host::Writes, [=](Model& m) {
       auto f = open_safetensors(path);
       m.load_optimizer_state(*f);
     });
   }
 
   std::shared_ptr<Model> model_;
+  std::shared_ptr<CudaModel> cuda_;  // the device twin when device is 'cuda'
 };
 
 }  // namespace

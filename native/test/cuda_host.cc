@@ -1,0 +1,256 @@
+// Unit tests of the CUDA backend's host-side logic, built with the system C++ compiler and run
+// by cuda_host.test.ts on any machine (no GPU, no CUDA toolkit needed): GEMM tiling and split-K,
+// the training pass's buffer layout, bf16 rounding, attention limits, and the continuous-batching
+// scheduler driven through whole generations with random stop tokens.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "cuda/plan.h"
+#include "cuda/scheduler.h"
+
+using namespace temper::cuda;
+
+static int failures = 0;
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      std::printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);            \
+      failures++;                                                            \
+    }                                                                        \
+  } while (0)
+
+static void test_gemm_plan() {
+  // Training-sized products keep the big tiles and never split K (deterministic sums).
+  GemmPlan p = plan_gemm(8192, 896, 896, 132, true, false);
+  CHECK(p.tile == GemmTile::Big128 && p.splits == 1 && p.grid_m == 64 && p.grid_n == 7);
+  // A decode step (64 rows) against a 896-wide weight: small tiles, K split to fill the chip.
+  p = plan_gemm(64, 896, 4864, 132, true, true);
+  CHECK(p.tile == GemmTile::Small64);
+  CHECK(p.splits > 1 && p.grid_m * p.grid_n * p.splits >= 132);
+  CHECK(p.k_tiles_per_split * kGemmBK * p.splits >= 4864);                   // K covered
+  CHECK((p.splits - 1) * p.k_tiles_per_split * kGemmBK < 4864);              // no empty split
+  CHECK(p.k_tiles_per_split >= 4);
+  // Without permission to split, a skinny product stays one pass.
+  p = plan_gemm(64, 896, 4864, 132, true, false);
+  CHECK(p.splits == 1 && p.k_tiles_per_split * kGemmBK >= 4864);
+  // Layouts with no small-tile kernel keep the big one.
+  p = plan_gemm(64, 896, 896, 132, false, false);
+  CHECK(p.tile == GemmTile::Big128 && p.grid_m == 1);
+  // Short K never splits below four tiles per split; sizes not multiple of anything still cover.
+  for (int64_t K : {1, 31, 32, 33, 127, 128, 129, 1000, 4097})
+    for (int64_t M : {1, 7, 64, 200})
+      for (int64_t N : {1, 9, 130, 896}) {
+        GemmPlan q = plan_gemm(M, N, K, 132, true, true);
+        const int64_t tiles = (K + kGemmBK - 1) / kGemmBK;
+        CHECK(q.splits >= 1 && q.splits <= 16);
+        CHECK(q.k_tiles_per_split * q.splits >= tiles);
+        CHECK((q.splits - 1) * q.k_tiles_per_split < tiles);
+        CHECK(q.splits == 1 || q.k_tiles_per_split >= 4);
+        CHECK(q.grid_m * q.bm >= M && q.grid_n * q.bn >= N);
+      }
+}
+
+static void test_train_plan() {
+  PlanShape s{151936, 896, 4864, 24, 14, 2, 64};
+  TrainPlan p = plan_training(s, 8, 1024, true);
+  // Every buffer 256-aligned, inside the arena, and no two overlap.
+  ArenaLayout probe;
+  std::vector<std::pair<int64_t, int64_t>> spans;
+  auto span = [&](int64_t at, int64_t bytes) {
+    CHECK(at % ArenaLayout::kAlign == 0);
+    CHECK(at + bytes <= p.bytes);
+    spans.push_back({at, at + bytes});
+  };
+  const int64_t N = 8192, C = 896, F = 4864, Q = 896, K = 128;
+  for (auto& L : p.layers) {
+    span(L.x_in, N * C * 4), span(L.ln1, N * C * 4), span(L.q, N * Q * 4), span(L.k, N * K * 4);
+    span(L.v, N * K * 4), span(L.ao, N * Q * 4), span(L.lse, 8 * 14 * 1024 * 4), span(L.g, N * F * 4);
+    span(L.u, N * F * 4), span(L.h, N * F * 4), span(L.x_mid, N * C * 4), span(L.ln2, N * C * 4);
+    for (int i = 0; i < 7; i++) CHECK(L.ax[i] == -1 && L.z[i] == -1);
+  }
+  span(p.logits, N * 151936 * 4), span(p.dx, N * C * 4), span(p.dh, N * F * 4), span(p.dq, N * Q * 4);
+  span(p.dsum, 8 * 14 * 1024 * 4), span(p.tokens, N * 4);
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); i++) CHECK(spans[i].first >= spans[i - 1].second);
+  // The logits dominate (5 GB) and the per-layer activations scale with the layers.
+  const double gib = (double)p.bytes / (1 << 30);
+  CHECK(gib > 15 && gib < 30);
+  TrainPlan half = plan_training(s, 4, 1024, true);
+  CHECK(std::fabs((double)p.bytes / half.bytes - 2.0) < 0.01);
+  // Forward only: no backward scratch.
+  TrainPlan fwd = plan_training(s, 8, 1024, false);
+  CHECK(fwd.bytes < p.bytes);
+  // Adapters add their saves: ax for every adapted projection, z/norm/colscale for DoRA only.
+  PlanShape a = s;
+  a.rank[0] = 16, a.rank[6] = 8, a.dora[6] = true;
+  TrainPlan pa = plan_training(a, 2, 64, true);
+  CHECK(pa.layers[0].ax[0] >= 0 && pa.layers[0].z[0] == -1 && pa.layers[0].ax[1] == -1);
+  CHECK(pa.layers[0].z[6] >= 0 && pa.layers[0].norm[6] >= 0 && pa.layers[0].colscale[6] >= 0);
+  CHECK(pa.dwtmp >= 0);
+}
+
+static float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+static void test_bf16() {
+  CHECK(bf16_bits(1.0f) == 0x3F80);
+  CHECK(bf16_bits(-2.0f) == 0xC000);
+  CHECK(bf16_bits(0.0f) == 0x0000);
+  CHECK(bf16_bits(-0.0f) == 0x8000);
+  // Ties round to even: 1 + 2^-8 is halfway between 1 and 1 + 2^-7.
+  CHECK(bf16_bits(bits_to_float(0x3F808000u)) == 0x3F80);
+  CHECK(bf16_bits(bits_to_float(0x3F818000u)) == 0x3F82);
+  CHECK(bf16_bits(bits_to_float(0x3F808001u)) == 0x3F81);
+  // Overflow rounds to infinity, NaN stays NaN, infinities stay.
+  CHECK(bf16_bits(bits_to_float(0x7F7FFFFFu)) == 0x7F80);
+  CHECK(std::isnan(bf16_value(bf16_bits(NAN))));
+  CHECK(bf16_bits(INFINITY) == 0x7F80 && bf16_bits(-INFINITY) == 0xFF80);
+  // Random values: within half an ulp (2^-9 relative), and the nearest of the two neighbours.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0, 3);
+  for (int i = 0; i < 100000; i++) {
+    float x = nd(rng) * std::pow(10.0f, (float)(i % 7 - 3));
+    float y = bf16_value(bf16_bits(x));
+    CHECK(std::fabs(y - x) <= std::fabs(x) * (1.0f / 256) + 1e-38f);
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    float lo = bits_to_float(u & 0xFFFF0000u), hi = bits_to_float((u & 0xFFFF0000u) + 0x10000u);
+    CHECK(std::fabs(y - x) <= std::fabs(lo - x) && std::fabs(y - x) <= std::fabs(hi - x));
+  }
+}
+
+static void test_attention_limits() {
+  CHECK(attention_unsupported(64).empty());
+  CHECK(attention_unsupported(128).empty());
+  CHECK(!attention_unsupported(256).empty());
+}
+
+// Drives the scheduler through a whole generation as the CUDA model does, with a fake model
+// that "samples" a token from a seeded stream, and checks the invariants on every step.
+static void run_generation(std::vector<int64_t> lens, int64_t n, int64_t slots, int64_t max_new, int64_t budget,
+                           uint32_t seed) {
+  std::vector<std::vector<int32_t>> prompts;
+  for (size_t p = 0; p < lens.size(); p++) {
+    std::vector<int32_t> t;
+    for (int64_t i = 0; i < lens[p]; i++) t.push_back((int32_t)(100 + p * 10 + i));
+    prompts.push_back(t);
+  }
+  BatchScheduler s(lens, n, slots, max_new, budget);
+  std::mt19937 rng(seed);
+  const std::set<int32_t> stop = {0};
+  // What each slot holds: the completion and how many positions are valid.
+  std::map<int32_t, std::pair<int64_t, int64_t>> holder;
+  std::map<int32_t, int64_t> filled;  // slot -> positions written
+  int steps = 0;
+  int64_t most_running = 0;
+  bool joined_midway = false;
+  while (!s.finished()) {
+    StepPlan st = s.next(prompts);
+    CHECK(!st.empty());
+    if (st.empty()) return;
+    steps++;
+    CHECK(st.tok.size() == st.slot.size() && st.slot.size() == st.pos.size());
+    CHECK(st.pick_row.size() == st.pick_seq.size());
+    std::set<int64_t> seqs_this_step;
+    int64_t prefill_rows = 0;
+    bool has_decode = false;
+    for (size_t i = 0; i < st.pick_seq.size(); i++) {
+      CHECK(seqs_this_step.insert(st.pick_seq[i]).second);  // one pick per completion per step
+      CHECK(st.pick_row[i] >= 0 && st.pick_row[i] < (int64_t)st.want.size());
+    }
+    // Rows: positions within the slot's capacity, each slot's rows contiguous positions.
+    std::map<int32_t, std::vector<int32_t>> by_slot;
+    for (size_t r = 0; r < st.tok.size(); r++) {
+      CHECK(st.slot[r] >= 0 && st.slot[r] < slots);
+      CHECK(st.pos[r] >= 0 && st.pos[r] < s.cap());
+      by_slot[st.slot[r]].push_back(st.pos[r]);
+    }
+    for (auto& [slot, ps] : by_slot) {
+      if (ps.size() == 1 && ps[0] > 0) {
+        has_decode = true;
+        CHECK(filled[slot] == ps[0]);  // a decode row extends exactly what the slot holds
+      } else {
+        for (size_t i = 0; i < ps.size(); i++) CHECK(ps[i] == (int32_t)i);  // a prefill starts at 0
+        prefill_rows += (int64_t)ps.size();
+      }
+      filled[slot] = ps.back() + 1;
+    }
+    if (prefill_rows > 0 && has_decode) joined_midway = true;
+    for (auto& cp : st.copies) {
+      CHECK(filled[cp.from] == cp.length);
+      filled[cp.to] = cp.length;
+    }
+    std::vector<int32_t> toks;
+    for (size_t i = 0; i < st.pick_seq.size(); i++) toks.push_back((int32_t)(rng() % 8));  // 1 in 8 stops
+    s.commit(st, toks, stop);
+    CHECK(s.running() + s.free_slots() == slots);
+    most_running = std::max(most_running, s.running());
+    CHECK(steps < 100000);
+    if (steps >= 100000) return;
+  }
+  CHECK(most_running <= slots);
+  for (int64_t q = 0; q < (int64_t)lens.size() * n; q++) {
+    const auto& t = s.tokens(q);
+    CHECK(!t.empty() && (int64_t)t.size() <= max_new);
+    if (s.finish(q) == "stop") CHECK(t.back() == 0);
+    else CHECK(s.finish(q) == "length" && (int64_t)t.size() == max_new);
+    for (size_t i = 0; i + 1 < t.size(); i++) CHECK(t[i] != 0);  // nothing after a stop
+  }
+  // With fewer slots than completions, later prompts must have joined while others decoded.
+  if ((int64_t)lens.size() * n > slots) CHECK(joined_midway);
+}
+
+static void test_scheduler() {
+  run_generation({3, 1, 7, 2}, 1, 64, 5, 4096, 1);      // everything in flight at once
+  run_generation({3, 1, 7, 2, 5, 5, 9, 1}, 2, 4, 6, 4096, 2);  // continuous batching, 2 samples each
+  std::vector<int64_t> many;
+  for (int i = 0; i < 300; i++) many.push_back(1 + i % 13);
+  run_generation(many, 1, 64, 20, 4096, 3);
+  run_generation(many, 4, 256, 12, 64, 4);  // a small prefill budget spreads admissions over steps
+  // max_new 0: finished before the first step.
+  BatchScheduler z({2, 3}, 1, 4, 0, 16);
+  CHECK(z.finished() && z.finish(0) == "length" && z.tokens(1).empty());
+  // Refusals: too few slots for one prompt's samples, an empty prompt.
+  bool threw = false;
+  try {
+    BatchScheduler bad({2}, 4, 3, 5, 16);
+  } catch (const std::exception&) {
+    threw = true;
+  }
+  CHECK(threw);
+  threw = false;
+  try {
+    BatchScheduler bad({2, 0}, 1, 3, 5, 16);
+  } catch (const std::exception& e) {
+    threw = std::string(e.what()).find("prompts[1]") != std::string::npos;
+  }
+  CHECK(threw);
+  // Samples of a prompt share its prefill: one set of prompt rows, copies to the other slots.
+  BatchScheduler g({4}, 3, 8, 2, 4096);
+  StepPlan st = g.next({{5, 6, 7, 8}});
+  CHECK(st.tok.size() == 4 && st.want.size() == 1 && st.pick_seq.size() == 3 && st.copies.size() == 2);
+  CHECK(st.copies[0].length == 4 && st.copies[0].from == st.slot[0] && st.copies[0].to != st.slot[0]);
+}
+
+int main() {
+  test_gemm_plan();
+  test_train_plan();
+  test_bf16();
+  test_attention_limits();
+  test_scheduler();
+  if (failures) {
+    std::printf("%d check(s) failed\n", failures);
+    return 1;
+  }
+  std::printf("cuda host tests: all passed\n");
+  return 0;
+}

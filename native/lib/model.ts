@@ -157,6 +157,12 @@ function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
     }
     return undefined;
   }
+  const index = o.deviceIndex ?? 0;
+  if (!Number.isInteger(index) || index < 0) throw new RangeError(`deviceIndex must be a non-negative integer (got ${o.deviceIndex})`);
+  const precision = o.precision ?? 'bf16';
+  if (precision !== 'bf16' && precision !== 'fp32') throw new RangeError(`precision must be "bf16" or "fp32" (got ${String(o.precision)})`);
+  const maxSlots = o.maxSlots ?? 0;
+  if (!Number.isInteger(maxSlots) || maxSlots < 0) throw new RangeError(`maxSlots must be a non-negative integer (got ${o.maxSlots})`);
   if (!addon.buildInfo().cudaCompiled) {
     throw new Error(
       "device 'cuda' requested but this build of the engine has no CUDA backend (built without nvcc or with TEMPER_CUDA=off)",
@@ -164,14 +170,9 @@ function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
   }
   const devices = addon.cudaDevices();
   if (devices.count === 0) throw new Error(`device 'cuda' requested but no CUDA device is usable: ${devices.reason ?? 'none found'}`);
-  const index = o.deviceIndex ?? 0;
-  if (!Number.isInteger(index) || index < 0 || index >= devices.count) {
-    throw new RangeError(`deviceIndex must be an integer in [0, ${devices.count - 1}] (got ${o.deviceIndex})`);
+  if (index >= devices.count) {
+    throw new RangeError(`device 'cuda' requested with deviceIndex ${index} but ${devices.count} CUDA device(s) are present`);
   }
-  const precision = o.precision ?? 'bf16';
-  if (precision !== 'bf16' && precision !== 'fp32') throw new RangeError(`precision must be "bf16" or "fp32" (got ${String(o.precision)})`);
-  const maxSlots = o.maxSlots ?? 0;
-  if (!Number.isInteger(maxSlots) || maxSlots < 0) throw new RangeError(`maxSlots must be a non-negative integer (got ${o.maxSlots})`);
   return { device: 'cuda', deviceIndex: index, precision, maxSlots };
 }
 

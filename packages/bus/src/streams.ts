@@ -56,6 +56,8 @@ export const subjects = {
   runAll: (runId: string) => `temper.events.runs.${token(runId)}.>`,
   /** Every run's status subject, to list runs. */
   allRunStatuses: 'temper.events.runs.*.status',
+  /** A run's new policy weights, learner to generators (core NATS, in no stream: see weights.ts). */
+  policyWeights: (runId: string) => `temper.weights.${token(runId)}`,
 };
 
 // A subject token may not hold '.', '*', '>' or whitespace; run ids are ours but names

@@ -7,13 +7,21 @@
 // two ways: ensure() fetches the newest version of a run when a request needs it, and the
 // policy events of the run being served (CheckpointCommitted on TEMPER_EVENTS) make the next
 // version load in the background, to be swapped in at the next batch boundary.
+//
+// A version is always a committed checkpoint, but its weights need not come from the store:
+// the learner streams them to the run's generators before it uploads the checkpoint (see
+// @temper/bus weights.ts). They are loaded into a spare model as they arrive, and when the
+// checkpoint is announced they are used if they hash to its weights file and everything else
+// the generator reads (config, tokenizer) is what it serves already; otherwise the checkpoint
+// is pulled from the store as before.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
-import { Bus, streams, subjects } from '@temper/bus';
+import { Bus, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
 import { CheckpointClient } from '@temper/checkpoint-store';
-import { engineConfig, Model } from '@temper/native';
+import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import type { Tokenizer } from '@temper/tokenizers';
+import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -49,11 +57,28 @@ export interface Announced {
   version: number;
 }
 
+/** Streamed weights loaded into a model, waiting for the checkpoint that commits them. */
+interface Prepared {
+  version: number;
+  sha256: string;
+  model: Model;
+}
+
+const WEIGHTS_FILE = 'model.safetensors';
+/** What a learner checkpoint holds for resuming a run; the engine loads none of it to serve. */
+const LEARNER_STATE_FILES = new Set(['optimizer.safetensors', 'temper-run-state.json']);
+
 export class PolicyManager {
   private served?: ServedPolicy;
   /** Loaded ahead: swapped in at the next batch boundary when it is newer than what is served. */
   private staged?: ServedPolicy;
   private readonly loads = new Map<string, Promise<Omit<ServedPolicy, 'version'>>>();
+  /** Announced versions being made ready (streamed weights or a pull), once each. */
+  private readonly readying = new Map<string, Promise<ServedPolicy>>();
+  /** The newest streamed weights, being loaded into a model. */
+  private streamed?: { runId: string; version: number; prepared: Promise<Prepared | undefined> };
+  /** A model no longer served, kept to load streamed weights into (making one costs more). */
+  private spare?: Model;
   private queue: Promise<unknown> = Promise.resolve();
   private following?: { runId: string; stop(): Promise<void> };
   private closed = false;
@@ -61,6 +86,8 @@ export class PolicyManager {
   sequencesInFlight = 0;
   /** Swaps so far, for logs and tests. */
   swaps = 0;
+  /** Versions made ready from streamed weights, and from the store. */
+  readonly loadedFrom = { stream: 0, store: 0 };
 
   constructor(private readonly opts: PolicyManagerOptions) {}
 
@@ -123,7 +150,7 @@ export class PolicyManager {
       if (minVersion === 0 && !latest && this.served) return this.served;
       return undefined;
     }
-    const p: ServedPolicy = { ...(await this.load(latest.manifest.id)), version: latest.version };
+    const p = await this.ready(runId, latest);
     const served = await this.use(async () => {
       // Another caller may have moved on to something newer of this run meanwhile.
       if (!(this.served?.runId === runId && this.served.version >= p.version)) this.swapIn(p);
@@ -180,6 +207,8 @@ export class PolicyManager {
     const before = this.served;
     this.served = p;
     if (this.staged === p) this.staged = undefined;
+    // Nothing samples with a policy once it is swapped out (all sampling goes through use()).
+    if (before && before.model !== p.model) this.spare ??= before.model;
     this.swaps++;
     this.opts.log.info('serving policy', {
       run: p.runId,
@@ -205,16 +234,8 @@ export class PolicyManager {
         if (tokenizer.vocabSize > shape.vocabSize) {
           throw new Error(`checkpoint ${manifest.id}: its tokenizer has ${tokenizer.vocabSize} ids but the model only ${shape.vocabSize}`);
         }
-        const summary = ModelSummary.fromPartial({
-          modelType: model.config.model_type,
-          vocabSize: shape.vocabSize,
-          hiddenSize: shape.hiddenSize,
-          numLayers: shape.numLayers,
-          dtype: typeof model.config.torch_dtype === 'string' ? model.config.torch_dtype : '',
-          ...withoutDefaults(manifest.model),
-        });
         this.opts.log.info('loaded checkpoint', { checkpoint: manifest.id, run: manifest.runId, step: manifest.step, bytes, seconds: (Date.now() - started) / 1000 });
-        return { model, tokenizer, manifest, runId: manifest.runId, limits: { vocabSize: shape.vocabSize, maxPositions: shape.maxPositions }, summary };
+        return { model, tokenizer, manifest, runId: manifest.runId, ...describe(model, manifest) };
       } finally {
         await fsp.rm(dir, { recursive: true, force: true });
       }
@@ -231,10 +252,12 @@ export class PolicyManager {
     const previous = this.following;
     let messages: ConsumerMessages | undefined;
     let stopped = false;
+    const weights = subscribeWeights(this.opts.bus.nc, runId, (w) => this.prepare(runId, w));
     const f = {
       runId,
       stop: async () => {
         stopped = true;
+        await weights.stop();
         await messages?.close();
       },
     };
@@ -271,7 +294,7 @@ export class PolicyManager {
   private async prefetch(runId: string, a: Announced): Promise<void> {
     if (a.version <= this.newestOf(runId) || this.served?.runId !== runId) return;
     try {
-      const p: ServedPolicy = { ...(await this.load(a.manifest.id)), version: a.version };
+      const p = await this.ready(runId, a);
       if (p.version > this.newestOf(runId) && this.served?.runId === runId && this.following?.runId === runId) {
         this.staged = p;
         this.opts.log.info('policy loaded ahead', { run: runId, policy_version: p.version, checkpoint: p.manifest.id });
@@ -280,6 +303,103 @@ export class PolicyManager {
       this.opts.log.warn('could not load an announced policy ahead of need', { run: runId, policy_version: a.version, checkpoint: a.manifest.id, err });
     }
   }
+
+  /**
+   * An announced version, ready to serve: from the weights streamed for it when they are this
+   * checkpoint's, else pulled from the store. Made once however many callers ask at a time.
+   */
+  private ready(runId: string, a: Announced): Promise<ServedPolicy> {
+    const key = `${runId}\u0000${a.version}\u0000${a.manifest.id}`;
+    const existing = this.readying.get(key);
+    if (existing) return existing;
+    const work = (async (): Promise<ServedPolicy> => {
+      const streamed = await this.fromStream(runId, a);
+      if (streamed) {
+        this.loadedFrom.stream++;
+        return streamed;
+      }
+      const p = { ...(await this.load(a.manifest.id)), version: a.version };
+      this.loadedFrom.store++;
+      return p;
+    })();
+    this.readying.set(key, work);
+    const done = () => this.readying.delete(key);
+    work.then(done, done);
+    return work;
+  }
+
+  /** Loads streamed weights into a spare model as they arrive, before their checkpoint is announced. */
+  private prepare(runId: string, w: StreamedWeights): void {
+    const served = this.served;
+    if (!served || served.runId !== runId || w.version <= this.newestOf(runId)) return;
+    const previous = this.streamed;
+    const prepared = (async (): Promise<Prepared | undefined> => {
+      // One model at a time: the one before (superseded, never used) is the spare for this one.
+      const before = await previous?.prepared;
+      if (before) this.spare ??= before.model;
+      const sha256 = createHash('sha256').update(w.bytes).digest('hex');
+      const model = this.takeSpare(served.model.config) ?? (await Model.create(served.model.config, { threads: this.opts.threads }));
+      try {
+        await model.importWeights(w.bytes);
+      } catch (err) {
+        this.opts.log.warn('streamed weights could not be loaded; the checkpoint store has them', { run: runId, policy_version: w.version, err });
+        return undefined;
+      }
+      return { version: w.version, sha256, model };
+    })();
+    this.streamed = { runId, version: w.version, prepared };
+  }
+
+  /** The announced version from its streamed weights, when they are what the checkpoint holds. */
+  private async fromStream(runId: string, a: Announced): Promise<ServedPolicy | undefined> {
+    const s = this.streamed;
+    if (!s || s.runId !== runId || s.version !== a.version) return undefined;
+    this.streamed = undefined;
+    const prepared = await s.prepared;
+    const served = this.served;
+    if (!prepared) return undefined;
+    if (!served || served.runId !== runId || !sameButWeights(served.manifest, a.manifest, prepared.sha256)) {
+      this.opts.log.info('streamed weights are not the announced checkpoint\'s; pulling it from the store', { run: runId, policy_version: a.version, checkpoint: a.manifest.id });
+      this.spare ??= prepared.model;
+      return undefined;
+    }
+    this.opts.log.info('loaded streamed weights', { checkpoint: a.manifest.id, run: runId, step: a.manifest.step, policy_version: a.version });
+    return { model: prepared.model, tokenizer: served.tokenizer, manifest: a.manifest, runId, version: a.version, ...describe(prepared.model, a.manifest) };
+  }
+
+  private takeSpare(config: HfConfig): Model | undefined {
+    const s = this.spare;
+    if (!s || JSON.stringify(s.config) !== JSON.stringify(config)) return undefined;
+    this.spare = undefined;
+    return s;
+  }
+}
+
+/**
+ * Whether `next` is `served` with other weights, these ones: its weights file hashes to
+ * `weightsSha256` and every other file the generator reads is the same.
+ */
+function sameButWeights(served: CheckpointManifest, next: CheckpointManifest, weightsSha256: string): boolean {
+  const read = (m: CheckpointManifest) => new Map(m.files.filter((f) => !LEARNER_STATE_FILES.has(f.path)).map((f) => [f.path, f.sha256]));
+  const before = read(served);
+  const after = read(next);
+  if (after.get(WEIGHTS_FILE) !== weightsSha256 || !before.has(WEIGHTS_FILE) || before.size !== after.size) return false;
+  for (const [file, sha] of after) if (file !== WEIGHTS_FILE && before.get(file) !== sha) return false;
+  return true;
+}
+
+/** The limits and summary of a loaded model as the checkpoint describes it. */
+function describe(model: Model, manifest: CheckpointManifest): Pick<ServedPolicy, 'limits' | 'summary'> {
+  const shape = engineConfig(model.config);
+  const summary = ModelSummary.fromPartial({
+    modelType: model.config.model_type,
+    vocabSize: shape.vocabSize,
+    hiddenSize: shape.hiddenSize,
+    numLayers: shape.numLayers,
+    dtype: typeof model.config.torch_dtype === 'string' ? model.config.torch_dtype : '',
+    ...withoutDefaults(manifest.model),
+  });
+  return { limits: { vocabSize: shape.vocabSize, maxPositions: shape.maxPositions }, summary };
 }
 
 /** The fields of a summary that are set (so a manifest without one does not blank what the config says). */

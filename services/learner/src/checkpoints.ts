@@ -1,7 +1,7 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
-import { Bus, streams, subjects } from '@temper/bus';
+import { Bus, publishWeights, streams, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest } from '@temper/proto';
@@ -46,6 +46,17 @@ export async function saveCheckpoint(store: CheckpointClient, model: Model, opts
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Sends the weights of policy `version` straight to the generators of the run, ahead of the
+ * checkpoint that will commit them (saveCheckpoint): they load them while it uploads, and
+ * serve them once the store announces a checkpoint whose weights file has the same hash.
+ * A model with adapters is not sent: its checkpoint holds the base weights alone.
+ */
+export async function streamWeights(bus: Bus, model: Model, runId: string, version: number): Promise<void> {
+  if (model.hasAdapters) return;
+  await publishWeights(bus.nc, runId, version, await model.exportWeights());
 }
 
 export interface Loaded {

@@ -12,7 +12,7 @@ import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
@@ -70,9 +70,11 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
           train = await grpoStep(model, batch, loss, { ...optimizer, lr }, ref);
         }
         const learnMs = performance.now() - learnStart;
-        // 3. Publish the new policy; a full checkpoint (optimizer, run state) every save_every steps.
+        // 3. Publish the new policy: its weights straight to the generators, then as a checkpoint
+        // (a full one, with optimizer and run state, every save_every steps).
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: requests.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
+        await streamWeights(ctx.bus, model, ctx.runId, next.policyVersion).catch((err: unknown) => ctx.log.warn('could not stream the new weights; generators pull the checkpoint instead', { err }));
         const full = step % g.saveEvery === 0 || step === g.steps;
         const manifest = await saveCheckpoint(ctx.store, model, {
           tokenizer: tokenizerSpec,

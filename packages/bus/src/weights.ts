@@ -1,0 +1,71 @@
+// A new policy's weights, from the learner straight to the generators of its run, over core
+// NATS: the bytes in chunks under the server's max_payload, sent before the checkpoint that
+// commits them is even uploaded. Nothing is stored and delivery is at most once, so this is
+// only ever a fast path: a generator takes streamed bytes only when they hash to the weights
+// file of the committed checkpoint, and otherwise pulls that checkpoint from the store.
+import { headers as natsHeaders, NatsConnection } from '@nats-io/transport-node';
+import { subjects } from './streams';
+
+const VERSION = 'Temper-Policy-Version';
+const CHUNK = 'Temper-Chunk'; // "index/count"
+const BYTES = 'Temper-Bytes';
+
+/** What a subscriber gets: one version's bytes, whole. */
+export interface StreamedWeights {
+  version: number;
+  bytes: Uint8Array;
+}
+
+/** Room left in a message for the headers. */
+const HEADER_ROOM = 4096;
+
+/** Publishes `bytes` as policy `version` of `runId`; resolves once the server has them all. */
+export async function publishWeights(nc: NatsConnection, runId: string, version: number, bytes: Uint8Array): Promise<void> {
+  const chunk = Math.max(HEADER_ROOM, (nc.info?.max_payload ?? 1 << 20) - HEADER_ROOM);
+  const count = Math.max(1, Math.ceil(bytes.length / chunk));
+  const subject = subjects.policyWeights(runId);
+  for (let i = 0; i < count; i++) {
+    const h = natsHeaders();
+    h.set(VERSION, String(version));
+    h.set(CHUNK, `${i}/${count}`);
+    h.set(BYTES, String(bytes.length));
+    nc.publish(subject, bytes.subarray(i * chunk, (i + 1) * chunk), { headers: h });
+  }
+  await nc.flush();
+}
+
+/**
+ * Calls `onWeights` with every version of `runId` whose chunks all arrive, in order. A
+ * version with a chunk missing (a slow or late subscriber) is skipped without a word: the
+ * checkpoint store has it.
+ */
+export function subscribeWeights(nc: NatsConnection, runId: string, onWeights: (w: StreamedWeights) => void): { stop(): Promise<void> } {
+  const sub = nc.subscribe(subjects.policyWeights(runId));
+  let building: { version: number; count: number; next: number; bytes: Uint8Array; filled: number } | undefined;
+  const done = (async () => {
+    for await (const m of sub) {
+      const version = Number(m.headers?.get(VERSION));
+      const [index, count] = (m.headers?.get(CHUNK) ?? '').split('/').map(Number);
+      const total = Number(m.headers?.get(BYTES));
+      if (![version, index, count, total].every(Number.isSafeInteger)) continue;
+      if (index === 0) building = { version, count, next: 0, bytes: new Uint8Array(total), filled: 0 };
+      const b = building;
+      if (!b || b.version !== version || b.next !== index || b.count !== count || b.filled + m.data.length > b.bytes.length) {
+        building = undefined;
+        continue;
+      }
+      b.bytes.set(m.data, b.filled);
+      b.filled += m.data.length;
+      b.next++;
+      if (b.next < b.count) continue;
+      building = undefined;
+      if (b.filled === b.bytes.length) onWeights({ version, bytes: b.bytes });
+    }
+  })();
+  return {
+    stop: async () => {
+      sub.unsubscribe();
+      await done;
+    },
+  };
+}

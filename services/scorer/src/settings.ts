@@ -19,7 +19,7 @@ export interface ScorerSettings {
   filterSubject: string;
   /** How often the consumer is checked and restored if gone: TEMPER_SCORER_CONSUMER_CHECK_MS. */
   consumerCheckMs: number;
-  /** Rollout groups scored at once by this scorer: TEMPER_SCORER_CONCURRENCY (default 2 per thread). */
+  /** Rollout groups being scored at once by this scorer (publishing holds no slot): TEMPER_SCORER_CONCURRENCY (default 2 per thread). */
   concurrency: number;
   /**
    * Requests of built-in components up to this many characters of completions are scored on

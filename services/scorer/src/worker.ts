@@ -113,13 +113,16 @@ export function startRolloutWorker(bus: Bus, pool: ScoringPool, opts: WorkerOpti
   };
 }
 
-// One subscription hands deliveries to up to `concurrency` groups in flight: the handler
-// returns once a group has a slot, and the group is acked (or nakked for redelivery) when
-// its scores are published. A subscription pulls messages in batches, so several
-// subscriptions would still score one batch at a time each.
+// One subscription hands deliveries to up to `concurrency` groups being scored: the handler
+// returns once a group has a slot, the slot is free again as soon as the group is scored,
+// and the group is acked (or nakked for redelivery) when its scores are published. Waiting
+// for a publish holds no slot, so the groups of a step that score at once also publish at
+// once. A subscription pulls messages in batches, so several subscriptions would still score
+// one batch at a time each.
 async function consumeConcurrently(bus: Bus, pool: ScoringPool, opts: WorkerOptions): Promise<{ stop(): Promise<void> }> {
   const log = opts.log;
   const limit = Math.max(1, opts.concurrency ?? 4);
+  const scoring = new Set<Promise<void>>();
   const inFlight = new Set<Promise<void>>();
   const tracer = opts.tracer ?? trace.getTracer('temper.scorer');
   const sub = await consumeMessages(
@@ -127,8 +130,12 @@ async function consumeConcurrently(bus: Bus, pool: ScoringPool, opts: WorkerOpti
     RolloutGroup,
     { stream: streams.rollouts.name, consumer: opts.consumer, manualAck: true, onError: (err) => log.warn('undecodable rollout group dropped', { err }) },
     async (d) => {
-      while (inFlight.size >= limit) await Promise.race(inFlight);
-      const work = withSpan(tracer, 'scorer.score_group', { parent: context.active(), attributes: groupAttributes(d.message) }, () => handle(bus, pool, d, log))
+      while (scoring.size >= limit) await Promise.race(scoring);
+      let release: () => void = () => {};
+      const slot = new Promise<void>((resolve) => (release = resolve));
+      scoring.add(slot);
+      void slot.then(() => scoring.delete(slot));
+      const work = withSpan(tracer, 'scorer.score_group', { parent: context.active(), attributes: groupAttributes(d.message) }, () => handle(bus, pool, d, log, release))
         .then((outcome) => {
           if (outcome === 'published') d.raw.ack();
         })
@@ -136,7 +143,10 @@ async function consumeConcurrently(bus: Bus, pool: ScoringPool, opts: WorkerOpti
           log.warn('rollout group failed; it will be redelivered', { err, key: d.message.key });
           d.raw.nak(1000);
         })
-        .finally(() => inFlight.delete(work));
+        .finally(() => {
+          release();
+          inFlight.delete(work);
+        });
       inFlight.add(work);
     },
   );
@@ -153,7 +163,8 @@ function groupAttributes(g: RolloutGroup): Record<string, string | number> {
   return { 'temper.run_id': k?.runId ?? '', 'temper.step': k?.step ?? 0, 'temper.group_index': k?.groupIndex ?? 0, 'temper.completions': g.completions.length };
 }
 
-async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger): Promise<'published' | 'dropped'> {
+/** Scores a group and publishes its scores; `scored` is called once the scoring is done. */
+async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger, scored: () => void): Promise<'published' | 'dropped'> {
   const group = d.message;
   const problem = invalidGroup(group);
   if (problem) {
@@ -162,9 +173,10 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
     d.raw.term(problem);
     return 'dropped';
   }
-  let scored: ScoredGroup;
+  let result: ScoredGroup;
   try {
-    scored = await scoreGroup(pool, group);
+    result = await scoreGroup(pool, group);
+    scored();
   } catch (err) {
     if (err instanceof RewardSpecError) {
       log.error('dropping a rollout group with an invalid reward spec', { problem: err.message, key: group.key });
@@ -174,8 +186,8 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
     throw err;
   }
   // The trace context (the span of this group) goes along in the headers by itself.
-  const ack = await publishMessage(bus.js, subjects.scored(group.key!.runId), ScoredGroup, scored, { msgId: scoredMsgId(group) });
-  log.debug('scored group', { key: group.key, completions: group.completions.length, duplicate: ack.duplicate, seconds: scored.scoreSeconds });
+  const ack = await publishMessage(bus.js, subjects.scored(group.key!.runId), ScoredGroup, result, { msgId: scoredMsgId(group) });
+  log.debug('scored group', { key: group.key, completions: group.completions.length, duplicate: ack.duplicate, seconds: result.scoreSeconds });
   return 'published';
 }
 

@@ -253,6 +253,7 @@ export class PolicyManager {
     let messages: ConsumerMessages | undefined;
     let stopped = false;
     const weights = subscribeWeights(this.opts.bus.nc, runId, (w) => this.prepare(runId, w));
+    this.makeSpare();
     const f = {
       runId,
       stop: async () => {
@@ -365,6 +366,19 @@ export class PolicyManager {
     }
     this.opts.log.info('loaded streamed weights', { checkpoint: a.manifest.id, run: runId, step: a.manifest.step, policy_version: a.version });
     return { model: prepared.model, tokenizer: served.tokenizer, manifest: a.manifest, runId, version: a.version, ...describe(prepared.model, a.manifest) };
+  }
+
+  /**
+   * Makes a spare model of the served shape in the background, so the first streamed version
+   * does not wait for one (making a model means initialising all of its weights).
+   */
+  private makeSpare(): void {
+    const config = this.served?.model.config;
+    if (this.spare || !config) return;
+    Model.create(config, { threads: this.opts.threads }).then(
+      (m) => (this.spare ??= m),
+      (err: unknown) => this.opts.log.warn('could not make a spare model for streamed weights', { err }),
+    );
   }
 
   private takeSpare(config: HfConfig): Model | undefined {

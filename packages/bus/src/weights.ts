@@ -4,16 +4,18 @@
 // only ever a fast path: a generator takes streamed bytes only when they hash to the weights
 // file of the committed checkpoint, and otherwise pulls that checkpoint from the store.
 import { headers as natsHeaders, NatsConnection } from '@nats-io/transport-node';
+import { createHash, Hash } from 'node:crypto';
 import { subjects } from './streams';
 
 const VERSION = 'Temper-Policy-Version';
 const CHUNK = 'Temper-Chunk'; // "index/count"
 const BYTES = 'Temper-Bytes';
 
-/** What a subscriber gets: one version's bytes, whole. */
+/** What a subscriber gets: one version's bytes, whole, and their sha256 (hex). */
 export interface StreamedWeights {
   version: number;
   bytes: Uint8Array;
+  sha256: string;
 }
 
 /** Room left in a message for the headers. */
@@ -41,25 +43,27 @@ export async function publishWeights(nc: NatsConnection, runId: string, version:
  */
 export function subscribeWeights(nc: NatsConnection, runId: string, onWeights: (w: StreamedWeights) => void): { stop(): Promise<void> } {
   const sub = nc.subscribe(subjects.policyWeights(runId));
-  let building: { version: number; count: number; next: number; bytes: Uint8Array; filled: number } | undefined;
+  // Hashed chunk by chunk as they come, so no one moment pays for the whole file.
+  let building: { version: number; count: number; next: number; bytes: Uint8Array; filled: number; hash: Hash } | undefined;
   const done = (async () => {
     for await (const m of sub) {
       const version = Number(m.headers?.get(VERSION));
       const [index, count] = (m.headers?.get(CHUNK) ?? '').split('/').map(Number);
       const total = Number(m.headers?.get(BYTES));
       if (![version, index, count, total].every(Number.isSafeInteger)) continue;
-      if (index === 0) building = { version, count, next: 0, bytes: new Uint8Array(total), filled: 0 };
+      if (index === 0) building = start(version, count, total);
       const b = building;
       if (!b || b.version !== version || b.next !== index || b.count !== count || b.filled + m.data.length > b.bytes.length) {
         building = undefined;
         continue;
       }
       b.bytes.set(m.data, b.filled);
+      b.hash.update(m.data);
       b.filled += m.data.length;
       b.next++;
       if (b.next < b.count) continue;
       building = undefined;
-      if (b.filled === b.bytes.length) onWeights({ version, bytes: b.bytes });
+      if (b.filled === b.bytes.length) onWeights({ version, bytes: b.bytes, sha256: b.hash.digest('hex') });
     }
   })();
   return {
@@ -68,4 +72,12 @@ export function subscribeWeights(nc: NatsConnection, runId: string, onWeights: (
       await done;
     },
   };
+}
+
+function start(version: number, count: number, total: number) {
+  try {
+    return { version, count, next: 0, bytes: new Uint8Array(total), filled: 0, hash: createHash('sha256') };
+  } catch {
+    return undefined; // more than this process can hold: the store has it
+  }
 }

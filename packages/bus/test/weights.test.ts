@@ -2,7 +2,7 @@
 // with a chunk missing dropped rather than delivered half.
 import { Bus, connectBus, publishWeights, StreamedWeights, subjects, subscribeWeights } from '@temper/bus';
 import { headers } from '@nats-io/transport-node';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { testNatsUrl } from '../../../test/harness/nats';
 
 describe('streamed policy weights', () => {
@@ -36,6 +36,7 @@ describe('streamed policy weights', () => {
     }, 2);
     expect(got.map((w) => w.version)).toEqual([7, 8]);
     expect(Buffer.from(got[0].bytes).equals(big)).toBe(true);
+    expect(got[0].sha256).toBe(createHash('sha256').update(big).digest('hex'));
     expect(Buffer.from(got[1].bytes).equals(small)).toBe(true);
   });
 

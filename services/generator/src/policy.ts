@@ -21,7 +21,6 @@ import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import type { Tokenizer } from '@temper/tokenizers';
-import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -338,7 +337,6 @@ export class PolicyManager {
       // One model at a time: the one before (superseded, never used) is the spare for this one.
       const before = await previous?.prepared;
       if (before) this.spare ??= before.model;
-      const sha256 = createHash('sha256').update(w.bytes).digest('hex');
       const model = this.takeSpare(served.model.config) ?? (await Model.create(served.model.config, { threads: this.opts.threads }));
       try {
         await model.importWeights(w.bytes);
@@ -346,7 +344,7 @@ export class PolicyManager {
         this.opts.log.warn('streamed weights could not be loaded; the checkpoint store has them', { run: runId, policy_version: w.version, err });
         return undefined;
       }
-      return { version: w.version, sha256, model };
+      return { version: w.version, sha256: w.sha256, model };
     })();
     this.streamed = { runId, version: w.version, prepared };
   }

@@ -249,7 +249,9 @@ function stepMetrics(o: StepOutcome, stepMs: number): Record<string, number> {
   for (const name of new Set(rewards.flatMap((r) => Object.keys(r.components)))) {
     values[`reward/${name}`] = mean(rewards.map((r) => r.components[name] ?? 0));
   }
-  if ('accuracy' in (rewards[0]?.components ?? {})) values.accuracy = values['reward/accuracy'];
+  // Training-batch accuracy: the share solved outright (countdown's partial credit is not a solve).
+  const judge = ['accuracy', 'countdown'].find((name) => name in (rewards[0]?.components ?? {}));
+  if (judge) values.accuracy = mean(rewards.map((r) => (r.components[judge] >= 1 ? 1 : 0)));
   if ('format' in (rewards[0]?.components ?? {})) values.format_rate = mean(rewards.map((r) => (r.components.format >= 1 ? 1 : 0)));
   if (o.train) {
     values.loss = o.train.loss;

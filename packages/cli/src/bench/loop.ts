@@ -68,9 +68,10 @@ async function main(): Promise<void> {
     if (!json) process.stderr.write('the same steps in one process, without services...\n');
     const baseline = await inProcessStepSeconds({ ...shape, steps });
     // The work itself: the engine time the generator and the learner measured on these very
-    // rollouts, and the scoring compute of the baseline (the scorer's own figure includes its
-    // queue). Weight sync is its own part (sync_s). What is left is the services' overhead:
-    // messaging, serialization, waiting.
+    // rollouts, and the scoring compute of the baseline (the scorer's own figure may include
+    // waiting for a scoring thread). Weight sync is its own part (sync_s). What is left is the
+    // services' overhead: messaging, serialization, waiting (a generator's wait for a policy
+    // version it has not loaded yet included).
     const work = parts.generate_s + parts.learn_s + baseline.score_s;
     const overhead = Math.max(0, step - parts.sync_s - work);
     const result = {
@@ -88,9 +89,11 @@ async function main(): Promise<void> {
       // What the services add over the baseline, weight sync aside: messaging, serialization, waiting.
       overhead_s: overhead,
       overhead_fraction: step > 0 ? overhead / step : 0,
-      // Publishing the weights (a checkpoint through the store, fetched by the generators).
+      // Publishing the weights: streamed to the generators, and a checkpoint through the store.
       sync_fraction: step > 0 ? parts.sync_s / step : 0,
       cpus: os.cpus().length,
+      // Other work on the machine skews every figure above: the 1-minute load average at the end.
+      load_average: os.loadavg()[0],
     };
     process.stdout.write((json ? JSON.stringify(result) : JSON.stringify(result, null, 2)) + '\n');
   } finally {

@@ -267,7 +267,8 @@ export class CheckpointClient {
 class PullWriter {
   private files = new Map<string, CheckpointFile>();
   private state = new Map<string, { bytes: number; hash: ReturnType<typeof createHash>; done: boolean }>();
-  private current?: { path: string; handle: fsp.FileHandle };
+  /** The file being written, with the write of its latest chunk (at most one in flight). */
+  private current?: { path: string; handle: fsp.FileHandle; writing?: Promise<unknown> };
 
   constructor(private readonly tmp: string) {}
 
@@ -290,18 +291,21 @@ class PullWriter {
     const f = this.files.get(chunk.path);
     if (!state || !f) throw new Error(`the store sent bytes of ${JSON.stringify(chunk.path)}, which the manifest does not list`);
     if (state.done || chunk.offset !== state.bytes) throw new Error(`the store sent ${chunk.path} at offset ${chunk.offset}, expected ${state.bytes}`);
+    if (chunk.offset + chunk.data.length > f.size) throw new CheckpointClientError(grpc.status.DATA_LOSS, `${f.path}: the store sent more than its ${f.size} bytes`);
     if (this.current?.path !== chunk.path) {
-      await this.abort();
+      await this.closeCurrent();
       this.current = { path: chunk.path, handle: await this.open(chunk.path) };
     }
-    // Hash while the write is under way (the write runs off the JavaScript thread).
-    const written = this.current.handle.write(chunk.data, 0, chunk.data.length);
+    // The disk takes this chunk while the next one is received and hashed: wait only for the
+    // previous write, so receiving, hashing and writing overlap (writes run off the JavaScript thread).
+    const current = this.current;
+    await current.writing;
+    current.writing = writeAll(current.handle, chunk.data, `${this.tmp}/${f.path}`);
+    current.writing.catch(() => undefined); // its error surfaces at the next write or the close
     state.hash.update(chunk.data);
-    await written;
     state.bytes += chunk.data.length;
-    if (state.bytes > f.size) throw new CheckpointClientError(grpc.status.DATA_LOSS, `${f.path}: the store sent more than its ${f.size} bytes`);
     if (state.bytes === f.size) {
-      await this.abort();
+      await this.closeCurrent();
       this.check(f, state.hash.digest('hex'), state.bytes);
       state.done = true;
     }
@@ -340,10 +344,21 @@ class PullWriter {
     }
   }
 
+  /** Closes the file being written, without caring whether its last write landed (it starts over). */
   async abort(): Promise<void> {
+    await this.closeCurrent().catch(() => undefined);
+  }
+
+  /** Closes the file being written once its last write has landed; a failed write throws. */
+  private async closeCurrent(): Promise<void> {
     const c = this.current;
     this.current = undefined;
-    await c?.handle.close();
+    if (!c) return;
+    try {
+      await c.writing;
+    } finally {
+      await c.handle.close();
+    }
   }
 
   private check(f: CheckpointFile, digest: string, bytes: number): void {
@@ -362,6 +377,12 @@ class PullWriter {
 /** An upload id derived from what is uploaded: the same push again continues the same upload. */
 function contentUploadId(manifest: CheckpointManifest, policyVersion: number): string {
   return 'push-' + createHash('sha256').update(canonicalManifestBytes(manifest)).update(String(policyVersion)).digest('hex').slice(0, 40);
+}
+
+/** Writes all of `data` at the file's current position; a short write (a full disk) is an error. */
+async function writeAll(handle: fsp.FileHandle, data: Uint8Array, what: string): Promise<void> {
+  const { bytesWritten } = await handle.write(data, 0, data.length);
+  if (bytesWritten !== data.length) throw new Error(`${what}: wrote ${bytesWritten} of ${data.length} bytes (is the disk full?)`);
 }
 
 /** Writes one message, waiting when the stream asks to (backpressure); `sent` runs once gRPC has the bytes. */

@@ -27,6 +27,8 @@ interface StagedFile {
   /** Running hash of the received bytes, kept while the server is up. */
   hash?: Hash;
   handle?: fsp.FileHandle;
+  /** The write of the latest chunk (at most one in flight; `received` counts it already). */
+  writing?: Promise<unknown>;
   /** The backend taking the verified file. */
   importing?: Promise<void>;
 }
@@ -93,7 +95,7 @@ export class Upload {
       await f.importing?.catch((err: Error) => failures.push(`${f.path}: ${err.message}`));
     }
     for (const f of this.files) {
-      await this.closeFile(f);
+      await this.closeFile(f).catch((err: Error) => failures.push(`${f.path}: ${err.message}`));
       if (!f.complete) {
         f.hash = undefined;
         f.received = await fsp.stat(this.partPath(f)).then((s) => Math.min(s.size, f.size), () => 0);
@@ -116,10 +118,13 @@ export class Upload {
       f.hash ??= await hashPrefix(this.partPath(f), f.received);
       f.handle = await fsp.open(this.partPath(f), 'a');
     }
-    // Hash while the write is under way (the write runs off the JavaScript thread).
-    const written = f.handle.write(data, 0, data.length);
+    // The disk takes this chunk while the next one is received and hashed: wait only for the
+    // previous write, so receiving, hashing and writing overlap (writes run off the JavaScript
+    // thread). What is on disk stays the truth for a resume (settle re-reads it).
+    await f.writing;
+    f.writing = writeAll(f.handle, data, this.partPath(f));
+    f.writing.catch(() => undefined); // its error surfaces at the next chunk or the close
     f.hash!.update(data);
-    await written;
     f.received += data.length;
     if (f.received === f.size) await this.finishFile(f);
   }
@@ -152,10 +157,16 @@ export class Upload {
     f.importing.catch(() => undefined); // reported by settle()
   }
 
+  /** Closes a file once its last write has landed; a failed write throws. */
   private async closeFile(f: StagedFile): Promise<void> {
-    const h = f.handle;
+    const { handle, writing } = f;
     f.handle = undefined;
-    await h?.close();
+    f.writing = undefined;
+    try {
+      await writing;
+    } finally {
+      await handle?.close();
+    }
   }
 
   private partPath(f: StagedFile): string {
@@ -318,6 +329,12 @@ export class Uploads {
 
 function sameHeader(a: PutHeader, b: PutHeader): boolean {
   return a.policyVersion === b.policyVersion && canonicalManifestBytes(a.manifest!).equals(canonicalManifestBytes(b.manifest!));
+}
+
+/** Appends all of `data`; a short write (a full disk) is an error. */
+async function writeAll(handle: fsp.FileHandle, data: Uint8Array, file: string): Promise<void> {
+  const { bytesWritten } = await handle.write(data, 0, data.length);
+  if (bytesWritten !== data.length) throw new Error(`${file}: wrote ${bytesWritten} of ${data.length} bytes (is the disk full?)`);
 }
 
 /** The running hash of the first `bytes` bytes of a partly received file. */

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { FsBackend } from './backends/fs';
 import { CheckpointClient } from './client';
 import { widenFlowControl } from './flow-control';
+import { spaceOutFullCollections } from './gc';
 import { checkpointStoreBinding } from './grpc';
 import { CheckpointStore } from './store';
 
@@ -24,6 +25,7 @@ function arg(name: string, fallback: number): number {
 }
 
 async function serve(root: string): Promise<void> {
+  spaceOutFullCollections(); // as main.ts does for the real store
   const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'store', 'uploads') });
   const server = await startGrpcServer({ address: '127.0.0.1:0', services: [checkpointStoreBinding(store)] });
   widenFlowControl(server.server);

@@ -4,11 +4,13 @@ import { connectBus } from '@temper/bus';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { widenFlowControl } from './flow-control';
+import { spaceOutFullCollections } from './gc';
 import { checkpointStoreBinding } from './grpc';
 import { openStore } from './open';
 import { storeSettings } from './settings';
 
 const log = createLogger('checkpoint-store');
+spaceOutFullCollections();
 
 runService(log, async () => {
   const settings = serviceSettings('checkpoint-store');

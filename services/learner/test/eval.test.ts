@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { EvalCompletion, evalItems, evalSettings, evaluateModel, scoreCompletions } from '../src/eval/evaluate';
-import { runEvalStage } from '../src/stages/eval';
+import { evalDue, runEvalStage } from '../src/stages/eval';
 import { runSpecFromYaml } from '../src/spec';
 import { StageHarness, startStageHarness, tinyConfig } from './stage-harness';
 
@@ -73,6 +73,26 @@ describe('evaluation', () => {
     }
     const b = await evaluateModel(model, tokenizer, settings);
     expect({ ...b, seconds: 0 }).toEqual({ ...a, seconds: 0 });
+  });
+
+  it('evaluates a GRPO stage every eval_every steps, and at its last step only when no eval stage follows', () => {
+    const spec = (after: string) =>
+      runSpecFromYaml(`
+stages:
+  - { name: rl, grpo: { steps: 10, eval_every: 4 } }
+${after}`);
+    const due = (s: RunSpec, branch: string, every: number) =>
+      Array.from({ length: 10 }, (_, i) => i + 1).filter((step) => evalDue({ spec: s, stage: { ...s.stages[0], name: branch ? `rl.${branch}` : 'rl' }, branch }, step, 10, every));
+    const followed = spec('  - { name: check, eval: {} }');
+    expect(due(followed, '', 4)).toEqual([4, 8]);
+    expect(due(followed, 'long', 5)).toEqual([5]);
+    expect(due(followed, '', 0)).toEqual([]);
+    const alone = spec('  - { name: more, sft: {} }');
+    expect(due(alone, '', 5)).toEqual([5, 10]);
+    expect(due(alone, 'short', 4)).toEqual([4, 8]);
+    expect(due(alone, 'short', 2)).toEqual([2, 4, 6, 8, 10]);
+    // An eval stage of another checkpoint does not evaluate this one.
+    expect(due(spec('  - { name: check, input: base, eval: {} }'), '', 5)).toEqual([5, 10]);
   });
 
   describe('the eval stage', () => {

@@ -3,7 +3,9 @@
 import { CheckpointFile, ModelSummary } from '@temper/proto';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { FileDigest, HashWorker } from './hash-worker';
 
 /** Folders a pull writes into before its files are verified; never part of a checkpoint. */
 export const PULL_TEMP_PREFIX = '.temper-pull-';
@@ -24,7 +26,7 @@ export async function listFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-export async function hashFile(file: string, chunkBytes = 4 << 20): Promise<{ sha256: string; size: number }> {
+export async function hashFile(file: string, chunkBytes = 4 << 20): Promise<FileDigest> {
   const hash = createHash('sha256');
   let size = 0;
   const handle = await fsp.open(file, 'r');
@@ -46,11 +48,47 @@ export async function hashFile(file: string, chunkBytes = 4 << 20): Promise<{ sh
   return { sha256: hash.digest('hex'), size };
 }
 
+/** Below this many bytes in all, files are hashed on the main thread alone (a thread costs ~30 ms to start). */
+const PARALLEL_HASH_MIN_BYTES = 64 << 20;
+
 /** The files of a checkpoint directory with their sizes and hashes. */
 export async function describeDir(dir: string): Promise<CheckpointFile[]> {
-  const files: CheckpointFile[] = [];
-  for (const rel of await listFiles(dir)) files.push({ path: rel, ...(await hashFile(path.join(dir, ...rel.split('/')))) });
-  return files;
+  const rels = await listFiles(dir);
+  const digests = await hashFiles(rels.map((rel) => path.join(dir, ...rel.split('/'))));
+  return rels.map((rel, i) => ({ path: rel, ...digests[i] }));
+}
+
+/**
+ * Hashes of the given files, in their order. With two or more cores and enough bytes, the
+ * main thread and a worker thread take files from one queue, largest first.
+ */
+export async function hashFiles(files: string[], opts: { chunkBytes?: number; parallelMinBytes?: number } = {}): Promise<FileDigest[]> {
+  const chunkBytes = opts.chunkBytes ?? 4 << 20;
+  const sizes = await Promise.all(files.map(async (f) => (await fsp.stat(f)).size));
+  const digests: FileDigest[] = new Array(files.length);
+  const queue = files.map((_, i) => i).sort((a, b) => sizes[b] - sizes[a]);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const parallel = files.length > 1 && total >= (opts.parallelMinBytes ?? PARALLEL_HASH_MIN_BYTES) && os.availableParallelism() > 1;
+  const worker = parallel ? new HashWorker() : undefined;
+  const drain = async (hash: (file: string) => Promise<FileDigest>) => {
+    for (let i = queue.shift(); i !== undefined; i = queue.shift()) {
+      try {
+        digests[i] = await hash(files[i]);
+      } catch (err) {
+        queue.length = 0; // the other thread stops too
+        throw new Error(`cannot hash ${files[i]}: ${(err as Error).message}`);
+      }
+    }
+  };
+  try {
+    const work = [drain((f) => hashFile(f, chunkBytes))];
+    if (worker) work.push(drain((f) => worker.hash(f, chunkBytes)));
+    const settled = await Promise.allSettled(work);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
+  } finally {
+    await worker?.close();
+  }
+  return digests;
 }
 
 /**

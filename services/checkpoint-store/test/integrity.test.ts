@@ -4,7 +4,8 @@ import * as grpc from '@grpc/grpc-js';
 import { CheckpointManifest, PutHeader } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { describeDir, listFiles } from '../src';
+import { createHash } from 'node:crypto';
+import { describeDir, hashFiles, listFiles } from '../src';
 import { makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('integrity', () => {
@@ -127,5 +128,21 @@ describe('integrity', () => {
     const { checkpoints } = await t.client.list({ runId: 'integrity' });
     expect(checkpoints.length).toBeGreaterThan(0);
     await t.client.pullDir(checkpoints[0].id, path.join(work, 'after-sweep'), { paths: ['config.json'] });
+  });
+  it('hashes files on two threads to the same digests, and names a file it cannot read', async () => {
+    const dir = path.join(work, 'hashing');
+    await fsp.mkdir(dir);
+    const contents = [3_000_000, 1, 0, 5_000_123, 700_000].map((n, i) => Buffer.alloc(n, i + 1));
+    const files = contents.map((_, i) => path.join(dir, `f${i}`));
+    for (const [i, f] of files.entries()) await fsp.writeFile(f, contents[i]);
+    // 64 KiB chunks: several reads per file, and a last one that is partly filled.
+    const digests = await hashFiles(files, { chunkBytes: 64 << 10, parallelMinBytes: 0 });
+    expect(digests).toEqual(contents.map((c) => ({ sha256: createHash('sha256').update(c).digest('hex'), size: c.length })));
+
+    // Directories pass the size check but cannot be read: one on each thread.
+    for (const d of ['d1', 'd2']) await fsp.mkdir(path.join(dir, d));
+    const err = await hashFiles([files[0], path.join(dir, 'd1'), path.join(dir, 'd2')], { parallelMinBytes: 0 }).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.message).toMatch(/cannot hash .*d[12]: .*EISDIR/);
   });
 });

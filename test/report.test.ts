@@ -24,6 +24,8 @@ function pipelineHistory(): ReportEntry[] {
     for (let s = 1; s <= 30; s++) {
       const acc = 0.3 + s * (b === 'short-cot' ? 0.012 : 0.008);
       h.push({ stage: 'grpo', branch: b, step: s, kind: '', values: { 'reward/total': acc + 0.2, 'reward/accuracy': acc, 'reward/format': 0.98, accuracy: acc, format_rate: 0.98, response_length: 12 + s * 0.1, kl: s * 0.001, lr: 1e-5 } });
+      // eval_every 15: the last step's evaluation is the eval stage's, below.
+      if (s === 15) h.push({ stage: 'grpo', branch: b, step: 15, kind: 'eval', values: { accuracy: 0.45, format_rate: 0.98, pass_at_k: 0.7, k: 4, response_length: 13, prompts: 32 } });
     }
     h.push({ stage: 'grpo', branch: b, step: 30, kind: 'eval', values: { accuracy: b === 'short-cot' ? 0.62 : 0.5, format_rate: 0.99, pass_at_k: 0.8, k: 4, response_length: 14, prompts: 32 } });
   }
@@ -124,8 +126,13 @@ describe('HTML report', () => {
     ]);
     // Evaluations on the accuracy plot: GRPO's at its steps, SFT's (before GRPO) at step 0.
     const acc = html.slice(html.indexOf('Accuracy (training'), html.indexOf('</svg>', html.indexOf('Accuracy (training')));
-    expect(acc).toContain('class="series markers" data-series="eval grpo · short-cot" data-points="1"');
+    expect(acc).toContain('class="series markers" data-series="eval grpo · short-cot" data-points="2"');
     expect(acc).toContain('class="series markers" data-series="eval sft · long-cot (at 0)" data-points="1"');
+    // Held-out curves per branch: from the SFT checkpoint's evaluation (step 0) through GRPO's.
+    const held = html.slice(html.indexOf('Held-out accuracy'), html.indexOf('</svg>', html.indexOf('Held-out accuracy')));
+    const curves = [...held.matchAll(/<polyline class="series" data-series="([^"]+)" data-points="(\d+)"/g)].map((m) => [m[1], Number(m[2])]);
+    expect(curves).toEqual(expect.arrayContaining([['accuracy · short-cot', 3], ['accuracy · long-cot', 3], ['pass@k · short-cot', 3], ['format · long-cot', 3]]));
+    expect(held).toMatch(/data-series="accuracy · short-cot" data-points="3"[^>]*points="[^"]+"/);
     // The mid-training schedule: the stable phase and each branch's decay.
     const lr = html.slice(html.indexOf('Learning rate: midtrain'), html.indexOf('</svg>', html.indexOf('Learning rate: midtrain')));
     expect([...lr.matchAll(/data-series="([^"]+)" data-points="(\d+)"/g)].filter((m) => !m[0].includes('dots')).map((m) => m[1])).toEqual(expect.arrayContaining(['midtrain', 'midtrain · short-cot', 'midtrain · long-cot']));

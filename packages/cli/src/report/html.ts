@@ -50,6 +50,27 @@ function evalSeries(history: ReportEntry[], key: string): Series[] {
   return [...by.values()];
 }
 
+// Held-out evaluations as one curve per branch and metric: those of the last evaluated stage
+// (GRPO's, every eval_every steps) at their steps, with the evaluation before them (the
+// checkpoint that stage started from, e.g. SFT's) at step 0: what training did to them.
+function evalCurves(history: ReportEntry[], keys: Record<string, string>): Series[] {
+  const evals = history.filter((e) => e.kind === 'eval');
+  const out: Series[] = [];
+  for (const [key, name] of Object.entries(keys)) {
+    for (const branch of [...new Set(evals.map((e) => e.branch ?? ''))]) {
+      const mine = evals.filter((e) => (e.branch ?? '') === branch && key in e.values);
+      if (mine.length === 0) continue;
+      const stage = mine[mine.length - 1].stage;
+      const during = mine.filter((e) => e.stage === stage);
+      const first = history.indexOf(during[0]);
+      const start = mine.filter((e) => e.stage !== stage && history.indexOf(e) < first).pop();
+      const points: [number, number][] = [...(start ? [[0, start.values[key]] as [number, number]] : []), ...during.map((e) => [e.step, e.values[key]] as [number, number])];
+      out.push({ name: branch ? `${name} · ${branch}` : name, points: points.sort((a, b) => a[0] - b[0]) });
+    }
+  }
+  return out;
+}
+
 const stagesOf = (history: ReportEntry[]) => [...new Set(history.filter((e) => e.kind !== 'eval').map((e) => e.stage))];
 
 function charts(history: ReportEntry[]): string[] {
@@ -62,6 +83,7 @@ function charts(history: ReportEntry[]): string[] {
     const series = keys.flatMap((k) => metricSeries(history, k, (e) => e.stage === stage, (e) => `${k.slice('reward/'.length)}${e.branch ? ` · ${e.branch}` : ''}`));
     out.push(lineChart(series, { title: `Reward and components: ${stage}`, xLabel: 'step' }));
   }
+  out.push(lineChart(evalCurves(history, { accuracy: 'accuracy', pass_at_k: 'pass@k', format_rate: 'format' }), { title: 'Held-out accuracy (greedy), pass@k, format (step 0: the start)', xLabel: 'step' }));
   out.push(lineChart([...metricSeries(history, 'accuracy'), ...evalSeries(history, 'accuracy')], { title: 'Accuracy (training batches; evaluations as dots)', xLabel: 'step' }));
   out.push(lineChart([...metricSeries(history, 'format_rate'), ...evalSeries(history, 'format_rate')], { title: 'Format adherence', xLabel: 'step' }));
   out.push(lineChart([...metricSeries(history, 'response_length'), ...evalSeries(history, 'response_length')], { title: 'Response length (tokens)', xLabel: 'step' }));

@@ -15,8 +15,9 @@ rm -rf "$kit" && mkdir -p "$kit/lib"
 xz -T0 -6 -c "$(readlink -f "$(command -v node)")" > "$kit/node.xz"
 addon="$root/native/build/Release/temper_engine.node"
 [ -f "$addon" ] || { echo "build the addon first: node native/scripts/build.js" >&2; exit 1; }
-# The addon's libraries that are not part of the CUDA image (libcudart is there, same 13.0).
-for lib in $(ldd "$addon" | awk '/openblas|gfortran|quadmath/ {print $3}'); do
+# The addon's libraries the CUDA image may lack or keep elsewhere (libcudart too: its toolkit
+# is 13.0 as here, but not necessarily under /usr/local/cuda, the addon's rpath).
+for lib in $(ldd "$addon" | awk '/openblas|gfortran|quadmath|cudart/ {print $3}'); do
   cp -L "$lib" "$kit/lib/"
 done
 tar -C "$kit" -cJf "$kit/lib.tar.xz" lib && rm -rf "$kit/lib"

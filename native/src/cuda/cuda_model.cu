@@ -660,9 +660,8 @@ std::unique_ptr<CudaModel> make_cuda_model(Model& host, const CudaOptions& o) {
   if (o.device < 0 || o.device >= n)
     throw std::runtime_error("device 'cuda' requested with deviceIndex " + std::to_string(o.device) + " but " +
                              std::to_string(n) + " CUDA device(s) are present");
-  auto m = std::make_unique<Impl>(host, o);
-  m->upload();
-  return m;
+  // No upload yet: the binding uploads after the weights are loaded or initialised.
+  return std::make_unique<Impl>(host, o);
 }
 
 }  // namespace temper

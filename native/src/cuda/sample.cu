@@ -131,15 +131,12 @@ __global__ void __launch_bounds__(kThreads) sample_k(int32_t* token, float* logp
       }
     }
     if (hit < 0) hit = last;  // rounding put the draw past the end: the last kept token wins
-    chunk_mass[0] = target;  // thread `hit` needs the draw and its chunk's start; keep both
-    scratch[0] = (float)hit;
+    if (hit < 0) hit = 0;     // (no mass at all cannot happen: the top token has p = 1; still, answer)
+    chunk_mass[0] = target;  // thread `hit` needs the draw; chunk 0's start is 0 anyway
   }
   __syncthreads();
-  // Thread 0 overwrote chunk_mass[0]; the start of chunk `hit` is recomputed by that thread.
   if ((int)threadIdx.x == hit) {
-    double start = 0;
-    // chunk_mass[hit] still holds the exclusive prefix unless hit == 0 (whose prefix is 0).
-    if (hit > 0) start = chunk_mass[hit];
+    const double start = hit > 0 ? chunk_mass[hit] : 0.0;
     const double target = chunk_mass[0];
     double acc = start;
     int64_t chosen = arg;

@@ -128,6 +128,22 @@ static void test_bf16() {
   }
 }
 
+static void test_kv_slots() {
+  const double mib = 1 << 20;
+  CHECK(plan_kv_slots(9, 1, 0, 12 * mib, 80e3 * mib) == 9);       // all of them
+  CHECK(plan_kv_slots(5000, 1, 0, 12 * mib, 80e3 * mib) == 1024);  // at most 1024 by default
+  CHECK(plan_kv_slots(500, 1, 64, 12 * mib, 80e3 * mib) == 64);    // the option bounds it
+  CHECK(plan_kv_slots(9, 1, 64, 12 * mib, 80e3 * mib) == 9);       // and never adds slots
+  CHECK(plan_kv_slots(1000, 4, 0, 100 * mib, 10e3 * mib) == 50);   // half the memory, no more
+  bool threw = false;
+  try {
+    plan_kv_slots(10, 8, 0, 100 * mib, 1000 * mib);  // 5 fit, one prompt needs 8
+  } catch (const std::exception& e) {
+    threw = std::string(e.what()).find("8 samples") != std::string::npos;
+  }
+  CHECK(threw);
+}
+
 static void test_attention_limits() {
   CHECK(attention_unsupported(64).empty());
   CHECK(attention_unsupported(128).empty());
@@ -246,6 +262,7 @@ int main() {
   test_train_plan();
   test_bf16();
   test_attention_limits();
+  test_kv_slots();
   test_scheduler();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);

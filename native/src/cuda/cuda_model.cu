@@ -549,20 +549,13 @@ class Impl : public CudaModel {
          A(plan_.logits), c.vocab, nullptr);
   }
 
-  // How many completions hold a cache slot at once: the option, else all of them up to 1024,
-  // fewer when their caches would take more than half of the free device memory.
   int64_t plan_slots(int64_t S, int64_t n, int64_t cap) {
     const Config& c = h_.cfg;
-    int64_t want = o_.max_slots > 0 ? o_.max_slots : std::min<int64_t>(S, 1024);
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const double per_slot = 2.0 * c.layers * c.kv_heads * cap * c.head_dim * (o_.fp32 ? 4 : 2);
-    const int64_t fit = (int64_t)((free_b + kv_.k.bytes() + kv_.v.bytes()) * 0.5 / per_slot);
-    want = std::min(want, fit);
-    if (want < n)
-      throw std::runtime_error("the KV cache for " + std::to_string(n) + " samples of " + std::to_string(cap) +
-                               " positions does not fit in the device's free memory");
-    return std::max<int64_t>(want, n);
+    // The cache already allocated is reused (or freed before a larger one is made).
+    return plan_kv_slots(S, n, o_.max_slots, per_slot, (double)free_b + kv_.k.bytes() + kv_.v.bytes());
   }
 
   void copy_slot(const SlotCopy& cp) {

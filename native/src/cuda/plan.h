@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -160,6 +161,21 @@ inline TrainPlan plan_training(const PlanShape& s, int64_t B, int64_t T, bool ba
   p.dz = a.floats(any_dora ? nb * widest : 0), p.dax = a.floats(N * rmax), p.dwtmp = a.floats(any_dora ? dw : 0);
   p.bytes = a.total();
   return p;
+}
+
+// How many completions hold a KV-cache slot at once during generate: all S of them, at most
+// max_slots (the option; 0: 1024), fewer when their caches would take more than half of the
+// device memory available for them; never fewer than one prompt's n samples (that is an error).
+inline int64_t plan_kv_slots(int64_t S, int64_t n, int64_t max_slots, double bytes_per_slot, double available) {
+  int64_t want = S < (max_slots > 0 ? max_slots : 1024) ? S : (max_slots > 0 ? max_slots : 1024);
+  const double fit = available * 0.5 / bytes_per_slot;
+  if ((double)want > fit) want = (int64_t)fit;
+  if (want < n)
+    throw std::runtime_error("the KV cache for the " + std::to_string(n) + " samples of one prompt (" +
+                             std::to_string((int64_t)(bytes_per_slot / (1 << 20))) +
+                             " MiB each) does not fit in half of the device's free memory (" +
+                             std::to_string((int64_t)(available / (1 << 20))) + " MiB)");
+  return want;
 }
 
 // fp32 -> bf16 with round-to-nearest-even, NaN kept a (quiet) NaN: what __float2bfloat16_rn does.

@@ -3,10 +3,10 @@
 // V8 counts ArrayBuffer memory against the old generation's allocation limit, which it sets
 // from the live JavaScript heap: with the store's small heap (~15 MB) a full collection starts
 // after every few tens of MB of buffers. grpc-js and node:http2 allocate about two buffers'
-// worth per byte streamed (socket reads, message reassembly, framing), so moving 1 GB ran ~90
-// full collections, about 0.7 of the store's 1.9 CPU-seconds per GB served. Letting the limit
-// grow to five times the live heap spaces them out; the limit stays capped at half the way to
-// the heap's maximum, as always.
+// worth per byte streamed (socket reads, message reassembly, framing), so a put and a get of
+// 1 GB ran ~90 full collections in the store, about 0.7 of its 1.9 CPU-seconds per GB served.
+// Letting the limit grow to five times the live heap leaves ~6 (peak memory +40 MB); the limit
+// stays capped at half the way to the heap's maximum, as always.
 import { setFlagsFromString } from 'node:v8';
 
 const HEAP_GROWING_PERCENT = 400;

@@ -19,6 +19,7 @@ function pipelineHistory(): ReportEntry[] {
   for (let s = 1; s <= 40; s++) h.push({ stage: 'midtrain', branch: '', step: s, kind: '', values: { loss: 5 - s * 0.05, lr: s <= 5 ? s * 2e-4 : 1e-3 } });
   for (const [b, floor] of [['short-cot', 0.1], ['long-cot', 0.2]] as const) {
     for (let s = 41; s <= 60; s++) h.push({ stage: 'midtrain', branch: b, step: s, kind: '', values: { loss: 3 - (s - 40) * 0.02, lr: 1e-3 * (floor + (1 - floor) * 0.5 * (1 + Math.cos((Math.PI * (s - 40)) / 20))) } });
+    h.push({ stage: 'midtrain', branch: b, step: 60, kind: 'eval', values: { accuracy: 0.02, format_rate: 0, pass_at_k: 0.05, k: 4, response_length: 48, prompts: 32 } });
     for (let s = 1; s <= 20; s++) h.push({ stage: 'sft', branch: b, step: s, kind: '', values: { loss: 2 - s * 0.05, lr: 2e-3 } });
     h.push({ stage: 'sft', branch: b, step: 20, kind: 'eval', values: { accuracy: 0.3, format_rate: 0.97, pass_at_k: 0.5, k: 4, response_length: 12, prompts: 32 } });
     for (let s = 1; s <= 30; s++) {
@@ -141,12 +142,14 @@ describe('HTML report', () => {
   it('compares the branches on their evaluations', () => {
     const { branches, stages, cell } = branchComparison(pipelineHistory());
     expect(branches).toEqual(['short-cot', 'long-cot']);
-    expect(stages).toEqual(['sft', 'grpo']);
+    expect(stages).toEqual(['midtrain', 'sft', 'grpo']);
     expect(cell('short-cot', 'grpo')?.values.accuracy).toBe(0.62);
     const html = renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() });
     const table = html.slice(html.indexOf('<table class="compare">'), html.indexOf('</table>'));
-    expect(table).toContain('<th>short-cot</th><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>62.0%</td><td>99.0%</td><td>80.0%</td><td>32.0 pts</td>');
-    expect(table).toContain('<th>long-cot</th><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>50.0%</td><td>99.0%</td><td>80.0%</td><td>20.0 pts</td>');
+    // Δ is what the last stage did: GRPO against the SFT checkpoint it started from.
+    expect(table).toContain('Δ accuracy<br>(sft → grpo)');
+    expect(table).toContain('<th>short-cot</th><td>2.0%</td><td>0.0%</td><td>5.0%</td><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>62.0%</td><td>99.0%</td><td>80.0%</td><td>32.0 pts</td>');
+    expect(table).toContain('<th>long-cot</th><td>2.0%</td><td>0.0%</td><td>5.0%</td><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>50.0%</td><td>99.0%</td><td>80.0%</td><td>20.0 pts</td>');
   });
 
   it('picks round tick values', () => {

@@ -101,7 +101,7 @@ function charts(history: ReportEntry[]): string[] {
 const pct = (x: number | undefined) => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
 const num = (x: number | undefined) => (x === undefined ? '–' : formatNumber(x));
 
-/** Per branch, the latest evaluation of each evaluated stage, and the change from the first stage to the last. */
+/** Per branch, the latest evaluation of each evaluated stage (the table adds what the last stage changed). */
 export function branchComparison(history: ReportEntry[]): { branches: string[]; stages: string[]; cell: (branch: string, stage: string) => ReportEntry | undefined } {
   const evals = history.filter((e) => e.kind === 'eval');
   const stages = [...new Set(evals.map((e) => e.stage))];
@@ -116,17 +116,19 @@ function comparisonTable(history: ReportEntry[]): string {
   if (stages.length === 0) return '<p class="none">No evaluations in this run.</p>';
   const head = stages.map((s) => `<th colspan="3">${escapeXml(s)}</th>`).join('');
   const sub = stages.map(() => '<th>accuracy</th><th>format</th><th>pass@k</th>').join('');
+  const [from, to] = stages.length > 1 ? stages.slice(-2) : [undefined, stages[0]];
   const rows = branches.map((b) => {
     const cells = stages.map((s) => {
       const e = cell(b, s);
       return `<td>${pct(e?.values.accuracy)}</td><td>${pct(e?.values.format_rate)}</td><td>${pct(e?.values.pass_at_k)}</td>`;
     });
-    const first = stages.map((s) => cell(b, s)).find((e) => e);
-    const last = [...stages].reverse().map((s) => cell(b, s)).find((e) => e);
-    const delta = first && last && first !== last ? `${((last.values.accuracy - first.values.accuracy) * 100).toFixed(1)} pts` : '–';
+    // What the last stage did: its accuracy against that of the checkpoint it started from.
+    const before = from ? cell(b, from) : undefined;
+    const after = cell(b, to);
+    const delta = before && after ? `${((after.values.accuracy - before.values.accuracy) * 100).toFixed(1)} pts` : '–';
     return `<tr><th>${escapeXml(b || '(main)')}</th>${cells.join('')}<td>${delta}</td></tr>`;
   });
-  return `<table class="compare"><thead><tr><th rowspan="2">branch</th>${head}<th rowspan="2">Δ accuracy<br>(${escapeXml(stages[0])} → ${escapeXml(stages[stages.length - 1])})</th></tr><tr>${sub}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="compare"><thead><tr><th rowspan="2">branch</th>${head}<th rowspan="2">Δ accuracy<br>(${escapeXml(from ?? to)} → ${escapeXml(to)})</th></tr><tr>${sub}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 function evalTable(history: ReportEntry[]): string {

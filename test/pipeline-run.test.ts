@@ -1,7 +1,7 @@
 // The recipe end to end through the command line, as `npm start` runs it: `temper run
 // <spec> --json` starts its own local stack (nats-server and the four services as processes)
-// and carries a tiny model through mid-training with two decay branches, SFT, evaluation, GRPO
-// with eval_every on each branch, and evaluation again. The last line of standard output is
+// and carries a tiny model through mid-training with two decay branches, evaluation, SFT,
+// evaluation, GRPO with eval_every on each branch, and evaluation again. The last line of standard output is
 // the summary, with one `eval` entry per evaluation.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -39,6 +39,8 @@ stages:
       branches:
         - { name: short, tokens: 512 }
         - { name: long, tokens: 512, mixture: { sources: [ { name: qa, uri: "builtin:qa-long-cot", weight: 1, fields: { tasks: "countdown", difficulty: "1" } } ] } }
+  - name: eval-midtrain
+    eval: {}
   - name: sft
     sft:
       data: { sources: [ { name: countdown, uri: "builtin:countdown", weight: 1, fields: { difficulty: "1" } } ] }
@@ -88,8 +90,9 @@ describe('temper run: the recipe end to end', () => {
     expect(summary.state).toBe('succeeded');
 
     const seen = summary.eval.map((e) => `${e.stage} ${e.branch} ${e.step}`).sort();
-    // SFT after its 2 steps; GRPO at eval_every 2 (step 2) and its last step 4 by the eval stage.
-    expect(seen).toEqual(['grpo long 2', 'grpo long 4', 'grpo short 2', 'grpo short 4', 'sft long 2', 'sft short 2']);
+    // Each branch's decay checkpoint (4 stable + 2 decay steps), SFT after its 2 steps, GRPO at
+    // eval_every 2 (step 2) and at its last step 4 by the eval stage after it.
+    expect(seen).toEqual(['grpo long 2', 'grpo long 4', 'grpo short 2', 'grpo short 4', 'midtrain long 6', 'midtrain short 6', 'sft long 2', 'sft short 2']);
     for (const e of summary.eval) {
       for (const key of ['accuracy', 'format_rate'] as const) {
         expect(e[key]).toBeGreaterThanOrEqual(0);

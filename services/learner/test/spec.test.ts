@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { compileRewardSpec } from '@temper/rewards';
 import { runSpecFromYaml, SpecError } from '../src/spec';
 
 function problems(yaml: string): string[] {
@@ -11,6 +14,13 @@ function problems(yaml: string): string[] {
 }
 
 describe('run specs', () => {
+  const examples = path.join(__dirname, '..', '..', '..', 'examples');
+  it.each(fs.readdirSync(examples).filter((f) => f.endsWith('.yaml')))('reads examples/%s, its reward spec included', (file) => {
+    const spec = runSpecFromYaml(fs.readFileSync(path.join(examples, file), 'utf8'));
+    expect(spec.stages.length).toBeGreaterThan(0);
+    if (spec.reward) expect(() => compileRewardSpec(spec.reward!)).not.toThrow();
+  });
+
   it('reads a YAML spec with short enum names and names unnamed stages', () => {
     const spec = runSpecFromYaml(`
 name: demo

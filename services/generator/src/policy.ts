@@ -357,7 +357,8 @@ export class PolicyManager {
     const prepared = await s.prepared;
     const served = this.served;
     if (!prepared) return undefined;
-    if (!served || served.runId !== runId || !sameButWeights(served.manifest, a.manifest, prepared.sha256)) {
+    const fits = served && served.runId === runId && sameConfig(served.model.config, prepared.model.config) && sameButWeights(served.manifest, a.manifest, prepared.sha256);
+    if (!fits) {
       this.opts.log.info('streamed weights are not the announced checkpoint\'s; pulling it from the store', { run: runId, policy_version: a.version, checkpoint: a.manifest.id });
       this.spare ??= prepared.model;
       return undefined;
@@ -381,7 +382,7 @@ export class PolicyManager {
 
   private takeSpare(config: HfConfig): Model | undefined {
     const s = this.spare;
-    if (!s || JSON.stringify(s.config) !== JSON.stringify(config)) return undefined;
+    if (!s || !sameConfig(s.config, config)) return undefined;
     this.spare = undefined;
     return s;
   }
@@ -398,6 +399,10 @@ function sameButWeights(served: CheckpointManifest, next: CheckpointManifest, we
   if (after.get(WEIGHTS_FILE) !== weightsSha256 || !before.has(WEIGHTS_FILE) || before.size !== after.size) return false;
   for (const [file, sha] of after) if (file !== WEIGHTS_FILE && before.get(file) !== sha) return false;
   return true;
+}
+
+function sameConfig(a: HfConfig, b: HfConfig): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /** The limits and summary of a loaded model as the checkpoint describes it. */

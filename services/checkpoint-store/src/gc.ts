@@ -1,4 +1,5 @@
-// Garbage collection tuned for a process that streams checkpoints (the store).
+// Garbage collection tuned for a process whose main work is streaming checkpoints: the store,
+// and `temper ckpt push|pull`.
 //
 // V8 counts ArrayBuffer memory against the old generation's allocation limit, which it sets
 // from the live JavaScript heap: with the store's small heap (~15 MB) a full collection starts
@@ -11,7 +12,10 @@ import { setFlagsFromString } from 'node:v8';
 
 const HEAP_GROWING_PERCENT = 400;
 
-/** Call once at startup, in the store's process only (it changes the process's V8 settings). */
+/**
+ * Call once, in a process that mostly streams checkpoints (it changes the whole process's V8
+ * settings, so a library must not call it on its host's behalf).
+ */
 export function spaceOutFullCollections(): void {
   // Read by V8 at every limit computation, so it takes effect after startup.
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);

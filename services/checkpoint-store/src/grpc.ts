@@ -131,10 +131,20 @@ async function sendCheckpoint(
   span.setAttributes({ 'temper.checkpoint_id': manifest.id, 'temper.run_id': manifest.runId });
   await write(call, { part: { $case: 'manifest', value: manifest } });
   let bytes = 0;
-  for await (const chunk of chunks) {
-    if (call.cancelled) return;
-    bytes += chunk.data.length;
-    await write(call, { part: { $case: 'chunk', value: chunk } }, () => releaseChunkData(chunk.data));
+  // The next chunk is read and hashed while the previous one drains to the client; at most
+  // one waits in gRPC's buffers.
+  let draining: Promise<void> = Promise.resolve();
+  try {
+    for await (const chunk of chunks) {
+      await draining;
+      if (call.cancelled) return;
+      bytes += chunk.data.length;
+      draining = write(call, { part: { $case: 'chunk', value: chunk } }, () => releaseChunkData(chunk.data));
+      draining.catch(() => undefined); // awaited before the next chunk goes out, or below
+    }
+    await draining;
+  } finally {
+    await draining.catch(() => undefined);
   }
   span.setAttribute('temper.bytes_sent', bytes);
   call.end();

@@ -247,7 +247,7 @@ describe('rollout worker', () => {
       tracer: trace.getTracer('temper.generator'),
       generatorId: 'gen-patient',
       ackWaitMs: 5000,
-      lingerMs: 1000,
+      lingerMs: 10_000, // returns as soon as both are held; long enough for a loaded machine
       maxBatchGroups: 2,
       onBatch: (groups, p) => batches.push({ size: groups.length, version: p.version }),
     });

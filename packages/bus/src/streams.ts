@@ -48,6 +48,8 @@ export const subjects = {
   rollout: (runId: string) => `temper.rollouts.${token(runId)}`,
   scored: (runId: string) => `temper.scored.${token(runId)}`,
   checkpointCommitted: (runId: string) => `temper.events.checkpoints.${token(runId || '_')}`,
+  /** PolicyPublished: the versions a run's learner has given out, committed or not yet. */
+  policyPublished: (runId: string) => `temper.events.policies.${token(runId)}`,
   /** A run's status snapshots: the last one on this subject is the run's current state. */
   runStatus: (runId: string) => `temper.events.runs.${token(runId)}.status`,
   /** Everything else that happens in a run: metrics, checkpoints, log lines. */

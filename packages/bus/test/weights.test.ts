@@ -53,4 +53,13 @@ describe('streamed policy weights', () => {
     expect(got.map((w) => w.version)).toEqual([10]);
     expect(Buffer.from(got[0].bytes).equals(good)).toBe(true);
   });
+
+  it('drops a version whose bytes do not hash to what the sender said', async () => {
+    const good = randomBytes(2000);
+    const got = await received(async () => {
+      await publishWeights(bus.nc, runId, 11, randomBytes(2000), createHash('sha256').update(good).digest('hex'));
+      await publishWeights(bus.nc, runId, 12, good);
+    }, 1);
+    expect(got.map((w) => w.version)).toEqual([12]);
+  });
 });

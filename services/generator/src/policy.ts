@@ -8,17 +8,20 @@
 // policy events of the run being served (CheckpointCommitted on TEMPER_EVENTS) make the next
 // version load in the background, to be swapped in at the next batch boundary.
 //
-// A version is always a committed checkpoint, but its weights need not come from the store:
-// the learner streams them to the run's generators before it uploads the checkpoint (see
-// @temper/bus weights.ts). They are loaded into a spare model as they arrive, and when the
-// checkpoint is announced they are used if they hash to its weights file and everything else
-// the generator reads (config, tokenizer) is what it serves already; otherwise the checkpoint
-// is pulled from the store as before.
+// A version's weights need not come from the store: the learner publishes each new version
+// (PolicyPublished, durable: the number is never given to other weights) and streams its
+// weights to the run's generators before it uploads the checkpoint (see @temper/bus
+// weights.ts). Weights that arrive whole, hash to what the learner sent, and fit the served
+// model (same config; the tokenizer is the run's) are loaded into a spare model and staged
+// at once, so the next batch samples with them while the checkpoint is still uploading. When
+// the checkpoint is committed it is attached to the version it holds; a commit whose weights
+// are not the ones streamed (never seen in practice) is pulled from the store and replaces them.
+// A version that was not streamed, or not whole, is pulled from the store once committed.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
 import { CheckpointClient } from '@temper/checkpoint-store';
 import { engineConfig, HfConfig, Model } from '@temper/native';
-import { CheckpointCommitted, CheckpointManifest, ModelSummary } from '@temper/proto';
+import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import type { Tokenizer } from '@temper/tokenizers';
 import * as fsp from 'node:fs/promises';
@@ -56,14 +59,10 @@ export interface Announced {
   version: number;
 }
 
-/** Streamed weights loaded into a model, waiting for the checkpoint that commits them. */
-interface Prepared {
-  version: number;
-  sha256: string;
-  model: Model;
-}
 
 const WEIGHTS_FILE = 'model.safetensors';
+/** How long a request for a version not here yet waits for it before going back to the queue. */
+const ENSURE_WAIT_MS = 1000;
 /** What a learner checkpoint holds for resuming a run; the engine loads none of it to serve. */
 const LEARNER_STATE_FILES = new Set(['optimizer.safetensors', 'temper-run-state.json']);
 
@@ -74,8 +73,10 @@ export class PolicyManager {
   private readonly loads = new Map<string, Promise<Omit<ServedPolicy, 'version'>>>();
   /** Announced versions being made ready (streamed weights or a pull), once each. */
   private readonly readying = new Map<string, Promise<ServedPolicy>>();
-  /** The newest streamed weights, being loaded into a model. */
-  private streamed?: { runId: string; version: number; prepared: Promise<Prepared | undefined> };
+  /** The newest streamed weights, being loaded into a model and staged (undefined: they could not be). */
+  private streamed?: { runId: string; version: number; staged: Promise<ServedPolicy | undefined> };
+  /** Called when a version may have become available (streamed weights staged, a commit seen). */
+  private waiters = new Set<() => void>();
   /** A model no longer served, kept to load streamed weights into (making one costs more). */
   private spare?: Model;
   private queue: Promise<unknown> = Promise.resolve();
@@ -140,14 +141,23 @@ export class PolicyManager {
   async ensure(runId: string, minVersion: number): Promise<ServedPolicy | undefined> {
     const ok = (p: ServedPolicy | undefined): p is ServedPolicy => p !== undefined && p.runId === runId && p.version >= minVersion;
     if (ok(this.served)) return this.served;
-    if (ok(this.staged)) {
-      const now = await this.use(async (p) => p);
-      if (ok(now)) return now;
-    }
-    const latest = await this.latestAnnounced(runId);
-    if (!latest || latest.version < minVersion) {
+    const deadline = performance.now() + ENSURE_WAIT_MS;
+    let latest: Announced | undefined;
+    for (;;) {
+      const s = this.streamed;
+      if (s && s.runId === runId && s.version >= minVersion) await s.staged;
+      if (ok(this.staged)) {
+        const now = await this.use(async (p) => p);
+        if (ok(now)) return now;
+      }
+      latest = await this.latestAnnounced(runId);
+      if (latest && latest.version >= minVersion) break;
       if (minVersion === 0 && !latest && this.served) return this.served;
-      return undefined;
+      // Not here yet: its weights or its commit are usually a few milliseconds away.
+      const left = deadline - performance.now();
+      if (left <= 0 || this.closed) return undefined;
+      this.follow(runId);
+      await this.changed(left);
     }
     const p = await this.ready(runId, latest);
     const served = await this.use(async () => {
@@ -197,6 +207,7 @@ export class PolicyManager {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.wake();
     await this.following?.stop();
     this.following = undefined;
     await this.queue;
@@ -245,6 +256,23 @@ export class PolicyManager {
     return work;
   }
 
+  /** Resolves when something that can make a version available happened, or after `ms`. */
+  private changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
   /** Watches the run's policy announcements and loads each new version ahead of need. */
   private follow(runId: string): void {
     if (this.opts.prefetch === false || this.closed || !runId || this.following?.runId === runId) return;
@@ -279,6 +307,7 @@ export class PolicyManager {
         for await (const m of messages) {
           const c = CheckpointCommitted.decode(m.data);
           if (c.manifest && c.policyVersion > 0) await this.prefetch(runId, { manifest: c.manifest, version: c.policyVersion });
+          this.wake();
         }
       } catch (err) {
         if (!stopped) this.opts.log.warn('stopped following policy events', { run: runId, err });
@@ -292,6 +321,9 @@ export class PolicyManager {
   }
 
   private async prefetch(runId: string, a: Announced): Promise<void> {
+    const s = this.streamed;
+    if (s && s.runId === runId && s.version === a.version) await s.staged;
+    if (await this.attachCommit(runId, a)) return;
     if (a.version <= this.newestOf(runId) || this.served?.runId !== runId) return;
     try {
       const p = await this.ready(runId, a);
@@ -305,19 +337,18 @@ export class PolicyManager {
   }
 
   /**
-   * An announced version, ready to serve: from the weights streamed for it when they are this
-   * checkpoint's, else pulled from the store. Made once however many callers ask at a time.
+   * An announced version, ready to serve: the one staged from its streamed weights when the
+   * checkpoint holds those, else pulled from the store. Made once however many callers ask at a time.
    */
   private ready(runId: string, a: Announced): Promise<ServedPolicy> {
     const key = `${runId}\u0000${a.version}\u0000${a.manifest.id}`;
     const existing = this.readying.get(key);
     if (existing) return existing;
     const work = (async (): Promise<ServedPolicy> => {
-      const streamed = await this.fromStream(runId, a);
-      if (streamed) {
-        this.loadedFrom.stream++;
-        return streamed;
-      }
+      const s = this.streamed;
+      if (s && s.runId === runId && s.version === a.version) await s.staged;
+      const attached = await this.attachCommit(runId, a);
+      if (attached) return attached;
       const p = { ...(await this.load(a.manifest.id)), version: a.version };
       this.loadedFrom.store++;
       return p;
@@ -328,43 +359,75 @@ export class PolicyManager {
     return work;
   }
 
-  /** Loads streamed weights into a spare model as they arrive, before their checkpoint is announced. */
+  /**
+   * Streamed weights of `runId`: loaded into a spare model and staged as their version, once
+   * it is known to be published, when they are newer than what is served and fit its model.
+   */
   private prepare(runId: string, w: StreamedWeights): void {
     const served = this.served;
     if (!served || served.runId !== runId || w.version <= this.newestOf(runId)) return;
-    const previous = this.streamed;
-    const prepared = (async (): Promise<Prepared | undefined> => {
-      // One model at a time: the one before (superseded, never used) is the spare for this one.
-      const before = await previous?.prepared;
-      if (before) this.spare ??= before.model;
+    const staged = (async (): Promise<ServedPolicy | undefined> => {
+      const published = this.publishedVersion(runId);
       const model = this.takeSpare(served.model.config) ?? (await Model.create(served.model.config, { threads: this.opts.threads }));
       try {
         await model.importWeights(w.bytes);
       } catch (err) {
-        this.opts.log.warn('streamed weights could not be loaded; the checkpoint store has them', { run: runId, policy_version: w.version, err });
+        this.opts.log.warn('streamed weights could not be loaded; the checkpoint store will have them', { run: runId, policy_version: w.version, err });
+        this.spare ??= model;
         return undefined;
       }
-      return { version: w.version, sha256: w.sha256, model };
-    })();
-    this.streamed = { runId, version: w.version, prepared };
+      const now = this.served;
+      if ((await published) < w.version || !now || now.runId !== runId || w.version <= this.newestOf(runId) || !sameConfig(now.model.config, model.config)) {
+        this.spare ??= model;
+        return undefined;
+      }
+      const p: ServedPolicy = { model, tokenizer: now.tokenizer, manifest: uncommittedManifest(now.manifest, w.sha256), runId, version: w.version, ...describe(model, now.manifest) };
+      const before = this.staged;
+      if (before && before.model !== now.model) this.spare ??= before.model;
+      this.staged = p;
+      this.loadedFrom.stream++;
+      this.opts.log.info('policy streamed ahead', { run: runId, policy_version: w.version, weights_sha256: w.sha256 });
+      return p;
+    })().catch((err: unknown) => {
+      this.opts.log.warn('could not stage streamed weights', { run: runId, policy_version: w.version, err });
+      return undefined;
+    });
+    this.streamed = { runId, version: w.version, staged };
+    void staged.then(() => this.wake());
   }
 
-  /** The announced version from its streamed weights, when they are what the checkpoint holds. */
-  private async fromStream(runId: string, a: Announced): Promise<ServedPolicy | undefined> {
-    const s = this.streamed;
-    if (!s || s.runId !== runId || s.version !== a.version) return undefined;
-    this.streamed = undefined;
-    const prepared = await s.prepared;
-    const served = this.served;
-    if (!prepared) return undefined;
-    const fits = served && served.runId === runId && sameConfig(served.model.config, prepared.model.config) && sameButWeights(served.manifest, a.manifest, prepared.sha256);
-    if (!fits) {
-      this.opts.log.info('streamed weights are not the announced checkpoint\'s; pulling it from the store', { run: runId, policy_version: a.version, checkpoint: a.manifest.id });
-      this.spare ??= prepared.model;
-      return undefined;
+  /** The highest version the run's learner has published (0 when none or when NATS cannot say). */
+  private async publishedVersion(runId: string): Promise<number> {
+    const msg = await this.opts.bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.policyPublished(runId) }).catch(() => undefined);
+    return msg ? PolicyPublished.decode(msg.data).policyVersion : 0;
+  }
+
+  /**
+   * The committed checkpoint of a version served or staged from streamed weights, attached
+   * to it when it holds those weights; else pulled from the store and put in their place.
+   * Undefined when no such version is served or staged.
+   */
+  private async attachCommit(runId: string, a: Announced): Promise<ServedPolicy | undefined> {
+    const p = [this.served, this.staged].find((x) => x?.runId === runId && x.version === a.version && (x.manifest.id === '' || x.manifest.id === a.manifest.id));
+    if (!p) return undefined;
+    if (p.manifest.id === a.manifest.id) return p;
+    if (sameButWeights(p.manifest, a.manifest, weightsSha256(p.manifest))) {
+      Object.assign(p, { manifest: a.manifest }, describe(p.model, a.manifest));
+      this.opts.log.info('streamed policy committed', { run: runId, policy_version: a.version, checkpoint: a.manifest.id, step: a.manifest.step });
+      return p;
     }
-    this.opts.log.info('loaded streamed weights', { checkpoint: a.manifest.id, run: runId, step: a.manifest.step, policy_version: a.version });
-    return { model: prepared.model, tokenizer: served.tokenizer, manifest: a.manifest, runId, version: a.version, ...describe(prepared.model, a.manifest) };
+    // Other weights, or other files beside them (a first checkpoint written by another tool).
+    this.opts.log.warn('the checkpoint of a streamed version is not what was streamed; serving it from the store', { run: runId, policy_version: a.version, checkpoint: a.manifest.id });
+    const loaded = { ...(await this.load(a.manifest.id)), version: a.version };
+    this.loadedFrom.store++;
+    // A staged policy is used by nothing yet; a served one is swapped like any other.
+    if (this.staged === p) this.staged = loaded;
+    else
+      await this.use(async () => {
+        if (this.served === p) this.swapIn(loaded);
+        else if (this.staged === p) this.staged = loaded;
+      });
+    return loaded;
   }
 
   /**
@@ -399,6 +462,20 @@ function sameButWeights(served: CheckpointManifest, next: CheckpointManifest, we
   if (after.get(WEIGHTS_FILE) !== weightsSha256 || !before.has(WEIGHTS_FILE) || before.size !== after.size) return false;
   for (const [file, sha] of after) if (file !== WEIGHTS_FILE && before.get(file) !== sha) return false;
   return true;
+}
+
+/**
+ * What a streamed version's checkpoint will hold, until it is committed: the served one's
+ * files with the weights file replaced (no id yet).
+ */
+function uncommittedManifest(served: CheckpointManifest, weightsSha256: string): CheckpointManifest {
+  const weights = /\.safetensors$/;
+  const files = served.files.filter((f) => !weights.test(f.path) && !LEARNER_STATE_FILES.has(f.path));
+  return { ...served, id: '', parentId: served.id, createdAt: undefined, files: [...files, { path: WEIGHTS_FILE, size: 0, sha256: weightsSha256 }] };
+}
+
+function weightsSha256(m: CheckpointManifest): string {
+  return m.files.find((f) => f.path === WEIGHTS_FILE)?.sha256 ?? '';
 }
 
 function sameConfig(a: HfConfig, b: HfConfig): boolean {

@@ -1,7 +1,10 @@
-// Weights streamed by the learner ahead of their checkpoint: used when they are the
-// announced checkpoint's, never otherwise, and never before it is announced.
-import { publishWeights } from '@temper/bus';
+// Weights streamed by the learner ahead of their checkpoint: staged as soon as they arrive
+// when their version is published, the checkpoint attached once committed, and replaced from
+// the store when the checkpoint holds something else.
+import { publishMessage, publishWeights, subjects } from '@temper/bus';
 import { Model } from '@temper/native';
+import { PolicyPublished } from '@temper/proto';
+import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { PolicyManager } from '../src/policy';
 import { pushTinyPolicy, saveTinyModel, Stack, startStack, waitFor } from './helpers';
@@ -24,46 +27,71 @@ describe('streamed policy weights', () => {
     await stack?.stop();
   });
 
-  /** A new tiny model saved to disk, its weights streamed as `version`, not yet pushed. */
-  async function streamed(version: number, seed: number, sendSeed = seed): Promise<{ dir: string; model: Model }> {
+  const weightsOf = async (m: Model) => Buffer.from(await m.exportWeights());
+
+  /** A new tiny model saved to disk as `version` (not pushed), its weights streamed; published first unless told not to. */
+  async function streamed(version: number, seed: number, opts: { publish?: boolean } = {}): Promise<{ dir: string; model: Model }> {
     const dir = path.join(stack.root, `stream-${version}-${seed}`);
     const model = await saveTinyModel(dir, seed);
-    const sent = sendSeed === seed ? model : await Model.create(model.config, { seed: sendSeed, threads: 1 });
-    await publishWeights(stack.bus.nc, RUN, version, await sent.exportWeights());
+    const bytes = await model.exportWeights();
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    if (opts.publish !== false) {
+      await publishMessage(stack.bus.js, subjects.policyPublished(RUN), PolicyPublished, { runId: RUN, policyVersion: version, weightsSha256: sha });
+    }
+    await publishWeights(stack.bus.nc, RUN, version, bytes, sha);
     return { dir, model };
   }
 
   const push = (dir: string, version: number) => stack.client.pushDir(dir, { runId: RUN, stage: 'grpo', step: version, branch: 'main' }, { policyVersion: version });
 
-  it('loads a version from its streamed weights when they hash to the announced checkpoint\'s', async () => {
+  it('stages a published version from its streamed weights before its checkpoint exists, then attaches the checkpoint', async () => {
     const { dir, model } = await streamed(2, 32);
-    // Streamed but not committed: not served, not staged.
-    await new Promise((r) => setTimeout(r, 300));
-    expect(policy.loadedAhead).toBeUndefined();
-    const { manifest } = await push(dir, 2);
-    const ahead = await waitFor('version 2 loaded ahead', () => policy.loadedAhead);
+    const ahead = await waitFor('version 2 staged', () => policy.loadedAhead);
     expect(ahead.version).toBe(2);
-    expect(ahead.manifest.id).toBe(manifest.id);
+    expect(ahead.manifest.id).toBe(''); // not committed yet
     expect(policy.loadedFrom).toEqual({ stream: 1, store: 0 });
-    expect(Buffer.from(await ahead.model.exportWeights()).equals(Buffer.from(await model.exportWeights()))).toBe(true);
+    expect((await weightsOf(ahead.model)).equals(await weightsOf(model))).toBe(true);
+    const { manifest } = await push(dir, 2);
+    await waitFor('the checkpoint attached', () => policy.loadedAhead?.manifest.id === manifest.id || undefined);
+    expect(policy.loadedAhead).toBe(ahead); // the same policy, now with its checkpoint
+    expect(policy.loadedFrom).toEqual({ stream: 1, store: 0 });
   }, 30000);
 
-  it('pulls the checkpoint from the store when the streamed weights are not its own', async () => {
-    const { dir, model } = await streamed(3, 33, 77);
+  it('ignores weights streamed for a version the learner never published; the checkpoint comes from the store', async () => {
+    const { dir, model } = await streamed(3, 33, { publish: false });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(policy.loadedAhead?.version).toBe(2);
     await push(dir, 3);
     const ahead = await waitFor('version 3 loaded ahead', () => (policy.loadedAhead?.version === 3 ? policy.loadedAhead : undefined));
     expect(policy.loadedFrom).toEqual({ stream: 1, store: 1 });
-    expect(Buffer.from(await ahead.model.exportWeights()).equals(Buffer.from(await model.exportWeights()))).toBe(true);
+    expect((await weightsOf(ahead.model)).equals(await weightsOf(model))).toBe(true);
   }, 30000);
 
-  it('swaps streamed versions in at batch boundaries like any other', async () => {
-    await policy.use(async () => undefined); // a batch boundary: version 3 goes in
-    expect(policy.current?.version).toBe(3);
-    const { dir, model } = await streamed(4, 34);
-    await push(dir, 4);
-    const served = await policy.ensure(RUN, 4);
-    expect(served?.version).toBe(4);
-    expect(policy.loadedFrom.stream).toBe(2);
-    expect(Buffer.from(await served!.model.exportWeights()).equals(Buffer.from(await model.exportWeights()))).toBe(true);
+  it('replaces streamed weights from the store when the committed checkpoint holds others', async () => {
+    await streamed(4, 34);
+    await waitFor('version 4 staged', () => policy.loadedAhead?.version === 4 || undefined);
+    const other = await pushTinyPolicy(stack, { runId: RUN, version: 4, seed: 44 });
+    await waitFor('version 4 from the store', () => (policy.loadedAhead?.manifest.id === other.manifest.id ? true : undefined));
+    expect(policy.loadedAhead?.version).toBe(4);
+    expect((await weightsOf(policy.loadedAhead!.model)).equals(await weightsOf(other.model))).toBe(true);
+    expect(policy.loadedFrom).toEqual({ stream: 2, store: 2 });
+  }, 30000);
+
+  it('serves a request waiting for a version as soon as its weights arrive, at a batch boundary', async () => {
+    await policy.use(async () => undefined); // a batch boundary: version 4 goes in
+    expect(policy.current?.version).toBe(4);
+    const waiting = policy.ensure(RUN, 5); // nothing of version 5 anywhere yet
+    await new Promise((r) => setTimeout(r, 50));
+    const { model } = await streamed(5, 35);
+    const served = await waiting; // no checkpoint of version 5 is ever pushed
+    expect(served?.version).toBe(5);
+    expect(served?.manifest.id).toBe('');
+    expect((await weightsOf(served!.model)).equals(await weightsOf(model))).toBe(true);
+  }, 30000);
+
+  it('gives up on a version that does not come, for the request to be retried', async () => {
+    const started = performance.now();
+    expect(await policy.ensure(RUN, 9)).toBeUndefined();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(900);
   }, 30000);
 });

@@ -1,10 +1,11 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
-import { Bus, publishWeights, streams, subjects } from '@temper/bus';
+import { Bus, publishMessage, publishWeights, streams, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
-import { CheckpointCommitted, CheckpointManifest } from '@temper/proto';
+import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
+import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -36,27 +37,50 @@ export interface SaveOptions {
 }
 
 export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
+  return (await writeCheckpoint(model, opts))(store);
+}
+
+/**
+ * Writes the model as it is now (the write is queued on the model as this is called, ahead of
+ * any later call such as the next training step) and gives the upload to run when the caller
+ * likes: the returned function pushes the checkpoint to the store, with `more` manifest fields
+ * known only by then (its parent), and removes the local copy.
+ */
+export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<(store: CheckpointClient, more?: ManifestFields) => Promise<CheckpointManifest>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined });
     fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
-    const { manifest } = await store.pushDir(dir, opts.manifest, { policyVersion: opts.policyVersion });
-    return manifest;
-  } finally {
+  } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
+  return async (store, more = {}) => {
+    try {
+      const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion });
+      return manifest;
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
 }
 
 /**
- * Sends the weights of policy `version` straight to the generators of the run, ahead of the
- * checkpoint that will commit them (saveCheckpoint): they load them while it uploads, and
- * serve them once the store announces a checkpoint whose weights file has the same hash.
- * A model with adapters is not sent: its checkpoint holds the base weights alone.
+ * Publishes policy `version` of the run as the model's weights now, then sends those weights
+ * straight to the run's generators, ahead of the checkpoint that will commit them: they serve
+ * them from their next batch on. The publication is durable (JetStream) and comes first, so
+ * a version number is never reused for other weights, even by a learner that resumes after
+ * this one died before committing. False when nothing was sent (a model with adapters: its
+ * checkpoint holds the base weights alone, so generators must wait for the commit).
  */
-export async function streamWeights(bus: Bus, model: Model, runId: string, version: number): Promise<void> {
-  if (model.hasAdapters) return;
-  await publishWeights(bus.nc, runId, version, await model.exportWeights());
+export async function streamWeights(bus: Bus, model: Model, runId: string, version: number): Promise<boolean> {
+  if (model.hasAdapters) return false;
+  const bytes = await model.exportWeights();
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  await publishMessage(bus.js, subjects.policyPublished(runId), PolicyPublished, { runId, policyVersion: version, weightsSha256: sha256 }, { msgId: `policy-published-${runId}-v${version}` });
+  await publishWeights(bus.nc, runId, version, bytes, sha256);
+  return true;
 }
 
 export interface Loaded {
@@ -91,10 +115,11 @@ export async function latestResumable(store: CheckpointClient, runId: string, st
     .sort((a, b) => b.step - a.step)[0];
 }
 
-/** The highest policy version announced for a run so far (0 when none). */
+/** The highest policy version given out for a run so far, committed or only published (0 when none). */
 export async function latestPolicyVersion(bus: Bus, runId: string): Promise<number> {
-  const msg = await bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.checkpointCommitted(runId) }).catch(() => undefined);
-  return msg ? CheckpointCommitted.decode(msg.data).policyVersion : 0;
+  const last = (subject: string) => bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subject }).catch(() => undefined);
+  const [committed, published] = await Promise.all([last(subjects.checkpointCommitted(runId)), last(subjects.policyPublished(runId))]);
+  return Math.max(committed ? CheckpointCommitted.decode(committed.data).policyVersion : 0, published ? PolicyPublished.decode(published.data).policyVersion : 0);
 }
 
 function readJson<T>(file: string): T | undefined {

@@ -89,7 +89,8 @@ async function main(): Promise<void> {
       // What the services add over the baseline, weight sync aside: messaging, serialization, waiting.
       overhead_s: overhead,
       overhead_fraction: step > 0 ? overhead / step : 0,
-      // Publishing the weights: streamed to the generators, and a checkpoint through the store.
+      // Publishing the weights: streamed to the generators (the checkpoint that commits them
+      // uploads in the background, overlapping the next step).
       sync_fraction: step > 0 ? parts.sync_s / step : 0,
       cpus: os.cpus().length,
       // Other work on the machine skews every figure above: the 1-minute load average at the end.

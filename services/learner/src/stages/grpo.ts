@@ -2,6 +2,10 @@
 // waits for the scorers' rewards, trains on the groups, and publishes the new weights as the
 // next policy version for the generators to pick up.
 //
+// A step ends by publishing the new weights: streamed to the generators, which serve them from
+// their next batch on, while the checkpoint that commits them uploads in the background (one
+// upload at a time, in step order; awaited before the stage ends or a later one starts).
+//
 // Synchronous (max_policy_lag 0): a step's groups are sampled by the policy being trained.
 // Asynchronous (max_policy_lag k): the groups of the next k steps are asked for ahead, so
 // sampling overlaps training; a group sampled more than k versions back is dropped, counted
@@ -12,7 +16,7 @@ import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights } from '../checkpoints';
+import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights, writeCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
@@ -38,7 +42,8 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   const requests = new GroupRequests(ctx, exchange, g, tokenizer, prompts, state.attempt);
   const firstGroups = new Map<number, number[]>();
   let requestedThrough = state.step;
-  let lastCheckpoint = setup.lastCheckpointId;
+  /** The id of the newest checkpoint of the stage, once its upload is done. */
+  let committing: Promise<string> = Promise.resolve(setup.lastCheckpointId);
   const branch = ctx.branch || stageName;
   ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
   try {
@@ -74,31 +79,44 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         // (a full one, with optimizer and run state, every save_every steps).
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: requests.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
-        await streamWeights(ctx.bus, model, ctx.runId, next.policyVersion).catch((err: unknown) => ctx.log.warn('could not stream the new weights; generators pull the checkpoint instead', { err }));
+        const streamed = await streamWeights(ctx.bus, model, ctx.runId, next.policyVersion).catch((err: unknown) => {
+          ctx.log.warn('could not stream the new weights; generators pull the checkpoint instead', { err });
+          return false;
+        });
         const full = step % g.saveEvery === 0 || step === g.steps;
-        const manifest = await saveCheckpoint(ctx.store, model, {
+        const written = writeCheckpoint(model, {
           tokenizer: tokenizerSpec,
-          manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch, parentId: lastCheckpoint, labels: { kind: full ? 'resumable' : 'policy' } },
+          manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch, labels: { kind: full ? 'resumable' : 'policy' } },
           runState: full ? next : undefined,
           policyVersion: next.policyVersion,
         });
+        const previous = committing;
+        committing = (async () => {
+          const upload = await written;
+          const parentId = await previous;
+          const manifest = await upload(ctx.store, { parentId });
+          if (full) await ctx.emitCheckpoint(manifest.id);
+          return manifest.id;
+        })();
+        committing.catch(() => undefined); // surfaces where it is awaited
+        // Generators that were not sent the weights wait for the commit; so does this step.
+        if (!streamed) await committing;
         const syncMs = performance.now() - syncStart;
-        return { groups, stale: rollouts.stale, flat: rollouts.flat, batch, train, lr, waited, learnMs, syncMs, next, manifest };
+        return { groups, stale: rollouts.stale, flat: rollouts.flat, batch, train, lr, waited, learnMs, syncMs, next };
       });
       exchange.commit(step);
       requests.done(step);
       firstGroups.delete(step);
       state = outcome.next;
-      lastCheckpoint = outcome.manifest.id;
       const stepMs = performance.now() - stepStart;
       await ctx.emitMetrics(step, g.steps, stepMetrics(outcome, stepMs));
-      if (outcome.manifest.labels.kind === 'resumable') await ctx.emitCheckpoint(outcome.manifest.id);
       if (evalDue(ctx, step, g.steps, g.evalEvery)) await evaluatePolicy(ctx, model, tokenizer, step, g.steps, g.task);
     }
+    return { checkpointId: await committing };
   } finally {
+    await committing.catch(() => undefined);
     await exchange.stop();
   }
-  return { checkpointId: lastCheckpoint };
 }
 
 interface StartingPoint {

@@ -193,6 +193,11 @@ export class CheckpointClient {
     return this.call('getLineage', { checkpoint: ref });
   }
 
+  /** The checkpoint a reference names now: an id, a unique id prefix or a tag (NOT_FOUND when none). */
+  async resolve(ref: string): Promise<CheckpointManifest> {
+    return (await this.lineage(ref)).checkpoint!;
+  }
+
   async tag(ref: string, tag: string, remove = false): Promise<CheckpointManifest> {
     return (await this.call<{ manifest: CheckpointManifest }>('tagCheckpoint', { checkpoint: ref, tag, remove })).manifest;
   }

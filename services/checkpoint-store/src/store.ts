@@ -37,6 +37,7 @@ export interface ListFilter {
 }
 
 export interface Lineage {
+  checkpoint: CheckpointManifest;
   ancestors: CheckpointManifest[];
   descendants: CheckpointManifest[];
   branches: string[];
@@ -250,7 +251,7 @@ export class CheckpointStore {
     const ancestors = graph.ancestors(m.id);
     const descendants = graph.descendants(m.id);
     const prunedIds = [m, ...ancestors, ...descendants].filter((x) => pruned.has(x.id)).map((x) => x.id);
-    return { ancestors, descendants, branches: graph.forks(m.id), prunedIds };
+    return { checkpoint: m, ancestors, descendants, branches: graph.forks(m.id), prunedIds };
   }
 
   /** Points a tag at a checkpoint (moving it if it named another), or removes it. */

@@ -86,9 +86,13 @@ describe('lineage, tags, retention and deletes', () => {
     expect(listed.tags[b.id]).toEqual(['best']);
     const pulled = await t.client.pullDir('best', path.join(work, 'best'));
     expect(pulled.manifest.id).toBe(b.id);
+    expect((await t.client.resolve('best')).id).toBe(b.id);
+    expect((await t.client.resolve(a.id.slice(0, 12))).id).toBe(a.id);
+    expect((await t.client.lineage('best')).checkpoint?.id).toBe(b.id);
 
     await t.client.tag(b.id, 'best', true);
     await expect(t.client.pullDir('best', path.join(work, 'gone'))).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
+    await expect(t.client.resolve('best')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });
     await expect(t.client.tag(b.id, 'a'.repeat(64))).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
     await expect(t.client.tag(b.id, '../x')).rejects.toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
   });

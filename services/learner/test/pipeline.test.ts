@@ -5,6 +5,9 @@
 import { RunEvent, RunState, StageSpec } from '@temper/proto';
 import { createLogger } from '@temper/service';
 import { trace } from '@opentelemetry/api';
+import { Model } from '@temper/native';
+import { createTokenizer } from '@temper/tokenizers';
+import { saveCheckpoint } from '../src/checkpoints';
 import { RunManager } from '../src/runs/manager';
 import { runSpecFromYaml } from '../src/spec';
 import { StageHarness, startStageHarness, tinyConfig } from './stage-harness';
@@ -76,6 +79,32 @@ describe('a pipeline through the run manager', () => {
       const sft = checkpoints.find((c) => c.stage === `sft.${branch}`)!;
       expect(sft.parentId).toBe(decay.id);
       expect(sft.branch).toBe(branch);
+    }
+  });
+
+  it('starts from a checkpoint named by a tag or an id prefix, and records its full id as the parent', async () => {
+    const quiet = { ...createLogger('learner-test'), info: () => undefined, debug: () => undefined, child: () => quiet };
+    const manager = new RunManager({ bus: h.bus, store: h.store, log: quiet, tracer: trace.getTracer('t'), threads: 1, rolloutTimeoutMs: 5000 });
+    const base = await saveCheckpoint(h.store, await Model.create({ ...tinyConfig, vocab_size: createTokenizer({ kind: 'byte' }).vocabSize }, { seed: 5, threads: 1 }), { tokenizer: { kind: 'byte' }, manifest: { runId: 'base', stage: 'base', branch: 'main' } });
+    const tag = `base-${process.pid}`;
+    await h.store.tag(base.id, tag);
+    for (const ref of [tag, base.id.slice(0, 12)]) {
+      const runId = `from-${ref.slice(0, 8)}-${process.pid}-${Date.now()}`;
+      const spec = runSpecFromYaml(`
+name: from-checkpoint
+seed: 3
+model: { checkpoint: "${ref}", tokenizer: bytes }
+stages:
+  - name: sft
+    sft: { num_examples: 4, batch_size: 4, data: { sources: [ { name: a, uri: "builtin:arithmetic", weight: 1, fields: { difficulty: "1" } } ] } }
+`);
+      await manager.create(spec, runId);
+      const events: RunEvent[] = [];
+      for await (const e of manager.watch(runId, new AbortController().signal)) events.push(e);
+      const final = events.filter((e) => e.event?.$case === 'status').pop()!;
+      expect(final.event?.$case === 'status' && [final.event.value.state, final.event.value.error]).toEqual([RunState.RUN_STATE_SUCCEEDED, '']);
+      const { checkpoints } = await h.store.list({ runId });
+      expect(checkpoints.map((c) => c.parentId)).toEqual([base.id]);
     }
   });
 });

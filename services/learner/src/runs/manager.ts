@@ -128,7 +128,9 @@ export class RunManager {
       await update({});
       // A lane is one line of descent through the stages: one at first, one per branch after
       // a mid-training fork; every later stage runs once per lane.
-      let lanes: Lane[] = [{ branch: '', input: spec.model?.checkpoint || undefined }];
+      // A checkpoint named by an id prefix or a tag: the stages record its full id as their parent.
+      const start = spec.model?.checkpoint ? (await this.deps.store.resolve(spec.model.checkpoint)).id : undefined;
+      let lanes: Lane[] = [{ branch: '', input: start }];
       // Stages before the one the run was in have finished; their output is the next input.
       // Lanes are not recorded, so after a fork the stages run again from the first: the
       // finished ones find their outputs in the store (mid-training and SFT look for them,

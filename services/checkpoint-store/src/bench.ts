@@ -48,6 +48,7 @@ async function writeCheckpoint(dir: string, totalBytes: number, shards: number):
 }
 
 async function bench(): Promise<void> {
+  spaceOutFullCollections(); // the client side too, as the learner, the generator and temper ckpt do
   const json = process.argv.includes('--json');
   const bytes = Math.round(arg('gb', 1) * 1e9);
   const shards = arg('shards', 4);

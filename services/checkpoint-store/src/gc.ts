@@ -1,5 +1,6 @@
-// Garbage collection tuned for a process whose main work is streaming checkpoints: the store,
-// and `temper ckpt push|pull`.
+// Garbage collection tuned for a process whose large allocations are buffers streamed through
+// it rather than JavaScript objects: the store, `temper ckpt push|pull`, and the learner and
+// generator (model weights, checkpoints, streamed policies).
 //
 // V8 counts ArrayBuffer memory against the old generation's allocation limit, which it sets
 // from the live JavaScript heap: with the store's small heap (~15 MB) a full collection starts
@@ -7,7 +8,8 @@
 // worth per byte streamed (socket reads, message reassembly, framing), so a put and a get of
 // 1 GB ran ~90 full collections in the store, about 0.7 of its 1.9 CPU-seconds per GB served.
 // Letting the limit grow to five times the live heap leaves ~6 (peak memory +40 MB); the limit
-// stays capped at half the way to the heap's maximum, as always.
+// stays capped at half the way to the heap's maximum, as always. A client pushing and pulling
+// 1 GB spends the same way: 3.2 -> 2.1 CPU-seconds per GB put, 4.3 -> 2.4 per GB got.
 import { setFlagsFromString } from 'node:v8';
 
 const HEAP_GROWING_PERCENT = 400;

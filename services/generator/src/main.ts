@@ -7,7 +7,7 @@
 //   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
 //   tokenizer.ts  the tokenizer that goes with a model directory
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress, spaceOutFullCollections } from '@temper/checkpoint-store';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { rolloutGeneratorBinding } from './grpc';
@@ -16,6 +16,8 @@ import { generatorSettings } from './settings';
 import { RolloutWorker } from './worker';
 
 const log = createLogger('generator');
+// Its large allocations are weights and checkpoint streams (buffers, not objects): see gc.ts.
+spaceOutFullCollections();
 
 runService(log, async () => {
   const settings = serviceSettings('generator');

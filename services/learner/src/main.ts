@@ -2,7 +2,7 @@
 // temper-learner: owns runs (stages, batches, losses, optimizer, checkpoints) and serves
 // the PolicyLearner API.
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress, spaceOutFullCollections } from '@temper/checkpoint-store';
 import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import * as os from 'node:os';
@@ -10,6 +10,8 @@ import { policyLearnerService } from './grpc';
 import { RunManager } from './runs/manager';
 
 const log = createLogger('learner');
+// Its large allocations are weights and checkpoint streams (buffers, not objects): see gc.ts.
+spaceOutFullCollections();
 
 runService(log, async () => {
   const settings = serviceSettings('learner');

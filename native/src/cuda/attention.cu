@@ -424,7 +424,7 @@ void kv_write(cudaStream_t s, KVT* kcache, KVT* vcache, const float* k, const fl
               const int32_t* pos, int64_t R, int64_t cap, int64_t KV, int64_t D) {
   if (R == 0) return;
   int64_t blocks = ceil_div(R * KV * D, 256);
-  kv_write_k<<<(unsigned)(blocks < 65535 ? blocks : 65535), 256, 0, s>>>(kcache, vcache, k, v, slot, pos, R, cap, KV, D);
+  kv_write_k<KVT><<<(unsigned)(blocks < 65535 ? blocks : 65535), 256, 0, s>>>(kcache, vcache, k, v, slot, pos, R, cap, KV, D);
   CUDA_LAUNCHED("kv_write");
 }
 

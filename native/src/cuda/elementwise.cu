@@ -76,7 +76,7 @@ template <typename F>
 void column_reduce(cudaStream_t s, float* out, int64_t N, int64_t C, F f) {
   int64_t ysplit = ceil_div(N, 64);
   dim3 grid((unsigned)ceil_div(C, 32), (unsigned)(ysplit < 256 ? ysplit : 256));
-  column_reduce_k<<<grid, dim3(32, 8), 0, s>>>(out, N, C, f);
+  column_reduce_k<F><<<grid, dim3(32, 8), 0, s>>>(out, N, C, f);
   CUDA_LAUNCHED("column_reduce");
 }
 

@@ -28,13 +28,18 @@ export async function publishMessage<T>(
   message: T,
   opts: PublishOptions = {},
 ): Promise<{ seq: number; duplicate: boolean }> {
+  return publishEncoded(js, subject, type.encode(message).finish(), opts);
+}
+
+/** publishMessage for a message already encoded. */
+export async function publishEncoded(js: JetStreamClient, subject: string, bytes: Uint8Array, opts: PublishOptions = {}): Promise<{ seq: number; duplicate: boolean }> {
   let hdrs: MsgHdrs | undefined;
   const all = { ...traceHeaders(), ...opts.headers };
   if (Object.keys(all).length > 0) {
     hdrs = natsHeaders();
     for (const [k, v] of Object.entries(all)) hdrs.set(k, v);
   }
-  const ack = await js.publish(subject, type.encode(message).finish(), { msgID: opts.msgId, headers: hdrs });
+  const ack = await js.publish(subject, bytes, { msgID: opts.msgId, headers: hdrs });
   return { seq: ack.seq, duplicate: ack.duplicate };
 }
 

@@ -5,7 +5,7 @@
 // before its ack) is stored once: at-least-once delivery, one result.
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { context, trace, Tracer } from '@opentelemetry/api';
-import { Bus, consumeMessages, Delivery, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, consumeMessages, Delivery, publishEncoded, streams, subjects } from '@temper/bus';
 import { RolloutGroup, ScoredGroup } from '@temper/proto';
 import { RewardSpecError, ScoreInput } from '@temper/rewards';
 import type { Logger } from '@temper/service';
@@ -186,9 +186,32 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
     throw err;
   }
   // The trace context (the span of this group) goes along in the headers by itself.
-  const ack = await publishMessage(bus.js, subjects.scored(group.key!.runId), ScoredGroup, result, { msgId: scoredMsgId(group) });
+  const ack = await publishEncoded(bus.js, subjects.scored(group.key!.runId), encodeScoredGroup(d.raw.data, result), { msgId: scoredMsgId(group) });
   log.debug('scored group', { key: group.key, completions: group.completions.length, duplicate: ack.duplicate, seconds: result.scoreSeconds });
   return 'published';
+}
+
+/**
+ * ScoredGroup's encoding with the group's bytes as they arrived: field 1 (group) is a
+ * length-delimited copy of the RolloutGroup message, so the bytes need not be encoded again
+ * from the decoded group (protobuf fields may come in any order; this one comes first).
+ */
+export function encodeScoredGroup(groupBytes: Uint8Array, scored: ScoredGroup): Uint8Array {
+  const rest = ScoredGroup.encode({ ...scored, group: undefined }).finish();
+  const len: number[] = [];
+  for (let n = groupBytes.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      len.push(n);
+      break;
+    }
+    len.push((n & 0x7f) | 0x80);
+  }
+  const out = new Uint8Array(1 + len.length + groupBytes.length + rest.length);
+  out[0] = (1 << 3) | 2; // field 1, length-delimited
+  out.set(len, 1);
+  out.set(groupBytes, 1 + len.length);
+  out.set(rest, 1 + len.length + groupBytes.length);
+  return out;
 }
 
 function invalidGroup(g: RolloutGroup): string | null {

@@ -4,7 +4,8 @@
 //
 // A step ends by publishing the new weights: streamed to the generators, which serve them from
 // their next batch on, while the checkpoint that commits them uploads in the background (one
-// upload at a time, in step order; awaited before the stage ends or a later one starts).
+// upload at a time, in step order, awaited before the stage ends). The upload starts once the
+// next step's rollout requests are out, so it never delays them.
 //
 // Synchronous (max_policy_lag 0): a step's groups are sampled by the policy being trained.
 // Asynchronous (max_policy_lag k): the groups of the next k steps are asked for ahead, so
@@ -44,6 +45,8 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   let requestedThrough = state.step;
   /** The id of the newest checkpoint of the stage, once its upload is done. */
   let committing: Promise<string> = Promise.resolve(setup.lastCheckpointId);
+  /** Starts the upload of the checkpoint written last (set until it is started). */
+  let startUpload: (() => void) | undefined;
   const branch = ctx.branch || stageName;
   ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
   try {
@@ -57,6 +60,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
           requestedThrough++;
           firstGroups.set(requestedThrough, await requests.request(requestedThrough, g.promptsPerStep, state.policyVersion));
         }
+        startUpload?.();
         const rollouts = await collectStep(ctx, exchange, requests, g, step, firstGroups.get(step)!, state.policyVersion);
         const groups = rollouts.kept;
         const waited = performance.now() - stepStart;
@@ -91,15 +95,23 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
           policyVersion: next.policyVersion,
         });
         const previous = committing;
+        let go: () => void = () => {};
+        const started = new Promise<void>((resolve) => (go = resolve));
+        startUpload = () => {
+          startUpload = undefined;
+          go();
+        };
         committing = (async () => {
           const upload = await written;
           const parentId = await previous;
+          await started;
           const manifest = await upload(ctx.store, { parentId });
           if (full) await ctx.emitCheckpoint(manifest.id);
           return manifest.id;
         })();
         committing.catch(() => undefined); // surfaces where it is awaited
         // Generators that were not sent the weights wait for the commit; so does this step.
+        if (!streamed || step === g.steps) startUpload();
         if (!streamed) await committing;
         const syncMs = performance.now() - syncStart;
         return { groups, stale: rollouts.stale, flat: rollouts.flat, batch, train, lr, waited, learnMs, syncMs, next };
@@ -114,6 +126,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
     }
     return { checkpointId: await committing };
   } finally {
+    startUpload?.();
     await committing.catch(() => undefined);
     await exchange.stop();
   }

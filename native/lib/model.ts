@@ -35,6 +35,8 @@ export interface SaveOptions {
   dtype?: Dtype;
   /** Also write optimizer.safetensors so a run resumes exactly. */
   optimizer?: boolean;
+  /** What exportWeights gave (in the same dtype) a moment ago: written as the weights file, not serialized again. */
+  weights?: Uint8Array;
 }
 
 export interface BatchShape {
@@ -252,7 +254,8 @@ export class Model {
    */
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    await this.serial(() => this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32'));
+    if (options.weights) fs.writeFileSync(path.join(dir, 'model.safetensors'), options.weights);
+    else await this.serial(() => this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32'));
     if (options.optimizer) {
       await this.serial(() => this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors')));
     }

@@ -222,6 +222,17 @@ describe('checkpoints', () => {
     expect(Object.keys(await dst.weights('base'))).toContain('model.layers.1.self_attn.o_proj.bias');
   });
 
+  it('saves exported weights as they are: the same file a save serializes', async () => {
+    const m = await Model.create(tinyConfig(), { seed: 3 });
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-save-weights-'));
+    await m.save(path.join(tmp, 'serialized'));
+    await m.save(path.join(tmp, 'given'), { weights: await m.exportWeights() });
+    for (const file of ['model.safetensors', 'config.json']) {
+      expect(fs.readFileSync(path.join(tmp, 'given', file)).equals(fs.readFileSync(path.join(tmp, 'serialized', file)))).toBe(true);
+    }
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
   it('gives cached scratch memory back on request and keeps working', async () => {
     const m = await Model.load(qwenDir, { threads: 2 });
     const t = tokens(64, 128);

@@ -3,10 +3,11 @@
 // means redelivery (at-least-once), and a message that cannot be decoded is terminated
 // with a log line rather than redelivered forever. The active trace context rides along in
 // the headers, and the handler runs inside the context it arrived with.
-import { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, MsgHdrs } from '@nats-io/transport-node';
 import { Context, context } from '@opentelemetry/api';
 import { contextFromHeaders, counter, traceHeaders } from '@temper/telemetry';
+import { streams } from './streams';
 
 /** What ts-proto generates for every message. */
 export interface MessageType<T> {
@@ -41,6 +42,12 @@ export async function publishEncoded(js: JetStreamClient, subject: string, bytes
   }
   const ack = await js.publish(subject, bytes, { msgID: opts.msgId, headers: hdrs });
   return { seq: ack.seq, duplicate: ack.duplicate };
+}
+
+/** The last message on `subject` of TEMPER_EVENTS, decoded; undefined when there is none (or NATS cannot say). */
+export async function lastEvent<T>(jsm: JetStreamManager, subject: string, type: MessageType<T>): Promise<T | undefined> {
+  const msg = await jsm.streams.getMessage(streams.events.name, { last_by_subj: subject }).catch(() => undefined);
+  return msg ? type.decode(msg.data) : undefined;
 }
 
 const consumed = counter('temper_jetstream_messages_total', 'JetStream messages handled, by stream, consumer and outcome.');

@@ -23,3 +23,5 @@ export const serviceNames = {
   checkpointStore: 'temper.v1.CheckpointStore',
 } as const;
 export * from './strict-json';
+/** The wire writer the generated encoders take, for messages assembled from encoded parts. */
+export { BinaryWriter } from '@bufbuild/protobuf/wire';

@@ -39,6 +39,11 @@ export interface PushOptions {
   chunkBytes?: number;
   /** Tries after a dropped connection before giving up (default 5). */
   retries?: number;
+  /**
+   * sha256 by path of files the caller wrote itself from bytes it had hashed: not hashed
+   * again (the store still checks every byte it receives).
+   */
+  knownSha256?: Record<string, string>;
 }
 
 export interface PushResult {
@@ -82,8 +87,8 @@ export function checkpointStoreAddress(endpoint?: string): string {
  * The manifest pushDir uploads for `dir`: its files with sizes and hashes, the caller's
  * fields, and (unless given) a model summary from config.json and the safetensors headers.
  */
-export async function manifestForDir(dir: string, fields: ManifestFields = {}): Promise<CheckpointManifest> {
-  const files = await describeDir(dir);
+export async function manifestForDir(dir: string, fields: ManifestFields = {}, knownSha256: Record<string, string> = {}): Promise<CheckpointManifest> {
+  const files = await describeDir(dir, knownSha256);
   if (files.length === 0) throw new Error(`${dir} has no files to push`);
   const model = fields.model ?? (await summarizeModelDir(dir, files.map((f) => f.path)));
   return CheckpointManifest.fromPartial({ ...fields, model, id: '', files, createdAt: undefined });
@@ -110,7 +115,7 @@ export class CheckpointClient {
 
   /** Uploads every file under `dir` as one checkpoint and commits it. */
   async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
-    const manifest = await manifestForDir(dir, fields);
+    const manifest = await manifestForDir(dir, fields, opts.knownSha256);
     const policyVersion = opts.policyVersion ?? 0;
     let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
     let bytesSent = 0;

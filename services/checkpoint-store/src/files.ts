@@ -51,11 +51,13 @@ export async function hashFile(file: string, chunkBytes = 4 << 20): Promise<File
 /** Below this many bytes in all, files are hashed on the main thread alone (a thread costs ~30 ms to start). */
 const PARALLEL_HASH_MIN_BYTES = 64 << 20;
 
-/** The files of a checkpoint directory with their sizes and hashes. */
-export async function describeDir(dir: string): Promise<CheckpointFile[]> {
+/** The files of a checkpoint directory with their sizes and hashes (those in `known` are not hashed again). */
+export async function describeDir(dir: string, known: Record<string, string> = {}): Promise<CheckpointFile[]> {
   const rels = await listFiles(dir);
-  const digests = await hashFiles(rels.map((rel) => path.join(dir, ...rel.split('/'))));
-  return rels.map((rel, i) => ({ path: rel, ...digests[i] }));
+  const abs = (rel: string) => path.join(dir, ...rel.split('/'));
+  const toHash = rels.filter((rel) => !known[rel]);
+  const digests = new Map((await hashFiles(toHash.map(abs))).map((d, i) => [toHash[i], d]));
+  return Promise.all(rels.map(async (rel) => ({ path: rel, ...(digests.get(rel) ?? { sha256: known[rel], size: (await fsp.stat(abs(rel))).size }) })));
 }
 
 /**

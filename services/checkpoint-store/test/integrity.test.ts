@@ -53,6 +53,20 @@ describe('integrity', () => {
     expect(err.message).toContain('read 1000 bytes');
   });
 
+  it('takes a hash the caller already knows, and still refuses bytes that do not match it', async () => {
+    const own = await startTestStore(); // the refused upload stays staged, to be resumed
+    const src = await makeModelDir(path.join(work, 'src-known'), { shards: 1, shardBytes: 200_000 });
+    const shard = (await listFiles(src)).find((f) => f.endsWith('.safetensors'))!;
+    const sha = createHash('sha256').update(await fsp.readFile(path.join(src, shard))).digest('hex');
+    const { manifest } = await own.client.pushDir(src, { runId: 'integrity', branch: 'known' }, { knownSha256: { [shard]: sha } });
+    expect(manifest.files).toEqual(await describeDir(src));
+    const wrong = createHash('sha256').update('other bytes, never stored').digest('hex');
+    const err = await own.client.pushDir(src, { runId: 'integrity', branch: 'known-wrong' }, { knownSha256: { [shard]: wrong }, retries: 0 }).catch((e) => e);
+    await own.stop();
+    expect(err).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
+    expect(err.message).toContain(shard);
+  });
+
   it('discards uploaded bytes that do not match the declared hash', async () => {
     const src = path.join(work, 'src3');
     await fsp.mkdir(src);

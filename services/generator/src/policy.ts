@@ -18,7 +18,7 @@
 // are not the ones streamed (never seen in practice) is pulled from the store and replaces them.
 // A version that was not streamed, or not whole, is pulled from the store once committed.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
-import { Bus, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
+import { Bus, lastEvent, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
 import { CheckpointClient } from '@temper/checkpoint-store';
 import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
@@ -321,8 +321,6 @@ export class PolicyManager {
   }
 
   private async prefetch(runId: string, a: Announced): Promise<void> {
-    const s = this.streamed;
-    if (s && s.runId === runId && s.version === a.version) await s.staged;
     if (await this.attachCommit(runId, a)) return;
     if (a.version <= this.newestOf(runId) || this.served?.runId !== runId) return;
     try {
@@ -345,8 +343,6 @@ export class PolicyManager {
     const existing = this.readying.get(key);
     if (existing) return existing;
     const work = (async (): Promise<ServedPolicy> => {
-      const s = this.streamed;
-      if (s && s.runId === runId && s.version === a.version) await s.staged;
       const attached = await this.attachCommit(runId, a);
       if (attached) return attached;
       const p = { ...(await this.load(a.manifest.id)), version: a.version };
@@ -398,16 +394,17 @@ export class PolicyManager {
 
   /** The highest version the run's learner has published (0 when none or when NATS cannot say). */
   private async publishedVersion(runId: string): Promise<number> {
-    const msg = await this.opts.bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subjects.policyPublished(runId) }).catch(() => undefined);
-    return msg ? PolicyPublished.decode(msg.data).policyVersion : 0;
+    return (await lastEvent(this.opts.bus.jsm, subjects.policyPublished(runId), PolicyPublished))?.policyVersion ?? 0;
   }
 
   /**
    * The committed checkpoint of a version served or staged from streamed weights, attached
    * to it when it holds those weights; else pulled from the store and put in their place.
-   * Undefined when no such version is served or staged.
+   * Undefined when no such version is served or staged (weights still being staged are waited for).
    */
   private async attachCommit(runId: string, a: Announced): Promise<ServedPolicy | undefined> {
+    const s = this.streamed;
+    if (s && s.runId === runId && s.version === a.version) await s.staged;
     const p = [this.served, this.staged].find((x) => x?.runId === runId && x.version === a.version && (x.manifest.id === '' || x.manifest.id === a.manifest.id));
     if (!p) return undefined;
     if (p.manifest.id === a.manifest.id) return p;

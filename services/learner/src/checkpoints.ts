@@ -1,7 +1,7 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
-import { Bus, publishMessage, publishWeights, streams, subjects } from '@temper/bus';
+import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
@@ -13,6 +13,7 @@ import * as path from 'node:path';
 
 export const TOKENIZER_FILE = 'temper-tokenizer.json';
 export const RUN_STATE_FILE = 'temper-run-state.json';
+const WEIGHTS_FILE = 'model.safetensors';
 
 /** Where a stage stood when it saved: enough to continue it exactly. */
 export interface RunState {
@@ -34,6 +35,19 @@ export interface SaveOptions {
   runState?: RunState;
   /** Announce it as this policy version (generators pick it up). */
   policyVersion?: number;
+  /** The model's weights as exported a moment ago: written as they are, and not hashed again. */
+  weights?: Weights;
+}
+
+/** The base weights in safetensors form (exportWeights) and their sha256. */
+export interface Weights {
+  bytes: Uint8Array;
+  sha256: string;
+}
+
+export async function exportWeights(model: Model): Promise<Weights> {
+  const bytes = await model.exportWeights();
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
@@ -49,7 +63,7 @@ export async function saveCheckpoint(store: CheckpointClient, model: Model, opts
 export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<(store: CheckpointClient, more?: ManifestFields) => Promise<CheckpointManifest>> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
-    await model.save(dir, { optimizer: opts.runState !== undefined });
+    await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
     fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
   } catch (err) {
@@ -58,7 +72,8 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
   }
   return async (store, more = {}) => {
     try {
-      const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion });
+      const knownSha256 = opts.weights ? { [WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
+      const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
       return manifest;
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -67,20 +82,15 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
 }
 
 /**
- * Publishes policy `version` of the run as the model's weights now, then sends those weights
- * straight to the run's generators, ahead of the checkpoint that will commit them: they serve
- * them from their next batch on. The publication is durable (JetStream) and comes first, so
- * a version number is never reused for other weights, even by a learner that resumes after
- * this one died before committing. False when nothing was sent (a model with adapters: its
- * checkpoint holds the base weights alone, so generators must wait for the commit).
+ * Publishes policy `version` of the run as these weights, then sends them straight to the
+ * run's generators, ahead of the checkpoint that will commit them: they serve them from their
+ * next batch on. The publication is durable (JetStream) and comes first, so a version number
+ * is never reused for other weights, even by a learner that resumes after this one died
+ * before committing.
  */
-export async function streamWeights(bus: Bus, model: Model, runId: string, version: number): Promise<boolean> {
-  if (model.hasAdapters) return false;
-  const bytes = await model.exportWeights();
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
-  await publishMessage(bus.js, subjects.policyPublished(runId), PolicyPublished, { runId, policyVersion: version, weightsSha256: sha256 }, { msgId: `policy-published-${runId}-v${version}` });
-  await publishWeights(bus.nc, runId, version, bytes, sha256);
-  return true;
+export async function streamWeights(bus: Bus, runId: string, version: number, w: Weights): Promise<void> {
+  await publishMessage(bus.js, subjects.policyPublished(runId), PolicyPublished, { runId, policyVersion: version, weightsSha256: w.sha256 }, { msgId: `policy-published-${runId}-v${version}` });
+  await publishWeights(bus.nc, runId, version, w.bytes, w.sha256);
 }
 
 export interface Loaded {
@@ -117,9 +127,11 @@ export async function latestResumable(store: CheckpointClient, runId: string, st
 
 /** The highest policy version given out for a run so far, committed or only published (0 when none). */
 export async function latestPolicyVersion(bus: Bus, runId: string): Promise<number> {
-  const last = (subject: string) => bus.jsm.streams.getMessage(streams.events.name, { last_by_subj: subject }).catch(() => undefined);
-  const [committed, published] = await Promise.all([last(subjects.checkpointCommitted(runId)), last(subjects.policyPublished(runId))]);
-  return Math.max(committed ? CheckpointCommitted.decode(committed.data).policyVersion : 0, published ? PolicyPublished.decode(published.data).policyVersion : 0);
+  const [committed, published] = await Promise.all([
+    lastEvent(bus.jsm, subjects.checkpointCommitted(runId), CheckpointCommitted),
+    lastEvent(bus.jsm, subjects.policyPublished(runId), PolicyPublished),
+  ]);
+  return Math.max(committed?.policyVersion ?? 0, published?.policyVersion ?? 0);
 }
 
 function readJson<T>(file: string): T | undefined {

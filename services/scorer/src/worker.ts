@@ -6,7 +6,7 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { context, trace, Tracer } from '@opentelemetry/api';
 import { Bus, consumeMessages, Delivery, publishEncoded, streams, subjects } from '@temper/bus';
-import { RolloutGroup, ScoredGroup } from '@temper/proto';
+import { BinaryWriter, RolloutGroup, ScoredGroup } from '@temper/proto';
 import { RewardSpecError, ScoreInput } from '@temper/rewards';
 import type { Logger } from '@temper/service';
 import { withSpan } from '@temper/telemetry';
@@ -197,21 +197,8 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
  * from the decoded group (protobuf fields may come in any order; this one comes first).
  */
 export function encodeScoredGroup(groupBytes: Uint8Array, scored: ScoredGroup): Uint8Array {
-  const rest = ScoredGroup.encode({ ...scored, group: undefined }).finish();
-  const len: number[] = [];
-  for (let n = groupBytes.length; ; n >>>= 7) {
-    if (n < 0x80) {
-      len.push(n);
-      break;
-    }
-    len.push((n & 0x7f) | 0x80);
-  }
-  const out = new Uint8Array(1 + len.length + groupBytes.length + rest.length);
-  out[0] = (1 << 3) | 2; // field 1, length-delimited
-  out.set(len, 1);
-  out.set(groupBytes, 1 + len.length);
-  out.set(rest, 1 + len.length + groupBytes.length);
-  return out;
+  const w = new BinaryWriter().uint32((1 << 3) | 2).bytes(groupBytes); // field 1, length-delimited
+  return ScoredGroup.encode({ ...scored, group: undefined }, w).finish();
 }
 
 function invalidGroup(g: RolloutGroup): string | null {

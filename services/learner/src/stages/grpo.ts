@@ -17,7 +17,7 @@ import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
-import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights, writeCheckpoint } from '../checkpoints';
+import { exportWeights, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights, writeCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
@@ -83,33 +83,36 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         // (a full one, with optimizer and run state, every save_every steps).
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: state.policyVersion + 1, dataCursor: requests.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
-        const streamed = await streamWeights(ctx.bus, model, ctx.runId, next.policyVersion).catch((err: unknown) => {
-          ctx.log.warn('could not stream the new weights; generators pull the checkpoint instead', { err });
-          return false;
-        });
+        // A model with adapters is not streamed: its checkpoint holds the base weights alone.
+        const weights = model.hasAdapters ? undefined : await exportWeights(model);
+        const streamed =
+          weights !== undefined &&
+          (await streamWeights(ctx.bus, ctx.runId, next.policyVersion, weights).then(
+            () => true,
+            (err: unknown) => {
+              ctx.log.warn('could not stream the new weights; generators pull the checkpoint instead', { err });
+              return false;
+            },
+          ));
         const full = step % g.saveEvery === 0 || step === g.steps;
         const written = writeCheckpoint(model, {
           tokenizer: tokenizerSpec,
           manifest: { runId: ctx.runId, stage: stageName, step, tokensSeen: next.tokensSeen, branch, labels: { kind: full ? 'resumable' : 'policy' } },
           runState: full ? next : undefined,
           policyVersion: next.policyVersion,
+          weights,
         });
-        const previous = committing;
-        let go: () => void = () => {};
-        const started = new Promise<void>((resolve) => (go = resolve));
+        written.catch(() => undefined); // surfaces through committing
         startUpload = () => {
           startUpload = undefined;
-          go();
+          committing = (async (previous) => {
+            const upload = await written;
+            const manifest = await upload(ctx.store, { parentId: await previous });
+            if (full) await ctx.emitCheckpoint(manifest.id);
+            return manifest.id;
+          })(committing);
+          committing.catch(() => undefined); // surfaces where it is awaited
         };
-        committing = (async () => {
-          const upload = await written;
-          const parentId = await previous;
-          await started;
-          const manifest = await upload(ctx.store, { parentId });
-          if (full) await ctx.emitCheckpoint(manifest.id);
-          return manifest.id;
-        })();
-        committing.catch(() => undefined); // surfaces where it is awaited
         // Generators that were not sent the weights wait for the commit; so does this step.
         if (!streamed || step === g.steps) startUpload();
         if (!streamed) await committing;

@@ -389,9 +389,11 @@ export class Model {
     return this.serial(() => this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true));
   }
 
-  /** Replaces the base weights with exportWeights bytes from a model of the same config (adapters stay). */
+  /**
+   * Replaces the base weights with exportWeights bytes from a model of the same config (adapters
+   * stay). The bytes are read where they are: leave them unchanged until this settles.
+   */
   async importWeights(bytes: Uint8Array): Promise<void> {
-    const b = bytes instanceof Uint8Array ? bytes.slice() : bytes;
-    return this.serial(() => this.native.importWeights(b));
+    return this.serial(() => this.native.importWeights(bytes));
   }
 }

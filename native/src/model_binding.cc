@@ -368,11 +368,15 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto u = info[0].As<Napi::Uint8Array>();
     auto files = std::make_shared<std::vector<SafetensorsFile>>(1);
     (*files)[0].what = "imported weights";
-    (*files)[0].bytes.assign(u.Data(), u.Data() + u.ElementLength());
+    (*files)[0].borrowed = u.Data();
+    (*files)[0].borrowed_size = u.ElementLength();
+    // The bytes are read where they are, on the worker: the array is held until the call
+    // settles (the job, and this reference with it, is released on the JS thread).
+    auto held = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
     return run_host(info, Host::Writes, [files](Model& m) {
       parse_safetensors((*files)[0]);
       m.load(*files);
-    });
+    }, [held](Napi::Env e) -> Napi::Value { return e.Undefined(); });
   }
 
   Napi::Value SaveOptimizer(const Napi::CallbackInfo& info) {

@@ -113,6 +113,23 @@ describe('loading refuses broken checkpoints', () => {
     await expect(m.importWeights(await other.exportWeights())).rejects.toThrow(/shape|missing tensor/);
     expect(await m.weights('base')).toEqual(before);
   });
+
+  it('refuses importWeights bytes with a NaN in the last tensor and keeps every old weight', async () => {
+    // Tensors are written over in place once all are checked: none may change before that.
+    const m = await Model.load(qwenDir);
+    const before = await m.weights('base');
+    const good = await (await Model.create(config, { seed: 2 })).exportWeights();
+    const { json, body } = header(good);
+    for (const [i, bits] of [[3, 0x7fc00000], [0, 0xff800000]]) {
+      const bytes = withHeader(json, body.slice());
+      const at = 8 + (bytes.length - 8 - body.length) + json['model.norm.weight'].data_offsets[0] + 4 * i;
+      new DataView(bytes.buffer).setUint32(at, bits, true);
+      await expect(m.importWeights(bytes)).rejects.toThrow(new RegExp(`"model.norm.weight" contains NaN or infinity at element ${i}`));
+      expect(await m.weights('base')).toEqual(before);
+    }
+    await m.importWeights(good);
+    expect(await m.weights('base')).not.toEqual(before);
+  });
 });
 
 describe('calls refuse bad arguments', () => {

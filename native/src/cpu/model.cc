@@ -170,13 +170,21 @@ void Model::load(std::vector<SafetensorsFile>& files) {
     if (!known && !ignorable)
       throw std::runtime_error(t.second->what + ": unexpected tensor \"" + name + "\" (not part of this config)");
   }
-  std::vector<std::vector<float>> converted;
+  for (auto& n : want) check_f32(*found[n.name].first, found[n.name].second->what);
+  // Written over in place: a checkpoint of the same model every step (a generator following its
+  // learner) costs no allocation, and what trains, its gradients' size and its moments stay.
   for (auto& n : want) {
-    auto& [t, f] = found[n.name];
-    converted.push_back(to_f32(*t, f->what));
+    n.t->data.resize((size_t)n.t->numel());
+    copy_f32(*found[n.name].first, n.t->data.data());
   }
-  for (size_t i = 0; i < want.size(); i++) want[i].t->data = std::move(converted[i]);
-  refresh_trainable();
+  bool sized = true;
+  for (auto& n : trainable()) sized = sized && n.t->grad.size() == n.t->data.size();
+  if (!sized) {
+    refresh_trainable();  // the first weights of a new model: gradients are made here
+    return;
+  }
+  for (auto& n : trainable()) std::fill(n.t->grad.begin(), n.t->grad.end(), 0.0f);
+  acts_.reset();
 }
 
 void Model::check_memory(double bytes, const std::string& what) {

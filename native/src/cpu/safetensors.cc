@@ -127,17 +127,17 @@ void write_file(const std::string& path, const std::vector<uint8_t>& bytes) {
 void parse_safetensors(SafetensorsFile& f) {
   const std::string& what = f.what;
   auto fail = [&](const std::string& why) -> void { throw std::runtime_error(what + ": " + why); };
-  if (f.bytes.size() < 8) fail("too short for a safetensors file (" + std::to_string(f.bytes.size()) + " bytes)");
-  uint64_t hlen = load<uint64_t>(f.bytes.data());
-  if (hlen > f.bytes.size() - 8) {
-    fail("header length " + std::to_string(hlen) + " runs past the end of the file (" + std::to_string(f.bytes.size()) +
+  if (f.size() < 8) fail("too short for a safetensors file (" + std::to_string(f.size()) + " bytes)");
+  uint64_t hlen = load<uint64_t>(f.data());
+  if (hlen > f.size() - 8) {
+    fail("header length " + std::to_string(hlen) + " runs past the end of the file (" + std::to_string(f.size()) +
          " bytes)");
   }
   if (hlen > (100u << 20)) fail("header length " + std::to_string(hlen) + " is over the 100 MiB limit");
-  Json header = parse_json((const char*)f.bytes.data() + 8, (size_t)hlen, what + " header");
+  Json header = parse_json((const char*)f.data() + 8, (size_t)hlen, what + " header");
   if (header.kind != Json::Object) fail("header is not a JSON object");
-  const uint8_t* base = f.bytes.data() + 8 + hlen;
-  uint64_t data_size = f.bytes.size() - 8 - hlen;
+  const uint8_t* base = f.data() + 8 + hlen;
+  uint64_t data_size = f.size() - 8 - hlen;
   f.tensors.clear();
   f.metadata.clear();
   for (auto& [name, entry] : header.fields) {
@@ -196,25 +196,45 @@ void parse_safetensors(SafetensorsFile& f) {
   }
 }
 
-std::vector<float> to_f32(const STensor& t, const std::string& what) {
-  std::vector<float> out((size_t)t.numel());
-  const uint8_t* p = t.data;
-  switch (t.dtype) {
-    case DType::F32: std::memcpy(out.data(), p, out.size() * 4); break;
-    case DType::F16:
-      for (size_t i = 0; i < out.size(); i++) out[i] = half_to_float(load<uint16_t>(p + 2 * i));
-      break;
-    case DType::BF16:
-      for (size_t i = 0; i < out.size(); i++) out[i] = bf16_to_float(load<uint16_t>(p + 2 * i));
-      break;
-    default:
-      throw std::runtime_error(what + ": tensor \"" + t.name + "\" has dtype " + dtype_name(t.dtype) +
-                               "; weights must be F32, F16 or BF16");
+// One element of an F32 / F16 / BF16 tensor as fp32.
+static inline float element_f32(DType dtype, const uint8_t* p, size_t i) {
+  switch (dtype) {
+    case DType::F16: return half_to_float(load<uint16_t>(p + 2 * i));
+    case DType::BF16: return bf16_to_float(load<uint16_t>(p + 2 * i));
+    default: return load<float>(p + 4 * i);
   }
-  for (size_t i = 0; i < out.size(); i++)
-    if (!std::isfinite(out[i]))
+}
+
+void check_f32(const STensor& t, const std::string& what) {
+  if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
+    throw std::runtime_error(what + ": tensor \"" + t.name + "\" has dtype " + dtype_name(t.dtype) +
+                             "; weights must be F32, F16 or BF16");
+  size_t n = (size_t)t.numel();
+  if (t.dtype == DType::F32) {
+    // All exponent bits set is NaN or infinity; tested branch-free so it vectorizes.
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t b = load<uint32_t>(t.data + 4 * i);
+      bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    if (!bad) return;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (!std::isfinite(element_f32(t.dtype, t.data, i)))
       throw std::runtime_error(what + ": tensor \"" + t.name + "\" contains NaN or infinity at element " +
                                std::to_string(i));
+}
+
+void copy_f32(const STensor& t, float* out) {
+  size_t n = (size_t)t.numel();
+  if (t.dtype == DType::F32) std::memcpy(out, t.data, n * 4);
+  else for (size_t i = 0; i < n; i++) out[i] = element_f32(t.dtype, t.data, i);
+}
+
+std::vector<float> to_f32(const STensor& t, const std::string& what) {
+  check_f32(t, what);
+  std::vector<float> out((size_t)t.numel());
+  copy_f32(t, out.data());
   return out;
 }
 

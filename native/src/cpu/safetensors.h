@@ -23,6 +23,12 @@ struct STensor {
 struct SafetensorsFile {
   std::string what;  // the file name, for messages
   std::vector<uint8_t> bytes;
+  // Or bytes someone else owns and keeps unchanged while the file is in use (a JS buffer
+  // held by the call that parses it): no copy of a whole checkpoint on every import.
+  const uint8_t* borrowed = nullptr;
+  size_t borrowed_size = 0;
+  const uint8_t* data() const { return borrowed ? borrowed : bytes.data(); }
+  size_t size() const { return borrowed ? borrowed_size : bytes.size(); }
   std::vector<STensor> tensors;
   std::map<std::string, std::string> metadata;
 };
@@ -33,6 +39,11 @@ void parse_safetensors(SafetensorsFile& f);
 const char* dtype_name(DType d);
 // F32 / F16 / BF16 to fp32; other dtypes are refused because model weights never use them.
 std::vector<float> to_f32(const STensor& t, const std::string& what);
+// to_f32 in two halves, so that many tensors can be checked before any is written over:
+// the dtype and every value finite (else an error naming `what`, the tensor and the element),
+// then the values into `out` (numel floats).
+void check_f32(const STensor& t, const std::string& what);
+void copy_f32(const STensor& t, float* out);
 // The raw values of any dtype widened to double (for the test-facing reader).
 std::vector<double> to_f64(const STensor& t);
 

@@ -130,6 +130,13 @@ describe('the GRPO loop across services', () => {
     }, 30000);
     const step = spans.find((s) => s.service === 'learner' && s.name === 'grpo.step' && new Set(spans.filter((x) => x.traceId === s.traceId).map((x) => x.service)).size >= 4)!;
     expect(new Set(spans.filter((s) => s.traceId === step.traceId).map((s) => s.service))).toEqual(new Set(['learner', 'generator', 'scorer', 'checkpoint-store']));
+    // A step's requests go out while the step before it trains, yet its sampling and scoring
+    // are in its own trace.
+    const all = await receiver.waitFor((got) => got.filter((s) => s.name === 'scorer.score_group' && String(s.attributes['temper.run_id']) === runId).length >= 6, 30000);
+    const stepOfTrace = new Map(all.filter((s) => s.name === 'grpo.step' && String(s.attributes['temper.run_id']) === runId).map((s) => [s.traceId, String(s.attributes['temper.step'])]));
+    const work = all.filter((s) => ['generator.generate', 'scorer.score_group'].includes(s.name) && String(s.attributes['temper.run_id']) === runId);
+    expect(new Set(work.map((s) => String(s.attributes['temper.step'])))).toEqual(new Set(['1', '2', '3']));
+    for (const s of work) expect(stepOfTrace.get(s.traceId)).toBe(String(s.attributes['temper.step']));
   });
 
   it('runs asynchronously with a bounded policy lag: sampling for the next step overlaps training', async () => {

@@ -103,7 +103,17 @@ export async function consumeMessages<T>(
         const headers = headerRecord(m.headers);
         const ctx = contextFromHeaders(headers);
         await context.with(ctx, () =>
-          handler({ message, subject: m.subject, headers, context: ctx, deliveryCount: m.info.deliveryCount, raw: m }),
+          handler({
+            message,
+            subject: m.subject,
+            headers,
+            context: ctx,
+            // Read from the reply subject only when asked: parsing it for every message costs.
+            get deliveryCount() {
+              return m.info.deliveryCount;
+            },
+            raw: m,
+          }),
         );
         if (!opts.manualAck) m.ack();
         consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'handled' });

@@ -7,11 +7,13 @@ export interface SpanOptions {
   kind?: SpanKind;
   /** Parent context, e.g. from contextFromHeaders(); default: the active one. */
   parent?: Context;
+  /** A span started earlier (under `parent`) to run the work in and end, instead of a new one. */
+  started?: Span;
 }
 
 export async function withSpan<T>(tracer: Tracer, name: string, opts: SpanOptions, work: (span: Span) => Promise<T>): Promise<T> {
   const parent = opts.parent ?? context.active();
-  const span = tracer.startSpan(name, { attributes: opts.attributes, kind: opts.kind }, parent);
+  const span = opts.started ?? tracer.startSpan(name, { attributes: opts.attributes, kind: opts.kind }, parent);
   return context.with(trace.setSpan(parent, span), async () => {
     try {
       return await work(span);

@@ -104,6 +104,11 @@ export class PendingQueue<G> {
     return out;
   }
 
+  /** Resolves when something more is queued, or when woken. */
+  next(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
   /** Resolves when something is queued (or at once if something is), or when woken. */
   wait(): Promise<void> {
     if (this.items.length > 0) return Promise.resolve();
@@ -115,11 +120,13 @@ export class PendingQueue<G> {
    * passed, or nothing has arrived for `quietMs` while `more()` says nothing else is
    * waiting upstream (the last delivery reported no more pending messages). A step's
    * requests arrive together, so waiting out the whole of `maxMs` would only add latency.
+   * `quietForMs`: how long ago the newest group came (groups held for a while, waiting for
+   * their policy, need no wait for company when it comes).
    */
-  async linger(o: { maxMs: number; quietMs: number; count: number; more: () => boolean }): Promise<void> {
+  async linger(o: { maxMs: number; quietMs: number; count: number; more: () => boolean; quietForMs?: number }): Promise<void> {
     const deadline = performance.now() + o.maxMs;
     let seen = this.items.length;
-    let lastArrival = performance.now();
+    let lastArrival = performance.now() - (o.quietForMs ?? 0);
     while (this.items.length < o.count) {
       const now = performance.now();
       if (this.items.length !== seen) {

@@ -39,6 +39,7 @@ runService(log, async () => {
     maxBatchGroups: g.maxBatchGroups,
     maxBatchSequences: g.maxBatchSequences,
     lingerMs: g.lingerMs,
+    aheadWaitMs: g.aheadWaitMs,
   });
   await worker.start();
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rolloutGeneratorBinding({ policy, tracer: tracing.tracer, log, generatorId: g.generatorId })] });

@@ -80,7 +80,7 @@ export class PolicyManager {
   /** A model no longer served, kept to load streamed weights into (making one costs more). */
   private spare?: Model;
   private queue: Promise<unknown> = Promise.resolve();
-  private following?: { runId: string; stop(): Promise<void> };
+  private following?: { runId: string; stop(): Promise<void>; announced: number };
   private closed = false;
   /** Sequences being sampled right now (for GetServingInfo). */
   sequencesInFlight = 0;
@@ -167,6 +167,33 @@ export class PolicyManager {
     });
     this.follow(runId);
     return served;
+  }
+
+  /**
+   * Whether `minVersion` of `runId` is newer than anything this generator has heard of: the
+   * run is the one followed (its streamed weights and its commits come here as they are made)
+   * and no such version is served, staged, being staged or announced. A request for it waits
+   * for that version here rather than going back to the queue: a learner asks for its next
+   * step's rollouts while it is still training the policy that will sample them.
+   */
+  isAhead(runId: string, minVersion: number): boolean {
+    const f = this.following;
+    if (!f || f.runId !== runId) return false;
+    const streaming = this.streamed?.runId === runId ? this.streamed.version : -1;
+    return minVersion > Math.max(this.newestOf(runId), streaming, f.announced);
+  }
+
+  /** Resolves when a version may have become available (weights staged, a commit seen), or after `ms`. */
+  changed(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.waiters.add(done);
+    });
   }
 
   /** The newest CheckpointCommitted of a run that names a policy version (the last one on its subject). */
@@ -256,19 +283,6 @@ export class PolicyManager {
     return work;
   }
 
-  /** Resolves when something that can make a version available happened, or after `ms`. */
-  private changed(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-    });
-  }
-
   private wake(): void {
     for (const w of [...this.waiters]) w();
   }
@@ -283,6 +297,8 @@ export class PolicyManager {
     this.makeSpare();
     const f = {
       runId,
+      /** The highest version a commit of the run has announced so far. */
+      announced: 0,
       stop: async () => {
         stopped = true;
         await weights.stop();
@@ -306,7 +322,10 @@ export class PolicyManager {
         }
         for await (const m of messages) {
           const c = CheckpointCommitted.decode(m.data);
-          if (c.manifest && c.policyVersion > 0) await this.prefetch(runId, { manifest: c.manifest, version: c.policyVersion });
+          if (c.manifest && c.policyVersion > 0) {
+            f.announced = Math.max(f.announced, c.policyVersion);
+            await this.prefetch(runId, { manifest: c.manifest, version: c.policyVersion });
+          }
           this.wake();
         }
       } catch (err) {

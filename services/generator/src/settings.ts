@@ -14,6 +14,8 @@ export interface GeneratorSettings {
   maxBatchGroups: number;
   maxBatchSequences: number;
   lingerMs: number;
+  /** How long a request for a version still to come is held waiting for it. */
+  aheadWaitMs: number;
   /** Durable consumer name on TEMPER_ROLLOUT_REQUESTS. */
   consumer: string;
   /** Only requests on this subject (a work queue allows one consumer per subject; tests use it). */
@@ -34,6 +36,7 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
     maxBatchGroups: int(env, 'TEMPER_GENERATOR_MAX_BATCH_GROUPS', 16, 1),
     maxBatchSequences: int(env, 'TEMPER_GENERATOR_MAX_BATCH_SEQUENCES', 256, 1),
     lingerMs: num(env, 'TEMPER_GENERATOR_LINGER_MS', 5, 0),
+    aheadWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_AHEAD_WAIT_S', 600, 0) * 1000),
     consumer: env.TEMPER_GENERATOR_CONSUMER || 'generators',
     filterSubject: env.TEMPER_GENERATOR_FILTER || undefined,
   };

@@ -10,6 +10,11 @@
 //
 // A worker holds at most maxHeld requests at a time (fetching only what it has room for), so
 // replicas share the queue instead of one of them hoarding it.
+//
+// A request may come before its policy version exists: in synchronous GRPO the learner asks
+// for the next step's groups while it is still training the version that must sample them.
+// Such a request is held (and kept alive) until that version's weights arrive, without
+// holding up requests behind it that can be sampled now; it starts the moment they do.
 import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
 import { Bus, publishMessage, streams, subjects } from '@temper/bus';
@@ -51,6 +56,12 @@ export interface WorkerOptions {
   lingerQuietMs?: number;
   /** Delay before a request that cannot be served yet is redelivered (default 1 s). */
   retryDelayMs?: number;
+  /**
+   * How long a request for a version of the followed run that nobody has announced yet is held
+   * here waiting for it (default 10 min; a learner asks for a step's rollouts while it trains
+   * the policy that will sample them). Past that it goes back to the queue.
+   */
+  aheadWaitMs?: number;
   /** Called when a batch starts sampling (observability, tests). */
   onBatch?: (groups: RolloutRequest[], policy: ServedPolicy) => void;
 }
@@ -108,6 +119,7 @@ export class RolloutWorker {
       lingerMs: 5,
       lingerQuietMs: 1,
       retryDelayMs: 1000,
+      aheadWaitMs: 600_000,
       ...opts,
       maxBatchGroups,
     };
@@ -212,9 +224,16 @@ export class RolloutWorker {
       quietMs: this.o.lingerQuietMs,
       count: this.o.maxBatchGroups,
       more: () => (this.pending.all().at(-1)?.msg.info.pending ?? 0) > 0,
+      quietForMs: Date.now() - (this.pending.all().at(-1)?.receivedAt ?? Date.now()),
     });
-    const head = this.pending.all()[0];
-    if (!this.running || !head) return;
+    if (!this.running) return;
+    const head = this.pending.all().find((g) => !this.waitsAhead(g));
+    if (!head) {
+      // Everything held waits for a version to come: until one does, a request arrives, or the oldest has waited long enough.
+      const oldest = Math.min(...this.pending.all().map((g) => g.receivedAt));
+      await Promise.race([this.pending.next(), this.o.policy.changed(Math.max(1, oldest + this.o.aheadWaitMs - Date.now()))]);
+      return;
+    }
     const key = head.request.key;
     if (!key?.runId) {
       this.reject(head, invalidArgument('key.run_id', 'is required'));
@@ -245,6 +264,12 @@ export class RolloutWorker {
         batch.forEach((b) => this.inFlight.delete(b.g));
       }
     });
+  }
+
+  /** A request for a version that is still to come, within the time it may wait for it. */
+  private waitsAhead(g: PendingGroup): boolean {
+    const key = g.request.key;
+    return !!key?.runId && Date.now() - g.receivedAt < this.o.aheadWaitMs && this.o.policy.isAhead(key.runId, g.request.minPolicyVersion);
   }
 
   /** The batch led by `head` that policy `p` can sample; requests that can never be sampled are terminated. */
@@ -336,47 +361,53 @@ export class RolloutWorker {
     }
     const seconds = (performance.now() - started) / 1000;
     if (this.abandoned) return;
-    await Promise.all(
-      batch.map(async ({ g, c }, i) => {
-        const span = spans[i];
-        const key = g.request.key!;
-        const log = this.groupLog(g, span);
-        try {
-          const group: RolloutGroup = {
-            key,
-            prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
-            reference: g.request.reference,
-            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
-            policyVersion: p.version,
-            reward: g.request.reward,
-            generatorId: this.o.generatorId,
-            // The group's share of the engine call, so a step's groups add up to the time sampled.
-            generateSeconds: seconds / batch.length,
-          };
-          const ack = await context.with(trace.setSpan(g.context, span), () =>
-            publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, p.version) }),
-          );
-          g.msg.ack();
-          if (ack.duplicate) this.stats.duplicates++;
-          else this.stats.groupsPublished++;
-          span.setAttribute('temper.duplicate', ack.duplicate);
-          span.end();
-          log.info('rollout group published', {
-            policy_version: p.version,
-            samples: group.completions.length,
-            tokens: group.completions.reduce((t, x) => t + x.tokenIds.length, 0),
-            batch_groups: batch.length,
-            generate_seconds: seconds,
-            duplicate: ack.duplicate,
-            delivery: g.msg.info.deliveryCount,
-          });
-        } catch (err) {
-          endWithError(span, err);
-          log.error('publishing a rollout group failed; the request will be redelivered', { err });
-          if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
-        }
-      }),
-    );
+    // All of the batch's groups go out in one write (publishing them one by one, so that a
+    // scorer could start on the first sooner, measured slower: the two then share the cores).
+    const publishing: Promise<void>[] = [];
+    for (const [i, { g, c }] of batch.entries()) {
+      const group: RolloutGroup = {
+        key: g.request.key!,
+        prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
+        reference: g.request.reference,
+        completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+        policyVersion: p.version,
+        reward: g.request.reward,
+        generatorId: this.o.generatorId,
+        // The group's share of the engine call, so a step's groups add up to the time sampled.
+        generateSeconds: seconds / batch.length,
+      };
+      publishing.push(this.publish(g, group, spans[i], batch.length));
+    }
+    await Promise.all(publishing);
+  }
+
+  /** Publishes a sampled group, then acks its request (or naks it for redelivery when the publish fails). */
+  private async publish(g: PendingGroup, group: RolloutGroup, span: Span, batchGroups: number): Promise<void> {
+    const key = group.key!;
+    const log = this.groupLog(g, span);
+    try {
+      const ack = await context.with(trace.setSpan(g.context, span), () =>
+        publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, group.policyVersion) }),
+      );
+      g.msg.ack();
+      if (ack.duplicate) this.stats.duplicates++;
+      else this.stats.groupsPublished++;
+      span.setAttribute('temper.duplicate', ack.duplicate);
+      span.end();
+      log.info('rollout group published', {
+        policy_version: group.policyVersion,
+        samples: group.completions.length,
+        tokens: group.completions.reduce((t, x) => t + x.tokenIds.length, 0),
+        batch_groups: batchGroups,
+        generate_seconds: group.generateSeconds * batchGroups,
+        duplicate: ack.duplicate,
+        delivery: g.msg.info.deliveryCount,
+      });
+    } catch (err) {
+      endWithError(span, err);
+      log.error('publishing a rollout group failed; the request will be redelivered', { err });
+      if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
+    }
   }
 
   private groupLog(g: PendingGroup, span?: Span): Logger {

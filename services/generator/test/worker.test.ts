@@ -298,4 +298,40 @@ describe('rollout worker', () => {
     expect(c.num_ack_pending).toBe(0);
     expect(c.num_pending).toBe(0);
   }, 30000);
+
+  it('holds a request for a version still to come without holding up others, and samples it when that version comes', async () => {
+    const v = policy.current!.version;
+    const retried = () => logs.entries.filter((e) => e.msg.startsWith('the policy version this request needs is not available yet') && e.step === 10);
+    await publishRequest(stack.bus, request(10, 0, { minPolicyVersion: v + 1 }));
+    await waitFor('the request to be held', async () => (await stack.bus.jsm.consumers.info(streams.rolloutRequests.name, 'generators')).num_ack_pending === 1 || undefined);
+    await publishRequest(stack.bus, request(10, 1, { minPolicyVersion: v }));
+    const [now] = await reader.take(1);
+    expect(now.group.key!.groupIndex).toBe(1);
+    expect(now.group.policyVersion).toBe(v);
+    // Longer than sending it back to the queue and getting it again would take.
+    expect(await reader.next(2500)).toBeUndefined();
+    models.set(v + 1, (await pushTinyPolicy(stack, { runId: RUN, version: v + 1, seed: 30 })).model);
+    const [later] = await reader.take(1);
+    expect(later.group.key!.groupIndex).toBe(0);
+    expect(later.group.policyVersion).toBe(v + 1);
+    await expectEngineLogprobs(later.group, models.get(v + 1)!);
+    // Held all along: delivered once, never sent back.
+    expect(logs.entries.find((e) => e.msg === 'rollout group published' && e.step === 10 && e.group === 0)).toMatchObject({ delivery: 1 });
+    expect(retried()).toEqual([]);
+  }, 30000);
+
+  it('sends a request back to the queue once it has waited its time for a version', async () => {
+    await worker.stop();
+    const brief = new RolloutWorker({ bus: await stack.connect('brief-worker'), policy, log: logs.log, tracer: trace.getTracer('temper.generator'), generatorId: 'gen-brief', ackWaitMs: 5000, retryDelayMs: 200, aheadWaitMs: 300 });
+    await brief.start();
+    try {
+      await publishRequest(stack.bus, request(11, 0, { minPolicyVersion: policy.current!.version + 5 }));
+      const entry = await waitFor('the request to go back', () => logs.entries.find((e) => e.msg.startsWith('the policy version this request needs is not available yet') && e.step === 11));
+      expect(entry).toMatchObject({ run: RUN, group: 0, min_policy_version: policy.current!.version + 5 });
+    } finally {
+      // Nobody will make that version: take the request back, as a learner that stops does.
+      await stack.bus.jsm.streams.purge(streams.rolloutRequests.name, { filter: subjects.rolloutRequest(RUN) });
+      await brief.stop();
+    }
+  }, 30000);
 });

@@ -66,6 +66,15 @@ export class RolloutExchange {
     );
   }
 
+  /**
+   * Takes back the run's requests that no generator has sampled yet (a stage that stops early
+   * leaves the next step's asked for; nobody will make the version they wait for). A request
+   * a generator holds goes with it when its wait there runs out.
+   */
+  async withdrawRequests(): Promise<void> {
+    await this.bus.jsm.streams.purge(streams.rolloutRequests.name, { filter: subjects.rolloutRequest(this.runId) });
+  }
+
   /** Waits for the scored groups of `step` with these indices; rejects on timeout or abort. */
   async collect(step: number, groupIndices: number[], timeoutMs: number, signal?: AbortSignal): Promise<ScoredGroup[]> {
     const ids = groupIndices.map((g) => groupId(step, g));

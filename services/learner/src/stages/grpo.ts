@@ -15,7 +15,6 @@ import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@
 import { publishCommitted } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
-import { SpanKind, withSpan } from '@temper/telemetry';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import { exportWeights, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights, writeCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
@@ -23,6 +22,7 @@ import { RolloutExchange } from '../rollouts';
 import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
 import { GroupRequests } from '../grpo/requests';
+import { StepTraces } from '../grpo/step-traces';
 import { StageContext, StageResult } from './context';
 import { evalDue, evaluatePolicy } from './eval';
 
@@ -48,22 +48,36 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   /** Starts the upload of the checkpoint written last (set until it is started). */
   let startUpload: (() => void) | undefined;
   const branch = ctx.branch || stageName;
+  const traces = new StepTraces(ctx.tracer, ctx.runId);
   ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
   try {
     while (state.step < g.steps) {
       if (ctx.signal.aborted) throw new Error('cancelled');
       const step = state.step + 1;
       const stepStart = performance.now();
-      const outcome = await withSpan(ctx.tracer, 'grpo.step', { kind: SpanKind.INTERNAL, attributes: { 'temper.run_id': ctx.runId, 'temper.step': step } }, async () => {
+      const outcome = await traces.run(step, async () => {
         // 1. Rollouts: this step's groups (and, asynchronously, the next steps'), scored.
         while (requestedThrough < Math.min(g.steps, step + g.maxPolicyLag)) {
-          requestedThrough++;
-          firstGroups.set(requestedThrough, await requests.request(requestedThrough, g.promptsPerStep, state.policyVersion));
+          const s = ++requestedThrough;
+          firstGroups.set(s, await traces.within(s, () => requests.request(s, g.promptsPerStep, state.policyVersion)));
         }
         startUpload?.();
         const rollouts = await collectStep(ctx, exchange, requests, g, step, firstGroups.get(step)!, state.policyVersion);
         const groups = rollouts.kept;
         const waited = performance.now() - stepStart;
+        // The step maxPolicyLag + 1 ahead is asked for while this one trains (the engine computes
+        // off this thread), for the version it makes: the generators hold the requests and start
+        // on them the moment that version's weights come.
+        const ahead = step + g.maxPolicyLag + 1;
+        let askingAhead: Promise<void> = Promise.resolve();
+        if (ahead <= g.steps && requestedThrough < ahead) {
+          requestedThrough = ahead;
+          const version = state.policyVersion + 1;
+          askingAhead = new Promise<void>((resolve) => setImmediate(resolve))
+            .then(() => traces.within(ahead, () => requests.request(ahead, g.promptsPerStep, version)))
+            .then((indices) => void firstGroups.set(ahead, indices));
+          askingAhead.catch(() => undefined); // surfaces below
+        }
         // 2. Learn.
         const learnStart = performance.now();
         const batch = buildTrainingBatch(groups.map(toPromptGroup), {
@@ -79,6 +93,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
           train = await grpoStep(model, batch, loss, { ...optimizer, lr }, ref);
         }
         const learnMs = performance.now() - learnStart;
+        await askingAhead;
         // 3. Publish the new policy: its weights straight to the generators, then as a checkpoint
         // (a full one, with optimizer and run state, every save_every steps).
         const syncStart = performance.now();
@@ -129,8 +144,10 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
     }
     return { checkpointId: await committing };
   } finally {
+    traces.endAll();
     startUpload?.();
     await committing.catch(() => undefined);
+    if (state.step < g.steps) await exchange.withdrawRequests().catch((err: unknown) => ctx.log.warn('could not withdraw the rollout requests left', { err }));
     await exchange.stop();
   }
 }

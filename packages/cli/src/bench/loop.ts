@@ -11,7 +11,8 @@ import { BaselineShape, inProcessStepSeconds } from './loop-baseline';
 // One shape for both runs: the distributed one (a run spec) and the in-process baseline.
 const shape: BaselineShape = {
   config: { model_type: 'qwen2', hidden_size: 128, intermediate_size: 352, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true },
-  steps: 6,
+  steps: 16,
+  warmupSteps: 3,
   promptsPerStep: 8,
   groupSize: 8,
   maxNewTokens: 48,
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const steps = Number(args[args.indexOf('--steps') + 1]) || shape.steps;
+  const warmupSteps = Math.min(shape.warmupSteps, steps - 1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-bench-loop-'));
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
   const client = new LearnerClient(stack.address('learner'));
@@ -60,13 +62,14 @@ async function main(): Promise<void> {
       if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
     }
     if (error) throw new Error(`the bench run failed: ${error}`);
-    // The first step pays for loading models: leave it out.
-    const measured = history.slice(1);
+    // The first step pays for loading models, and the next few for code still being compiled
+    // (each service's message path runs a few dozen times a step): leave them out.
+    const measured = history.slice(warmupSteps);
     const avg = (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length);
     const step = avg('time/step_s');
     const parts = { generate_s: avg('time/generate_s'), score_s: avg('time/score_s'), learn_s: avg('time/learn_s'), sync_s: avg('time/sync_s') };
     if (!json) process.stderr.write('the same steps in one process, without services...\n');
-    const baseline = await inProcessStepSeconds({ ...shape, steps });
+    const baseline = await inProcessStepSeconds({ ...shape, steps, warmupSteps });
     // The work itself: the engine time the generator and the learner measured on these very
     // rollouts, and the scoring compute of the baseline (the scorer's own figure may include
     // waiting for a scoring thread). Weight sync is its own part (sync_s). What is left is the

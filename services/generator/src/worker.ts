@@ -363,9 +363,8 @@ export class RolloutWorker {
     if (this.abandoned) return;
     // All of the batch's groups go out in one write (publishing them one by one, so that a
     // scorer could start on the first sooner, measured slower: the two then share the cores).
-    const publishing: Promise<void>[] = [];
-    for (const [i, { g, c }] of batch.entries()) {
-      const group: RolloutGroup = {
+    const publishing = batch.map(({ g, c }, i) =>
+      this.publish(g, spans[i], batch.length, () => ({
         key: g.request.key!,
         prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
         reference: g.request.reference,
@@ -375,17 +374,17 @@ export class RolloutWorker {
         generatorId: this.o.generatorId,
         // The group's share of the engine call, so a step's groups add up to the time sampled.
         generateSeconds: seconds / batch.length,
-      };
-      publishing.push(this.publish(g, group, spans[i], batch.length));
-    }
+      })),
+    );
     await Promise.all(publishing);
   }
 
-  /** Publishes a sampled group, then acks its request (or naks it for redelivery when the publish fails). */
-  private async publish(g: PendingGroup, group: RolloutGroup, span: Span, batchGroups: number): Promise<void> {
-    const key = group.key!;
+  /** Builds and publishes a sampled group, then acks its request (or naks it for redelivery when either fails). */
+  private async publish(g: PendingGroup, span: Span, batchGroups: number, build: () => RolloutGroup): Promise<void> {
     const log = this.groupLog(g, span);
     try {
+      const group = build();
+      const key = group.key!;
       const ack = await context.with(trace.setSpan(g.context, span), () =>
         publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, group.policyVersion) }),
       );

@@ -43,6 +43,8 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   const requests = new GroupRequests(ctx, exchange, g, tokenizer, prompts, state.attempt);
   const firstGroups = new Map<number, number[]>();
   let requestedThrough = state.step;
+  /** The requests of the step asked for ahead, being sent. */
+  let askingAhead: Promise<void> = Promise.resolve();
   /** The id of the newest checkpoint of the stage, once its upload is done. */
   let committing: Promise<string> = Promise.resolve(setup.lastCheckpointId);
   /** Starts the upload of the checkpoint written last (set until it is started). */
@@ -69,7 +71,6 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         // off this thread), for the version it makes: the generators hold the requests and start
         // on them the moment that version's weights come.
         const ahead = step + g.maxPolicyLag + 1;
-        let askingAhead: Promise<void> = Promise.resolve();
         if (ahead <= g.steps && requestedThrough < ahead) {
           requestedThrough = ahead;
           const version = state.policyVersion + 1;
@@ -147,6 +148,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
     traces.endAll();
     startUpload?.();
     await committing.catch(() => undefined);
+    await askingAhead.catch(() => undefined); // withdrawn below, not sent after
     if (state.step < g.steps) await exchange.withdrawRequests().catch((err: unknown) => ctx.log.warn('could not withdraw the rollout requests left', { err }));
     await exchange.stop();
   }

@@ -132,7 +132,9 @@ describe('the GRPO loop across services', () => {
     expect(new Set(spans.filter((s) => s.traceId === step.traceId).map((s) => s.service))).toEqual(new Set(['learner', 'generator', 'scorer', 'checkpoint-store']));
     // A step's requests go out while the step before it trains, yet its sampling and scoring
     // are in its own trace.
-    const all = await receiver.waitFor((got) => got.filter((s) => s.name === 'scorer.score_group' && String(s.attributes['temper.run_id']) === runId).length >= 6, 30000);
+    const ofRun = (got: typeof spans, name: string) => got.filter((s) => s.name === name && String(s.attributes['temper.run_id']) === runId).length;
+    // Spans come in batches from each service: wait for every step's, and for all the work's.
+    const all = await receiver.waitFor((got) => ofRun(got, 'grpo.step') >= 3 && ofRun(got, 'generator.generate') >= 6 && ofRun(got, 'scorer.score_group') >= 6, 30000);
     const stepOfTrace = new Map(all.filter((s) => s.name === 'grpo.step' && String(s.attributes['temper.run_id']) === runId).map((s) => [s.traceId, String(s.attributes['temper.step'])]));
     const work = all.filter((s) => ['generator.generate', 'scorer.score_group'].includes(s.name) && String(s.attributes['temper.run_id']) === runId);
     expect(new Set(work.map((s) => String(s.attributes['temper.step'])))).toEqual(new Set(['1', '2', '3']));

@@ -19,11 +19,13 @@ export class StepTraces {
     return context.with(trace.setSpan(this.parent, this.span(step)), work);
   }
 
-  /** Runs the step itself in its span, which ends with it. */
-  run<T>(step: number, work: () => Promise<T>): Promise<T> {
-    const started = this.span(step);
-    this.spans.delete(step);
-    return withSpan(this.tracer, 'grpo.step', { parent: this.parent, started }, work);
+  /** Runs the step itself in its span (requests it sends go out in the same span), which ends with it. */
+  async run<T>(step: number, work: () => Promise<T>): Promise<T> {
+    try {
+      return await withSpan(this.tracer, 'grpo.step', { parent: this.parent, started: this.span(step) }, work);
+    } finally {
+      this.spans.delete(step);
+    }
   }
 
   /** Ends the spans of steps asked for but never run (a stage that stopped early). */

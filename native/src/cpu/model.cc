@@ -177,13 +177,14 @@ void Model::load(std::vector<SafetensorsFile>& files) {
     n.t->data.resize((size_t)n.t->numel());
     copy_f32(*found[n.name].first, n.t->data.data());
   }
+  std::vector<Named> trains = trainable();
   bool sized = true;
-  for (auto& n : trainable()) sized = sized && n.t->grad.size() == n.t->data.size();
+  for (auto& n : trains) sized = sized && n.t->grad.size() == n.t->data.size();
   if (!sized) {
     refresh_trainable();  // the first weights of a new model: gradients are made here
     return;
   }
-  for (auto& n : trainable()) std::fill(n.t->grad.begin(), n.t->grad.end(), 0.0f);
+  for (auto& n : trains) std::fill(n.t->grad.begin(), n.t->grad.end(), 0.0f);
   acts_.reset();
 }
 

@@ -361,52 +361,47 @@ export class RolloutWorker {
     }
     const seconds = (performance.now() - started) / 1000;
     if (this.abandoned) return;
-    // All of the batch's groups go out in one write (publishing them one by one, so that a
-    // scorer could start on the first sooner, measured slower: the two then share the cores).
-    const publishing = batch.map(({ g, c }, i) =>
-      this.publish(g, spans[i], batch.length, () => ({
-        key: g.request.key!,
-        prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
-        reference: g.request.reference,
-        completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
-        policyVersion: p.version,
-        reward: g.request.reward,
-        generatorId: this.o.generatorId,
-        // The group's share of the engine call, so a step's groups add up to the time sampled.
-        generateSeconds: seconds / batch.length,
-      })),
+    await Promise.all(
+      batch.map(async ({ g, c }, i) => {
+        const span = spans[i];
+        const key = g.request.key!;
+        const log = this.groupLog(g, span);
+        try {
+          const group: RolloutGroup = {
+            key,
+            prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
+            reference: g.request.reference,
+            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+            policyVersion: p.version,
+            reward: g.request.reward,
+            generatorId: this.o.generatorId,
+            // The group's share of the engine call, so a step's groups add up to the time sampled.
+            generateSeconds: seconds / batch.length,
+          };
+          const ack = await context.with(trace.setSpan(g.context, span), () =>
+            publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, p.version) }),
+          );
+          g.msg.ack();
+          if (ack.duplicate) this.stats.duplicates++;
+          else this.stats.groupsPublished++;
+          span.setAttribute('temper.duplicate', ack.duplicate);
+          span.end();
+          log.info('rollout group published', {
+            policy_version: p.version,
+            samples: group.completions.length,
+            tokens: group.completions.reduce((t, x) => t + x.tokenIds.length, 0),
+            batch_groups: batch.length,
+            generate_seconds: seconds,
+            duplicate: ack.duplicate,
+            delivery: g.msg.info.deliveryCount,
+          });
+        } catch (err) {
+          endWithError(span, err);
+          log.error('publishing a rollout group failed; the request will be redelivered', { err });
+          if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
+        }
+      }),
     );
-    await Promise.all(publishing);
-  }
-
-  /** Builds and publishes a sampled group, then acks its request (or naks it for redelivery when either fails). */
-  private async publish(g: PendingGroup, span: Span, batchGroups: number, build: () => RolloutGroup): Promise<void> {
-    const log = this.groupLog(g, span);
-    try {
-      const group = build();
-      const key = group.key!;
-      const ack = await context.with(trace.setSpan(g.context, span), () =>
-        publishMessage(this.o.bus.js, subjects.rollout(key.runId), RolloutGroup, group, { msgId: rolloutMsgId(key, group.policyVersion) }),
-      );
-      g.msg.ack();
-      if (ack.duplicate) this.stats.duplicates++;
-      else this.stats.groupsPublished++;
-      span.setAttribute('temper.duplicate', ack.duplicate);
-      span.end();
-      log.info('rollout group published', {
-        policy_version: group.policyVersion,
-        samples: group.completions.length,
-        tokens: group.completions.reduce((t, x) => t + x.tokenIds.length, 0),
-        batch_groups: batchGroups,
-        generate_seconds: group.generateSeconds * batchGroups,
-        duplicate: ack.duplicate,
-        delivery: g.msg.info.deliveryCount,
-      });
-    } catch (err) {
-      endWithError(span, err);
-      log.error('publishing a rollout group failed; the request will be redelivered', { err });
-      if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
-    }
   }
 
   private groupLog(g: PendingGroup, span?: Span): Logger {

@@ -7,8 +7,9 @@
 // upload at a time, in step order, awaited before the stage ends). The upload starts once the
 // next step's rollout requests are out, so it never delays them.
 //
-// Synchronous (max_policy_lag 0): a step's groups are sampled by the policy being trained.
-// Asynchronous (max_policy_lag k): the groups of the next k steps are asked for ahead, so
+// Synchronous (max_policy_lag 0): a step's groups are sampled by the policy being trained;
+// they are asked for while the step before trains, naming the version it will make, and the
+// generators start on them as soon as its weights arrive. Asynchronous (max_policy_lag k): the groups of the next k steps are asked for ahead, so
 // sampling overlaps training; a group sampled more than k versions back is dropped, counted
 // and asked for again.
 import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@temper/algorithms';
@@ -51,6 +52,10 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   let startUpload: (() => void) | undefined;
   const branch = ctx.branch || stageName;
   const traces = new StepTraces(ctx.tracer, ctx.runId);
+  /** Asks for step `s`'s groups, for policy versions >= `version`, inside the step's trace. */
+  const ask = async (s: number, version: number): Promise<void> => {
+    firstGroups.set(s, await traces.within(s, () => requests.request(s, g.promptsPerStep, version)));
+  };
   ctx.log.info('grpo stage starting', { stage: stageName, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
   try {
     while (state.step < g.steps) {
@@ -60,8 +65,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
       const outcome = await traces.run(step, async () => {
         // 1. Rollouts: this step's groups (and, asynchronously, the next steps'), scored.
         while (requestedThrough < Math.min(g.steps, step + g.maxPolicyLag)) {
-          const s = ++requestedThrough;
-          firstGroups.set(s, await traces.within(s, () => requests.request(s, g.promptsPerStep, state.policyVersion)));
+          await ask(++requestedThrough, state.policyVersion);
         }
         startUpload?.();
         const rollouts = await collectStep(ctx, exchange, requests, g, step, firstGroups.get(step)!, state.policyVersion);
@@ -74,9 +78,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         if (ahead <= g.steps && requestedThrough < ahead) {
           requestedThrough = ahead;
           const version = state.policyVersion + 1;
-          askingAhead = new Promise<void>((resolve) => setImmediate(resolve))
-            .then(() => traces.within(ahead, () => requests.request(ahead, g.promptsPerStep, version)))
-            .then((indices) => void firstGroups.set(ahead, indices));
+          askingAhead = new Promise<void>((resolve) => setImmediate(resolve)).then(() => ask(ahead, version));
           askingAhead.catch(() => undefined); // surfaces below
         }
         // 2. Learn.

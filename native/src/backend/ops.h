@@ -97,8 +97,6 @@ class Backend {
   // half of the device memory left, and the rest wait for a slot.
   virtual int64_t generation_slots(int64_t S, int64_t n, double bytes_per_slot, double step_bytes,
                                    const std::string& what) = 0;
-  // Hands cached scratch memory back to the system; returns the bytes freed.
-  virtual size_t trim() = 0;
 
   // --- matrix products ---
   // C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + bias[N] (+ C when accumulate). A is fp32 (the

@@ -71,7 +71,6 @@ class CpuBackend : public Backend {
     check_memory((double)S * bytes_per_slot + step_bytes, what);
     return S;
   }
-  size_t trim() override { return host_cache().trim(); }
 
   // --- matrix products ---
   void gemm(int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c, int64_t ldc,

@@ -118,11 +118,6 @@ class CudaBackend : public Backend {
     const double available = (double)free_b + (double)cache_.cached() - step_bytes;
     return plan_kv_slots(S, n, o_.max_slots, bytes_per_slot, available > 0 ? available : 0);
   }
-  size_t trim() override {
-    on();
-    CUDA_CHECK(cudaStreamSynchronize(st_));
-    return cache_.trim();
-  }
 
   // --- matrix products ---
   void gemm(int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c, int64_t ldc,

@@ -1,7 +1,8 @@
 // The interface the model is written against: memory in a backend's address space, and every
 // layer of the decoder as an op. src/cpu implements it with OpenBLAS and the engine's own threads
 // (each op there is the reference the CUDA one is checked against), src/cuda with the engine's
-// kernels. The model (src/model) holds only backend pointers and never touches their memory.
+// kernels. The model (src/model) holds only backend pointers, and reads or writes their memory
+// only through upload / download, or host_address() where the backend offers it.
 //
 // Pointers are backend addresses (host memory on the CPU, device memory on CUDA), integer and
 // index arrays included; sizes count elements unless they say bytes. Shapes use N rows (tokens),

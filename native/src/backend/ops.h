@@ -93,11 +93,16 @@ class Backend {
   // Refuses, before it starts, work that would need more memory than this backend has:
   // "<what> would need ..." with the figures.
   virtual void check_memory(double bytes, const std::string& what) = 0;
-  // How many of S completions (n samples per prompt) hold a KV-cache slot at once in generate.
-  // The CPU runs them all (refused when they would not fit in memory); CUDA as many as fit in
-  // half of the device memory left, and the rest wait for a slot.
-  virtual int64_t generation_slots(int64_t S, int64_t n, double bytes_per_slot, double step_bytes,
-                                   const std::string& what) = 0;
+  // How generate batches S completions (n samples per prompt, prompt_rows prompt tokens in all,
+  // the longest `longest`): how many hold a KV-cache slot at once, and how many prompt rows a step
+  // may prefill beyond its first prompt. The CPU runs them all at once, prefill then decode
+  // (refused when that would not fit in memory); CUDA fills half of the device memory left with
+  // slots, the rest waiting for one, and prefills at most 4096 rows a step.
+  struct Batching {
+    int64_t slots, prefill_rows;
+  };
+  virtual Batching batching(int64_t S, int64_t n, int64_t prompt_rows, int64_t longest, double bytes_per_slot,
+                            double bytes_per_row, const std::string& what) = 0;
 
   // --- matrix products ---
   // C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + bias[N] (+ C when accumulate). A is fp32 (the

@@ -66,10 +66,10 @@ class CpuBackend : public Backend {
                                " MB, more than this machine's " + std::to_string((int64_t)(total / 1e6)) +
                                " MB allow; use smaller batches");
   }
-  int64_t generation_slots(int64_t S, int64_t, double bytes_per_slot, double step_bytes,
-                           const std::string& what) override {
-    check_memory((double)S * bytes_per_slot + step_bytes, what);
-    return S;
+  Batching batching(int64_t S, int64_t, int64_t prompt_rows, int64_t, double bytes_per_slot, double bytes_per_row,
+                    const std::string& what) override {
+    check_memory((double)S * bytes_per_slot + (double)prompt_rows * bytes_per_row, what);
+    return {S, prompt_rows};
   }
 
   // --- matrix products ---

@@ -2,6 +2,7 @@
 // (kernels.cuh) queued in order on one stream. Scratch memory comes from a cache of released
 // device blocks (a cudaMalloc synchronises the device; a step's buffers are the same every step);
 // parameters are allocated as they are. Plain host code around the launchers.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -110,13 +111,14 @@ class CudaBackend : public Backend {
                                " MiB cached");
   }
   // Memory the cache holds counts as available: it is freed before a larger block is refused.
-  int64_t generation_slots(int64_t S, int64_t n, double bytes_per_slot, double step_bytes,
-                           const std::string&) override {
+  Batching batching(int64_t S, int64_t n, int64_t, int64_t longest, double bytes_per_slot, double bytes_per_row,
+                    const std::string&) override {
     on();
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-    const double available = (double)free_b + (double)cache_.cached() - step_bytes;
-    return plan_kv_slots(S, n, o_.max_slots, bytes_per_slot, available > 0 ? available : 0);
+    const int64_t prefill = std::max<int64_t>(4096, longest);
+    const double available = (double)free_b + (double)cache_.cached() - (double)prefill * bytes_per_row;
+    return {plan_kv_slots(S, n, o_.max_slots, bytes_per_slot, available > 0 ? available : 0), prefill};
   }
 
   // --- matrix products ---

@@ -2,8 +2,9 @@
 // a step runs the rows of all of them through the decoder at once (one product per projection),
 // whatever their lengths, because each row carries its own slot and position. A prompt is
 // prefilled once and its cache copied to its other samples; the scheduler (scheduler.h) admits
-// waiting prompts as slots free up. The backend decides how many slots there are: all
-// completions on the CPU, as many as fit on a device.
+// waiting prompts as slots free up. The backend decides how many slots there are and how much a
+// step prefills: on the CPU every completion at once (prefill, then decode), on a device as many
+// as fit.
 #include <algorithm>
 #include <set>
 #include <stdexcept>
@@ -98,15 +99,14 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   acts_.reset();
   const int64_t cap = longest + sp.max_new;
   if (cap > (int64_t)INT32_MAX) throw std::runtime_error("prompt plus maxNewTokens is too long");
-  // Prompt rows admitted in one step beyond the first prompt: bounds a step's activations.
-  const int64_t budget = std::max<int64_t>(4096, longest);
-  // A slot is its cache, its row's activations and a row of logits; a step adds the prefill rows.
+  // A slot holds its cache, its row's activations and a row of logits; a prefill row the first two.
   const double row_bytes = 4.0 * (4.0 * cfg.hidden + 3.0 * cfg.inter + V);
-  const int64_t slots = be.generation_slots(
-      S, sp.n, KvCache::slot_bytes(be.compute_dtype(), cfg.layers, cap, cfg.kv_heads, cfg.head_dim) + row_bytes,
-      (double)std::min(prompt_rows, budget + longest) * row_bytes,
+  const Backend::Batching plan = be.batching(
+      S, sp.n, prompt_rows, longest,
+      KvCache::slot_bytes(be.compute_dtype(), cfg.layers, cap, cfg.kv_heads, cfg.head_dim) + row_bytes, row_bytes,
       "generating " + std::to_string(S) + " completions of up to " + std::to_string(cap) + " tokens");
-  BatchScheduler sched(lens, sp.n, slots, sp.max_new, budget);
+  const int64_t slots = plan.slots;
+  BatchScheduler sched(lens, sp.n, slots, sp.max_new, plan.prefill_rows);
   std::vector<Completion> out(S);
   std::vector<Rng> rngs;
   for (int64_t i = 0; i < P; i++)

@@ -8,8 +8,20 @@
 // Every figure is the best of a few repetitions (training steps 4, generation 3; sgemm 14, spread
 // before, between and after the training steps): the machine is shared, and the best run is the
 // least disturbed, for the GEMM rate as for the engine.
+//
+// Two builds side by side: `--compare <native dir>` (another checkout's native/, built, with its
+// dist/) runs this benchmark in child processes, this build and that one alternately
+// (`--rounds`, default 3, each one process per build), and prints both builds' best figures and
+// their ratios (this / that). `--addon <native dir>` runs one benchmark on that build.
 'use strict';
-const { Model, setThreads, sgemm } = require('../dist/index.js');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+
+function option(name) {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+}
+const { Model, setThreads, sgemm } = require(path.resolve(option('--addon') ?? path.join(__dirname, '..'), 'dist', 'index.js'));
 
 const THREADS = 2;
 const config = {
@@ -54,10 +66,40 @@ function sgemmRate(reps) {
   }
 }
 
+/**
+ * Alternates child runs of this build and `other` (this, other, this, other, ...), so both see the
+ * same machine; returns each build's best figures over its runs and the ratios this / other.
+ */
+function compare(other, rounds) {
+  const builds = { this: path.join(__dirname, '..'), other: path.resolve(other) };
+  const runs = { this: [], other: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const [side, dir] of Object.entries(builds)) {
+      const run = spawnSync(process.execPath, [path.join(__dirname, 'engine.js'), '--json', '--addon', dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      if (run.status !== 0) throw new Error(`the ${side} build's run failed:\n${run.stderr}`);
+      runs[side].push(JSON.parse(run.stdout.trim().split('\n').pop()));
+    }
+  }
+  const figures = ['sgemm_gflops', 'train_tokens_per_s', 'train_mfu', 'gen_tokens_per_s'];
+  const best = (side) => ({
+    dir: builds[side],
+    ...Object.fromEntries(figures.map((k) => [k, Math.max(...runs[side].map((x) => x[k]))])),
+    train_phases_s: runs[side].reduce((a, b) => (b.train_step_s < a.train_step_s ? b : a)).train_phases_s,
+    runs: runs[side].map((x) => Object.fromEntries(figures.map((k) => [k, x[k]]))),
+  });
+  const result = { timing: `${rounds} alternating runs per build, each the best of its own repetitions`, this: best('this'), other: best('other') };
+  result.ratio = Object.fromEntries(figures.map((k) => [k, +(result.this[k] / result.other[k]).toFixed(3)]));
+  return result;
+}
+
 async function main() {
   const json = process.argv.includes('--json');
-  const at = process.argv.indexOf('--device');
-  const device = at > 0 ? process.argv[at + 1] : 'cpu';
+  if (option('--compare')) {
+    const result = compare(option('--compare'), Number(option('--rounds') ?? 3));
+    console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
+    return;
+  }
+  const device = option('--device') ?? 'cpu';
   if (device === 'cuda') return require('./cuda.js').main(json, !process.argv.includes('--no-torch'));
   if (device !== 'cpu') throw new Error(`--device must be cpu or cuda (got ${device})`);
   setThreads(THREADS);

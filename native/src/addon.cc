@@ -4,10 +4,8 @@
 
 #include <string>
 
-#include "backend.h"
-#include "cpu/buffer.h"
-#include "cpu/safetensors.h"
-#include "cpu/threadpool.h"
+#include "backend/backends.h"
+#include "io/safetensors.h"
 
 namespace temper {
 Napi::Function define_native_model(Napi::Env env);
@@ -76,13 +74,13 @@ Napi::Value Sgemm(const Napi::CallbackInfo& info) {
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int64_t t = RequireDim(info, 0, "threads");
   if (t > 256) throw Napi::RangeError::New(info.Env(), "threads must be at most 256");
-  temper::set_default_threads((int)t);
+  temper::cpu_set_threads((int)t);
   return info.Env().Undefined();
 }
 
 // Hands the engine's cached scratch memory back to the system; returns the bytes freed.
 Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
-  return Napi::Number::New(info.Env(), (double)temper::trim_buffer_cache());
+  return Napi::Number::New(info.Env(), (double)temper::trim_host_cache());
 }
 
 // readSafetensors(bytes) -> { metadata, tensors: { name: { dtype, shape, data: Float64Array } } }.

@@ -1,11 +1,11 @@
-// NativeModel: the JS class behind lib/model.ts. Arguments are checked and copied on the JS
-// thread; the engine work runs on a worker thread under the model's mutex, so calls on one
-// model queue up and the event loop never waits for them.
+// NativeModel: the JS class behind lib/model.ts, one Model on the backend its options pick.
+// Arguments are checked and copied on the JS thread; the engine work runs on a worker thread
+// under the model's mutex, so calls on one model queue up and the event loop never waits for them.
 #include <napi.h>
 
-#include "cpu/model.h"
-#include "cuda/cuda_model.h"
+#include "backend/backends.h"
 #include "js.h"
+#include "model/model.h"
 
 namespace temper {
 
@@ -136,8 +136,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       co.max_slots = js::integer(env, o.Get("maxSlots"), "maxSlots", 0, 1 << 20);
     }
     try {
-      model_ = std::make_shared<Model>(c, threads);
-      if (cuda) cuda_ = std::shared_ptr<CudaModel>(make_cuda_model(*model_, co));
+      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -153,21 +152,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     }, std::move(done));
   }
 
-  // With a CUDA twin the device holds the newest values: host-side work reads them back first
-  // (a no-op when nothing moved), and host-side changes are sent to the device after.
-  enum class Host { Reads, Writes };
-  Napi::Value run_host(const Napi::CallbackInfo& info, Host mode, std::function<void(Model&)> fn,
-                       Job::Done done = nullptr) {
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [c, mode, fn](Model& m) {
-      if (c) c->download();
-      fn(m);
-      if (c && mode == Host::Writes) c->upload();
-    }, std::move(done));
-  }
-
   Napi::Value Device(const Napi::CallbackInfo& info) {
-    return Napi::String::New(info.Env(), cuda_ ? "cuda: " + cuda_->describe() : "cpu");
+    return Napi::String::New(info.Env(), model_->be().describe());
   }
 
   Napi::Value LoadWeights(const Napi::CallbackInfo& info) {
@@ -177,7 +163,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     std::vector<std::string> paths;
     for (uint32_t i = 0; i < a.Length(); i++) paths.push_back(js::string(env, a.Get(i), "paths[" + std::to_string(i) + "]"));
     if (paths.empty()) js::range_error(env, "paths is empty");
-    return run_host(info, Host::Writes, [paths](Model& m) {
+    return run(info, [paths](Model& m) {
       std::vector<SafetensorsFile> files(paths.size());
       for (size_t i = 0; i < paths.size(); i++) {
         files[i].what = paths[i];
@@ -190,7 +176,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value InitRandom(const Napi::CallbackInfo& info) {
     uint64_t seed = (uint64_t)js::integer(info.Env(), info[0], "seed", 0, (int64_t)1 << 53);
-    return run_host(info, Host::Writes, [seed](Model& m) { m.init_random(seed); });
+    return run(info, [seed](Model& m) { m.init_random(seed); });
   }
 
   Napi::Value Forward(const Napi::CallbackInfo& info) {
@@ -198,11 +184,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     int64_t B = js::integer(env, info[1], "batch", 1, 1 << 20), T = js::integer(env, info[2], "seqLen", 1, 1 << 20);
     auto tokens = std::make_shared<std::vector<int32_t>>(js::int32s(env, info[0], "tokens", B * T));
     auto out = std::make_shared<std::vector<float>>();
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [=](Model& m) {
-      if (c) c->forward(tokens->data(), B, T, *out);
-      else m.forward(tokens->data(), B, T, *out);
-    }, [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
+    return run(info, [=](Model& m) { m.forward(tokens->data(), B, T, *out); },
+               [out](Napi::Env e) -> Napi::Value { return js::to_js(e, *out); });
   }
 
   Napi::Value Logprobs(const Napi::CallbackInfo& info) {
@@ -215,11 +198,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     bool keep = js::boolean(env, info[5], "grad");
     auto lp = std::make_shared<std::vector<float>>(B * (T - 1));
     auto ent = std::make_shared<std::vector<float>>(want_entropy ? B * (T - 1) : 0);
-    std::shared_ptr<CudaModel> c = cuda_;
     return run(info, [=](Model& m) {
       const int32_t* lens = lengths->empty() ? nullptr : lengths->data();
-      if (c) c->logprobs(tokens->data(), B, T, lens, lp->data(), want_entropy ? ent->data() : nullptr, keep);
-      else m.logprobs(tokens->data(), B, T, lens, lp->data(), want_entropy ? ent->data() : nullptr, keep);
+      m.logprobs(tokens->data(), B, T, lens, lp->data(), want_entropy ? ent->data() : nullptr, keep);
     }, [=](Napi::Env e) -> Napi::Value {
       Napi::Object o = Napi::Object::New(e);
       o.Set("logprobs", js::to_js(e, *lp));
@@ -230,14 +211,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value Backward(const Napi::CallbackInfo& info) {
     auto d = std::make_shared<std::vector<float>>(js::float32s(info.Env(), info[0], "dlogprob"));
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [d, c](Model& m) {
-      int64_t want = c ? c->pending_rows() : m.pending_rows();
+    return run(info, [d](Model& m) {
+      int64_t want = m.pending_rows();
       if (want && (int64_t)d->size() != want)
         throw std::runtime_error("dlogprob has " + std::to_string(d->size()) + " elements, expected " +
                                  std::to_string(want) + " (batch x (seqLen - 1) of the last logprobs call)");
-      if (c) c->backward(d->data());
-      else m.backward(d->data());
+      m.backward(d->data());
     });
   }
 
@@ -245,8 +224,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value Grads(const Napi::CallbackInfo& info) {
     auto out = std::make_shared<NamedData>();
-    return run_host(info, Host::Reads, [out](Model& m) {
-      for (auto& n : m.trainable()) out->emplace_back(n.name, n.t->grad);
+    return run(info, [out](Model& m) {
+      for (auto& n : m.trainable()) out->emplace_back(n.name, m.read(n.t->grad, n.t->numel()));
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
 
@@ -256,18 +235,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (kind != "trainable" && kind != "base" && kind != "adapters")
       js::range_error(info.Env(), "kind must be \"trainable\", \"base\" or \"adapters\"");
     auto out = std::make_shared<NamedData>();
-    return run_host(info, Host::Reads, [out, kind](Model& m) {
+    return run(info, [out, kind](Model& m) {
       auto list = kind == "base" ? m.base_params() : kind == "adapters" ? m.adapter_params() : m.trainable();
-      for (auto& n : list) out->emplace_back(n.name, n.t->data);
+      for (auto& n : list) out->emplace_back(n.name, m.read(n.t->data, n.t->numel()));
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
 
   Napi::Value ZeroGrad(const Napi::CallbackInfo& info) {
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [c](Model& m) {
-      if (c) c->zero_grad();
-      else m.zero_grad();
-    });
+    return run(info, [](Model& m) { m.zero_grad(); });
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) {
@@ -281,8 +256,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (eps <= 0) js::range_error(env, "eps must be > 0");
     if (wd < 0) js::range_error(env, "weightDecay must be >= 0");
     auto norm = std::make_shared<double>(0);
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [=](Model& m) { *norm = c ? c->step(lr, b1, b2, eps, wd, mx) : m.step(lr, b1, b2, eps, wd, mx); },
+    return run(info, [=](Model& m) { *norm = m.step(lr, b1, b2, eps, wd, mx); },
                [norm](Napi::Env e) -> Napi::Value { return Napi::Number::New(e, *norm); });
   }
 
@@ -303,8 +277,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (sp.temperature < 0) js::range_error(env, "temperature must be >= 0");
     if (!(sp.top_p > 0 && sp.top_p <= 1)) js::range_error(env, "topP must be in (0, 1]");
     auto out = std::make_shared<std::vector<Completion>>();
-    std::shared_ptr<CudaModel> c = cuda_;
-    return run(info, [=](Model& m) { *out = c ? c->generate(*prompts, sp) : m.generate(*prompts, sp); }, [out](Napi::Env e) -> Napi::Value {
+    return run(info, [=](Model& m) { *out = m.generate(*prompts, sp); }, [out](Napi::Env e) -> Napi::Value {
       Napi::Array arr = Napi::Array::New(e, out->size());
       for (size_t i = 0; i < out->size(); i++) {
         Napi::Object o = Napi::Object::New(e);
@@ -320,13 +293,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value AddAdapters(const Napi::CallbackInfo& info) {
     AdapterSpec spec = read_spec(info.Env(), info[0]);
     uint64_t seed = (uint64_t)js::integer(info.Env(), info[1], "seed", 0, (int64_t)1 << 53);
-    return run_host(info, Host::Writes, [=](Model& m) { m.add_adapters(spec, seed); });
+    return run(info, [=](Model& m) { m.add_adapters(spec, seed); });
   }
 
   Napi::Value LoadAdapters(const Napi::CallbackInfo& info) {
     AdapterSpec spec = read_spec(info.Env(), info[0]);
     std::string path = js::string(info.Env(), info[1], "path");
-    return run_host(info, Host::Writes, [=](Model& m) {
+    return run(info, [=](Model& m) {
       auto f = open_safetensors(path);
       m.load_adapters(spec, *f);
     });
@@ -335,29 +308,30 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SaveAdapters(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
     DType dt = read_dtype(info.Env(), info[1]);
-    return run_host(info, Host::Reads, [=](Model& m) {
+    return run(info, [=](Model& m) {
       std::vector<OutTensor> ts;
-      for (auto& n : m.adapter_params()) ts.push_back({n.name, n.t->shape, n.t->data.data()});
+      std::vector<std::vector<float>> keep;
+      for (auto& n : m.adapter_params()) ts.push_back({n.name, n.t->shape, m.host_view(n.t->data, n.t->numel(), keep)});
       if (ts.empty()) throw std::runtime_error("the model has no adapters to save");
       write_file(path, write_safetensors(ts, dt, {{"format", "pt"}}));
     });
   }
 
   Napi::Value MergeAdapters(const Napi::CallbackInfo& info) {
-    return run_host(info, Host::Writes, [](Model& m) { m.merge_adapters(); });
+    return run(info, [](Model& m) { m.merge_adapters(); });
   }
 
   Napi::Value Save(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
     DType dt = read_dtype(info.Env(), info[1]);
-    return run_host(info, Host::Reads, [=](Model& m) { write_file(path, m.export_weights(dt, false)); });
+    return run(info, [=](Model& m) { write_file(path, m.export_weights(dt, false)); });
   }
 
   Napi::Value ExportWeights(const Napi::CallbackInfo& info) {
     DType dt = read_dtype(info.Env(), info[0]);
     bool merged = js::boolean(info.Env(), info[1], "merged");
     auto out = std::make_shared<std::vector<uint8_t>>();
-    return run_host(info, Host::Reads, [=](Model& m) { *out = m.export_weights(dt, merged); },
+    return run(info, [=](Model& m) { *out = m.export_weights(dt, merged); },
                [out](Napi::Env e) { return bytes_to_js(e, *out); });
   }
 
@@ -373,7 +347,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     // The bytes are read where they are, on the worker: the array is held until the call
     // settles (the job, and this reference with it, is released on the JS thread).
     auto held = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
-    return run_host(info, Host::Writes, [files](Model& m) {
+    return run(info, [files](Model& m) {
       parse_safetensors((*files)[0]);
       m.load(*files);
     }, [held](Napi::Env e) -> Napi::Value { return e.Undefined(); });
@@ -381,19 +355,18 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value SaveOptimizer(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
-    return run_host(info, Host::Reads, [=](Model& m) { write_file(path, m.optimizer_state()); });
+    return run(info, [=](Model& m) { write_file(path, m.optimizer_state()); });
   }
 
   Napi::Value LoadOptimizer(const Napi::CallbackInfo& info) {
     std::string path = js::string(info.Env(), info[0], "path");
-    return run_host(info, Host::Writes, [=](Model& m) {
+    return run(info, [=](Model& m) {
       auto f = open_safetensors(path);
       m.load_optimizer_state(*f);
     });
   }
 
   std::shared_ptr<Model> model_;
-  std::shared_ptr<CudaModel> cuda_;  // the device twin when device is 'cuda'
 };
 
 }  // namespace

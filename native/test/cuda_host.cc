@@ -1,7 +1,8 @@
-// Unit tests of the CUDA backend's host-side logic, built with the system C++ compiler and run
-// by cuda_host.test.ts on any machine (no GPU, no CUDA toolkit needed): GEMM tiling and split-K,
-// the training pass's buffer layout, bf16 rounding, attention limits, and the continuous-batching
-// scheduler driven through whole generations with random stop tokens.
+// Unit tests of the backends' host-side logic, built with the system C++ compiler and run by
+// cuda_host.test.ts on any machine (no GPU, no CUDA toolkit needed): the CUDA backend's GEMM
+// tiling and split-K, bf16 rounding, attention limits and KV-cache slots, the scratch-block cache
+// both backends allocate from, and the model's continuous-batching scheduler driven through whole
+// generations with random stop tokens.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,9 +12,11 @@
 #include <set>
 #include <vector>
 
+#include "backend/block_cache.h"
 #include "cuda/plan.h"
-#include "cuda/scheduler.h"
+#include "model/scheduler.h"
 
+using namespace temper;
 using namespace temper::cuda;
 
 static int failures = 0;
@@ -56,43 +59,35 @@ static void test_gemm_plan() {
       }
 }
 
-static void test_train_plan() {
-  PlanShape s{151936, 896, 4864, 24, 14, 2, 64};
-  TrainPlan p = plan_training(s, 8, 1024, true);
-  // Every buffer 256-aligned, inside the arena, and no two overlap.
-  ArenaLayout probe;
-  std::vector<std::pair<int64_t, int64_t>> spans;
-  auto span = [&](int64_t at, int64_t bytes) {
-    CHECK(at % ArenaLayout::kAlign == 0);
-    CHECK(at + bytes <= p.bytes);
-    spans.push_back({at, at + bytes});
-  };
-  const int64_t N = 8192, C = 896, F = 4864, Q = 896, K = 128;
-  for (auto& L : p.layers) {
-    span(L.x_in, N * C * 4), span(L.ln1, N * C * 4), span(L.q, N * Q * 4), span(L.k, N * K * 4);
-    span(L.v, N * K * 4), span(L.ao, N * Q * 4), span(L.lse, 8 * 14 * 1024 * 4), span(L.g, N * F * 4);
-    span(L.u, N * F * 4), span(L.h, N * F * 4), span(L.x_mid, N * C * 4), span(L.ln2, N * C * 4);
-    for (int i = 0; i < 7; i++) CHECK(L.ax[i] == -1 && L.z[i] == -1);
+// The scratch cache both backends allocate from: best fit within twice the request, the oldest
+// blocks freed past the limit, everything freed by trim.
+static void test_block_cache() {
+  static int fresh = 0, dropped = 0;
+  {
+    BlockCache c([](size_t b) { fresh++; return std::malloc(b); }, [](void* p) { dropped++; std::free(p); }, 10000);
+    size_t h1 = 0, h2 = 0, h3 = 0;
+    void* a = c.take(1000, &h1);
+    CHECK(h1 >= 1000 && h1 % 256 == 0 && fresh == 1);
+    c.give(a, h1);
+    CHECK(c.cached() == h1);
+    void* b = c.take(900, &h2);  // fits without wasting half: the same block
+    CHECK(b == a && h2 == h1 && fresh == 1 && c.cached() == 0);
+    c.give(b, h2);
+    void* big = c.take(8000, &h3);  // the cached block is too small: a fresh one
+    CHECK(big != a && fresh == 2);
+    c.give(big, h3);  // 1024 + 8192 cached, under the limit
+    CHECK(dropped == 0 && c.cached() == h1 + h3);
+    size_t h4 = 0;
+    void* d = c.take(6000, &h4);  // 8192 is within twice 6000 + 4096: reused
+    CHECK(d == big && fresh == 2);
+    c.give(d, h4);
+    void* e = c.take(2000, &h4);  // 1024 is too small, 8192 wastes more than half: fresh
+    CHECK(e != a && e != big && fresh == 3);
+    c.give(e, h4);  // 1024 + 8192 + 2048 is past the limit: the oldest blocks go until it is not
+    CHECK(dropped == 2 && c.cached() == h4);
+    CHECK(c.trim() == h4 && c.cached() == 0 && dropped == 3);
   }
-  span(p.logits, N * 151936 * 4), span(p.dx, N * C * 4), span(p.dh, N * F * 4), span(p.dq, N * Q * 4);
-  span(p.dsum, 8 * 14 * 1024 * 4), span(p.tokens, N * 4);
-  std::sort(spans.begin(), spans.end());
-  for (size_t i = 1; i < spans.size(); i++) CHECK(spans[i].first >= spans[i - 1].second);
-  // The logits dominate (5 GB) and the per-layer activations scale with the layers.
-  const double gib = (double)p.bytes / (1 << 30);
-  CHECK(gib > 15 && gib < 30);
-  TrainPlan half = plan_training(s, 4, 1024, true);
-  CHECK(std::fabs((double)p.bytes / half.bytes - 2.0) < 0.01);
-  // Forward only: no backward scratch.
-  TrainPlan fwd = plan_training(s, 8, 1024, false);
-  CHECK(fwd.bytes < p.bytes);
-  // Adapters add their saves: ax for every adapted projection, z/norm/colscale for DoRA only.
-  PlanShape a = s;
-  a.rank[0] = 16, a.rank[6] = 8, a.dora[6] = true;
-  TrainPlan pa = plan_training(a, 2, 64, true);
-  CHECK(pa.layers[0].ax[0] >= 0 && pa.layers[0].z[0] == -1 && pa.layers[0].ax[1] == -1);
-  CHECK(pa.layers[0].z[6] >= 0 && pa.layers[0].norm[6] >= 0 && pa.layers[0].colscale[6] >= 0);
-  CHECK(pa.dwtmp >= 0);
+  CHECK(dropped == 3);  // nothing left for the destructor
 }
 
 static float bits_to_float(uint32_t u) {
@@ -259,7 +254,7 @@ static void test_scheduler() {
 
 int main() {
   test_gemm_plan();
-  test_train_plan();
+  test_block_cache();
   test_bf16();
   test_attention_limits();
   test_kv_slots();

@@ -1,6 +1,6 @@
-// The CUDA backend's host-side logic (GEMM tiling, buffer layout, bf16 rounding, the
-// continuous-batching scheduler): cuda_host.cc built with the system C++ compiler and run. It
-// needs no GPU and no CUDA toolkit, so it runs everywhere the CPU engine builds.
+// The backends' host-side logic (GEMM tiling, bf16 rounding, KV-cache slots, the scratch-block
+// cache, the continuous-batching scheduler): cuda_host.cc built with the system C++ compiler and
+// run. It needs no GPU and no CUDA toolkit, so it runs everywhere the CPU engine builds.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -9,13 +9,14 @@ import * as path from 'node:path';
 const native = path.resolve(__dirname, '..');
 
 describe('CUDA backend, host side', () => {
-  it('plans tiles and buffers, rounds to bf16 and schedules generation correctly', () => {
+  it('plans tiles and slots, caches blocks, rounds to bf16 and schedules generation correctly', () => {
     const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'temper-cuda-host-')), 'cuda_host');
     const cxx = process.env.CXX ?? 'g++';
     const build = spawnSync(
       cxx,
       ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Werror', '-I', path.join(native, 'src'),
-        path.join(__dirname, 'cuda_host.cc'), path.join(native, 'src', 'cuda', 'scheduler.cc'), '-o', out],
+        path.join(__dirname, 'cuda_host.cc'), path.join(native, 'src', 'model', 'scheduler.cc'),
+        path.join(native, 'src', 'backend', 'block_cache.cc'), '-o', out],
       { encoding: 'utf8' },
     );
     if (build.status !== 0) throw new Error(`${cxx} failed:\n${build.stderr}`);

@@ -160,7 +160,7 @@ static bool test_adamw() {
   return ok && bad == 0;
 }
 
-// The CPU engine's pick() (src/cpu/generate.cc), in double where it sums.
+// The CPU backend's pick() (src/cpu/sample.cc), in double where it sums.
 static int cpu_pick(const float* l, int V, float temp, int top_k, float top_p, double u) {
   float mx = *std::max_element(l, l + V);
   int arg = (int)(std::max_element(l, l + V) - l);

@@ -138,4 +138,22 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
   });
 }
 
+// The decode step's rope and cache append in one loop over the rows (the cache rows written are
+// the ones attention_cached reads next).
+void rope_kv_write(ThreadPool& pool, float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos,
+                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin, float* kcache,
+                   float* vcache, int64_t cap) {
+  const int64_t K = KV * D;
+  pool.chunks(R, [&](int64_t lo, int64_t hi, int) {
+    rope_rows(q, pos, lo, hi, H, D, cos, sin, false);
+    rope_rows(k, pos, lo, hi, KV, D, cos, sin, false);
+    for (int64_t r = lo; r < hi; r++)
+      for (int64_t h = 0; h < KV; h++) {
+        const int64_t at = (((int64_t)slot[r] * KV + h) * cap + pos[r]) * D;
+        std::copy_n(k + r * K + h * D, D, kcache + at);
+        std::copy_n(v + r * K + h * D, D, vcache + at);
+      }
+  });
+}
+
 }  // namespace temper

@@ -1,6 +1,6 @@
 #include <cblas.h>
 
-#include "backend.h"
+#include "backend/backends.h"
 #include "cpu/kernels.h"
 
 namespace temper {
@@ -10,6 +10,8 @@ void cpu_sgemm(const float* a, const float* b, float* c, int64_t m, int64_t k, i
   openblas_set_num_threads(1);
   gemm(default_pool(), false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
 }
+
+void cpu_set_threads(int threads) { set_default_threads(threads); }
 
 std::string cpu_blas_config() { return openblas_get_config(); }
 int cpu_blas_threads() { return openblas_get_num_threads(); }

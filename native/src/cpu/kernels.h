@@ -1,4 +1,6 @@
-// The decoder's layers, each a forward/backward pair over row-major fp32 buffers.
+// The CPU backend's kernels: the decoder's layers, each a forward/backward pair over row-major
+// fp32 buffers, split over the model's pool. cpu/backend.cc binds them to the ops of
+// backend/ops.h, whose comments give the contract; these are its reference implementation.
 // Shapes use N rows (tokens), C hidden, F intermediate, V vocabulary, H query heads,
 // KV key/value heads, D head dim. Backward functions *accumulate* (+=) into parameter
 // gradients and into the input gradient unless the comment says "sets".
@@ -8,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/ops.h"
 #include "cpu/threadpool.h"
 
 namespace temper {
@@ -19,13 +22,12 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
 // The same on the calling thread only (inside work that is already parallel).
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-// out[N,O] = inp[N,I] · w[O,I]^T + bias[O]            (bias may be null)
-void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* w, const float* bias, int64_t N,
-                    int64_t I, int64_t O);
-// dinp[N,I] (+)= dout[N,O] · w[O,I]  (sets when !accumulate);  dw[O,I] += dout^T · inp;
-// dbias[O] += Σ_n dout.   dinp, dw, dbias may each be null.
-void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
-                     const float* inp, const float* w, int64_t N, int64_t I, int64_t O);
+// C[M,N] = alpha * op(A) · op(B) + bias[N] (+ C when accumulate): the gemm op. A bf16 operand is
+// widened to fp32 first (a reference path; the CPU keeps its weights in fp32).
+void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
+            int64_t ldc, const float* bias);
+// dbias[O] += Σ_n dy[n, O]
+void column_sums(ThreadPool& pool, float* dbias, const float* dy, int64_t N, int64_t O);
 
 // Several products of one input in one parallel loop (fewer loops per decode step):
 // out[N,O] = inp[N,I] · w[O,I]^T + bias (+ out when accumulate), each product cut into the same
@@ -63,26 +65,13 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
                       const float* rstd, int64_t N, int64_t C);
 
 // --- rope.cc ---
-// The config's rope_scaling: "linear" divides every frequency by factor; "llama3" (Llama 3.1+)
-// divides the low frequencies, keeps the high ones and blends those between.
-struct RopeScaling {
-  enum Kind { None, Linear, Llama3 } kind = None;
-  double factor = 1, low_freq_factor = 1, high_freq_factor = 4, original_max_positions = 8192;
-};
-// cos/sin of position p and frequency i at [p * D/2 + i], inv_freq_i = theta^(-2i/D) (scaled).
-struct RopeTable {
-  double theta = 0;
-  int64_t D = 0, positions = 0;
-  std::vector<float> cos, sin;
-  void ensure(double theta, int64_t D, int64_t positions, const RopeScaling& scaling);
-};
-// x[N, heads, D] rotated in place (rotate-half layout) at positions pos[N].
+// x[N, heads, D] rotated in place (rotate-half layout) at positions pos[N]; cos, sin [positions, D/2].
 // inverse applies the transpose rotation: the backward of the forward.
-void rope_apply(ThreadPool& pool, float* x, const int32_t* pos, int64_t N, int64_t heads, int64_t D,
-                const RopeTable& rope, bool inverse);
+void rope_apply(ThreadPool& pool, float* x, const int32_t* pos, int64_t N, int64_t heads, int64_t D, const float* cos,
+                const float* sin, bool inverse);
 // The same for rows [lo, hi) on the calling thread.
-void rope_rows(float* x, const int32_t* pos, int64_t lo, int64_t hi, int64_t heads, int64_t D, const RopeTable& rope,
-               bool inverse);
+void rope_rows(float* x, const int32_t* pos, int64_t lo, int64_t hi, int64_t heads, int64_t D, const float* cos,
+               const float* sin, bool inverse);
 
 // --- attention.cc ---
 // Causal self-attention over B sequences of T rows. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
@@ -98,6 +87,11 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
 void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
                       const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
                       int64_t D);
+// Rows' q[R,H,D] and k[R,KV,D] rotated at pos[r], then k and v written into the cache at
+// (slot[r], pos[r]): one parallel loop.
+void rope_kv_write(ThreadPool& pool, float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos,
+                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin, float* kcache,
+                   float* vcache, int64_t cap);
 
 // --- swiglu.cc ---
 // h[n] = silu(g[n]) * u[n] over n elements
@@ -118,10 +112,28 @@ void logprob_backward(ThreadPool& pool, float* dlogits, const float* logits, con
 
 // --- adamw.cc ---
 // torch.optim.AdamW on n values: p *= 1 - lr*wd; m, v updated from g * gscale (gradient clipping);
-// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
-void adamw_update(ThreadPool& pool, float* p, const float* g, float* m, float* v, int64_t n, float gscale, double lr,
-                  double b1, double b2, double eps, double wd, int64_t t);
+// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps); p16 (may be null) = bf16(p).
+void adamw_update(ThreadPool& pool, float* p, uint16_t* p16, const float* g, float* m, float* v, int64_t n,
+                  float gscale, double lr, double b1, double b2, double eps, double wd, int64_t t);
 // Σ g^2 in double.
 double sum_squares(ThreadPool& pool, const float* g, int64_t n);
+
+// --- dora.cc ---
+// norm[o] = ‖w[o,:] + dw[o,:]‖ (dw may be null), summed in double; colscale[o] = mag[o] / norm[o].
+void dora_norms(ThreadPool& pool, float* norm, float* colscale, const float* w, const float* dw, const float* mag,
+                int64_t out, int64_t in);
+// z = y (z may be null); y[n,o] = y[n,o] * colscale[o] + bias[o] (bias may be null).
+void dora_scale(ThreadPool& pool, float* y, float* z, const float* colscale, const float* bias, int64_t N,
+                int64_t out);
+// Sets dz = dy * colscale;  dmag[o] += Σ_n dy * z / norm[o] (dmag may be null).
+void dora_backward(ThreadPool& pool, float* dz, float* dmag, const float* dy, const float* z, const float* colscale,
+                   const float* norm, int64_t N, int64_t out);
+// x[r, :] *= s[r]
+void scale_rows(ThreadPool& pool, float* x, const float* s, int64_t R, int64_t C);
+
+// --- sample.cc ---
+// The sample op (backend/ops.h): one pick per task, each from its logits row.
+void sample(ThreadPool& pool, int32_t* token, float* logprob, const float* logits, const int64_t* row_of,
+            const double* u, int64_t picks, int64_t V, double temperature, int64_t top_k, double top_p);
 
 }  // namespace temper

@@ -45,14 +45,35 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
   });
 }
 
-void matmul_forward(ThreadPool& pool, float* out, const float* inp, const float* w, const float* bias, int64_t N,
-                    int64_t I, int64_t O) {
+namespace {
+
+// A bf16 operand widened to fp32 (rows of `width` values at stride ld), for the reference path.
+std::vector<float> widened(Mat m, int64_t rows, int64_t width) {
+  std::vector<float> out((size_t)(rows * m.ld));
+  const uint16_t* p = static_cast<const uint16_t*>(m.p);
+  for (int64_t r = 0; r < rows; r++)
+    for (int64_t c = 0; c < width; c++) out[r * m.ld + c] = bf16_value(p[r * m.ld + c]);
+  return out;
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
+            int64_t ldc, const float* bias) {
+  std::vector<float> wa, wb;
+  if (a.dtype == DType::BF16) wa = widened(a, a.trans ? K : M, a.trans ? M : K), a.p = wa.data();
+  if (b.dtype == DType::BF16) wb = widened(b, b.trans ? N : K, b.trans ? K : N), b.p = wb.data();
   if (bias) {
-    pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
-      for (int64_t n = lo; n < hi; n++) std::copy(bias, bias + O, out + n * O);
+    pool.chunks(M, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t m = lo; m < hi; m++) {
+        float* row = c + m * ldc;
+        if (accumulate) for (int64_t n = 0; n < N; n++) row[n] += bias[n];
+        else std::copy(bias, bias + N, row);
+      }
     });
   }
-  gemm(pool, false, true, N, O, I, 1.0f, inp, I, w, I, bias ? 1.0f : 0.0f, out, O);
+  gemm(pool, a.trans, b.trans, M, N, K, alpha, static_cast<const float*>(a.p), a.ld, static_cast<const float*>(b.p),
+       b.ld, bias || accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
 std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts) {
@@ -91,18 +112,13 @@ void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const
   });
 }
 
-void matmul_backward(ThreadPool& pool, float* dinp, bool accumulate, float* dw, float* dbias, const float* dout,
-                     const float* inp, const float* w, int64_t N, int64_t I, int64_t O) {
-  if (dinp) gemm(pool, false, false, N, I, O, 1.0f, dout, O, w, I, accumulate ? 1.0f : 0.0f, dinp, I);
-  if (dw) gemm(pool, true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dw, I);
-  if (dbias) {
-    pool.chunks(O, [&](int64_t lo, int64_t hi, int) {
-      for (int64_t n = 0; n < N; n++) {
-        const float* d = dout + n * O;
-        for (int64_t o = lo; o < hi; o++) dbias[o] += d[o];
-      }
-    });
-  }
+void column_sums(ThreadPool& pool, float* dbias, const float* dy, int64_t N, int64_t O) {
+  pool.chunks(O, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t n = 0; n < N; n++) {
+      const float* d = dy + n * O;
+      for (int64_t o = lo; o < hi; o++) dbias[o] += d[o];
+    }
+  });
 }
 
 }  // namespace temper

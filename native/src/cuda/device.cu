@@ -1,7 +1,7 @@
-// The CUDA backend's entry: device discovery. Kernels join this folder one file each.
+// Device discovery: whether the CUDA backend is compiled in and which devices it sees.
 #include <cuda_runtime.h>
 
-#include "backend.h"
+#include "backend/backends.h"
 
 namespace temper {
 

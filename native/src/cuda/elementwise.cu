@@ -213,13 +213,14 @@ __global__ void dora_norms_k(float* norm, float* colscale, const float* w, const
   const int lane = threadIdx.x & 31;
   float ss = 0;
   for (int64_t i = lane; i < in; i += 32) {
-    float v = w[o * in + i] + dw[o * in + i];
+    float v = w[o * in + i] + (dw ? dw[o * in + i] : 0.0f);
     ss += v * v;
   }
   ss = warp_sum(ss);
   if (lane == 0) {
-    norm[o] = sqrtf(ss);
-    colscale[o] = mag[o] / norm[o];
+    const float n = sqrtf(ss);
+    if (norm) norm[o] = n;
+    if (colscale) colscale[o] = mag[o] / n;
   }
 }
 
@@ -229,6 +230,11 @@ __global__ void dora_scale_k(float* y, float* z, const float* colscale, const fl
     if (z) z[i] = y[i];
     y[i] = y[i] * colscale[o] + (bias ? bias[o] : 0.0f);
   }
+}
+
+__global__ void scale_rows_k(float* x, const float* scale, int64_t R, int64_t C) {
+  for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < R * C; i += (int64_t)gridDim.x * blockDim.x)
+    x[i] *= scale[i / C];
 }
 
 __global__ void dora_dz_k(float* dz, const float* dy, const float* colscale, int64_t N, int64_t out) {
@@ -253,6 +259,11 @@ void dora_norms(cudaStream_t s, float* norm, float* colscale, const float* w, co
 void dora_scale(cudaStream_t s, float* y, float* z, const float* colscale, const float* bias, int64_t N, int64_t out) {
   dora_scale_k<<<grid_for(N * out), kThreads, 0, s>>>(y, z, colscale, bias, N, out);
   CUDA_LAUNCHED("dora_scale");
+}
+
+void scale_rows(cudaStream_t s, float* x, const float* scale, int64_t R, int64_t C) {
+  scale_rows_k<<<grid_for(R * C), kThreads, 0, s>>>(x, scale, R, C);
+  CUDA_LAUNCHED("scale_rows");
 }
 
 void dora_backward(cudaStream_t s, float* dz, float* dmag, const float* dy, const float* z, const float* colscale,

@@ -1,6 +1,7 @@
-// The CUDA backend's kernels, one file per family, as launchers on a stream. Activations and
-// gradients are fp32 in device memory; weights are read as bf16 (or fp32 in fp32 mode) and
-// every product accumulates in fp32. Shapes use the letters of src/cpu/kernels.h.
+// The CUDA backend's kernels, one file per family, as launchers on a stream; backend.cu binds
+// them to the ops of backend/ops.h (whose comments give the contract, and whose CPU versions are
+// the reference). Activations and gradients are fp32 in device memory; weights are read as bf16
+// (or fp32 in fp32 mode) and every product accumulates in fp32. Shapes use ops.h's letters.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -53,11 +54,13 @@ void to_bf16(cudaStream_t s, bf16* out, const float* in, int64_t n);
 void gather_rows(cudaStream_t s, float* out, const float* in, const int64_t* idx, int64_t W, int64_t C);
 
 // --- elementwise.cu, DoRA ---
-// norm[o] = ‖w[o,:] + dw[o,:]‖, colscale[o] = mag[o] / norm[o]
+// norm[o] = ‖w[o,:] + dw[o,:]‖, colscale[o] = mag[o] / norm[o] (dw, norm, colscale may be null)
 void dora_norms(cudaStream_t s, float* norm, float* colscale, const float* w, const float* dw, const float* mag,
                 int64_t out, int64_t in);
 // z = y (saved when z non-null); y[n,o] = y[n,o] * colscale[o] + bias[o]
 void dora_scale(cudaStream_t s, float* y, float* z, const float* colscale, const float* bias, int64_t N, int64_t out);
+// x[r, :] *= scale[r] for R rows of C
+void scale_rows(cudaStream_t s, float* x, const float* scale, int64_t R, int64_t C);
 // dz = dy * colscale;  dmag[o] += Σ_n dy*z / norm[o]  (dmag may be null)
 void dora_backward(cudaStream_t s, float* dz, float* dmag, const float* dy, const float* z, const float* colscale,
                    const float* norm, int64_t N, int64_t out);

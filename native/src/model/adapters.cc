@@ -6,8 +6,8 @@
 #include <set>
 #include <stdexcept>
 
-#include "cpu/model.h"
-#include "cpu/rng.h"
+#include "model/model.h"
+#include "model/rng.h"
 
 namespace temper {
 
@@ -32,18 +32,19 @@ std::set<int> target_slots(const AdapterSpec& spec) {
   return slots;
 }
 
-std::unique_ptr<Adapter> make_adapter(const AdapterSpec& spec, const Linear& x) {
+std::string peft(const Linear& x) { return "base_model.model." + x.name; }
+
+// Zeroed; the adapter's products read its fp32 tensors, so they have no compute copies.
+std::unique_ptr<Adapter> make_adapter(Model& m, const AdapterSpec& spec, const Linear& x) {
   auto a = std::make_unique<Adapter>();
   a->r = spec.r;
   a->dora = spec.dora;
   a->scale = (float)(spec.rslora ? spec.alpha / std::sqrt((double)spec.r) : spec.alpha / (double)spec.r);
-  a->A.allocate({spec.r, x.in});
-  a->B.allocate({x.out, spec.r});
-  if (spec.dora) a->mag.allocate({x.out});
+  m.allocate(a->A, {spec.r, x.in}, false);
+  m.allocate(a->B, {x.out, spec.r}, false);
+  if (spec.dora) m.allocate(a->mag, {x.out}, false);
   return a;
 }
-
-std::string peft(const Linear& x) { return "base_model.model." + x.name; }
 
 }  // namespace
 
@@ -68,15 +69,12 @@ void Model::add_adapters(const AdapterSpec& spec, uint64_t seed) {
   for (auto& L : layers)
     for (int i : slots) {
       Linear& x = *L.linears[i];
-      x.lora = make_adapter(spec, x);
+      x.lora = make_adapter(*this, spec, x);
       float bound = 1.0f / std::sqrt((float)x.in);
-      for (auto& v : x.lora->A.data) v = (float)((2 * rng.uniform() - 1) * bound);
-      if (spec.dora)
-        for (int64_t o = 0; o < x.out; o++) {
-          double ss = 0;
-          for (int64_t k = 0; k < x.in; k++) ss += (double)x.w.data[o * x.in + k] * x.w.data[o * x.in + k];
-          x.lora->mag.data[o] = (float)std::sqrt(ss);
-        }
+      write(x.lora->A, [&](float* a) {
+        for (int64_t j = 0; j < x.lora->A.numel(); j++) a[j] = (float)((2 * rng.uniform() - 1) * bound);
+      });
+      if (spec.dora) be().dora_norms(x.lora->mag.data.f(), nullptr, x.w.data.f(), nullptr, nullptr, x.out, x.in);
     }
   refresh_trainable();
 }
@@ -98,8 +96,8 @@ void Model::load_adapters(const AdapterSpec& spec, SafetensorsFile& f) {
   for (auto& L : layers)
     for (int i : slots) {
       Linear& x = *L.linears[i];
-      auto a = make_adapter(spec, x);
-      std::vector<std::pair<std::string, Tensor*>> parts = {{".lora_A.weight", &a->A}, {".lora_B.weight", &a->B}};
+      auto a = make_adapter(*this, spec, x);
+      std::vector<std::pair<std::string, Param*>> parts = {{".lora_A.weight", &a->A}, {".lora_B.weight", &a->B}};
       if (spec.dora) parts.push_back({".lora_magnitude_vector", &a->mag});
       for (auto& [suffix, t] : parts) {
         std::string key = peft(x) + suffix;
@@ -108,7 +106,8 @@ void Model::load_adapters(const AdapterSpec& spec, SafetensorsFile& f) {
         if (it->second->shape != t->shape)
           throw std::runtime_error(f.what + ": adapter tensor \"" + key + "\" has the wrong shape for r = " +
                                    std::to_string(spec.r) + " on " + x.name);
-        t->data = to_f32(*it->second, f.what);
+        check_f32(*it->second, f.what);
+        write(*t, [&](float* out) { copy_f32(*it->second, out); });
         used++;
       }
       made.emplace_back(&x, std::move(a));
@@ -131,7 +130,8 @@ void Model::merge_adapters() {
   for (auto& L : layers)
     for (Linear* x : L.linears)
       if (x->lora) {
-        x->w.data = x->merged_weight(pool);
+        x->w.data = x->merged_weight(be(), true);
+        if (x->w.compute) be().convert(x->w.compute.get(), DType::BF16, x->w.data.f(), x->w.numel());
         x->lora.reset();
       }
   steps = 0;
@@ -140,16 +140,19 @@ void Model::merge_adapters() {
 
 std::vector<uint8_t> Model::export_weights(DType dtype, bool merged) {
   std::vector<OutTensor> out;
-  std::vector<std::vector<float>> keep;
-  keep.reserve(7 * layers.size());
+  std::vector<std::vector<float>> keep;  // values downloaded or merged for the file
   for (auto& n : base_params()) {
-    const float* p = n.t->data.data();
+    const Linear* adapted = nullptr;
     for (auto& L : layers)
       for (Linear* x : L.linears)
-        if (merged && x->lora && &x->w == n.t) {
-          keep.push_back(x->merged_weight(pool));
-          p = keep.back().data();
-        }
+        if (merged && x->lora && &x->w == n.t) adapted = x;
+    const float* p;
+    if (adapted) {
+      keep.push_back(read(adapted->merged_weight(be(), false), n.t->numel()));
+      p = keep.back().data();
+    } else {
+      p = host_view(n.t->data, n.t->numel(), keep);
+    }
     out.push_back({n.name, n.t->shape, p});
   }
   return write_safetensors(out, dtype, {{"format", "pt"}});

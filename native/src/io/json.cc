@@ -1,4 +1,4 @@
-#include "cpu/json.h"
+#include "io/json.h"
 
 #include <cmath>
 #include <cstdlib>

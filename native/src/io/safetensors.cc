@@ -1,4 +1,4 @@
-#include "cpu/safetensors.h"
+#include "io/safetensors.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <fstream>
 #include <stdexcept>
 
-#include "cpu/json.h"
+#include "io/json.h"
 
 namespace temper {
 
@@ -54,21 +54,6 @@ float half_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
-}
-
-float bf16_to_float(uint16_t b) {
-  uint32_t bits = (uint32_t)b << 16;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t float_to_bf16(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  if ((bits & 0x7FFFFFFF) > 0x7F800000) return (uint16_t)((bits >> 16) | 0x40);  // keep NaN a NaN
-  bits += 0x7FFF + ((bits >> 16) & 1);
-  return (uint16_t)(bits >> 16);
 }
 
 template <typename T>
@@ -200,7 +185,7 @@ void parse_safetensors(SafetensorsFile& f) {
 static inline float element_f32(DType dtype, const uint8_t* p, size_t i) {
   switch (dtype) {
     case DType::F16: return half_to_float(load<uint16_t>(p + 2 * i));
-    case DType::BF16: return bf16_to_float(load<uint16_t>(p + 2 * i));
+    case DType::BF16: return bf16_value(load<uint16_t>(p + 2 * i));
     default: return load<float>(p + 4 * i);
   }
 }
@@ -245,7 +230,7 @@ std::vector<double> to_f64(const STensor& t) {
     switch (t.dtype) {
       case DType::F32: out[i] = load<float>(p + 4 * i); break;
       case DType::F16: out[i] = half_to_float(load<uint16_t>(p + 2 * i)); break;
-      case DType::BF16: out[i] = bf16_to_float(load<uint16_t>(p + 2 * i)); break;
+      case DType::BF16: out[i] = bf16_value(load<uint16_t>(p + 2 * i)); break;
       case DType::F64: out[i] = load<double>(p + 8 * i); break;
       case DType::I32: out[i] = load<int32_t>(p + 4 * i); break;
       case DType::I64: out[i] = (double)load<int64_t>(p + 8 * i); break;
@@ -295,7 +280,7 @@ std::vector<uint8_t> write_safetensors(const std::vector<OutTensor>& tensors, DT
     for (auto d : t.shape) n *= d;
     if (dtype == DType::BF16) {
       for (int64_t i = 0; i < n; i++) {
-        uint16_t h = float_to_bf16(t.data[i]);
+        uint16_t h = bf16_bits(t.data[i]);
         std::memcpy(p + 2 * i, &h, 2);
       }
     } else {

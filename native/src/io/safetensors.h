@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace temper {
+#include "backend/dtype.h"
 
-enum class DType { F32, F16, BF16, F64, I32, I64, I16, I8, U8, BOOL };
+namespace temper {
 
 struct STensor {
   std::string name;

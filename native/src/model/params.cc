@@ -1,30 +1,21 @@
-// Parameters: shapes from the config, names as Hugging Face writes them, loading and
-// initialisation, and which tensors train.
-#include "cpu/model.h"
-
-#include "cpu/activations.h"
-
-#include <cblas.h>
-#include <unistd.h>
-
+// Parameters: shapes from the config, names as Hugging Face writes them, their storage in the
+// backend, loading and initialisation, and which tensors train.
 #include <cmath>
 #include <map>
 #include <stdexcept>
 
-#include "cpu/rng.h"
+#include "model/activations.h"
+#include "model/rng.h"
 
 namespace temper {
 
-int64_t Tensor::numel() const {
+int64_t Param::numel() const {
   int64_t n = 1;
   for (auto d : shape) n *= d;
   return n;
 }
 
-void Tensor::allocate(std::vector<int64_t> s) {
-  shape = std::move(s);
-  data.assign((size_t)numel(), 0.0f);
-}
+Weight Param::weight() const { return compute ? Weight{compute.get(), DType::BF16} : Weight{data.get(), DType::F32}; }
 
 void validate_config(const Config& c) {
   auto need = [](bool ok, const std::string& why) {
@@ -52,26 +43,26 @@ void validate_config(const Config& c) {
   need(params < 4e9, "the model would have more than 4e9 parameters");
 }
 
-Model::Model(const Config& c, int threads) : cfg(c), pool(threads) {
+Model::Model(const Config& c, std::unique_ptr<Backend> b) : backend(std::move(b)), cfg(c) {
   validate_config(cfg);
-  // The engine's GEMMs are sliced over `pool`; OpenBLAS's own threads would oversubscribe the cores.
-  openblas_set_num_threads(1);
+  std::string refused = backend->attention_unsupported(cfg.heads, cfg.kv_heads, cfg.head_dim);
+  if (!refused.empty()) throw std::runtime_error(refused);
   const int64_t C = cfg.hidden, Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim, F = cfg.inter;
-  embed.allocate({cfg.vocab, C});
-  norm.allocate({C});
-  if (!cfg.tied) lm_head.allocate({cfg.vocab, C});
+  allocate(embed, {cfg.vocab, C}, cfg.tied);
+  allocate(norm, {C}, false);
+  if (!cfg.tied) allocate(lm_head, {cfg.vocab, C}, true);
   layers.resize(cfg.layers);
   for (int64_t l = 0; l < cfg.layers; l++) {
     Layer& L = layers[l];
     std::string p = "model.layers." + std::to_string(l) + ".";
-    L.ln1.allocate({C});
-    L.ln2.allocate({C});
+    allocate(L.ln1, {C}, false);
+    allocate(L.ln2, {C}, false);
     auto lin = [&](Linear& x, const std::string& name, int64_t in, int64_t out, bool bias) {
       x.name = p + name;
       x.in = in;
       x.out = out;
-      x.w.allocate({out, in});
-      if (bias) x.b.allocate({out});
+      allocate(x.w, {out, in}, true);
+      if (bias) allocate(x.b, {out}, false);
     };
     lin(L.q, "self_attn.q_proj", C, Q, cfg.qkv_bias);
     lin(L.k, "self_attn.k_proj", C, K, cfg.qkv_bias);
@@ -85,6 +76,48 @@ Model::Model(const Config& c, int threads) : cfg(c), pool(threads) {
 
 Model::~Model() = default;
 
+void Model::allocate(Param& p, std::vector<int64_t> shape, bool copy) {
+  p.shape = std::move(shape);
+  const size_t n = (size_t)p.numel();
+  p.data = Buffer(be(), n * 4, "a parameter", true);
+  be().zero(p.data.get(), n * 4);
+  p.compute = Buffer();
+  if (copy && be().compute_dtype() == DType::BF16) {
+    p.compute = Buffer(be(), n * 2, "a parameter's bf16 copy", true);
+    be().zero(p.compute.get(), n * 2);
+  }
+}
+
+void Model::write(Param& p, const std::function<void(float*)>& fill) {
+  const int64_t n = p.numel();
+  if (void* host = be().host_address(p.data.get())) {
+    fill(static_cast<float*>(host));
+  } else {
+    std::vector<float> staging((size_t)n);
+    fill(staging.data());
+    be().upload(p.data.get(), staging.data(), (size_t)n * 4);
+  }
+  if (p.compute) be().convert(p.compute.get(), DType::BF16, p.data.f(), n);
+}
+
+const float* Model::host_view(const Buffer& b, int64_t n, std::vector<std::vector<float>>& keep) {
+  if (void* host = be().host_address(b.get())) return static_cast<const float*>(host);
+  keep.push_back(read(b, n));
+  return keep.back().data();
+}
+
+std::vector<float> Model::read(const Buffer& b, int64_t n) {
+  std::vector<float> out((size_t)n);
+  if (n) be().download(out.data(), b.get(), (size_t)n * 4);
+  return out;
+}
+
+Buffer Model::upload_ints(const std::vector<int32_t>& v, const char* what) {
+  Buffer b(be(), v.size() * 4, what);
+  if (!v.empty()) be().upload(b.get(), v.data(), v.size() * 4);
+  return b;
+}
+
 std::vector<Named> Model::base_params() {
   std::vector<Named> out{{"model.embed_tokens.weight", &embed}};
   for (auto& L : layers) {
@@ -92,7 +125,7 @@ std::vector<Named> Model::base_params() {
     out.push_back({p + "input_layernorm.weight", &L.ln1});
     for (Linear* x : L.linears) {
       out.push_back({x->name + ".weight", &x->w});
-      if (!x->b.shape.empty()) out.push_back({x->name + ".bias", &x->b});
+      if (x->b.exists()) out.push_back({x->name + ".bias", &x->b});
     }
     out.push_back({p + "post_attention_layernorm.weight", &L.ln2});
   }
@@ -113,18 +146,17 @@ std::vector<Named> Model::trainable() { return has_adapters() ? adapter_params()
 void Model::refresh_trainable() {
   std::vector<Named> all = base_params(), ad = adapter_params();
   all.insert(all.end(), ad.begin(), ad.end());
-  for (auto& n : all) {
-    n.t->grad.clear();
-    n.t->grad.shrink_to_fit();
+  for (auto& n : all) n.t->grad.reset();
+  for (auto& n : trainable()) {
+    const size_t bytes = (size_t)n.t->numel() * 4;
+    n.t->grad = Buffer(be(), bytes, "a gradient", true);
+    be().zero(n.t->grad.get(), bytes);
   }
-  for (auto& n : trainable()) n.t->grad.assign(n.t->data.size(), 0.0f);
   // Optimizer moments belong to the tensors that train; a change of what trains restarts them.
   for (auto& n : all)
-    if (n.t->grad.empty()) {
-      n.t->m.clear();
-      n.t->v.clear();
-      n.t->m.shrink_to_fit();
-      n.t->v.shrink_to_fit();
+    if (!n.t->grad) {
+      n.t->m.reset();
+      n.t->v.reset();
     }
   acts_.reset();
 }
@@ -136,7 +168,9 @@ void Model::init_random(uint64_t seed) {
   for (auto& n : base_params()) {
     bool is_norm = n.name.find("layernorm") != std::string::npos || n.name == "model.norm.weight";
     bool is_bias = n.name.size() > 5 && n.name.compare(n.name.size() - 5, 5, ".bias") == 0;
-    for (auto& x : n.t->data) x = is_norm ? 1.0f : is_bias ? 0.0f : (float)(0.02 * rng.normal());
+    write(*n.t, [&](float* x) {
+      for (int64_t i = 0; i < n.t->numel(); i++) x[i] = is_norm ? 1.0f : is_bias ? 0.0f : (float)(0.02 * rng.normal());
+    });
   }
   steps = 0;
   refresh_trainable();
@@ -173,26 +207,16 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   for (auto& n : want) check_f32(*found[n.name].first, found[n.name].second->what);
   // Written over in place: a checkpoint of the same model every step (a generator following its
   // learner) costs no allocation, and what trains, its gradients' size and its moments stay.
-  for (auto& n : want) {
-    n.t->data.resize((size_t)n.t->numel());
-    copy_f32(*found[n.name].first, n.t->data.data());
-  }
+  for (auto& n : want) write(*n.t, [&](float* out) { copy_f32(*found[n.name].first, out); });
   std::vector<Named> trains = trainable();
   bool sized = true;
-  for (auto& n : trains) sized = sized && n.t->grad.size() == n.t->data.size();
+  for (auto& n : trains) sized = sized && n.t->grad;
   if (!sized) {
     refresh_trainable();  // the first weights of a new model: gradients are made here
     return;
   }
-  for (auto& n : trains) std::fill(n.t->grad.begin(), n.t->grad.end(), 0.0f);
+  for (auto& n : trains) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
   acts_.reset();
-}
-
-void Model::check_memory(double bytes, const std::string& what) {
-  double total = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-  if (bytes > 0.8 * total)
-    throw std::runtime_error(what + " would need " + std::to_string((int64_t)(bytes / 1e6)) + " MB, more than this machine's " +
-                             std::to_string((int64_t)(total / 1e6)) + " MB allow; use smaller batches");
 }
 
 void Model::check_tokens(const int32_t* tokens, int64_t n, const char* what) const {

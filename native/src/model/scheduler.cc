@@ -1,10 +1,9 @@
-#include "cuda/scheduler.h"
+#include "model/scheduler.h"
 
 #include <algorithm>
 #include <stdexcept>
 
 namespace temper {
-namespace cuda {
 
 BatchScheduler::BatchScheduler(std::vector<int64_t> prompt_lens, int64_t n, int64_t slots, int64_t max_new,
                                int64_t prefill_budget)
@@ -85,5 +84,4 @@ void BatchScheduler::commit(const StepPlan& plan, const std::vector<int32_t>& to
   }
 }
 
-}  // namespace cuda
 }  // namespace temper

@@ -5,47 +5,52 @@
 #include <map>
 #include <stdexcept>
 
-#include "cpu/model.h"
+#include "model/model.h"
 
 namespace temper {
 
 void Model::zero_grad() {
-  for (auto& n : trainable()) std::fill(n.t->grad.begin(), n.t->grad.end(), 0.0f);
+  for (auto& n : trainable()) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
 }
 
 // Returns the gradient norm before clipping (torch.nn.utils.clip_grad_norm_ then AdamW.step).
 double Model::step(double lr, double b1, double b2, double eps, double wd, double max_norm) {
   std::vector<Named> params = trainable();
-  double ss = 0;
-  for (auto& n : params) ss += sum_squares(pool, n.t->grad.data(), n.t->numel());
-  double norm = std::sqrt(ss);
+  std::vector<std::pair<const float*, int64_t>> grads;
+  for (auto& n : params) grads.emplace_back(n.t->grad.f(), n.t->numel());
+  double norm = std::sqrt(be().sum_squares(grads));
   if (!std::isfinite(norm)) throw std::runtime_error("the gradient is not finite (norm " + std::to_string(norm) + "); the step was not taken");
   float scale = 1.0f;
   if (max_norm > 0 && norm > max_norm) scale = (float)(max_norm / (norm + 1e-6));
   steps++;
   for (auto& n : params) {
-    Tensor& t = *n.t;
-    if (t.m.empty()) {
-      t.m.assign(t.data.size(), 0.0f);
-      t.v.assign(t.data.size(), 0.0f);
+    Param& t = *n.t;
+    const size_t bytes = (size_t)t.numel() * 4;
+    if (!t.m) {
+      t.m = Buffer(be(), bytes, "AdamW's exp_avg", true);
+      t.v = Buffer(be(), bytes, "AdamW's exp_avg_sq", true);
+      be().zero(t.m.get(), bytes);
+      be().zero(t.v.get(), bytes);
     }
-    adamw_update(pool, t.data.data(), t.grad.data(), t.m.data(), t.v.data(), t.numel(), scale, lr, b1, b2, eps, wd,
-                 steps);
+    be().adamw(t.data.f(), t.compute.as<uint16_t>(), t.grad.f(), t.m.f(), t.v.f(), t.numel(), scale, lr, b1, b2, eps,
+               wd, steps);
   }
   return norm;
 }
 
 std::vector<uint8_t> Model::optimizer_state() {
   std::vector<OutTensor> out;
-  std::vector<std::vector<float>> zeros;  // moments of tensors that have not stepped yet
-  zeros.reserve(2 * trainable().size());
+  std::vector<std::vector<float>> keep;  // downloaded moments, and zeros for tensors that have not stepped yet
+  keep.reserve(2 * trainable().size());
   for (auto& n : trainable()) {
     for (int which = 0; which < 2; which++) {
-      std::vector<float>& mom = which ? n.t->v : n.t->m;
-      const float* p = mom.data();
-      if (mom.empty()) {
-        zeros.emplace_back(n.t->data.size(), 0.0f);
-        p = zeros.back().data();
+      const Buffer& mom = which ? n.t->v : n.t->m;
+      const float* p;
+      if (mom) {
+        p = host_view(mom, n.t->numel(), keep);
+      } else {
+        keep.emplace_back((size_t)n.t->numel(), 0.0f);
+        p = keep.back().data();
       }
       out.push_back({(which ? "exp_avg_sq." : "exp_avg.") + n.name, n.t->shape, p});
     }
@@ -60,7 +65,7 @@ void Model::load_optimizer_state(SafetensorsFile& f) {
   if (st < 0 || !end || *end) throw std::runtime_error(f.what + ": __metadata__.step is missing or not a count");
   std::map<std::string, const STensor*> by;
   for (auto& t : f.tensors) by[t.name] = &t;
-  std::vector<std::pair<Tensor*, std::vector<float>>> m, v;
+  std::vector<std::pair<Param*, std::vector<float>>> m, v;
   for (auto& n : trainable()) {
     for (int which = 0; which < 2; which++) {
       std::string key = (which ? "exp_avg_sq." : "exp_avg.") + n.name;
@@ -72,8 +77,12 @@ void Model::load_optimizer_state(SafetensorsFile& f) {
   }
   if (by.size() != m.size() + v.size())
     throw std::runtime_error(f.what + ": holds state for tensors that do not train in this model");
-  for (auto& [t, d] : m) t->m = std::move(d);
-  for (auto& [t, d] : v) t->v = std::move(d);
+  for (auto* side : {&m, &v})
+    for (auto& [t, d] : *side) {
+      Buffer& mom = side == &m ? t->m : t->v;
+      if (!mom) mom = Buffer(be(), d.size() * 4, "AdamW's moments", true);
+      be().upload(mom.get(), d.data(), d.size() * 4);
+    }
   steps = st;
 }
 

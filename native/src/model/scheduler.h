@@ -1,9 +1,9 @@
-// Continuous batching for generation, host side only (no CUDA): which rows run in the next
-// decoder step and which cache slots they use. Every completion holds one KV-cache slot while it
-// runs; a prompt's n samples are admitted together (the prompt is prefilled once, into the first
-// sample's slot, and copied to the others' after the step); a completion that stops frees its
-// slot at once and a waiting prompt takes it in the next step, its prefill rows riding in the
-// same step as the others' decode rows.
+// Continuous batching for generation: which rows run in the next decoder step and which KV-cache
+// slots they use. Every completion holds one slot while it runs; a prompt's n samples are admitted
+// together (the prompt is prefilled once, into the first sample's slot, and copied to the others'
+// after the step); a completion that stops frees its slot at once and a waiting prompt takes it in
+// the next step, its prefill rows riding in the same step as the others' decode rows. With a slot
+// for every completion (the CPU) this is prefill, then decode.
 #pragma once
 #include <cstdint>
 #include <set>
@@ -11,7 +11,6 @@
 #include <vector>
 
 namespace temper {
-namespace cuda {
 
 struct SlotCopy {
   int32_t from, to;
@@ -62,5 +61,4 @@ class BatchScheduler {
   std::vector<int32_t> free_;  // a stack: the most recently freed slot is reused first
 };
 
-}  // namespace cuda
 }  // namespace temper

@@ -1,0 +1,22 @@
+// What the training forward keeps for backward, per layer, for one batch: backend memory.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "model/model.h"
+
+namespace temper {
+
+struct LayerActs {
+  Buffer x_in, ln1, rstd1, q, k, v, att, ao, x_mid, ln2, rstd2, g, u, h;  // att: attention_saved floats
+  LinearSave s[7];                                                        // in Layer::linears order
+};
+
+struct Activations {
+  int64_t B = 0, T = 0;
+  Buffer tokens, targets, pos;  // int32 [B*T]; targets[b,t] = tokens[b,t+1], -1 where none
+  std::vector<LayerActs> layers;
+  Buffer x_final, lnf, rstdf, logits, lse;
+};
+
+}  // namespace temper

@@ -1,0 +1,185 @@
+// The training pass over B sequences of T tokens: forward keeping what backward needs,
+// and backward from d loss / d logprob. Positions are 0..T-1 in every row; right padding
+// needs no mask because attention is causal and padded rows' logprobs are dropped.
+#include <cmath>
+#include <stdexcept>
+
+#include "model/activations.h"
+
+namespace temper {
+
+namespace {
+
+Mat rows(const float* x, int64_t ld) { return {x, DType::F32, ld, false}; }
+
+}  // namespace
+
+int64_t Model::pending_rows() const { return acts_ ? acts_->B * (acts_->T - 1) : 0; }
+
+// Refuses a batch whose buffers would not fit, then puts its tokens, targets and positions in
+// backend memory.
+void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
+  const Config& c = cfg;
+  const int64_t B = a.B, T = a.T;
+  double N = (double)B * T;
+  double per_layer = N * (6.0 * c.hidden + 4.0 * c.heads * c.head_dim + 2.0 * c.kv_heads * c.head_dim + 3.0 * c.inter) +
+                     (double)be().attention_saved(B, T, c.heads);
+  be().check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + c.vocab)),
+                    "a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
+  std::vector<int32_t> pos(B * T);
+  for (int64_t n = 0; n < B * T; n++) pos[n] = (int32_t)(n % T);
+  a.tokens = upload_ints(tokens, "a batch's tokens");
+  a.targets = upload_ints(targets, "a batch's tokens");
+  a.pos = upload_ints(pos, "a batch's tokens");
+}
+
+void Model::run_forward(Activations& a) {
+  Backend& be = this->be();
+  const int64_t N = a.B * a.T, C = cfg.hidden, Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim,
+                F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
+  const float eps = (float)cfg.eps;
+  const RopeTable& rt = rope(a.T);
+  const int32_t* pos = a.pos.as<int32_t>();
+  a.layers.resize(cfg.layers);
+  // The residual stream: layer l reads x_in, writes x_mid and the next layer's x_in (x_final at the end).
+  Buffer tmp = scratch(N * C, "a batch's activations");
+  a.layers[0].x_in = scratch(N * C, "a batch's activations");
+  be.embedding_forward(a.layers[0].x_in.f(), a.tokens.as<int32_t>(), embed.data.f(), N, C);
+  for (int64_t l = 0; l < cfg.layers; l++) {
+    Layer& L = layers[l];
+    LayerActs& s = a.layers[l];
+    auto buf = [&](int64_t n) { return scratch(n, "a batch's activations"); };
+    s.ln1 = buf(N * C), s.rstd1 = buf(N);
+    be.rmsnorm_forward(s.ln1.f(), s.rstd1.f(), s.x_in.f(), L.ln1.data.f(), N, C, eps);
+    s.q = buf(N * Q), s.k = buf(N * K), s.v = buf(N * K);
+    L.q.forward(be, s.q.f(), s.ln1.f(), N, &s.s[0], GemmMode::Train);
+    L.k.forward(be, s.k.f(), s.ln1.f(), N, &s.s[1], GemmMode::Train);
+    L.v.forward(be, s.v.f(), s.ln1.f(), N, &s.s[2], GemmMode::Train);
+    be.rope(s.q.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), false);
+    be.rope(s.k.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), false);
+    s.att = buf(be.attention_saved(a.B, a.T, H)), s.ao = buf(N * Q);
+    be.attention_forward(s.ao.f(), s.att.f(), s.q.f(), s.k.f(), s.v.f(), a.B, a.T, H, KV, D);
+    L.o.forward(be, tmp.f(), s.ao.f(), N, &s.s[3], GemmMode::Train);
+    s.x_mid = buf(N * C);
+    be.add(s.x_mid.f(), s.x_in.f(), tmp.f(), N * C);
+    s.ln2 = buf(N * C), s.rstd2 = buf(N);
+    be.rmsnorm_forward(s.ln2.f(), s.rstd2.f(), s.x_mid.f(), L.ln2.data.f(), N, C, eps);
+    s.g = buf(N * F), s.u = buf(N * F), s.h = buf(N * F);
+    L.gate.forward(be, s.g.f(), s.ln2.f(), N, &s.s[4], GemmMode::Train);
+    L.up.forward(be, s.u.f(), s.ln2.f(), N, &s.s[5], GemmMode::Train);
+    be.swiglu_forward(s.h.f(), s.g.f(), s.u.f(), N * F);
+    L.down.forward(be, tmp.f(), s.h.f(), N, &s.s[6], GemmMode::Train);
+    Buffer& next = l + 1 < cfg.layers ? a.layers[l + 1].x_in : a.x_final;
+    next = buf(N * C);
+    be.add(next.f(), s.x_mid.f(), tmp.f(), N * C);
+  }
+  a.lnf = scratch(N * C, "a batch's activations"), a.rstdf = scratch(N, "a batch's activations");
+  be.rmsnorm_forward(a.lnf.f(), a.rstdf.f(), a.x_final.f(), norm.data.f(), N, C, eps);
+  a.logits = scratch(N * V, "a batch's logits");
+  const Param& head = cfg.tied ? embed : lm_head;
+  be.gemm(N, V, C, 1.0f, rows(a.lnf.f(), C), head.weight().transposed(C), false, a.logits.f(), V, nullptr, GemmMode::Train);
+}
+
+void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits) {
+  check_tokens(tokens, B * T, "tokens");
+  acts_.reset();
+  Activations a;
+  a.B = B, a.T = T;
+  std::vector<int32_t> tok(tokens, tokens + B * T), targets(B * T, -1);
+  setup_batch(a, tok, targets);
+  run_forward(a);
+  logits = read(a.logits, B * T * cfg.vocab);
+}
+
+void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
+                     float* entropy, bool keep) {
+  if (T < 2) throw std::runtime_error("seqLen must be at least 2 to have a next token");
+  for (int64_t b = 0; lengths && b < B; b++)
+    if (lengths[b] < 1 || lengths[b] > T)
+      throw std::runtime_error("lengths[" + std::to_string(b) + "] = " + std::to_string(lengths[b]) +
+                               " is out of range [1, " + std::to_string(T) + "]");
+  acts_.reset();
+  // Padding past a sequence's length may hold anything; it is read as token 0 and never scored.
+  std::vector<int32_t> tok(tokens, tokens + B * T), targets(B * T, -1);
+  for (int64_t b = 0; b < B; b++) {
+    int64_t len = lengths ? lengths[b] : T;
+    for (int64_t t = len; t < T; t++) tok[b * T + t] = 0;
+    check_tokens(tok.data() + b * T, len, ("tokens of sequence " + std::to_string(b)).c_str());
+    for (int64_t t = 0; t + 1 < len; t++) targets[b * T + t] = tok[b * T + t + 1];
+  }
+  auto a = std::make_unique<Activations>();
+  a->B = B, a->T = T;
+  setup_batch(*a, tok, targets);
+  run_forward(*a);
+  const int64_t N = B * T;
+  Buffer lp = scratch(N, "a batch's log-probs"), ent = scratch(entropy ? N : 0, "a batch's log-probs");
+  a->lse = scratch(N, "a batch's log-probs");
+  be().logprob_forward(lp.f(), entropy ? ent.f() : nullptr, a->lse.f(), a->logits.f(), a->targets.as<int32_t>(), N,
+                       cfg.vocab);
+  std::vector<float> lph = read(lp, N), enth = entropy ? read(ent, N) : std::vector<float>();
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t + 1 < T; t++) {
+      logprob[b * (T - 1) + t] = lph[b * T + t];
+      if (entropy) entropy[b * (T - 1) + t] = enth[b * T + t];
+    }
+  if (keep) acts_ = std::move(a);
+}
+
+void Model::backward(const float* dlogprob) {
+  if (!acts_) throw std::runtime_error("backward needs a logprobs call on the batch first (none is pending)");
+  std::unique_ptr<Activations> keep = std::move(acts_);  // freed on return, error or not
+  Activations& a = *keep;
+  Backend& be = this->be();
+  const int64_t B = a.B, T = a.T, N = B * T, C = cfg.hidden, Q = cfg.heads * cfg.head_dim,
+                K = cfg.kv_heads * cfg.head_dim, F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads,
+                D = cfg.head_dim;
+  std::vector<float> w(N, 0.0f);
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t t = 0; t + 1 < T; t++) {
+      float d = dlogprob[b * (T - 1) + t];
+      if (!std::isfinite(d))
+        throw std::runtime_error("dlogprob[" + std::to_string(b * (T - 1) + t) + "] is not a finite number");
+      w[b * T + t] = d;
+    }
+  Buffer wd = scratch(N, "a batch's gradients");
+  be.upload(wd.get(), w.data(), (size_t)N * 4);
+  auto buf = [&](int64_t n) { return scratch(n, "a batch's gradients"); };
+  // The head: dlogits in place of the logits, then dlnf and the head's gradient.
+  float* dlogits = a.logits.f();
+  be.logprob_backward(dlogits, dlogits, a.lse.f(), a.targets.as<int32_t>(), wd.f(), N, V);
+  Buffer dlnf = buf(N * C), dx = buf(N * C);
+  be.zero(dx.get(), dx.bytes());
+  Param& head = cfg.tied ? embed : lm_head;
+  be.gemm(N, C, V, 1.0f, rows(dlogits, V), head.weight().as_is(C), false, dlnf.f(), C, nullptr, GemmMode::Train);
+  if (head.g()) be.gemm(V, C, N, 1.0f, {dlogits, DType::F32, V, true}, rows(a.lnf.f(), C), true, head.g(), C, nullptr, GemmMode::Train);
+  a.logits.reset();
+  be.rmsnorm_backward(dx.f(), norm.g(), dlnf.f(), a.x_final.f(), norm.data.f(), a.rstdf.f(), N, C);
+  const RopeTable& rt = rope(T);
+  const int32_t* pos = a.pos.as<int32_t>();
+  Buffer dln = buf(N * C), dh = buf(N * F), dg = buf(N * F), du = buf(N * F), dq = buf(N * Q), dk = buf(N * K),
+         dv = buf(N * K), dao = buf(N * Q);
+  for (int64_t l = cfg.layers - 1; l >= 0; l--) {
+    Layer& L = layers[l];
+    LayerActs& s = a.layers[l];
+    // MLP: x_out = x_mid + down(silu(gate(ln2)) * up(ln2))
+    L.down.backward(be, dh.f(), false, dx.f(), s.h.f(), N, s.s[6]);
+    be.swiglu_backward(dg.f(), du.f(), dh.f(), s.g.f(), s.u.f(), N * F);
+    L.gate.backward(be, dln.f(), false, dg.f(), s.ln2.f(), N, s.s[4]);
+    L.up.backward(be, dln.f(), true, du.f(), s.ln2.f(), N, s.s[5]);
+    be.rmsnorm_backward(dx.f(), L.ln2.g(), dln.f(), s.x_mid.f(), L.ln2.data.f(), s.rstd2.f(), N, C);
+    // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))
+    L.o.backward(be, dao.f(), false, dx.f(), s.ao.f(), N, s.s[3]);
+    be.attention_backward(dq.f(), dk.f(), dv.f(), dao.f(), s.ao.f(), s.att.f(), s.q.f(), s.k.f(), s.v.f(), B, T, H, KV,
+                          D);
+    be.rope(dq.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), true);
+    be.rope(dk.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), true);
+    L.q.backward(be, dln.f(), false, dq.f(), s.ln1.f(), N, s.s[0]);
+    L.k.backward(be, dln.f(), true, dk.f(), s.ln1.f(), N, s.s[1]);
+    L.v.backward(be, dln.f(), true, dv.f(), s.ln1.f(), N, s.s[2]);
+    be.rmsnorm_backward(dx.f(), L.ln1.g(), dln.f(), s.x_in.f(), L.ln1.data.f(), s.rstd1.f(), N, C);
+    s = LayerActs();
+  }
+  if (embed.g()) be.embedding_backward(embed.g(), dx.f(), a.tokens.as<int32_t>(), N, C);
+}
+
+}  // namespace temper

@@ -7,7 +7,6 @@ export * from './errors';
 export * from './events';
 export * from './files';
 export * from './flow-control';
-export * from './gc';
 export * from './grpc';
 export * from './lineage';
 export * from './manifest';

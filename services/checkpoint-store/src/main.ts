@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // temper-checkpoint-store: keeps immutable checkpoints with lineage.
 import { connectBus } from '@temper/bus';
-import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { widenFlowControl } from './flow-control';
-import { spaceOutFullCollections } from './gc';
 import { checkpointStoreBinding } from './grpc';
 import { openStore } from './open';
 import { storeSettings } from './settings';

@@ -5,15 +5,13 @@ import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@tempe
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
+import { OPTIMIZER_FILE, RUN_STATE_FILE, TOKENIZER_SPEC_FILE, WEIGHTS_FILE } from '@temper/service';
 import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const TOKENIZER_FILE = 'temper-tokenizer.json';
-export const RUN_STATE_FILE = 'temper-run-state.json';
-const WEIGHTS_FILE = 'model.safetensors';
 
 /** Where a stage stood when it saved: enough to continue it exactly. */
 export interface RunState {
@@ -64,7 +62,7 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
-    fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
+    fs.writeFileSync(path.join(dir, TOKENIZER_SPEC_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -104,12 +102,12 @@ export async function loadCheckpoint(store: CheckpointClient, ref: string, opts:
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-load-'));
   try {
     const { manifest } = await store.pullDir(ref, dir);
-    const hasOptimizer = fs.existsSync(path.join(dir, 'optimizer.safetensors'));
+    const hasOptimizer = fs.existsSync(path.join(dir, OPTIMIZER_FILE));
     const model = await Model.load(dir, { threads: opts.threads, optimizer: opts.optimizer && hasOptimizer });
     return {
       model,
       manifest,
-      tokenizer: readJson<TokenizerSpec>(path.join(dir, TOKENIZER_FILE)),
+      tokenizer: readJson<TokenizerSpec>(path.join(dir, TOKENIZER_SPEC_FILE)),
       runState: readJson<RunState>(path.join(dir, RUN_STATE_FILE)),
     };
   } finally {

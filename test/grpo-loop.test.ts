@@ -2,7 +2,7 @@
 // a tiny model on a built-in task. Then the same run surviving a killed learner and a killed
 // generator.
 import { connectBus, streams } from '@temper/bus';
-import { CheckpointClient } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { CheckpointManifest, RunState } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -2,6 +2,7 @@
 // retention over one backend. Everything a client sends is checked here (paths, hashes,
 // parents), and everything read is checked again before it is handed out, so each
 // backend gets the same guarantees.
+import { DEFAULT_CHUNK_BYTES, type ListFilter } from '@temper/checkpoint-client';
 import { CheckpointManifest, FileChunk, FileProgress, PutHeader } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { createHash } from 'node:crypto';
@@ -28,14 +29,6 @@ export interface CheckpointStoreOptions {
   log?: Logger;
 }
 
-export interface ListFilter {
-  runId?: string;
-  branch?: string;
-  tag?: string;
-  stage?: string;
-  includePruned?: boolean;
-}
-
 export interface Lineage {
   checkpoint: CheckpointManifest;
   ancestors: CheckpointManifest[];
@@ -44,8 +37,6 @@ export interface Lineage {
   prunedIds: string[];
 }
 
-// 4 MiB: measured faster both ways than 1 MiB over loopback (fewer messages through grpc-js).
-export const DEFAULT_CHUNK_BYTES = 4 << 20;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 8 << 20;
 

@@ -6,13 +6,14 @@
 // A file whose bytes are all there is checked against its sha256 and handed to the backend
 // as a blob; a mismatch discards it. What arrived survives a dropped connection and a
 // restart of the store, so the same upload id continues where it stopped.
+import { canonicalManifestBytes } from '@temper/checkpoint-client';
 import { FileProgress, PutHeader } from '@temper/proto';
 import { createHash, Hash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Backend } from './backends/backend';
 import { aborted, failedPrecondition, invalidArgument, outOfRange } from './errors';
-import { canonicalManifestBytes, checkManifestInput } from './manifest';
+import { checkManifestInput } from './manifest';
 import { checkUploadId } from './names';
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Backend, CheckpointClient, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, listFiles, ObjectStoreBackend, RetentionPolicy } from '../src';
+import { CheckpointClient, listFiles } from '@temper/checkpoint-client';
+import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy } from '../src';
 import { publishCommitted } from '../src/events';
 import { testNatsUrl } from '../../../test/harness/nats';
 

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { startGrpcServer } from '@temper/service';
-import { Backend, CheckpointClient, CheckpointStore, checkpointStoreBinding, describeDir, manifestForDir } from '../src';
+import { CheckpointClient, describeDir, manifestForDir } from '@temper/checkpoint-client';
+import { Backend, CheckpointStore, checkpointStoreBinding } from '../src';
 import { expectSameTree, makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('resumable uploads', () => {

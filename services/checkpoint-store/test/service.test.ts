@@ -10,7 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { testNatsUrl } from '../../../test/harness/nats';
 import { OtlpReceiver, startOtlpReceiver } from '../../../test/harness/otlp-receiver';
-import { CheckpointClient } from '../src';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { expectSameTree, makeModelDir, tempDir } from './helpers';
 
 const repo = path.resolve(__dirname, '../../..');

@@ -7,7 +7,7 @@
 //   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
 //   tokenizer.ts  the tokenizer that goes with a model directory
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
 import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { rolloutGeneratorBinding } from './grpc';

@@ -19,7 +19,7 @@
 // A version that was not streamed, or not whole, is pulled from the store once committed.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, lastEvent, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
-import { CheckpointClient } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
 import { type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';

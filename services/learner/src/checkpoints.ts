@@ -2,7 +2,7 @@
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
 import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@temper/bus';
-import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
+import { CheckpointClient, ManifestFields } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
 import { OPTIMIZER_FILE, RUN_STATE_FILE, TOKENIZER_SPEC_FILE, WEIGHTS_FILE } from '@temper/service';

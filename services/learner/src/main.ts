@@ -2,7 +2,7 @@
 // temper-learner: owns runs (stages, batches, losses, optimizer, checkpoints) and serves
 // the PolicyLearner API.
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
 import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import * as os from 'node:os';

@@ -1,7 +1,7 @@
 // temper ckpt ls | push <dir> | pull <id> <dir> | tag <id> <tag> | lineage <id> | rm <id>:
 // checkpoints in the checkpoint store, over its gRPC API (--endpoint, else
 // TEMPER_CHECKPOINT_STORE_ADDR, else the local default port).
-import { CheckpointClient, checkpointStoreAddress, ManifestFields } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress, ManifestFields, totalBytes } from '@temper/checkpoint-client';
 import { CheckpointManifest } from '@temper/proto';
 import { spaceOutFullCollections } from '@temper/service';
 
@@ -164,7 +164,6 @@ function summary(m: CheckpointManifest) {
   };
 }
 
-const totalBytes = (m: CheckpointManifest) => m.files.reduce((n, f) => n + f.size, 0);
 
 function need(value: string | undefined, usage: string): string {
   if (!value) throw new Error(`usage: ${usage}`);

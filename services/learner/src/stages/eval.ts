@@ -3,7 +3,7 @@
 // that stage's step), so a run's summary holds one entry per evaluation. It passes its input
 // on unchanged. evaluatePolicy is the same evaluation for a stage's model in memory (GRPO's
 // eval_every).
-import type { CheckpointClient } from '@temper/checkpoint-store';
+import type { CheckpointClient } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointManifest, DataSource, EvalStage, RunSpec } from '@temper/proto';
 import { TOKENIZER_SPEC_FILE } from '@temper/service';

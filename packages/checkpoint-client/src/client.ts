@@ -1,7 +1,8 @@
-// The checkpoint store's client, for the learner, the generators and the CLI: push a
-// model directory as a checkpoint, pull one into a directory, list, lineage, tag, delete.
-// Files stream in chunks both ways; a push resumes what an interrupted one left, and a
-// pull verifies every file's sha256 before any of them appears in the target directory.
+// The checkpoint store's client, for the learner, the generators and the CLI: push a model
+// directory as a checkpoint, pull one into a directory, list, lineage, tag, delete. Nothing
+// of the store's server (backends, GC, retention) comes with it. Files stream in chunks both
+// ways; a push resumes what an interrupted one left, and a pull verifies every file's sha256
+// before any of them appears in the target directory.
 import * as grpc from '@grpc/grpc-js';
 import {
   CheckpointFile,
@@ -21,14 +22,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { describeDir, PULL_TEMP_PREFIX, summarizeModelDir } from './files';
-import { FLOW_CONTROL_WINDOW } from './flow-control';
-import { canonicalManifestBytes } from './manifest';
-import { filePathProblem } from './names';
-import { DEFAULT_CHUNK_BYTES, type ListFilter } from './store';
-import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
+import { canonicalManifestBytes, filePathProblem, ManifestFields } from './manifest';
+import { allocChunkData, checkpointStoreDefinition, DEFAULT_CHUNK_BYTES, FLOW_CONTROL_WINDOW, releaseChunkData } from './wire';
 
-/** What a caller says about a checkpoint; files, id and created_at are filled in. */
-export type ManifestFields = Partial<Omit<CheckpointManifest, 'id' | 'files' | 'createdAt'>>;
+/** Which checkpoints list() returns (all given fields must match). */
+export interface ListFilter {
+  runId?: string;
+  branch?: string;
+  tag?: string;
+  stage?: string;
+  includePruned?: boolean;
+}
 
 export interface PushOptions {
   /** Default: derived from the content, so pushing the same directory again resumes. */
@@ -102,7 +106,7 @@ export class CheckpointClient {
     this.raw = new Client(address, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      // Downloads would otherwise wait for a window update every 64 KiB (see flow-control.ts).
+      // Downloads would otherwise wait for a window update every 64 KiB.
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
       // The caller's trace continues in the store (traceparent in the call metadata).
       interceptors: [traceInterceptor],

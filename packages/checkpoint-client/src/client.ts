@@ -119,7 +119,25 @@ export class CheckpointClient {
 
   /** Uploads every file under `dir` as one checkpoint and commits it. */
   async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
-    const manifest = await manifestForDir(dir, fields, opts.knownSha256);
+    return this.put(await manifestForDir(dir, fields, opts.knownSha256), dir, opts);
+  }
+
+  /**
+   * Announces a checkpoint the store holds as policy `policyVersion` of its run: its manifest
+   * is committed again under that version (no file bytes move) and the store publishes
+   * CheckpointCommitted, as for any commit that names a version. Only the store announces
+   * commits; a learner that resumes from a checkpoint announces it this way. FAILED_PRECONDITION
+   * when the store no longer has all of its files.
+   */
+  async announce(manifest: CheckpointManifest, policyVersion: number, opts: Pick<PushOptions, 'retries'> = {}): Promise<CheckpointManifest> {
+    if (!Number.isSafeInteger(policyVersion) || policyVersion < 1) throw new Error(`announce: policyVersion must be a whole number >= 1, got ${policyVersion}`);
+    const input = CheckpointManifest.fromPartial({ ...manifest, id: '', createdAt: undefined });
+    const { manifest: committed } = await this.put(input, undefined, { ...opts, policyVersion });
+    return committed;
+  }
+
+  /** One checkpoint into the store: the files under `dir` it lacks (none without a dir), then the commit. */
+  private async put(manifest: CheckpointManifest, dir: string | undefined, opts: PushOptions): Promise<PushResult> {
     const policyVersion = opts.policyVersion ?? 0;
     let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
     let bytesSent = 0;
@@ -128,6 +146,10 @@ export class CheckpointClient {
       const header = PutHeader.fromPartial({ uploadId, manifest, policyVersion });
       try {
         const { files: progress } = await this.call<{ files: FileProgress[] }>('startUpload', { header });
+        const lacking = progress.filter((f) => !f.complete);
+        if (dir === undefined && lacking.length > 0) {
+          throw new CheckpointClientError(grpc.status.FAILED_PRECONDITION, `the store no longer holds ${lacking.map((f) => f.path).join(', ')} of this checkpoint`);
+        }
         const res = await this.upload(dir, header, progress, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, (n) => (bytesSent += n));
         return { manifest: res.manifest!, created: res.created, uploadId, bytesSent };
       } catch (err) {
@@ -220,8 +242,8 @@ export class CheckpointClient {
     return this.call('getUploadStatus', { uploadId });
   }
 
-  /** One PutCheckpoint stream: the header, the bytes the store lacks, the commit. */
-  private upload(dir: string, header: PutHeader, progress: FileProgress[], chunkBytes: number, sent: (n: number) => void): Promise<PutCheckpointResponse> {
+  /** One PutCheckpoint stream: the header, the bytes the store lacks (read from `dir`, given when it lacks any), the commit. */
+  private upload(dir: string | undefined, header: PutHeader, progress: FileProgress[], chunkBytes: number, sent: (n: number) => void): Promise<PutCheckpointResponse> {
     return new Promise<PutCheckpointResponse>((resolve, reject) => {
       const call = this.raw.putCheckpoint((err, res) => (err ? reject(clientError(err)) : resolve(res)));
       const have = new Map(progress.map((p) => [p.path, p]));
@@ -232,7 +254,7 @@ export class CheckpointClient {
           if (p?.complete) continue;
           const start = p?.received ?? 0;
           if (start >= f.size && f.size > 0) continue;
-          const handle = await fsp.open(path.join(dir, ...f.path.split('/')), 'r');
+          const handle = await fsp.open(path.join(dir!, ...f.path.split('/')), 'r');
           // One read ahead, so the disk works while the previous chunk is being sent.
           const read = async (offset: number) => {
             const buf = allocChunkData(Math.min(chunkBytes, f.size - offset), f.path);

@@ -114,12 +114,13 @@ export class CheckpointStore {
           throw failedPrecondition(`file ${JSON.stringify(f.path)} (${f.sha256}) is no longer in the store; start the upload again`);
         }
       }
+      const sealed = sealManifest(input, new Date());
+      // Stored already (its parent was checked then): a second push, or an announcement.
+      const existing = await this.manifest(sealed.id);
+      if (existing) return { manifest: existing, created: false };
       if (input.parentId && !(await this.manifest(input.parentId))) {
         throw failedPrecondition(`header.manifest.parent_id ${input.parentId} is not a checkpoint in the store`);
       }
-      const sealed = sealManifest(input, new Date());
-      const existing = await this.manifest(sealed.id);
-      if (existing) return { manifest: existing, created: false };
       await this.backend.putManifest(sealed);
       this.manifests.set(sealed.id, sealed);
       await this.applyRetention();

@@ -13,7 +13,6 @@
 // sampling overlaps training; a group sampled more than k versions back is dropped, counted
 // and asked for again.
 import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@temper/algorithms';
-import { publishCommitted } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
@@ -176,7 +175,8 @@ async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
     const state: RunState = { ...loaded.runState!, attempt: loaded.runState!.attempt + 1, policyVersion };
     ctx.log.info('resuming grpo stage', { stage, step: state.step, checkpoint: resumable.id, policyVersion });
-    await publishCommitted(ctx.bus)(loaded.manifest, policyVersion);
+    // The store announces it as that version (CheckpointCommitted): generators pull it, or attach it to weights they hold.
+    await ctx.store.announce(loaded.manifest, policyVersion);
     return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: resumable.id };
   }
   let model: Model;

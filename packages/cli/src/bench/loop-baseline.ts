@@ -7,7 +7,7 @@ import { taskStream } from '@temper/data';
 import { HfConfig, Model } from '@temper/native';
 import { compileRewardSpec } from '@temper/rewards';
 import { createTokenizer } from '@temper/tokenizers';
-import { grpoStep } from '@temper/learner/dist/grpo/train-step';
+import { grpoStep } from '@temper/training';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';

@@ -16,10 +16,10 @@ import { buildTrainingBatch, learningRate, ScoredPromptGroup, Schedule } from '@
 import { HfConfig, Model } from '@temper/native';
 import { FinishReason, GrpoStage, ScoredGroup } from '@temper/proto';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
+import { grpoStep, GrpoLossConfig, referenceLogprobs } from '@temper/training';
 import { exportWeights, latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, streamWeights, writeCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { RolloutExchange } from '../rollouts';
-import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../grpo/train-step';
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
 import { GroupRequests } from '../grpo/requests';
 import { StepTraces } from '../grpo/step-traces';

@@ -3,7 +3,7 @@
 // steps move the policy the way the advantages say.
 import { buildTrainingBatch, policyLoss, ScoredPromptGroup, TrainingBatch } from '@temper/algorithms';
 import { Model } from '@temper/native';
-import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../src/grpo/train-step';
+import { grpoStep, GrpoLossConfig, referenceLogprobs } from '@temper/training';
 
 const config = {
   model_type: 'qwen2' as const,

@@ -1,48 +1,18 @@
-// Shared test setup: small model directories, a store served over loopback gRPC, and
-// byte-for-byte directory comparison.
+// Shared test setup: a store served over loopback gRPC (model directories to push, and
+// comparing them, come from test/harness/checkpoint-dirs.ts).
 import { Bus, connectBus } from '@temper/bus';
 import { startGrpcServer, RunningGrpcServer } from '@temper/service';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { CheckpointClient, listFiles } from '@temper/checkpoint-client';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy } from '../src';
 import { publishCommitted } from '../src/events';
+import { tempDir } from '../../../test/harness/checkpoint-dirs';
 import { testNatsUrl } from '../../../test/harness/nats';
 
-export async function tempDir(prefix = 'ckpt-test-'): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
-}
-
-/** A Hugging Face-shaped directory: config, N safetensors shards, tokenizer, an adapter folder. */
-export async function makeModelDir(dir: string, opts: { shards?: number; shardBytes?: number } = {}): Promise<string> {
-  const shards = opts.shards ?? 3;
-  const shardBytes = opts.shardBytes ?? 1 << 20;
-  await fsp.mkdir(path.join(dir, 'adapter'), { recursive: true });
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, vocab_size: 256 }));
-  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify({ version: '1.0', model: { type: 'BPE' } }));
-  for (let i = 1; i <= shards; i++) {
-    const name = `model-${String(i).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
-    // Odd sizes so the last chunk of each file is a partial one.
-    await fsp.writeFile(path.join(dir, name), randomBytes(shardBytes + i * 7919));
-  }
-  await fsp.writeFile(path.join(dir, 'adapter', 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 8 }));
-  await fsp.writeFile(path.join(dir, 'adapter', 'empty.bin'), '');
-  return dir;
-}
-
-/** Throws unless both directories hold the same relative paths with identical bytes. */
-export async function expectSameTree(a: string, b: string): Promise<void> {
-  const fa = await listFiles(a);
-  const fb = await listFiles(b);
-  expect(fb).toEqual(fa);
-  for (const rel of fa) {
-    const [x, y] = await Promise.all([fsp.readFile(path.join(a, rel)), fsp.readFile(path.join(b, rel))]);
-    if (!x.equals(y)) throw new Error(`${rel} differs between ${a} and ${b}`);
-  }
-}
+export { expectSameTree, makeModelDir, tempDir } from '../../../test/harness/checkpoint-dirs';
 
 export interface TestStore {
   store: CheckpointStore;

@@ -38,7 +38,7 @@ async function randomBatch(model: Model, seed: number): Promise<TrainingBatch> {
     });
     groups.push({ promptIds, completions, rewards: [r(), r(), r() + 1] });
   }
-  const batch = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+  const batch = buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: 0 });
   const { logprobs } = await model.logprobs(batch.tokens, { batch: batch.n, seqLen: batch.seqLen, lengths: batch.lengths });
   for (let j = 0; j < logprobs.length; j++) if (batch.mask[j]) batch.oldLogprobs[j] = logprobs[j] + (r() - 0.5) * 0.1;
   return batch;

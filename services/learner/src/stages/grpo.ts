@@ -84,7 +84,6 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         const learnStart = performance.now();
         const batch = buildTrainingBatch(groups.map(toPromptGroup), {
           estimator: g.estimator,
-          dropDegenerate: g.dynamicSampling,
           filterOverlong: g.filterOverlong,
           padId: tokenizer.specialTokens.pad ?? 0,
         });

@@ -19,6 +19,6 @@ runService(log, async () => {
   const store = await openStore(storage, bus, log);
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [checkpointStoreBinding(store, { log, tracer: tracing.tracer })] });
   widenFlowControl(grpc.server);
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl, backend: store.backend.location, keepLast: storage.keepLast, traces: tracing.endpoint });
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, backend: store.backend.location, keepLast: storage.keepLast, quota: storage.quota, traces: tracing.endpoint });
   return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => grpc.stop()];
 });

@@ -12,7 +12,7 @@ import { chronological, LineageGraph } from './lineage';
 import { sealManifest } from './manifest';
 import { checkTag, isSha256 } from './names';
 import { pruneCandidates, RetentionPolicy } from './retention';
-import { Upload, Uploads } from './uploads';
+import { StagingQuota, Upload, Uploads } from './uploads';
 
 export interface CheckpointStoreOptions {
   backend: Backend;
@@ -26,6 +26,8 @@ export interface CheckpointStoreOptions {
    * held, by a sweep every hour (and one at open). 0 (default) never drops them.
    */
   uploadTtlMs?: number;
+  /** Bounds on the bytes uploads in progress stage (default: none). */
+  quota?: StagingQuota;
   log?: Logger;
 }
 
@@ -47,12 +49,14 @@ export class CheckpointStore {
   private sweeper?: NodeJS.Timeout;
 
   private constructor(private readonly opts: CheckpointStoreOptions) {
-    this.uploads = new Uploads(opts.stagingDir, opts.backend);
+    this.uploads = new Uploads(opts.stagingDir, opts.backend, opts.quota);
   }
 
   static async open(opts: CheckpointStoreOptions): Promise<CheckpointStore> {
     const store = new CheckpointStore(opts);
-    await store.uploads.init();
+    const { removed, unreadable } = await store.uploads.init();
+    if (removed.length > 0) opts.log?.warn('removed uploads that need more staging than one upload may now have', { uploads: removed, quota: opts.quota });
+    for (const { id, err } of unreadable) opts.log?.warn('an upload in progress could not be read; the expiry sweep will remove it', { upload: id, err });
     const ttl = opts.uploadTtlMs ?? 0;
     if (ttl > 0) {
       await store.sweep(ttl);

@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { CheckpointClient } from '@temper/checkpoint-client';
-import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy } from '../src';
+import { CheckpointClient, ManifestFields, manifestForDir } from '@temper/checkpoint-client';
+import { PutCheckpointRequest, PutHeader } from '@temper/proto';
+import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy, StagingQuota } from '../src';
 import { publishCommitted } from '../src/events';
 import { tempDir } from '../../../test/harness/checkpoint-dirs';
 import { testNatsUrl } from '../../../test/harness/nats';
@@ -33,6 +34,7 @@ export interface TestStoreOptions {
   /** Reuse this folder (to reopen a store). */
   root?: string;
   bucketPrefix?: string;
+  quota?: StagingQuota;
 }
 
 export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestStore> {
@@ -47,6 +49,7 @@ export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestS
     stagingDir: path.join(root, opts.backend === 'nats' ? 'staging' : 'store/uploads'),
     retention: opts.retention,
     onCommitted: opts.events ? publishCommitted(bus!) : undefined,
+    quota: opts.quota,
   });
   const server = await startGrpcServer({ address: '127.0.0.1:0', services: [checkpointStoreBinding(store)] });
   widenFlowControl(server.server);
@@ -74,4 +77,50 @@ export function uniqueBucket(): string {
 
 export function fileExists(p: string): boolean {
   return fs.existsSync(p);
+}
+
+/**
+ * Sends the header and the first `bytes` bytes of the upload, then either ends the stream
+ * without a commit ('end': the store keeps every byte sent) or drops the call ('cancel':
+ * bytes still in flight are lost).
+ */
+export async function sendPartOfUpload(client: CheckpointClient, src: string, uploadId: string, bytes: number, how: 'end' | 'cancel', fields: ManifestFields = { runId: 'resume', branch: 'main', step: 7 }): Promise<PutHeader> {
+  const manifest = await manifestForDir(src, fields);
+  const files = manifest.files;
+  const header = PutHeader.fromPartial({ uploadId, manifest });
+  const call = client.raw.putCheckpoint(() => undefined);
+  call.on('error', () => undefined);
+  const send = (m: PutCheckpointRequest) => new Promise<void>((resolve) => call.write(m, () => resolve()));
+  await send({ part: { $case: 'header', value: header } });
+  let left = bytes;
+  for (const f of files) {
+    const data = await fsp.readFile(path.join(src, f.path));
+    for (let off = 0; off < data.length && left > 0; off += 100_000) {
+      const piece = data.subarray(off, Math.min(data.length, off + 100_000, off + left));
+      await send({ part: { $case: 'chunk', value: { path: f.path, offset: off, data: piece } } });
+      left -= piece.length;
+    }
+  }
+  if (how === 'cancel') {
+    // Drop the call once the store has taken some of the bytes (the rest may be in flight).
+    for (let i = 0; i < 200; i++) {
+      const status = await client.uploadStatus(uploadId).catch(() => ({ files: [] }));
+      if (status.files.some((f) => f.received > 0)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    call.cancel();
+  } else {
+    call.end();
+  }
+  return header;
+}
+
+/** What the store holds of an upload once no stream writes it any more. */
+export async function receivedOnceSettled(client: CheckpointClient, uploadId: string): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const status = await client.uploadStatus(uploadId).catch(() => undefined);
+    if (status && !status.active) return status.files.reduce((n, f) => n + f.received, 0);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`upload ${uploadId} did not settle`);
 }

@@ -49,16 +49,27 @@ export async function exportWeights(model: Model): Promise<Weights> {
 }
 
 export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
-  return (await writeCheckpoint(model, opts))(store);
+  const written = await writeCheckpoint(model, opts);
+  try {
+    return await written.push(store);
+  } finally {
+    written.discard();
+  }
+}
+
+/** A checkpoint written to a local folder, to push when the caller likes. */
+export interface WrittenCheckpoint {
+  /** Pushes it to the store, with `more` manifest fields known only by then (its parent). */
+  push(store: CheckpointClient, more?: ManifestFields): Promise<CheckpointManifest>;
+  /** Removes the local copy (pushed or not). */
+  discard(): void;
 }
 
 /**
- * Writes the model as it is now (the write is queued on the model as this is called, ahead of
- * any later call such as the next training step) and gives the upload to run when the caller
- * likes: the returned function pushes the checkpoint to the store, with `more` manifest fields
- * known only by then (its parent), and removes the local copy.
+ * Writes the model as it is now: the write is queued on the model as this is called, ahead of
+ * any later call such as the next training step.
  */
-export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<(store: CheckpointClient, more?: ManifestFields) => Promise<CheckpointManifest>> {
+export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<WrittenCheckpoint> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
@@ -68,14 +79,13 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  return async (store, more = {}) => {
-    try {
+  return {
+    push: async (store, more = {}) => {
       const knownSha256 = opts.weights ? { [WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
       const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
       return manifest;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    },
+    discard: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
 

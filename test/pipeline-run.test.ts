@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { freePort } from '@temper/bus';
 
 const run = promisify(execFile);
-const cli = path.join(__dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const cli = path.join(__dirname, '..', 'apps', 'cli', 'dist', 'main.js');
 
 const spec = `
 name: tiny-recipe

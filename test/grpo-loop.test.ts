@@ -13,7 +13,7 @@ import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
 
 const rewards = `
-    - { name: accuracy, weight: 1 }
+    - { name: accuracy, weight: 1, report_as: accuracy }
     - { name: digits, weight: 1 } # test/harness/reward-plugin.js`;
 
 const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12, maxPolicyLag = 0, components = rewards, grpoOptions = '') => `
@@ -110,6 +110,9 @@ describe('the GRPO loop across services', () => {
       expect(s.values.groups).toBe(2);
       expect(s.values['reward/total']).toEqual(expect.any(Number));
       expect(s.values.response_length).toBeGreaterThan(0);
+      // The spec reports its accuracy component as accuracy, and no component as format.
+      expect(s.values.accuracy).toBeCloseTo(s.values['reward/accuracy'], 12);
+      expect(s.values.format_rate).toBeUndefined();
     }
 
     // Checkpoints landed, one per step after the initial policy, each the child of the last.
@@ -168,6 +171,7 @@ describe('the GRPO loop across services', () => {
     const [step] = followed.steps;
     // 2 groups asked for, then 3 rounds of 2 refills: 8 flat groups, none trained on.
     expect(step.values).toMatchObject({ groups: 0, short_groups: 2, degenerate_groups: 8, refill_rounds: 3 });
+    expect(step.values.accuracy).toBeUndefined();
     const lines = fs.readFileSync(path.join(dir, 'logs', 'learner.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     const said = lines.find((l) => l.msg === 'step trains on fewer groups than it asked for' && l.run_id === run!.runId);
     expect(said).toMatchObject({ level: 'warn', step: 1, asked: 2, groups: 0, missing: 2, degenerate: 8, refills: 3 });

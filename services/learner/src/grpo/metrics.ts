@@ -1,8 +1,20 @@
-// What a GRPO step reports: rewards and their components, what was collected and dropped,
+// What a GRPO step reports: rewards and their components (and the shares solved and well
+// formed, by the components the reward spec names for them), what was collected and dropped,
 // where the step's time went, and the training figures.
-import type { RewardBreakdown } from '@temper/proto';
+import { RewardReport, RewardSpec } from '@temper/proto';
 import type { GrpoStepMetrics } from '@temper/training';
 import type { Collected } from './collect';
+
+/** The reward components a spec reports as accuracy and as format rate (report_as). */
+export interface ReportedComponents {
+  accuracy?: string;
+  format?: string;
+}
+
+export function reportedComponents(spec: RewardSpec | undefined): ReportedComponents {
+  const named = (report: RewardReport) => spec?.components.find((c) => c.reportAs === report)?.name;
+  return { accuracy: named(RewardReport.REWARD_REPORT_ACCURACY), format: named(RewardReport.REWARD_REPORT_FORMAT) };
+}
 
 export interface StepReport {
   collected: Collected;
@@ -22,7 +34,7 @@ export interface StepReport {
   syncMs: number;
 }
 
-export function stepMetrics(r: StepReport): Record<string, number> {
+export function stepMetrics(r: StepReport, reported: ReportedComponents): Record<string, number> {
   const groups = r.collected.groups;
   const rewards = groups.flatMap((g) => g.rewards);
   const completions = groups.flatMap((g) => g.group?.completions ?? []);
@@ -54,7 +66,12 @@ export function stepMetrics(r: StepReport): Record<string, number> {
   for (const name of new Set(rewards.flatMap((x) => Object.keys(x.components)))) {
     values[`reward/${name}`] = mean(rewards.map((x) => x.components[name] ?? 0));
   }
-  Object.assign(values, solvedShares(rewards));
+  if (rewards.length > 0) {
+    // Solved outright, and well formed: a component at 1 or more (partial credit is neither).
+    const share = (component: string) => mean(rewards.map((x) => ((x.components[component] ?? 0) >= 1 ? 1 : 0)));
+    if (reported.accuracy) values.accuracy = share(reported.accuracy);
+    if (reported.format) values.format_rate = share(reported.format);
+  }
   if (r.train) {
     values.loss = r.train.loss;
     values.kl = r.train.kl;
@@ -63,15 +80,6 @@ export function stepMetrics(r: StepReport): Record<string, number> {
     values.grad_norm = r.train.gradNorm;
   }
   return values;
-}
-
-// Training-batch accuracy: the share solved outright (countdown's partial credit is not a solve).
-function solvedShares(rewards: RewardBreakdown[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  const judge = ['accuracy', 'countdown'].find((name) => name in (rewards[0]?.components ?? {}));
-  if (judge) out.accuracy = mean(rewards.map((x) => (x.components[judge] >= 1 ? 1 : 0)));
-  if ('format' in (rewards[0]?.components ?? {})) out.format_rate = mean(rewards.map((x) => (x.components.format >= 1 ? 1 : 0)));
-  return out;
 }
 
 /** Groups collected, for the log line of a step that came up short. */

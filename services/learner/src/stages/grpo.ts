@@ -31,7 +31,7 @@ import { openPrompts } from '../prompts';
 import { CheckpointUploads } from '../grpo/checkpoint-uploads';
 import { collectStep, toPromptGroup } from '../grpo/collect';
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
-import { describeShortfall, stepMetrics } from '../grpo/metrics';
+import { describeShortfall, reportedComponents, stepMetrics } from '../grpo/metrics';
 import { startingPoint } from '../grpo/starting-point';
 import { StepRollouts } from '../grpo/step-rollouts';
 import { StageContext, StageResult } from './context';
@@ -48,6 +48,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
     reference: g.klBeta > 0 ? (await loadCheckpoint(ctx.store, start.referenceId, { threads: ctx.threads })).model : null,
   };
   const schedule = scheduleOf(g);
+  const reported = reportedComponents(ctx.spec.reward);
   let state = start.state;
   const rollouts = await StepRollouts.open(ctx, g, tokenizer, openPrompts(g.task!, Number(ctx.spec.seed), state.dataCursor), state.attempt, state.step);
   const uploads = new CheckpointUploads(ctx, start.lastCheckpointId);
@@ -91,7 +92,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
       // report
       rollouts.done(step);
       state = next;
-      await ctx.emitMetrics(step, g.steps, stepMetrics({ ...report, stepMs: performance.now() - stepStart }));
+      await ctx.emitMetrics(step, g.steps, stepMetrics({ ...report, stepMs: performance.now() - stepStart }, reported));
       if (evalDue(ctx, step, g.steps, g.evalEvery)) await evaluatePolicy(ctx, model, tokenizer, step, g.steps, g.task);
     }
     return { checkpointId: await uploads.latest() };

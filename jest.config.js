@@ -16,7 +16,7 @@ for (const ws of workspaces) {
 module.exports = {
   rootDir: root,
   testEnvironment: 'node',
-  roots: ['<rootDir>/native', '<rootDir>/packages', '<rootDir>/services', '<rootDir>/test'],
+  roots: ['<rootDir>/native', '<rootDir>/packages', '<rootDir>/services', '<rootDir>/apps', '<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
   moduleNameMapper,

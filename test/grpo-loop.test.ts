@@ -2,26 +2,28 @@
 // a tiny model on a built-in task. Then the same run surviving a killed learner and a killed
 // generator.
 import { connectBus, streams } from '@temper/bus';
-import { CheckpointClient } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { CheckpointManifest, RunState } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LearnerClient } from '../packages/cli/src/learner-client';
-import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { LearnerClient } from '../apps/cli/src/learner-client';
+import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
 import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
 
-const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12, maxPolicyLag = 0) => `
+const rewards = `
+    - { name: accuracy, weight: 1, report_as: accuracy }
+    - { name: digits, weight: 1 } # test/harness/reward-plugin.js`;
+
+const spec = (name: string, steps: number, saveEvery: number, maxNewTokens = 12, maxPolicyLag = 0, components = rewards, grpoOptions = '') => `
 name: ${name}
 seed: 7
 model:
   tokenizer: bytes
   config: { model_type: qwen2, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, tie_word_embeddings: true }
 reward:
-  components:
-    - { name: accuracy, weight: 1 }
-    - { name: digits, weight: 1 } # test/harness/reward-plugin.js
+  components:${components}
 stages:
   - name: rl
     grpo:
@@ -32,7 +34,7 @@ stages:
       max_policy_lag: ${maxPolicyLag}
       task: { uri: "builtin:arithmetic", fields: { difficulty: "1" } }
       sampling: { temperature: 1.0, max_new_tokens: ${maxNewTokens} }
-      optimizer: { lr: 0.003 }
+      optimizer: { lr: 0.003 }${grpoOptions}
 `;
 
 interface Followed {
@@ -108,6 +110,9 @@ describe('the GRPO loop across services', () => {
       expect(s.values.groups).toBe(2);
       expect(s.values['reward/total']).toEqual(expect.any(Number));
       expect(s.values.response_length).toBeGreaterThan(0);
+      // The spec reports its accuracy component as accuracy, and no component as format.
+      expect(s.values.accuracy).toBeCloseTo(s.values['reward/accuracy'], 12);
+      expect(s.values.format_rate).toBeUndefined();
     }
 
     // Checkpoints landed, one per step after the initial policy, each the child of the last.
@@ -154,6 +159,22 @@ describe('the GRPO loop across services', () => {
     }
     // Groups for step 2 were asked for while step 1 trained, so some were sampled a version back.
     expect(Math.max(...followed.steps.slice(1).map((s) => s.values.policy_lag))).toBeGreaterThan(0);
+  });
+
+  it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {
+    // Every reward is the same: with dynamic sampling each group is dropped and asked for again.
+    const flat = spec('short', 1, 1, 12, 0, '\n    - { name: constant, weight: 1 }', '\n      dynamic_sampling: true');
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: flat } });
+    const followed = await follow(learner, run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    const [step] = followed.steps;
+    // 2 groups asked for, then 3 rounds of 2 refills: 8 flat groups, none trained on.
+    expect(step.values).toMatchObject({ groups: 0, short_groups: 2, degenerate_groups: 8, refill_rounds: 3 });
+    expect(step.values.accuracy).toBeUndefined();
+    const lines = fs.readFileSync(path.join(dir, 'logs', 'learner.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const said = lines.find((l) => l.msg === 'step trains on fewer groups than it asked for' && l.run_id === run!.runId);
+    expect(said).toMatchObject({ level: 'warn', step: 1, asked: 2, groups: 0, missing: 2, degenerate: 8, refills: 3 });
   });
 
   it('resumes a run after the learner is killed, with no step lost or done twice', async () => {

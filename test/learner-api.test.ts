@@ -5,8 +5,8 @@ import { RunState } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LearnerClient } from '../packages/cli/src/learner-client';
-import { LocalStack, startLocalStack } from '../packages/cli/src/local-stack';
+import { LearnerClient } from '../apps/cli/src/learner-client';
+import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
 
 const spec = (name: string) => `
 name: ${name}

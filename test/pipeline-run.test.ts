@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { freePort } from '@temper/bus';
 
 const run = promisify(execFile);
-const cli = path.join(__dirname, '..', 'packages', 'cli', 'dist', 'main.js');
+const cli = path.join(__dirname, '..', 'apps', 'cli', 'dist', 'main.js');
 
 const spec = `
 name: tiny-recipe
@@ -21,8 +21,8 @@ model:
   config: { model_type: qwen2, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 2, num_key_value_heads: 1, max_position_embeddings: 256, tie_word_embeddings: true }
 reward:
   components:
-    - { name: countdown, weight: 1, options: { partialCredit: 0.3 } }
-    - { name: format, weight: 0.5, options: { partialCredit: 0.5 } }
+    - { name: countdown, weight: 1, options: { partialCredit: 0.3 }, report_as: accuracy }
+    - { name: format, weight: 0.5, options: { partialCredit: 0.5 }, report_as: format }
 eval:
   task: { uri: "builtin:countdown", fields: { difficulty: "1" } }
   num_prompts: 8

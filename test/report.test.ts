@@ -7,8 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
-import { ReportEntry, renderReport, branchComparison } from '../packages/cli/src/report/html';
-import { niceTicks } from '../packages/cli/src/report/svg';
+import { ReportEntry, renderReport, branchComparison } from '../apps/cli/src/report/html';
+import { niceTicks } from '../apps/cli/src/report/svg';
 
 const run = promisify(execFile);
 

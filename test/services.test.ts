@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LocalStack, serviceEntry, startLocalStack } from '../packages/cli/src/local-stack';
+import { LocalStack, serviceEntry, startLocalStack } from '../apps/cli/src/local-stack';
 
 describe('the four services', () => {
   let stack: LocalStack;

@@ -99,7 +99,7 @@ describe('building all images with one command', () => {
     const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
     for (const p of ['**/node_modules', '**/dist', 'native/build', '.git']) expect(ignored).toContain(p);
     // What the build stage needs must not be ignored.
-    for (const p of ['scripts', 'proto', 'native', 'packages', 'services', 'deploy']) expect(ignored).not.toContain(p);
+    for (const p of ['scripts', 'proto', 'native', 'packages', 'services', 'apps', 'deploy']) expect(ignored).not.toContain(p);
   });
 });
 

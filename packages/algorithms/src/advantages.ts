@@ -11,25 +11,35 @@ export const STD_EPS = 1e-4;
  * dr_grpo:   r - group mean (Dr. GRPO: no std scaling, which biases towards easy/hard prompts)
  * rloo:      r - mean of the other G-1 rewards of the group (leave-one-out baseline)
  * batch_std: (r - group mean) / (std of all rewards in the batch + eps)
+ *
+ * `groups` are the batch's groups, each its completions' rewards (sizes may differ); the
+ * result has one array of advantages per group, in order.
  */
+export function batchAdvantages(groups: ArrayLike<number>[], estimator: AdvantageEstimator): Float64Array[] {
+  const all = estimator === 'batch_std' ? groups.flatMap((g) => Array.from(g)) : [];
+  const batchScale = estimator === 'batch_std' ? 1 / (sampleStd(all, 0, all.length) + STD_EPS) : 1;
+  return groups.map((rewards, gi) => {
+    const size = rewards.length;
+    if (estimator === 'rloo' && size < 2) throw new Error(`group ${gi}: rloo needs groups of at least 2`);
+    const mean = sum(rewards, 0, size) / size;
+    const scale = estimator === 'grpo' ? 1 / (sampleStd(rewards, 0, size) + STD_EPS) : batchScale;
+    const out = new Float64Array(size);
+    for (let i = 0; i < size; i++) {
+      out[i] = estimator === 'rloo' ? rewards[i] - (mean * size - rewards[i]) / (size - 1) : (rewards[i] - mean) * scale;
+    }
+    return out;
+  });
+}
+
+/** batchAdvantages over rewards laid out group after group, `groupSize` each. */
 export function groupAdvantages(rewards: ArrayLike<number>, groupSize: number, estimator: AdvantageEstimator): Float64Array {
   const n = rewards.length;
   if (!Number.isInteger(groupSize) || groupSize < 1) throw new Error(`groupSize must be a positive integer (got ${groupSize})`);
   if (n % groupSize !== 0) throw new Error(`${n} rewards do not split into groups of ${groupSize}`);
   if (estimator === 'rloo' && groupSize < 2) throw new Error('rloo needs groups of at least 2');
+  const groups = Array.from({ length: n / groupSize }, (_, g) => Array.from({ length: groupSize }, (_, i) => rewards[g * groupSize + i]));
   const out = new Float64Array(n);
-  const batchStd = estimator === 'batch_std' ? sampleStd(rewards, 0, n) : 0;
-  for (let g = 0; g < n; g += groupSize) {
-    const mean = sum(rewards, g, g + groupSize) / groupSize;
-    const scale =
-      estimator === 'grpo' ? 1 / (sampleStd(rewards, g, g + groupSize) + STD_EPS) : estimator === 'batch_std' ? 1 / (batchStd + STD_EPS) : 1;
-    for (let i = g; i < g + groupSize; i++) {
-      out[i] =
-        estimator === 'rloo'
-          ? rewards[i] - (mean * groupSize - rewards[i]) / (groupSize - 1)
-          : (rewards[i] - mean) * scale;
-    }
-  }
+  batchAdvantages(groups, estimator).forEach((adv, g) => out.set(adv, g * groupSize));
   return out;
 }
 

@@ -6,7 +6,7 @@
 // Layout: a sequence is prompt ++ completion, padded to seqLen. The engine's logprobs() row
 // has seqLen-1 entries, entry t = log p(token[t+1] | tokens[..t]); completion token k sits at
 // position P+k, so its log-prob is entry P+k-1 (P = prompt length).
-import { AdvantageEstimator, groupAdvantages, isDegenerateGroup } from './advantages';
+import { AdvantageEstimator, batchAdvantages, isDegenerateGroup } from './advantages';
 
 export interface SampledCompletion {
   tokenIds: ArrayLike<number>;
@@ -24,9 +24,13 @@ export interface ScoredPromptGroup {
 }
 
 export interface BatchOptions {
+  /**
+   * How advantages are computed from the groups' rewards. batch_std takes its std over every
+   * reward of the groups given: the batch. Groups dropped before (dynamic sampling drops those
+   * whose rewards are all equal, in the learner) are not in the batch and do not count; groups
+   * of equal rewards that are given count, and get advantage 0.
+   */
   estimator: AdvantageEstimator;
-  /** Drop groups whose rewards are all equal (they carry no gradient). */
-  dropDegenerate: boolean;
   /** Mask out completions cut off by the generation limit (overlong filtering). */
   filterOverlong: boolean;
   padId: number;
@@ -48,30 +52,25 @@ export interface TrainingBatch {
   maskedTokens: number;
   /** Longest completion in the batch (Dr. GRPO's constant uses the generation limit instead). */
   maxCompletionTokens: number;
+  /** degenerateGroups: groups whose rewards are all equal (advantage 0 throughout). */
   stats: { groups: number; degenerateGroups: number; overlongCompletions: number };
 }
 
 export function buildTrainingBatch(groups: ScoredPromptGroup[], opts: BatchOptions): TrainingBatch {
   let degenerate = 0;
   let overlong = 0;
-  const kept: ScoredPromptGroup[] = [];
   for (const [gi, g] of groups.entries()) {
     if (g.rewards.length !== g.completions.length) {
       throw new Error(`group ${gi}: ${g.rewards.length} rewards for ${g.completions.length} completions`);
     }
     if (g.completions.length === 0) throw new Error(`group ${gi} has no completions`);
-    if (isDegenerateGroup(g.rewards, 0, g.rewards.length)) {
-      degenerate++;
-      if (opts.dropDegenerate) continue;
-    }
-    kept.push(g);
+    if (isDegenerateGroup(g.rewards, 0, g.rewards.length)) degenerate++;
   }
 
+  // All groups' advantages at once: batch_std's std is the batch's, not each group's.
+  const groupAdvantages = batchAdvantages(groups.map((g) => g.rewards), opts.estimator);
   const rows: { prompt: ArrayLike<number>; c: SampledCompletion; advantage: number }[] = [];
-  for (const g of kept) {
-    const adv = groupAdvantages(g.rewards, g.rewards.length, opts.estimator);
-    g.completions.forEach((c, i) => rows.push({ prompt: g.promptIds, c, advantage: adv[i] }));
-  }
+  groups.forEach((g, gi) => g.completions.forEach((c, i) => rows.push({ prompt: g.promptIds, c, advantage: groupAdvantages[gi][i] })));
   const n = rows.length;
   const seqLen = Math.max(2, ...rows.map((r) => r.prompt.length + r.c.tokenIds.length));
   const tokens = new Int32Array(n * seqLen).fill(opts.padId);

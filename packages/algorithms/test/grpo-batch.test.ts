@@ -1,4 +1,4 @@
-import { buildTrainingBatch, microBatches, policyLoss, ScoredPromptGroup } from '@temper/algorithms';
+import { buildTrainingBatch, microBatches, policyLoss, ScoredPromptGroup, STD_EPS } from '@temper/algorithms';
 
 const groups: ScoredPromptGroup[] = [
   {
@@ -29,7 +29,7 @@ const groups: ScoredPromptGroup[] = [
 
 describe('buildTrainingBatch', () => {
   it('lays completions out in the engine log-prob layout', () => {
-    const b = buildTrainingBatch(groups, { estimator: 'dr_grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+    const b = buildTrainingBatch(groups, { estimator: 'dr_grpo', filterOverlong: false, padId: 0 });
     expect(b.n).toBe(6);
     expect(b.seqLen).toBe(5);
     expect(Array.from(b.tokens.subarray(0, 5))).toEqual([1, 2, 3, 7, 8]);
@@ -45,23 +45,40 @@ describe('buildTrainingBatch', () => {
     expect(b.stats).toEqual({ groups: 3, degenerateGroups: 1, overlongCompletions: 1 });
   });
 
-  it('drops degenerate groups and masks out overlong completions when asked', () => {
-    const b = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: true, filterOverlong: true, padId: 0 });
-    expect(b.n).toBe(4);
+  it('masks out overlong completions when asked, and trains degenerate groups with advantage 0', () => {
+    const b = buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: true, padId: 0 });
+    expect(b.n).toBe(6);
     expect(Array.from(b.mask.subarray(2 * 4, 3 * 4))).toEqual([0, 0, 0, 0]);
-    expect(b.maskedTokens).toBe(2 + 1 + 1);
+    expect(b.maskedTokens).toBe(2 + 1 + 1 + 1 + 1);
+    expect(Array.from(b.advantages.subarray(4))).toEqual([0, 0]);
+    expect(b.stats.degenerateGroups).toBe(1);
+  });
+
+  it('batch_std scales every group by the std of all the batch\'s rewards, not its own', () => {
+    const b = buildTrainingBatch(groups, { estimator: 'batch_std', filterOverlong: false, padId: 0 });
+    const all = groups.flatMap((g) => g.rewards);
+    const mean = all.reduce((a, x) => a + x, 0) / all.length;
+    const std = Math.sqrt(all.reduce((a, x) => a + (x - mean) ** 2, 0) / (all.length - 1));
+    const expected = groups.flatMap((g) => {
+      const groupMean = g.rewards.reduce((a, x) => a + x, 0) / g.rewards.length;
+      return g.rewards.map((r) => (r - groupMean) / (std + STD_EPS));
+    });
+    Array.from(b.advantages).forEach((a, i) => expect(a).toBeCloseTo(expected[i], 12));
+    // Per-group scaling (what grpo does) would give group 0 +-0.707; the batch's std gives less.
+    expect(b.advantages[0]).toBeCloseTo(0.5 / (std + STD_EPS), 12);
+    expect(b.advantages[0]).not.toBeCloseTo(buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: 0 }).advantages[0], 3);
   });
 
   it('names a group whose rewards do not match its completions', () => {
     expect(() =>
-      buildTrainingBatch([{ ...groups[0], rewards: [1] }], { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 }),
+      buildTrainingBatch([{ ...groups[0], rewards: [1] }], { estimator: 'grpo', filterOverlong: false, padId: 0 }),
     ).toThrow(/group 0: 1 rewards for 2 completions/);
   });
 });
 
 describe('micro-batches', () => {
   it.each(['grpo', 'bnpo', 'dr_grpo'] as const)('add up to the whole batch loss and gradient (%s)', (aggregation) => {
-    const b = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+    const b = buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: 0 });
     const T = b.seqLen - 1;
     // A "new" policy a little away from the rollout one.
     const logprobs = Array.from(b.oldLogprobs, (x, j) => x + 0.05 * Math.sin(j));

@@ -1,3 +1,5 @@
+export * from './checkpoint-files';
+export * from './gc';
 export * from './grpc-server';
 export * from './health-client';
 export * from './lifecycle';

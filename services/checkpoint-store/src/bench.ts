@@ -6,16 +6,15 @@
 // time includes verifying them and writing them to disk. Each run starts from an empty
 // store (the previous run's checkpoint is deleted, so nothing is deduplicated away); the
 // reported rates are the medians, with every run listed. Temporary files are removed.
-import { startGrpcServer } from '@temper/service';
+import { CheckpointClient } from '@temper/checkpoint-client';
+import { spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FsBackend } from './backends/fs';
-import { CheckpointClient } from './client';
 import { widenFlowControl } from './flow-control';
-import { spaceOutFullCollections } from './gc';
 import { checkpointStoreBinding } from './grpc';
 import { CheckpointStore } from './store';
 

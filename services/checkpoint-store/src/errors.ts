@@ -18,3 +18,4 @@ export const failedPrecondition = (msg: string) => new StoreError(status.FAILED_
 export const dataLoss = (msg: string) => new StoreError(status.DATA_LOSS, msg);
 export const aborted = (msg: string) => new StoreError(status.ABORTED, msg);
 export const outOfRange = (msg: string) => new StoreError(status.OUT_OF_RANGE, msg);
+export const resourceExhausted = (msg: string) => new StoreError(status.RESOURCE_EXHAUSTED, msg);

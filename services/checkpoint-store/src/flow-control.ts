@@ -1,14 +1,14 @@
 // Wider HTTP/2 flow-control windows for the store's gRPC server. Node's default window is
 // 64 KiB per stream, so an upload waits for a window update every 64 KiB; on loopback that
 // caps a put near 400 MB/s however fast the rest is. grpc-js sets the client's window from
-// an option ('grpc-node.flow_control_window', which CheckpointClient uses) but has no
+// an option ('grpc-node.flow_control_window', which CheckpointClient sets to FLOW_CONTROL_WINDOW) but has no
 // option for the server's, so this reaches its HTTP/2 servers and announces a larger
 // window on every new session. If grpc-js ever stops exposing them, nothing changes but speed.
 import type * as grpc from '@grpc/grpc-js';
+import { FLOW_CONTROL_WINDOW } from '@temper/checkpoint-client';
 import type { EventEmitter } from 'node:events';
 import type * as http2 from 'node:http2';
 
-export const FLOW_CONTROL_WINDOW = 16 << 20;
 const MAX_FRAME_BYTES = 1 << 20;
 
 /** Returns whether the server's sessions will get the wider window. */

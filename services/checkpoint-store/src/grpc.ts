@@ -1,6 +1,7 @@
 // temper.v1.CheckpointStore over gRPC: thin handlers that turn requests into store calls
 // and StoreErrors into statuses (INVALID_ARGUMENT, NOT_FOUND, DATA_LOSS, ...).
 import * as grpc from '@grpc/grpc-js';
+import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from '@temper/checkpoint-client';
 import {
   CheckpointStoreServer,
   GetCheckpointResponse,
@@ -14,7 +15,6 @@ import { withSpan } from '@temper/telemetry';
 import { failedPrecondition, invalidArgument, StoreError } from './errors';
 import { CheckpointStore } from './store';
 import { Upload } from './uploads';
-import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
 
 export interface HandlerOptions {
   log?: Logger;

@@ -1,13 +1,12 @@
-// @temper/checkpoint-store: the store (for embedding and tests) and its client library.
+// @temper/checkpoint-store: the store's server side (backends, uploads, GC, retention, the
+// gRPC handlers), for its entry point, its bench and tests that run a real store. Clients
+// use @temper/checkpoint-client.
 export * from './backends/backend';
 export * from './backends/fs';
 export * from './backends/object-store';
-export * from './client';
 export * from './errors';
 export * from './events';
-export * from './files';
 export * from './flow-control';
-export * from './gc';
 export * from './grpc';
 export * from './lineage';
 export * from './manifest';
@@ -17,4 +16,3 @@ export * from './retention';
 export * from './settings';
 export * from './store';
 export * from './uploads';
-export * from './wire';

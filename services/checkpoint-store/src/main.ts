@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // temper-checkpoint-store: keeps immutable checkpoints with lineage.
 import { connectBus } from '@temper/bus';
-import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { widenFlowControl } from './flow-control';
-import { spaceOutFullCollections } from './gc';
 import { checkpointStoreBinding } from './grpc';
 import { openStore } from './open';
 import { storeSettings } from './settings';
@@ -20,6 +19,6 @@ runService(log, async () => {
   const store = await openStore(storage, bus, log);
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [checkpointStoreBinding(store, { log, tracer: tracing.tracer })] });
   widenFlowControl(grpc.server);
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl, backend: store.backend.location, keepLast: storage.keepLast, traces: tracing.endpoint });
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, backend: store.backend.location, keepLast: storage.keepLast, quota: storage.quota, traces: tracing.endpoint });
   return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => grpc.stop()];
 });

@@ -1,24 +1,8 @@
-// What a file path, upload id or tag may look like. File paths come from clients and end
-// up joined to directories on the server and on every machine that pulls the checkpoint,
-// so anything that could leave the checkpoint directory is refused.
+// What a file path, upload id or tag may look like. Which file paths are safe is decided in
+// one place for both ends (filePathProblem, in the client package); the store refuses the
+// others with INVALID_ARGUMENT naming the field.
+import { filePathProblem } from '@temper/checkpoint-client';
 import { invalidArgument } from './errors';
-
-const MAX_PATH = 1024;
-
-/** Why `p` is not a safe relative file path inside a checkpoint, or undefined when it is. */
-export function filePathProblem(p: string): string | undefined {
-  if (p.length === 0) return 'is empty';
-  if (p.length > MAX_PATH) return `is longer than ${MAX_PATH} characters`;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(p)) return 'contains a control character';
-  if (p.includes('\\')) return 'contains a backslash (use "/" between directories)';
-  if (p.startsWith('/') || /^[A-Za-z]:/.test(p)) return 'is absolute';
-  for (const segment of p.split('/')) {
-    if (segment === '') return 'has an empty segment';
-    if (segment === '.' || segment === '..') return `has a "${segment}" segment`;
-  }
-  return undefined;
-}
 
 /** Throws INVALID_ARGUMENT naming the field and the path when `p` is not safe. */
 export function checkFilePath(p: string, field: string): void {

@@ -20,6 +20,7 @@ export async function openStore(settings: StoreSettings, bus: Bus, log?: Logger)
     retention: { keepLast: settings.keepLast },
     onCommitted: publishCommitted(bus),
     uploadTtlMs: settings.uploadTtlMs,
+    quota: settings.quota,
     log,
   });
 }

@@ -7,8 +7,12 @@
 //   TEMPER_CHECKPOINT_NATS_BUCKET    nats: bucket name prefix (default temper-checkpoints)
 //   TEMPER_CHECKPOINT_NATS_REPLICAS  nats: JetStream replicas (default 1)
 //   TEMPER_CHECKPOINT_UPLOAD_TTL_H   hours an abandoned upload is kept (default 24)
+//   TEMPER_CHECKPOINT_UPLOAD_MAX_GIB   most one upload may stage (default 128; a 7B model's
+//                                      resumable checkpoint, fp32 weights and AdamW moments, is ~85)
+//   TEMPER_CHECKPOINT_STAGING_MAX_GIB  most all uploads in progress may stage together (default 256)
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { StagingQuota } from './uploads';
 
 export interface StoreSettings {
   backend: 'fs' | 'nats';
@@ -17,6 +21,7 @@ export interface StoreSettings {
   natsBucket: string;
   natsReplicas: number;
   uploadTtlMs: number;
+  quota: StagingQuota;
 }
 
 export function storeSettings(env: NodeJS.ProcessEnv = process.env): StoreSettings {
@@ -29,7 +34,19 @@ export function storeSettings(env: NodeJS.ProcessEnv = process.env): StoreSettin
     natsBucket: env.TEMPER_CHECKPOINT_NATS_BUCKET ?? 'temper-checkpoints',
     natsReplicas: count(env, 'TEMPER_CHECKPOINT_NATS_REPLICAS', 1),
     uploadTtlMs: count(env, 'TEMPER_CHECKPOINT_UPLOAD_TTL_H', 24) * 3600_000,
+    quota: {
+      uploadBytes: gibibytes(env, 'TEMPER_CHECKPOINT_UPLOAD_MAX_GIB', 128),
+      totalBytes: gibibytes(env, 'TEMPER_CHECKPOINT_STAGING_MAX_GIB', 256),
+    },
   };
+}
+
+function gibibytes(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback * 2 ** 30;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a number of GiB > 0 (e.g. 0.5 or 64), not ${JSON.stringify(raw)}`);
+  return Math.floor(n * 2 ** 30);
 }
 
 function count(env: NodeJS.ProcessEnv, name: string, fallback: number): number {

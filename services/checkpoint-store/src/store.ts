@@ -2,6 +2,7 @@
 // retention over one backend. Everything a client sends is checked here (paths, hashes,
 // parents), and everything read is checked again before it is handed out, so each
 // backend gets the same guarantees.
+import { DEFAULT_CHUNK_BYTES, type ListFilter } from '@temper/checkpoint-client';
 import { CheckpointManifest, FileChunk, FileProgress, PutHeader } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { createHash } from 'node:crypto';
@@ -11,7 +12,7 @@ import { chronological, LineageGraph } from './lineage';
 import { sealManifest } from './manifest';
 import { checkTag, isSha256 } from './names';
 import { pruneCandidates, RetentionPolicy } from './retention';
-import { Upload, Uploads } from './uploads';
+import { StagingQuota, Upload, Uploads } from './uploads';
 
 export interface CheckpointStoreOptions {
   backend: Backend;
@@ -25,15 +26,9 @@ export interface CheckpointStoreOptions {
    * held, by a sweep every hour (and one at open). 0 (default) never drops them.
    */
   uploadTtlMs?: number;
+  /** Bounds on the bytes uploads in progress stage (default: none). */
+  quota?: StagingQuota;
   log?: Logger;
-}
-
-export interface ListFilter {
-  runId?: string;
-  branch?: string;
-  tag?: string;
-  stage?: string;
-  includePruned?: boolean;
 }
 
 export interface Lineage {
@@ -44,8 +39,6 @@ export interface Lineage {
   prunedIds: string[];
 }
 
-// 4 MiB: measured faster both ways than 1 MiB over loopback (fewer messages through grpc-js).
-export const DEFAULT_CHUNK_BYTES = 4 << 20;
 const MIN_CHUNK_BYTES = 4 << 10;
 const MAX_CHUNK_BYTES = 8 << 20;
 
@@ -56,12 +49,14 @@ export class CheckpointStore {
   private sweeper?: NodeJS.Timeout;
 
   private constructor(private readonly opts: CheckpointStoreOptions) {
-    this.uploads = new Uploads(opts.stagingDir, opts.backend);
+    this.uploads = new Uploads(opts.stagingDir, opts.backend, opts.quota);
   }
 
   static async open(opts: CheckpointStoreOptions): Promise<CheckpointStore> {
     const store = new CheckpointStore(opts);
-    await store.uploads.init();
+    const { removed, unreadable } = await store.uploads.init();
+    if (removed.length > 0) opts.log?.warn('removed uploads that need more staging than one upload may now have', { uploads: removed, quota: opts.quota });
+    for (const { id, err } of unreadable) opts.log?.warn('an upload in progress could not be read; the expiry sweep will remove it', { upload: id, err });
     const ttl = opts.uploadTtlMs ?? 0;
     if (ttl > 0) {
       await store.sweep(ttl);
@@ -123,12 +118,13 @@ export class CheckpointStore {
           throw failedPrecondition(`file ${JSON.stringify(f.path)} (${f.sha256}) is no longer in the store; start the upload again`);
         }
       }
+      const sealed = sealManifest(input, new Date());
+      // Stored already (its parent was checked then): a second push, or an announcement.
+      const existing = await this.manifest(sealed.id);
+      if (existing) return { manifest: existing, created: false };
       if (input.parentId && !(await this.manifest(input.parentId))) {
         throw failedPrecondition(`header.manifest.parent_id ${input.parentId} is not a checkpoint in the store`);
       }
-      const sealed = sealManifest(input, new Date());
-      const existing = await this.manifest(sealed.id);
-      if (existing) return { manifest: existing, created: false };
       await this.backend.putManifest(sealed);
       this.manifests.set(sealed.id, sealed);
       await this.applyRetention();

@@ -6,16 +6,32 @@
 // A file whose bytes are all there is checked against its sha256 and handed to the backend
 // as a blob; a mismatch discards it. What arrived survives a dropped connection and a
 // restart of the store, so the same upload id continues where it stopped.
+//
+// Staging is bounded, per upload and in all (StagingQuota). An upload reserves, when it starts,
+// the declared sizes of its files the store does not hold yet: no file grows past its declared
+// size, so that is the most it can stage. One that would pass either bound is refused with
+// RESOURCE_EXHAUSTED before it stages anything; a file leaves the reservation when it is stored.
+import { canonicalManifestBytes } from '@temper/checkpoint-client';
 import { FileProgress, PutHeader } from '@temper/proto';
 import { createHash, Hash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Backend } from './backends/backend';
-import { aborted, failedPrecondition, invalidArgument, outOfRange } from './errors';
-import { canonicalManifestBytes, checkManifestInput } from './manifest';
+import { aborted, failedPrecondition, invalidArgument, outOfRange, resourceExhausted } from './errors';
+import { checkManifestInput } from './manifest';
 import { checkUploadId } from './names';
 
 const EMPTY_SHA256 = createHash('sha256').digest('hex');
+
+/** The most bytes uploads in progress may stage (Infinity: no bound). */
+export interface StagingQuota {
+  /** One upload (TEMPER_CHECKPOINT_UPLOAD_MAX_GIB). */
+  uploadBytes: number;
+  /** All uploads in progress together (TEMPER_CHECKPOINT_STAGING_MAX_GIB). */
+  totalBytes: number;
+}
+
+export const UNBOUNDED: StagingQuota = { uploadBytes: Infinity, totalBytes: Infinity };
 
 interface StagedFile {
   index: number;
@@ -59,6 +75,11 @@ export class Upload {
 
   incomplete(): StagedFile[] {
     return this.files.filter((f) => !f.complete);
+  }
+
+  /** Staging bytes this upload may still use: the declared sizes of its files not stored yet. */
+  reservedBytes(): number {
+    return this.incomplete().reduce((n, f) => n + f.size, 0);
   }
 
   /** One stream at a time writes an upload. */
@@ -176,14 +197,64 @@ export class Upload {
 
 export class Uploads {
   private readonly active = new Map<string, Upload>();
+  /** Reservations of uploads being started (not yet in `active`). */
+  private readonly starting = new Map<string, number>();
 
   constructor(
     private readonly stagingDir: string,
     private readonly backend: Backend,
+    private readonly quota: StagingQuota = UNBOUNDED,
   ) {}
 
-  async init(): Promise<void> {
+  /**
+   * Opens the uploads a previous run of the store left, so the quota counts them; one that
+   * needs more than an upload may stage now (the bound was lowered) is removed. Returns the
+   * ids removed, and those whose staging could not be read (left for the expiry sweep).
+   */
+  async init(): Promise<{ removed: string[]; unreadable: { id: string; err: unknown }[] }> {
     await fsp.mkdir(this.stagingDir, { recursive: true });
+    const removed: string[] = [];
+    const unreadable: { id: string; err: unknown }[] = [];
+    for (const id of await fsp.readdir(this.stagingDir)) {
+      let upload: Upload | undefined;
+      try {
+        upload = await this.find(id);
+      } catch (err) {
+        unreadable.push({ id, err });
+        continue;
+      }
+      if (upload && upload.reservedBytes() > this.quota.uploadBytes) {
+        await this.remove(upload);
+        removed.push(id);
+      }
+    }
+    return { removed, unreadable };
+  }
+
+  /** Staging bytes reserved by every upload in progress. */
+  reservedBytes(): number {
+    let n = 0;
+    for (const u of this.active.values()) n += u.reservedBytes();
+    for (const bytes of this.starting.values()) n += bytes;
+    return n;
+  }
+
+  /**
+   * Reserves staging for a new upload, or refuses it with RESOURCE_EXHAUSTED. Synchronous
+   * from the check to the reservation, so uploads starting at once cannot both pass.
+   */
+  private reserve(uploadId: string, bytes: number): void {
+    const { uploadBytes, totalBytes } = this.quota;
+    if (bytes > uploadBytes) {
+      throw resourceExhausted(`upload ${uploadId} would stage ${bytes} bytes, more than the ${uploadBytes} one upload may (TEMPER_CHECKPOINT_UPLOAD_MAX_GIB)`);
+    }
+    const reserved = this.reservedBytes();
+    if (reserved + bytes > totalBytes) {
+      throw resourceExhausted(
+        `upload ${uploadId} would stage ${bytes} bytes, but uploads in progress hold ${reserved} of the ${totalBytes} all may (TEMPER_CHECKPOINT_STAGING_MAX_GIB); retry when some finish`,
+      );
+    }
+    this.starting.set(uploadId, bytes);
   }
 
   private readonly pending = new Map<string, Promise<unknown>>();
@@ -219,14 +290,24 @@ export class Uploads {
       await this.refresh(known);
       return known;
     }
+    let toReceive = 0;
+    for (const f of header.manifest!.files) if (!(await this.backend.hasBlob(f.sha256))) toReceive += f.size;
+    this.reserve(header.uploadId, toReceive);
     const dir = this.dirOf(header.uploadId);
-    await fsp.mkdir(dir, { recursive: true });
-    const tmp = path.join(dir, 'header.pb.tmp');
-    await fsp.writeFile(tmp, PutHeader.encode(header).finish());
-    await fsp.rename(tmp, path.join(dir, 'header.pb'));
-    const upload = new Upload(header.uploadId, header, dir, this.backend, await this.stagedFiles(header, dir));
-    this.active.set(upload.id, upload);
-    return upload;
+    try {
+      await fsp.mkdir(dir, { recursive: true });
+      const tmp = path.join(dir, 'header.pb.tmp');
+      await fsp.writeFile(tmp, PutHeader.encode(header).finish());
+      await fsp.rename(tmp, path.join(dir, 'header.pb'));
+      const upload = new Upload(header.uploadId, header, dir, this.backend, await this.stagedFiles(header, dir));
+      this.active.set(upload.id, upload);
+      return upload;
+    } catch (err) {
+      await fsp.rm(dir, { recursive: true, force: true });
+      throw err;
+    } finally {
+      this.starting.delete(header.uploadId);
+    }
   }
 
   async find(uploadId: string): Promise<Upload | undefined> {

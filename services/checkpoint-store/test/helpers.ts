@@ -1,47 +1,19 @@
-// Shared test setup: small model directories, a store served over loopback gRPC, and
-// byte-for-byte directory comparison.
+// Shared test setup: a store served over loopback gRPC (model directories to push, and
+// comparing them, come from test/harness/checkpoint-dirs.ts).
 import { Bus, connectBus } from '@temper/bus';
 import { startGrpcServer, RunningGrpcServer } from '@temper/service';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Backend, CheckpointClient, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, listFiles, ObjectStoreBackend, RetentionPolicy } from '../src';
+import { CheckpointClient, ManifestFields, manifestForDir } from '@temper/checkpoint-client';
+import { PutCheckpointRequest, PutHeader } from '@temper/proto';
+import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy, StagingQuota } from '../src';
 import { publishCommitted } from '../src/events';
+import { tempDir } from '../../../test/harness/checkpoint-dirs';
 import { testNatsUrl } from '../../../test/harness/nats';
 
-export async function tempDir(prefix = 'ckpt-test-'): Promise<string> {
-  return fsp.mkdtemp(path.join(os.tmpdir(), prefix));
-}
-
-/** A Hugging Face-shaped directory: config, N safetensors shards, tokenizer, an adapter folder. */
-export async function makeModelDir(dir: string, opts: { shards?: number; shardBytes?: number } = {}): Promise<string> {
-  const shards = opts.shards ?? 3;
-  const shardBytes = opts.shardBytes ?? 1 << 20;
-  await fsp.mkdir(path.join(dir, 'adapter'), { recursive: true });
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ model_type: 'llama', hidden_size: 64, num_hidden_layers: 2, vocab_size: 256 }));
-  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify({ version: '1.0', model: { type: 'BPE' } }));
-  for (let i = 1; i <= shards; i++) {
-    const name = `model-${String(i).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
-    // Odd sizes so the last chunk of each file is a partial one.
-    await fsp.writeFile(path.join(dir, name), randomBytes(shardBytes + i * 7919));
-  }
-  await fsp.writeFile(path.join(dir, 'adapter', 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 8 }));
-  await fsp.writeFile(path.join(dir, 'adapter', 'empty.bin'), '');
-  return dir;
-}
-
-/** Throws unless both directories hold the same relative paths with identical bytes. */
-export async function expectSameTree(a: string, b: string): Promise<void> {
-  const fa = await listFiles(a);
-  const fb = await listFiles(b);
-  expect(fb).toEqual(fa);
-  for (const rel of fa) {
-    const [x, y] = await Promise.all([fsp.readFile(path.join(a, rel)), fsp.readFile(path.join(b, rel))]);
-    if (!x.equals(y)) throw new Error(`${rel} differs between ${a} and ${b}`);
-  }
-}
+export { expectSameTree, makeModelDir, tempDir } from '../../../test/harness/checkpoint-dirs';
 
 export interface TestStore {
   store: CheckpointStore;
@@ -62,6 +34,7 @@ export interface TestStoreOptions {
   /** Reuse this folder (to reopen a store). */
   root?: string;
   bucketPrefix?: string;
+  quota?: StagingQuota;
 }
 
 export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestStore> {
@@ -76,6 +49,7 @@ export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestS
     stagingDir: path.join(root, opts.backend === 'nats' ? 'staging' : 'store/uploads'),
     retention: opts.retention,
     onCommitted: opts.events ? publishCommitted(bus!) : undefined,
+    quota: opts.quota,
   });
   const server = await startGrpcServer({ address: '127.0.0.1:0', services: [checkpointStoreBinding(store)] });
   widenFlowControl(server.server);
@@ -103,4 +77,50 @@ export function uniqueBucket(): string {
 
 export function fileExists(p: string): boolean {
   return fs.existsSync(p);
+}
+
+/**
+ * Sends the header and the first `bytes` bytes of the upload, then either ends the stream
+ * without a commit ('end': the store keeps every byte sent) or drops the call ('cancel':
+ * bytes still in flight are lost).
+ */
+export async function sendPartOfUpload(client: CheckpointClient, src: string, uploadId: string, bytes: number, how: 'end' | 'cancel', fields: ManifestFields = { runId: 'resume', branch: 'main', step: 7 }): Promise<PutHeader> {
+  const manifest = await manifestForDir(src, fields);
+  const files = manifest.files;
+  const header = PutHeader.fromPartial({ uploadId, manifest });
+  const call = client.raw.putCheckpoint(() => undefined);
+  call.on('error', () => undefined);
+  const send = (m: PutCheckpointRequest) => new Promise<void>((resolve) => call.write(m, () => resolve()));
+  await send({ part: { $case: 'header', value: header } });
+  let left = bytes;
+  for (const f of files) {
+    const data = await fsp.readFile(path.join(src, f.path));
+    for (let off = 0; off < data.length && left > 0; off += 100_000) {
+      const piece = data.subarray(off, Math.min(data.length, off + 100_000, off + left));
+      await send({ part: { $case: 'chunk', value: { path: f.path, offset: off, data: piece } } });
+      left -= piece.length;
+    }
+  }
+  if (how === 'cancel') {
+    // Drop the call once the store has taken some of the bytes (the rest may be in flight).
+    for (let i = 0; i < 200; i++) {
+      const status = await client.uploadStatus(uploadId).catch(() => ({ files: [] }));
+      if (status.files.some((f) => f.received > 0)) break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    call.cancel();
+  } else {
+    call.end();
+  }
+  return header;
+}
+
+/** What the store holds of an upload once no stream writes it any more. */
+export async function receivedOnceSettled(client: CheckpointClient, uploadId: string): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const status = await client.uploadStatus(uploadId).catch(() => undefined);
+    if (status && !status.active) return status.files.reduce((n, f) => n + f.received, 0);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`upload ${uploadId} did not settle`);
 }

@@ -5,7 +5,7 @@ import { CheckpointManifest, PutHeader } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
-import { describeDir, hashFiles, listFiles } from '../src';
+import { describeDir, hashFiles, listFiles } from '@temper/checkpoint-client';
 import { makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('integrity', () => {

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CheckpointManifest } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { ManifestFields } from '../src';
+import { ManifestFields } from '@temper/checkpoint-client';
 import { startTestStore, tempDir, TestStore } from './helpers';
 
 describe('lineage, tags, retention and deletes', () => {

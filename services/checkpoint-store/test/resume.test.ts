@@ -1,13 +1,14 @@
 // An upload cut off mid-file continues from what arrived, also after the store restarts;
 // until it is committed nothing of it is visible.
 import * as grpc from '@grpc/grpc-js';
-import { PutCheckpointRequest, PutHeader } from '@temper/proto';
+import { PutHeader } from '@temper/proto';
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { startGrpcServer } from '@temper/service';
-import { Backend, CheckpointClient, CheckpointStore, checkpointStoreBinding, describeDir, manifestForDir } from '../src';
-import { expectSameTree, makeModelDir, startTestStore, tempDir, TestStore } from './helpers';
+import { CheckpointClient, describeDir } from '@temper/checkpoint-client';
+import { Backend, CheckpointStore, checkpointStoreBinding } from '../src';
+import { expectSameTree, makeModelDir, receivedOnceSettled, sendPartOfUpload, startTestStore, tempDir, TestStore } from './helpers';
 
 describe('resumable uploads', () => {
   let t: TestStore;
@@ -22,51 +23,8 @@ describe('resumable uploads', () => {
     await fsp.rm(work, { recursive: true, force: true });
   });
 
-  /**
-   * Sends the header and the first `bytes` bytes of the upload, then either ends the stream
-   * without a commit ('end': the store keeps every byte sent) or drops the call ('cancel':
-   * bytes still in flight are lost).
-   */
-  async function interruptedUpload(src: string, uploadId: string, bytes: number, how: 'end' | 'cancel'): Promise<PutHeader> {
-    const manifest = await manifestForDir(src, { runId: 'resume', branch: 'main', step: 7 });
-    const files = manifest.files;
-    const header = PutHeader.fromPartial({ uploadId, manifest });
-    const call = t.client.raw.putCheckpoint(() => undefined);
-    call.on('error', () => undefined);
-    const send = (m: PutCheckpointRequest) => new Promise<void>((resolve) => call.write(m, () => resolve()));
-    await send({ part: { $case: 'header', value: header } });
-    let left = bytes;
-    for (const f of files) {
-      const data = await fsp.readFile(path.join(src, f.path));
-      for (let off = 0; off < data.length && left > 0; off += 100_000) {
-        const piece = data.subarray(off, Math.min(data.length, off + 100_000, off + left));
-        await send({ part: { $case: 'chunk', value: { path: f.path, offset: off, data: piece } } });
-        left -= piece.length;
-      }
-    }
-    if (how === 'cancel') {
-      // Drop the call once the store has taken some of the bytes (the rest may be in flight).
-      for (let i = 0; i < 200; i++) {
-        const status = await t.client.uploadStatus(uploadId).catch(() => ({ files: [] }));
-        if (status.files.some((f) => f.received > 0)) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      call.cancel();
-    } else {
-      call.end();
-    }
-    return header;
-  }
-
-  /** What the store holds of an upload once no stream writes it any more. */
-  async function settledReceived(uploadId: string): Promise<number> {
-    for (let i = 0; i < 200; i++) {
-      const status = await t.client.uploadStatus(uploadId).catch(() => undefined);
-      if (status && !status.active) return status.files.reduce((n, f) => n + f.received, 0);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`upload ${uploadId} did not settle`);
-  }
+  const interruptedUpload = (src: string, uploadId: string, bytes: number, how: 'end' | 'cancel') => sendPartOfUpload(t.client, src, uploadId, bytes, how);
+  const settledReceived = (uploadId: string) => receivedOnceSettled(t.client, uploadId);
 
   it('continues an interrupted upload from where it stopped', async () => {
     t = await startTestStore();

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CheckpointManifest, GetCheckpointResponse, PutCheckpointRequest, PutHeader } from '@temper/proto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import { checkpointId, filePathProblem, wireForTests } from '../src';
+import { checkpointId, filePathProblem, wireForTests } from '@temper/checkpoint-client';
 import { startTestStore, tempDir, TestStore } from './helpers';
 
 const sha = (c: string) => c.repeat(64);

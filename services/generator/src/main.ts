@@ -7,8 +7,8 @@
 //   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
 //   tokenizer.ts  the tokenizer that goes with a model directory
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress, spaceOutFullCollections } from '@temper/checkpoint-store';
-import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { rolloutGeneratorBinding } from './grpc';
 import { PolicyManager } from './policy';
@@ -16,7 +16,7 @@ import { generatorSettings } from './settings';
 import { RolloutWorker } from './worker';
 
 const log = createLogger('generator');
-// Its large allocations are weights and checkpoint streams (buffers, not objects): see gc.ts.
+// Its large allocations are weights and checkpoint streams (buffers, not objects): see @temper/service gc.ts.
 spaceOutFullCollections();
 
 runService(log, async () => {

@@ -19,10 +19,10 @@
 // A version that was not streamed, or not whole, is pulled from the store once committed.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, lastEvent, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
-import { CheckpointClient } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
 import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
-import type { Logger } from '@temper/service';
+import { type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import type { Tokenizer } from '@temper/tokenizers';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
@@ -59,12 +59,10 @@ export interface Announced {
   version: number;
 }
 
-
-const WEIGHTS_FILE = 'model.safetensors';
 /** How long a request for a version not here yet waits for it before going back to the queue. */
 const ENSURE_WAIT_MS = 1000;
 /** What a learner checkpoint holds for resuming a run; the engine loads none of it to serve. */
-const LEARNER_STATE_FILES = new Set(['optimizer.safetensors', 'temper-run-state.json']);
+const LEARNER_STATE_FILES = new Set([OPTIMIZER_FILE, RUN_STATE_FILE]);
 
 export class PolicyManager {
   private served?: ServedPolicy;

@@ -2,11 +2,12 @@
 // ways: temper-tokenizer.json, a TokenizerSpec written by the learner (e.g. {"kind":"byte"}),
 // or tokenizer.json, a Hugging Face tokenizer as real models ship it. The spec file wins when
 // both are there, because it is the explicit choice of whoever wrote the checkpoint.
+import { TOKENIZER_SPEC_FILE } from '@temper/service';
 import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-export const TOKENIZER_SPEC_FILE = 'temper-tokenizer.json';
+export { TOKENIZER_SPEC_FILE };
 export const HF_TOKENIZER_FILE = 'tokenizer.json';
 
 export function loadTokenizerForModel(dir: string): Tokenizer {

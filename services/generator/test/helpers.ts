@@ -5,7 +5,8 @@
 // models pushed into it as policy versions.
 import { trace } from '@opentelemetry/api';
 import { Bus, connectBus, NatsServer, startNatsServer } from '@temper/bus';
-import { CheckpointClient, CheckpointStore, checkpointStoreBinding, FsBackend, publishCommitted, widenFlowControl } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
+import { CheckpointStore, checkpointStoreBinding, FsBackend, publishCommitted, widenFlowControl } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
 import { CheckpointManifest } from '@temper/proto';
 import { createLogger, Logger, RunningGrpcServer, startGrpcServer } from '@temper/service';

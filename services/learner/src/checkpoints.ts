@@ -2,18 +2,16 @@
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
 import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@temper/bus';
-import { CheckpointClient, ManifestFields } from '@temper/checkpoint-store';
+import { CheckpointClient, ManifestFields } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
+import { OPTIMIZER_FILE, RUN_STATE_FILE, TOKENIZER_SPEC_FILE, WEIGHTS_FILE } from '@temper/service';
 import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const TOKENIZER_FILE = 'temper-tokenizer.json';
-export const RUN_STATE_FILE = 'temper-run-state.json';
-const WEIGHTS_FILE = 'model.safetensors';
 
 /** Where a stage stood when it saved: enough to continue it exactly. */
 export interface RunState {
@@ -51,33 +49,43 @@ export async function exportWeights(model: Model): Promise<Weights> {
 }
 
 export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
-  return (await writeCheckpoint(model, opts))(store);
+  const written = await writeCheckpoint(model, opts);
+  try {
+    return await written.push(store);
+  } finally {
+    written.discard();
+  }
+}
+
+/** A checkpoint written to a local folder, to push when the caller likes. */
+export interface WrittenCheckpoint {
+  /** Pushes it to the store, with `more` manifest fields known only by then (its parent). */
+  push(store: CheckpointClient, more?: ManifestFields): Promise<CheckpointManifest>;
+  /** Removes the local copy (pushed or not). */
+  discard(): void;
 }
 
 /**
- * Writes the model as it is now (the write is queued on the model as this is called, ahead of
- * any later call such as the next training step) and gives the upload to run when the caller
- * likes: the returned function pushes the checkpoint to the store, with `more` manifest fields
- * known only by then (its parent), and removes the local copy.
+ * Writes the model as it is now: the write is queued on the model as this is called, ahead of
+ * any later call such as the next training step.
  */
-export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<(store: CheckpointClient, more?: ManifestFields) => Promise<CheckpointManifest>> {
+export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<WrittenCheckpoint> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
-    fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(opts.tokenizer));
+    fs.writeFileSync(path.join(dir, TOKENIZER_SPEC_FILE), JSON.stringify(opts.tokenizer));
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  return async (store, more = {}) => {
-    try {
+  return {
+    push: async (store, more = {}) => {
       const knownSha256 = opts.weights ? { [WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
       const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
       return manifest;
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    },
+    discard: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
 }
 
@@ -104,12 +112,12 @@ export async function loadCheckpoint(store: CheckpointClient, ref: string, opts:
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-load-'));
   try {
     const { manifest } = await store.pullDir(ref, dir);
-    const hasOptimizer = fs.existsSync(path.join(dir, 'optimizer.safetensors'));
+    const hasOptimizer = fs.existsSync(path.join(dir, OPTIMIZER_FILE));
     const model = await Model.load(dir, { threads: opts.threads, optimizer: opts.optimizer && hasOptimizer });
     return {
       model,
       manifest,
-      tokenizer: readJson<TokenizerSpec>(path.join(dir, TOKENIZER_FILE)),
+      tokenizer: readJson<TokenizerSpec>(path.join(dir, TOKENIZER_SPEC_FILE)),
       runState: readJson<RunState>(path.join(dir, RUN_STATE_FILE)),
     };
   } finally {

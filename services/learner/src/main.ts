@@ -2,15 +2,15 @@
 // temper-learner: owns runs (stages, batches, losses, optimizer, checkpoints) and serves
 // the PolicyLearner API.
 import { connectBus } from '@temper/bus';
-import { CheckpointClient, checkpointStoreAddress, spaceOutFullCollections } from '@temper/checkpoint-store';
-import { createLogger, runService, serviceSettings, startGrpcServer } from '@temper/service';
+import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import * as os from 'node:os';
 import { policyLearnerService } from './grpc';
 import { RunManager } from './runs/manager';
 
 const log = createLogger('learner');
-// Its large allocations are weights and checkpoint streams (buffers, not objects): see gc.ts.
+// Its large allocations are weights and checkpoint streams (buffers, not objects): see @temper/service gc.ts.
 spaceOutFullCollections();
 
 runService(log, async () => {

@@ -1,6 +1,6 @@
 // Run specs as users write them (YAML, or the proto message over gRPC), checked and completed
 // with defaults. Problems are reported together, each with its path in the document.
-import { checkDocument, DocumentError, RunSpec, StageSpec } from '@temper/proto';
+import { checkDocument, DocumentError, RewardReport, rewardReportToJSON, RunSpec, StageSpec } from '@temper/proto';
 import { parseDocument } from 'yaml';
 
 export class SpecError extends Error {
@@ -39,8 +39,21 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
     if (s.kind?.$case === 'grpo') checkGrpo(s.kind.value, `${at}.grpo`, problems);
     return { ...s, name };
   });
+  checkReported(spec, problems);
   if (problems.length) throw new SpecError(problems);
   return { ...spec, stages };
+}
+
+// One component at most stands for each reported metric (accuracy, format_rate).
+function checkReported(spec: RunSpec, problems: string[]): void {
+  const first = new Map<RewardReport, number>();
+  spec.reward?.components.forEach((c, i) => {
+    if (c.reportAs === RewardReport.REWARD_REPORT_UNSPECIFIED) return;
+    const earlier = first.get(c.reportAs);
+    const as = rewardReportToJSON(c.reportAs).replace('REWARD_REPORT_', '').toLowerCase();
+    if (earlier !== undefined) problems.push(`reward.components[${i}].report_as: ${as} is reported by reward.components[${earlier}] already`);
+    else first.set(c.reportAs, i);
+  });
 }
 
 function checkGrpo(g: Extract<StageSpec['kind'], { $case: 'grpo' }>['value'], at: string, problems: string[]): void {

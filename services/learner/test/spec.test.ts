@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { compileRewardSpec } from '@temper/rewards';
+import { reportedComponents } from '../src/grpo/metrics';
 import { runSpecFromYaml, SpecError } from '../src/spec';
 
 function problems(yaml: string): string[] {
@@ -63,6 +64,35 @@ stages:
       'stages[1].name: "a" is used by an earlier stage',
       'stages[2]: set one of midtrain, sft, grpo or eval',
     ]);
+  });
+
+  it('says which reward component stands for accuracy and format, one each', () => {
+    const spec = runSpecFromYaml(`
+reward:
+  components:
+    - { name: countdown, weight: 1, report_as: accuracy }
+    - { name: format, weight: 0.5, report_as: format }
+stages: [ { grpo: {} } ]
+`);
+    expect(reportedComponents(spec.reward)).toEqual({ accuracy: 'countdown', format: 'format' });
+    expect(reportedComponents(runSpecFromYaml('stages: [ { grpo: {} } ]\n').reward)).toEqual({ accuracy: undefined, format: undefined });
+    expect(
+      problems(`
+reward:
+  components:
+    - { name: accuracy, weight: 1, report_as: accuracy }
+    - { name: countdown, weight: 1, report_as: accuracy }
+    - { name: format, weight: 1, report_as: shape }
+stages: [ { grpo: {} } ]
+`),
+    ).toEqual(['reward.components[2].report_as: expected one of accuracy, format, got "shape"']);
+    expect(problems(`
+reward:
+  components:
+    - { name: accuracy, weight: 1, report_as: accuracy }
+    - { name: countdown, weight: 1, report_as: accuracy }
+stages: [ { grpo: {} } ]
+`)).toEqual(['reward.components[1].report_as: accuracy is reported by reward.components[0] already']);
   });
 
   it('refuses a spec without stages, and unknown fields', () => {

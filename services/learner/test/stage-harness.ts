@@ -2,7 +2,8 @@
 // harness's NATS, and a StageContext that records what the stage reports.
 import { trace } from '@opentelemetry/api';
 import { Bus, connectBus } from '@temper/bus';
-import { CheckpointClient, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl } from '@temper/checkpoint-store';
+import { CheckpointClient } from '@temper/checkpoint-client';
+import { CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl } from '@temper/checkpoint-store';
 import { RunSpec, StageSpec } from '@temper/proto';
 import { createLogger, startGrpcServer } from '@temper/service';
 import * as fs from 'node:fs';

@@ -7,6 +7,7 @@ import {
   FinishReason,
   ListRewardsResponse,
   RewardScorerClient,
+  RewardSpec,
   RolloutGroup,
   ScoredGroup,
   ScoreRequest,
@@ -230,7 +231,7 @@ describe('scorer service', () => {
 
     it('uses the reward spec the group carries', async () => {
       const g = group(2, 0);
-      g.reward = { components: [{ name: 'accuracy', weight: 3 }] };
+      g.reward = RewardSpec.fromPartial({ components: [{ name: 'accuracy', weight: 3 }] });
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, g);
       const got = await waitFor(() => received.find((r) => r.group.group?.key?.step === 2));
       expect(got.group.rewards.map((r) => r.total)).toEqual([3, 0, 0]);
@@ -284,7 +285,7 @@ describe('scorer service', () => {
     it('drops a malformed group and goes on with the next', async () => {
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, RolloutGroup.fromPartial({ reference: '1', completions: [{ text: 'x' }] }));
       const bad = group(4, 0);
-      bad.reward = { components: [{ name: 'bogus', weight: 1 }] };
+      bad.reward = RewardSpec.fromPartial({ components: [{ name: 'bogus', weight: 1 }] });
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, bad);
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(5, 0));
       await waitFor(() => received.find((r) => r.group.group?.key?.step === 5));

@@ -2,7 +2,7 @@
 // optimizer and schedule settings with defaults, the cross-entropy step through the engine,
 // and finding a stage's finished outputs in the store (so a resumed run skips them).
 import { Schedule, ScheduleKind as AlgoScheduleKind } from '@temper/algorithms';
-import type { CheckpointClient } from '@temper/checkpoint-store';
+import type { CheckpointClient } from '@temper/checkpoint-client';
 import { HfConfig, Model, StepOptions } from '@temper/native';
 import { CheckpointManifest, LrSchedule, OptimizerSpec, ScheduleKind } from '@temper/proto';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';

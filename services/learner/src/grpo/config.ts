@@ -10,7 +10,7 @@ import {
   SamplingParams,
   ScheduleKind,
 } from '@temper/proto';
-import type { GrpoLossConfig } from './train-step';
+import type { GrpoLossConfig } from '@temper/training';
 
 export interface GrpoSettings {
   task?: DataSource;

@@ -3,7 +3,7 @@
 // history live in JetStream (runs/events.ts), not in this process.
 import type { Tracer } from '@opentelemetry/api';
 import type { Bus } from '@temper/bus';
-import type { CheckpointClient } from '@temper/checkpoint-store';
+import type { CheckpointClient } from '@temper/checkpoint-client';
 import { RunEvent, RunSpec, RunState, RunStatus, StageSpec } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { randomUUID } from 'node:crypto';

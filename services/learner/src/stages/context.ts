@@ -1,7 +1,7 @@
 // What every stage runner is handed: the run, the services it talks to, and where to report.
 import type { Tracer } from '@opentelemetry/api';
 import type { Bus } from '@temper/bus';
-import type { CheckpointClient } from '@temper/checkpoint-store';
+import type { CheckpointClient } from '@temper/checkpoint-client';
 import type { RunSpec, StageSpec } from '@temper/proto';
 import type { Logger } from '@temper/service';
 

@@ -3,14 +3,14 @@
 // that stage's step), so a run's summary holds one entry per evaluation. It passes its input
 // on unchanged. evaluatePolicy is the same evaluation for a stage's model in memory (GRPO's
 // eval_every).
-import type { CheckpointClient } from '@temper/checkpoint-store';
+import type { CheckpointClient } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointManifest, DataSource, EvalStage, RunSpec } from '@temper/proto';
+import { TOKENIZER_SPEC_FILE } from '@temper/service';
 import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TOKENIZER_FILE } from '../checkpoints';
 import { tokenizerOfRun } from '../data/training';
 import { EvalResult, evalMetrics, evalSettings, evaluateModel } from '../eval/evaluate';
 import { StageContext, StageResult } from './context';
@@ -73,7 +73,7 @@ export async function loadForEval(store: CheckpointClient, ref: string, threads:
     const { manifest } = await store.pullDir(ref, dir);
     const model = await Model.load(dir, { threads });
     if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
-    const tokFile = path.join(dir, TOKENIZER_FILE);
+    const tokFile = path.join(dir, TOKENIZER_SPEC_FILE);
     const tokenizer = fs.existsSync(tokFile) ? (JSON.parse(fs.readFileSync(tokFile, 'utf8')) as TokenizerSpec) : undefined;
     return { model, manifest, tokenizer };
   } finally {

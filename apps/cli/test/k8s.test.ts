@@ -5,12 +5,12 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort, NatsServer, startNatsServer } from '../../bus/src/nats-server';
-import { waitForServing } from '../../service/src/health-client';
+import { freePort, NatsServer, startNatsServer } from '@temper/bus';
+import { waitForServing } from '@temper/service';
 import { loadFixture, ReplayServer, startReplay, writeKubeconfig } from './k8s-replay';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
-const cliMain = path.join(repoRoot, 'packages', 'cli', 'dist', 'main.js');
+const cliMain = path.join(repoRoot, 'apps', 'cli', 'dist', 'main.js');
 
 interface CliResult {
   code: number;

@@ -1,9 +1,9 @@
-// `temper score` (packages/cli/src/commands/score.ts): the offline scorer, on files.
+// `temper score` (apps/cli/src/commands/score.ts): the offline scorer, on files.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
-import { score } from '../../../packages/cli/src/commands/score';
+import { score } from '../src/commands/score';
 
 describe('temper score', () => {
   let dir: string;

@@ -3,7 +3,7 @@
 // steps move the policy the way the advantages say.
 import { buildTrainingBatch, policyLoss, ScoredPromptGroup, TrainingBatch } from '@temper/algorithms';
 import { Model } from '@temper/native';
-import { grpoStep, GrpoLossConfig, referenceLogprobs } from '../src/grpo/train-step';
+import { grpoStep, GrpoLossConfig, referenceLogprobs } from '@temper/training';
 
 const config = {
   model_type: 'qwen2' as const,
@@ -38,7 +38,7 @@ async function randomBatch(model: Model, seed: number): Promise<TrainingBatch> {
     });
     groups.push({ promptIds, completions, rewards: [r(), r(), r() + 1] });
   }
-  const batch = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: 0 });
+  const batch = buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: 0 });
   const { logprobs } = await model.logprobs(batch.tokens, { batch: batch.n, seqLen: batch.seqLen, lengths: batch.lengths });
   for (let j = 0; j < logprobs.length; j++) if (batch.mask[j]) batch.oldLogprobs[j] = logprobs[j] + (r() - 0.5) * 0.1;
   return batch;

@@ -1,5 +1,5 @@
 // The real service process (dist/main.js) with the harness's nats-server, driven by the
-// `temper ckpt` CLI (packages/cli/dist): push, ls, tag, lineage, pull; run `npx tsc -b` first.
+// `temper ckpt` CLI (apps/cli/dist): push, ls, tag, lineage, pull; run `npx tsc -b` first.
 import * as grpc from '@grpc/grpc-js';
 import { connectBus, freePort } from '@temper/bus';
 import { ListCheckpointsRequest } from '@temper/proto';
@@ -10,12 +10,12 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { testNatsUrl } from '../../../test/harness/nats';
 import { OtlpReceiver, startOtlpReceiver } from '../../../test/harness/otlp-receiver';
-import { CheckpointClient } from '../src';
-import { expectSameTree, makeModelDir, tempDir } from './helpers';
+import { CheckpointClient } from '@temper/checkpoint-client';
+import { expectSameTree, makeModelDir, tempDir } from '../../../test/harness/checkpoint-dirs';
 
 const repo = path.resolve(__dirname, '../../..');
 const serviceMain = path.join(repo, 'services/checkpoint-store/dist/main.js');
-const cliMain = path.join(repo, 'packages/cli/dist/main.js');
+const cliMain = path.join(repo, 'apps/cli/dist/main.js');
 
 describe.each(['fs', 'nats'] as const)('temper-checkpoint-store process with the %s backend, driven by temper ckpt', (backend) => {
   let child: ChildProcess;

@@ -7,7 +7,7 @@ import { taskStream } from '@temper/data';
 import { HfConfig, Model } from '@temper/native';
 import { compileRewardSpec } from '@temper/rewards';
 import { createTokenizer } from '@temper/tokenizers';
-import { grpoStep } from '@temper/learner/dist/grpo/train-step';
+import { grpoStep } from '@temper/training';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -49,7 +49,7 @@ export async function inProcessStepSeconds(s: BaselineShape): Promise<{ step_s: 
         };
       });
       const t2 = performance.now();
-      const batch = buildTrainingBatch(groups, { estimator: 'grpo', dropDegenerate: false, filterOverlong: false, padId: tokenizer.specialTokens.pad ?? 0 });
+      const batch = buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: tokenizer.specialTokens.pad ?? 0 });
       if (batch.maskedTokens > 0) {
         await grpoStep(model, batch, { epsLow: 0.2, epsHigh: 0.28, beta: 0, klEstimator: 'k3', level: 'token', aggregation: 'grpo', maxCompletionLength: s.maxNewTokens, numIterations: 1, microBatchSize: 16 }, { lr: s.lr, maxGradNorm: 1 });
       }

@@ -1,7 +1,8 @@
-// The checkpoint store's client, for the learner, the generators and the CLI: push a
-// model directory as a checkpoint, pull one into a directory, list, lineage, tag, delete.
-// Files stream in chunks both ways; a push resumes what an interrupted one left, and a
-// pull verifies every file's sha256 before any of them appears in the target directory.
+// The checkpoint store's client, for the learner, the generators and the CLI: push a model
+// directory as a checkpoint, pull one into a directory, list, lineage, tag, delete. Nothing
+// of the store's server (backends, GC, retention) comes with it. Files stream in chunks both
+// ways; a push resumes what an interrupted one left, and a pull verifies every file's sha256
+// before any of them appears in the target directory.
 import * as grpc from '@grpc/grpc-js';
 import {
   CheckpointFile,
@@ -21,14 +22,17 @@ import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { describeDir, PULL_TEMP_PREFIX, summarizeModelDir } from './files';
-import { FLOW_CONTROL_WINDOW } from './flow-control';
-import { canonicalManifestBytes } from './manifest';
-import { filePathProblem } from './names';
-import { DEFAULT_CHUNK_BYTES, type ListFilter } from './store';
-import { allocChunkData, checkpointStoreDefinition, releaseChunkData } from './wire';
+import { canonicalManifestBytes, filePathProblem, ManifestFields } from './manifest';
+import { allocChunkData, checkpointStoreDefinition, DEFAULT_CHUNK_BYTES, FLOW_CONTROL_WINDOW, releaseChunkData } from './wire';
 
-/** What a caller says about a checkpoint; files, id and created_at are filled in. */
-export type ManifestFields = Partial<Omit<CheckpointManifest, 'id' | 'files' | 'createdAt'>>;
+/** Which checkpoints list() returns (all given fields must match). */
+export interface ListFilter {
+  runId?: string;
+  branch?: string;
+  tag?: string;
+  stage?: string;
+  includePruned?: boolean;
+}
 
 export interface PushOptions {
   /** Default: derived from the content, so pushing the same directory again resumes. */
@@ -102,7 +106,7 @@ export class CheckpointClient {
     this.raw = new Client(address, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-      // Downloads would otherwise wait for a window update every 64 KiB (see flow-control.ts).
+      // Downloads would otherwise wait for a window update every 64 KiB.
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
       // The caller's trace continues in the store (traceparent in the call metadata).
       interceptors: [traceInterceptor],
@@ -115,7 +119,25 @@ export class CheckpointClient {
 
   /** Uploads every file under `dir` as one checkpoint and commits it. */
   async pushDir(dir: string, fields: ManifestFields = {}, opts: PushOptions = {}): Promise<PushResult> {
-    const manifest = await manifestForDir(dir, fields, opts.knownSha256);
+    return this.put(await manifestForDir(dir, fields, opts.knownSha256), dir, opts);
+  }
+
+  /**
+   * Announces a checkpoint the store holds as policy `policyVersion` of its run: its manifest
+   * is committed again under that version (no file bytes move) and the store publishes
+   * CheckpointCommitted, as for any commit that names a version. Only the store announces
+   * commits; a learner that resumes from a checkpoint announces it this way. FAILED_PRECONDITION
+   * when the store no longer has all of its files.
+   */
+  async announce(manifest: CheckpointManifest, policyVersion: number, opts: Pick<PushOptions, 'retries'> = {}): Promise<CheckpointManifest> {
+    if (!Number.isSafeInteger(policyVersion) || policyVersion < 1) throw new Error(`announce: policyVersion must be a whole number >= 1, got ${policyVersion}`);
+    const input = CheckpointManifest.fromPartial({ ...manifest, id: '', createdAt: undefined });
+    const { manifest: committed } = await this.put(input, undefined, { ...opts, policyVersion });
+    return committed;
+  }
+
+  /** One checkpoint into the store: the files under `dir` it lacks (none without a dir), then the commit. */
+  private async put(manifest: CheckpointManifest, dir: string | undefined, opts: PushOptions): Promise<PushResult> {
     const policyVersion = opts.policyVersion ?? 0;
     let uploadId = opts.uploadId ?? contentUploadId(manifest, policyVersion);
     let bytesSent = 0;
@@ -124,6 +146,10 @@ export class CheckpointClient {
       const header = PutHeader.fromPartial({ uploadId, manifest, policyVersion });
       try {
         const { files: progress } = await this.call<{ files: FileProgress[] }>('startUpload', { header });
+        const lacking = progress.filter((f) => !f.complete);
+        if (dir === undefined && lacking.length > 0) {
+          throw new CheckpointClientError(grpc.status.FAILED_PRECONDITION, `the store no longer holds ${lacking.map((f) => f.path).join(', ')} of this checkpoint`);
+        }
         const res = await this.upload(dir, header, progress, opts.chunkBytes ?? DEFAULT_CHUNK_BYTES, (n) => (bytesSent += n));
         return { manifest: res.manifest!, created: res.created, uploadId, bytesSent };
       } catch (err) {
@@ -216,8 +242,8 @@ export class CheckpointClient {
     return this.call('getUploadStatus', { uploadId });
   }
 
-  /** One PutCheckpoint stream: the header, the bytes the store lacks, the commit. */
-  private upload(dir: string, header: PutHeader, progress: FileProgress[], chunkBytes: number, sent: (n: number) => void): Promise<PutCheckpointResponse> {
+  /** One PutCheckpoint stream: the header, the bytes the store lacks (read from `dir`, given when it lacks any), the commit. */
+  private upload(dir: string | undefined, header: PutHeader, progress: FileProgress[], chunkBytes: number, sent: (n: number) => void): Promise<PutCheckpointResponse> {
     return new Promise<PutCheckpointResponse>((resolve, reject) => {
       const call = this.raw.putCheckpoint((err, res) => (err ? reject(clientError(err)) : resolve(res)));
       const have = new Map(progress.map((p) => [p.path, p]));
@@ -228,7 +254,7 @@ export class CheckpointClient {
           if (p?.complete) continue;
           const start = p?.received ?? 0;
           if (start >= f.size && f.size > 0) continue;
-          const handle = await fsp.open(path.join(dir, ...f.path.split('/')), 'r');
+          const handle = await fsp.open(path.join(dir!, ...f.path.split('/')), 'r');
           // One read ahead, so the disk works while the previous chunk is being sent.
           const read = async (offset: number) => {
             const buf = allocChunkData(Math.min(chunkBytes, f.size - offset), f.path);

@@ -1,4 +1,5 @@
-// The CheckpointStore service definition with a faster wire path for file chunks, the
+// The CheckpointStore wire, shared by the client and the store: chunk size, flow-control
+// window, and the service definition with a faster wire path for file chunks, the
 // messages that carry nearly all the bytes. The encoding is standard protobuf (any client
 // can talk to the store); only how this code builds and parses chunk messages differs:
 //
@@ -9,6 +10,16 @@
 // Both PutCheckpointRequest and GetCheckpointResponse carry a chunk as field 2. Anything
 // else (headers, manifests, commits) goes through the generated code.
 import { CheckpointStoreService, FileChunk, GetCheckpointResponse, PutCheckpointRequest } from '@temper/proto';
+
+// 4 MiB: measured faster both ways than 1 MiB over loopback (fewer messages through grpc-js).
+export const DEFAULT_CHUNK_BYTES = 4 << 20;
+
+/**
+ * HTTP/2 flow-control window of a checkpoint stream, both ends. Node's default is 64 KiB per
+ * stream, so a transfer would wait for a window update every 64 KiB; on loopback that caps a
+ * put near 400 MB/s however fast the rest is (the store widens its side: flow-control.ts).
+ */
+export const FLOW_CONTROL_WINDOW = 16 << 20;
 
 type ChunkMessage = { part?: { $case: string; value: unknown } };
 

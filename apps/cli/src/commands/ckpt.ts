@@ -1,8 +1,9 @@
 // temper ckpt ls | push <dir> | pull <id> <dir> | tag <id> <tag> | lineage <id> | rm <id>:
 // checkpoints in the checkpoint store, over its gRPC API (--endpoint, else
 // TEMPER_CHECKPOINT_STORE_ADDR, else the local default port).
-import { CheckpointClient, checkpointStoreAddress, ManifestFields, spaceOutFullCollections } from '@temper/checkpoint-store';
+import { CheckpointClient, checkpointStoreAddress, ManifestFields, totalBytes } from '@temper/checkpoint-client';
 import { CheckpointManifest } from '@temper/proto';
+import { spaceOutFullCollections } from '@temper/service';
 
 export const ckptUsage = `temper ckpt <command> [--endpoint host:port] [--json]
 
@@ -85,7 +86,7 @@ export async function ckpt(args: string[], out: NodeJS.WritableStream = process.
           }),
         };
         if (fields.parentId) fields.parentId = await resolveId(client, fields.parentId, '--parent');
-        spaceOutFullCollections(); // this process is now a checkpoint stream (gc.ts)
+        spaceOutFullCollections(); // this process is now a checkpoint stream (@temper/service gc.ts)
         const res = await client.pushDir(dir, fields, { policyVersion: count(one('policy-version'), '--policy-version') });
         const tag = one('tag');
         if (tag) await client.tag(res.manifest.id, tag);
@@ -98,7 +99,7 @@ export async function ckpt(args: string[], out: NodeJS.WritableStream = process.
       case 'pull': {
         const ref = need(p.positional[0], 'temper ckpt pull <id|tag> <dir>');
         const dir = need(p.positional[1], 'temper ckpt pull <id|tag> <dir>');
-        spaceOutFullCollections(); // this process is now a checkpoint stream (gc.ts)
+        spaceOutFullCollections(); // this process is now a checkpoint stream (@temper/service gc.ts)
         const t0 = performance.now();
         const res = await client.pullDir(ref, dir, { paths: p.options.get('file') });
         const s = (performance.now() - t0) / 1000;
@@ -163,7 +164,6 @@ function summary(m: CheckpointManifest) {
   };
 }
 
-const totalBytes = (m: CheckpointManifest) => m.files.reduce((n, f) => n + f.size, 0);
 
 function need(value: string | undefined, usage: string): string {
   if (!value) throw new Error(`usage: ${usage}`);

@@ -28,8 +28,8 @@ model:
   config: ${JSON.stringify(shape.config)}
 reward:
   components:
-    - { name: accuracy, weight: 1 }
-    - { name: format, weight: 0.5, options: { partialCredit: 0.5 } }
+    - { name: accuracy, weight: 1, report_as: accuracy }
+    - { name: format, weight: 0.5, options: { partialCredit: 0.5 }, report_as: format }
 stages:
   - name: rl
     grpo:

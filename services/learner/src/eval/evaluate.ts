@@ -105,7 +105,7 @@ export async function evaluateModel(model: Model, tokenizer: Tokenizer, settings
   const items = evalItems(settings.task, settings.numPrompts, settings.seed);
   if (items.length === 0) throw new Error(`evaluation: no held-out items for ${settings.task.uri}`);
   const prompts = items.map((it) => tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
-  const stopTokens = tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [];
+  const stopTokens = [...tokenizer.stopTokenIds];
   const text = (c: { prompt: number; tokens: Int32Array; finishReason: 'stop' | 'length' }): EvalCompletion => ({
     prompt: c.prompt,
     text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),

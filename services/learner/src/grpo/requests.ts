@@ -26,7 +26,6 @@ export class GroupRequests {
     const first = this.nextIndex.get(step) ?? 0;
     this.nextIndex.set(step, first + count);
     this.drawn.set(step, (this.drawn.get(step) ?? 0) + count);
-    const eos = this.tokenizer.specialTokens.eos;
     const requests = Array.from({ length: count }, (_, i) => {
       const item = this.prompts.next();
       const text = this.tokenizer.applyChatTemplate([{ role: 'user', content: item.prompt }], { addGenerationPrompt: true });
@@ -34,7 +33,7 @@ export class GroupRequests {
         key: { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt },
         prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) },
         reference: item.reference,
-        sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: eos !== undefined ? [eos] : [] },
+        sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
         minPolicyVersion: minVersion,
         reward: this.ctx.spec.reward,
       });

@@ -10,7 +10,7 @@ import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TOKENIZER_FILE } from '../checkpoints';
+import { readTokenizer } from '../tokenizer-files';
 import { tokenizerOfRun } from '../data/training';
 import { EvalResult, evalMetrics, evalSettings, evaluateModel } from '../eval/evaluate';
 import { StageContext, StageResult } from './context';
@@ -73,9 +73,7 @@ export async function loadForEval(store: CheckpointClient, ref: string, threads:
     const { manifest } = await store.pullDir(ref, dir);
     const model = await Model.load(dir, { threads });
     if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
-    const tokFile = path.join(dir, TOKENIZER_FILE);
-    const tokenizer = fs.existsSync(tokFile) ? (JSON.parse(fs.readFileSync(tokFile, 'utf8')) as TokenizerSpec) : undefined;
-    return { model, manifest, tokenizer };
+    return { model, manifest, tokenizer: readTokenizer(dir) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

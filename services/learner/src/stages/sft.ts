@@ -13,7 +13,7 @@ import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { TOKENIZER_FILE } from '../checkpoints';
+import { writeTokenizer } from '../tokenizer-files';
 import { sftExamples } from '../data/sft-examples';
 import { crossEntropyBackward, findFinal, inputModel, optimizerFrom, scheduleFrom } from '../data/training';
 import { StageContext, StageResult } from './context';
@@ -122,7 +122,7 @@ async function saveSft(ctx: StageContext, model: Model, tokenizer: TokenizerSpec
     if (adapter.kind !== 'none' && adapter.merge) await model.mergeAdapters();
     await model.save(dir);
     if (keep) await model.saveAdapters(path.join(dir, ADAPTER_DIR));
-    fs.writeFileSync(path.join(dir, TOKENIZER_FILE), JSON.stringify(tokenizer));
+    writeTokenizer(dir, tokenizer);
     const labels: Record<string, string> = { final: 'true', adapter: adapter.kind, adapters: keep ? 'kept' : adapter.kind === 'none' ? 'none' : 'merged' };
     if (adapter.useRslora) labels.rslora = 'true';
     const { manifest } = await ctx.store.pushDir(dir, {

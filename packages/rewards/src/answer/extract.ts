@@ -5,7 +5,7 @@
 // reference while thinking, or boxing it there, earns nothing. An answer section that
 // commits to two different answers ("\boxed{3} or \boxed{4}", two answer blocks)
 // commits to none: it is flagged as multiple.
-import { braceTable } from './braces';
+import { braceTable } from '@temper/data';
 import { normalizeAnswer } from './normalize';
 
 export type AnswerSource = 'answer' | 'boxed' | 'pattern';

@@ -74,7 +74,7 @@ describe('tokenizer files in checkpoints', () => {
     const model = await Model.create({ ...tinyConfig, vocab_size: plain.vocabSize }, { seed: 5, threads: 1 });
     const task = DataSource.fromPartial({ uri: 'builtin:arithmetic', fields: { difficulty: '1' } });
     const settings = { ...evalSettings(undefined, task), numPrompts: 4, passK: 0, maxNewTokens: 16 };
-    const prompts = evalItems(task, 4, settings.seed).map((it) => plain.encode(plain.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
+    const prompts = (await evalItems(task, 4, settings.seed)).map((it) => plain.encode(plain.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
     const free = await model.generate({ prompts, maxNewTokens: 16, temperature: 0, stopTokens: [plain.specialTokens.eos!] });
     // A second end-of-sequence id: the token the first greedy completion writes third.
     const second = free[0].tokens[2];

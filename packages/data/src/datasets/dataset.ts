@@ -41,6 +41,8 @@ export interface DatasetStream {
   readonly skipped: number;
   /** Rows in one pass over the split (known after the first next()). */
   readonly rows: number | undefined;
+  /** Rows in one pass over the split (reads the Parquet footers, counts the JSONL lines). */
+  size(): Promise<number>;
   next(): Promise<DatasetItem>;
 }
 
@@ -100,6 +102,10 @@ export function openDataset(options: DatasetOptions, cursor = 0): DatasetStream 
     },
     get rows() {
       return segments ? total : undefined;
+    },
+    async size() {
+      segments ??= await layout();
+      return total;
     },
     async next() {
       segments ??= await layout();

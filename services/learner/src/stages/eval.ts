@@ -20,7 +20,7 @@ export async function runEvalStage(ctx: StageContext, spec: EvalStage): Promise<
   if (!ctx.input) throw new Error(`stage ${ctx.stage.name}: an eval stage needs an input checkpoint (a stage before it, or input:)`);
   const loaded = await loadForEval(ctx.store, ctx.input, ctx.threads);
   const tokenizer = createTokenizer(loaded.tokenizer ?? tokenizerOfRun(ctx));
-  const settings = evalSettings(spec.eval ?? ctx.spec.eval, defaultEvalTask(ctx.spec), Number(ctx.spec.seed));
+  const settings = evalSettings(spec.eval ?? ctx.spec.eval, defaultEvalTask(ctx.spec), Number(ctx.spec.seed), ctx.spec.model?.chat);
   const result = await evaluateModel(loaded.model, tokenizer, settings);
   const step = Number(loaded.manifest.step);
   ctx.log.info('evaluated', { checkpoint: ctx.input, of: ctx.inputStage, ...evalMetrics(result) });
@@ -34,7 +34,7 @@ export async function runEvalStage(ctx: StageContext, spec: EvalStage): Promise<
  * to `task` (the stage's own).
  */
 export async function evaluatePolicy(ctx: StageContext, model: Model, tokenizer: Tokenizer, step: number, totalSteps: number, task?: DataSource): Promise<EvalResult> {
-  const settings = evalSettings(ctx.spec.eval, task ?? defaultEvalTask(ctx.spec), Number(ctx.spec.seed));
+  const settings = evalSettings(ctx.spec.eval, task ?? defaultEvalTask(ctx.spec), Number(ctx.spec.seed), ctx.spec.model?.chat);
   const result = await evaluateModel(model, tokenizer, settings);
   await ctx.emitMetrics(step, totalSteps, evalMetrics(result), { kind: 'eval' });
   return result;

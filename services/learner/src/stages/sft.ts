@@ -60,7 +60,7 @@ export async function runSftStage(ctx: StageContext, spec: SftStage): Promise<St
   const adapter = adapterSettings(spec.adapter);
   const { model, tokenizer: tokenizerSpec } = await inputModel(ctx);
   const tokenizer = createTokenizer(tokenizerSpec);
-  const { examples, dropped } = sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft` });
+  const { examples, dropped } = await sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft`, chat: ctx.spec.model?.chat });
   if (adapter.kind !== 'none') {
     await model.addAdapters({ r: adapter.rank, alpha: adapter.alpha, targetModules: adapter.targetModules, useRslora: adapter.useRslora, useDora: adapter.useDora, seed });
   }

@@ -12,6 +12,9 @@ for (const ws of workspaces) {
   const src = JSON.parse(fs.readFileSync(path.join(root, ws, 'tsconfig.json'), 'utf8')).compilerOptions.rootDir;
   moduleNameMapper[`^${pkg.name.replace('/', '\\/')}$`] = `<rootDir>/${ws}/${src}`;
 }
+// Dependencies published only as ES modules. Node loads them with require() (require(esm),
+// Node >= 20.19); Jest's own module system cannot, so they are compiled to CommonJS for it.
+const esmOnly = ['hyparquet', 'hyparquet-compressors', 'hyparquet-writer', 'hysnappy'];
 
 module.exports = {
   rootDir: root,
@@ -22,7 +25,9 @@ module.exports = {
   moduleNameMapper,
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/tsconfig.test.json' }],
+    [`/node_modules/(${esmOnly.join('|')})/.+\\.js$`]: ['ts-jest', { tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } }],
   },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 60000,

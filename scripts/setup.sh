@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian/Ubuntu machine needs before Temper runs: system packages
 # (OpenBLAS for the engine, nats-server for the local stack, with --tests also Chromium for
-# the report's browser test), npm dependencies (which also
+# the report's browser test and zstd for the dataset tests' files), npm dependencies (which also
 # build the engine addon), generated contracts and compiled TypeScript. Each step is skipped
 # when already done, so the README's commands can always start with it.
 set -euo pipefail
@@ -19,8 +19,9 @@ done
 [ "$have_openblas" = 1 ] || need+=(libopenblas-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
-# The tests also open the HTML report in a headless browser.
+# The tests also open the HTML report in a headless browser, and write zstd-compressed Parquet.
 if [ "${1:-}" = "--tests" ] && ! command -v chromium >/dev/null 2>&1 && [ -z "${CHROMIUM:-}" ]; then need+=(chromium); fi
+if [ "${1:-}" = "--tests" ] && ! command -v zstd >/dev/null 2>&1; then need+=(zstd); fi
 if [ ${#need[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     say "missing: ${need[*]}; install them with your package manager and run again"; exit 1

@@ -282,13 +282,35 @@ describe('checkpoints', () => {
 
   it('nats: the object store, no volume, a scratch dir for uploads, several stores', () => {
     const r = rendered['object-store'];
-    expect(r.all('PersistentVolumeClaim')).toEqual([]);
+    // No checkpoint volume (the learner's data volume is its own).
+    expect(r.all('PersistentVolumeClaim').map((p) => p.metadata.name)).toEqual(['rl-temper-data']);
     const d = r.find('Deployment', name('checkpoint-store'));
     expect(d.spec.replicas).toBe(2);
     expect(env(d, 'TEMPER_CHECKPOINT_BACKEND')?.value).toBe('nats');
     expect(env(d, 'TEMPER_CHECKPOINT_NATS_BUCKET')?.value).toBe('temper-checkpoints');
     expect(env(d, 'TEMPER_CHECKPOINT_NATS_REPLICAS')?.value).toBe('3');
     expect(d.spec.template.spec.volumes).toContainEqual({ name: 'checkpoint-staging', emptyDir: {} });
+  });
+});
+
+describe('the learner\'s data', () => {
+  it('a kept PVC mounted read-only in the learner alone, its mount the only data root', async () => {
+    const pvc = rendered.default.find('PersistentVolumeClaim', 'rl-temper-data');
+    expect(pvc.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    const d = rendered.default.find('Deployment', name('learner'));
+    expect(env(d, 'TEMPER_DATA_ROOTS')?.value).toBe('/var/lib/temper/data');
+    expect(container(d).volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/temper/data', readOnly: true });
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'rl-temper-data', readOnly: true } });
+    for (const svc of services.filter((s) => s !== 'learner')) expect(env(rendered.default.find('Deployment', name(svc)), 'TEMPER_DATA_ROOTS')).toBeUndefined();
+    const existing = await render(chart, { set: ['data.pvc.existingClaim=datasets', 'data.mountPath=/data'] });
+    expect(existing.all('PersistentVolumeClaim').map((p) => p.metadata.name)).not.toContain('rl-temper-data');
+    const l = existing.find('Deployment', name('learner'));
+    expect(l.spec.template.spec.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'datasets', readOnly: true } });
+    expect(env(l, 'TEMPER_DATA_ROOTS')?.value).toBe('/data');
+    // Off: no volume, no roots, so runs read built-in data only.
+    const off = await render(chart, { set: ['data.enabled=false'] });
+    expect(env(off.find('Deployment', name('learner')), 'TEMPER_DATA_ROOTS')).toBeUndefined();
+    expect(off.all('PersistentVolumeClaim').map((p) => p.metadata.name)).toEqual(['rl-temper-checkpoints']);
   });
 });
 

@@ -47,7 +47,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const spawnService = (name: ServiceName, address: string): ServiceProcess => {
     const [out, err] = logTargets(opts.logs, name);
     const child = spawn(process.execPath, [serviceEntry(name)], {
-      env: { ...process.env, ...opts.env, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
+      // A local learner may read the files under the directory it is started from (its data roots).
+      env: { TEMPER_DATA_ROOTS: process.cwd(), ...process.env, ...opts.env, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
       stdio: ['ignore', out, err],
     });
     if (typeof out === 'number') fs.closeSync(out); // the child has its own copy

@@ -92,6 +92,10 @@ default
 {{- end -}}
 {{- end -}}
 
+{{- define "temper.dataClaim" -}}
+{{- default (printf "%s-data" (include "temper.fullname" .)) .Values.data.pvc.existingClaim -}}
+{{- end -}}
+
 {{- define "temper.checkpointClaim" -}}
 {{- default (printf "%s-checkpoints" (include "temper.fullname" .)) .Values.checkpoints.pvc.existingClaim -}}
 {{- end -}}

@@ -1,4 +1,5 @@
 export * from './rng';
+export * from './latex';
 export * from './split';
 export * from './tasks/types';
 export * from './tasks/answers';
@@ -19,3 +20,6 @@ export * from './sft';
 export * from './loaders';
 export * from './corpora/sources';
 export * from './corpora/presets';
+export * from './datasets/split-files';
+export * from './datasets/presets';
+export * from './datasets/dataset';

@@ -44,12 +44,13 @@ function lookup(record: unknown, path: string): unknown {
   return v;
 }
 
-function resolve(record: unknown, spec: FieldSpec, where: (msg: string) => Error): string {
+/** The text `spec` makes of `record` (a field, a dotted path, or a template); `where` makes the error when it cannot. */
+export function fieldText(record: unknown, spec: FieldSpec, where: (msg: string) => Error): string {
   const one = (path: string): string => {
     const v = lookup(record, path.trim());
     if (v === undefined || v === null) throw where(`field "${path.trim()}" is missing`);
     if (typeof v === 'string') return v;
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+    if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
     throw where(`field "${path.trim()}" is ${Array.isArray(v) ? 'an array' : 'an object'}, not text`);
   };
   return spec.includes('{') ? spec.replace(/\{([^{}]+)\}/g, (_, path: string) => one(path)) : one(spec);
@@ -58,28 +59,24 @@ function resolve(record: unknown, spec: FieldSpec, where: (msg: string) => Error
 const chunkBytes = 1 << 20;
 
 /**
- * The lines of a file (without their \n or \r\n), read in chunks so a large file is never
- * held whole, each decoded as strict UTF-8 so a bad byte is reported with its line.
+ * The lines of a file as bytes (without their \n), read in chunks so a large file is never
+ * held whole; `line` counts from 1.
  */
-export function* readLines(file: string): Generator<{ text: string; line: number }> {
+export function* readLineBytes(file: string): Generator<{ bytes: Buffer; line: number }> {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
   } catch (err) {
     throw new DataFileError(file, undefined, `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const decoder = new TextDecoder('utf-8', { fatal: true });
   const buffer = Buffer.alloc(chunkBytes);
   let pending: Buffer[] = [];
   let line = 0;
-  const decode = (parts: Buffer[]): string => {
+  const take = (): Buffer => {
     line++;
-    const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
-    try {
-      return decoder.decode(bytes).replace(/\r$/, '');
-    } catch {
-      throw new DataFileError(file, line, 'not valid UTF-8');
-    }
+    const bytes = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+    pending = [];
+    return bytes;
   };
   try {
     for (;;) {
@@ -94,17 +91,38 @@ export function* readLines(file: string): Generator<{ text: string; line: number
       let from = 0;
       for (let nl = chunk.indexOf(0x0a, from); nl >= 0; nl = chunk.indexOf(0x0a, from)) {
         pending.push(Buffer.from(chunk.subarray(from, nl)));
-        const text = decode(pending);
-        pending = [];
-        yield { text, line };
+        yield { bytes: take(), line };
         from = nl + 1;
       }
       if (from < n) pending.push(Buffer.from(chunk.subarray(from)));
     }
     // A last line without a trailing newline.
-    if (pending.length > 0) yield { text: decode(pending), line };
+    if (pending.length > 0) yield { bytes: take(), line };
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A line's text (a trailing \r dropped), or null when its bytes are not valid UTF-8. */
+export function lineText(bytes: Uint8Array): string | null {
+  try {
+    return utf8.decode(bytes).replace(/\r$/, '');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The lines of a file (without their \n or \r\n), read in chunks so a large file is never
+ * held whole, each decoded as strict UTF-8 so a bad byte is reported with its line.
+ */
+export function* readLines(file: string): Generator<{ text: string; line: number }> {
+  for (const { bytes, line } of readLineBytes(file)) {
+    const text = lineText(bytes);
+    if (text === null) throw new DataFileError(file, line, 'not valid UTF-8');
+    yield { text, line };
   }
 }
 
@@ -128,7 +146,7 @@ function* jsonlRecords(file: string): Generator<{ record: Record<string, unknown
 export function* streamJsonlDocuments(file: string, mapping: JsonlDocumentMapping, options: LoaderOptions = {}): Generator<Document> {
   for (const { record, line } of jsonlRecords(file)) {
     const where = (msg: string) => new DataFileError(file, line, msg);
-    const text = resolve(record, mapping.text, where);
+    const text = fieldText(record, mapping.text, where);
     if (text.length === 0) {
       if (options.skipEmpty) continue;
       throw where(`text from "${mapping.text}" is empty`);
@@ -146,8 +164,8 @@ export function loadJsonlDocuments(file: string, mapping: JsonlDocumentMapping, 
 export function* streamJsonlPairs(file: string, mapping: JsonlPairMapping, options: LoaderOptions = {}): Generator<PromptResponse> {
   for (const { record, line } of jsonlRecords(file)) {
     const where = (msg: string) => new DataFileError(file, line, msg);
-    const prompt = resolve(record, mapping.prompt, where);
-    const response = resolve(record, mapping.response, where);
+    const prompt = fieldText(record, mapping.prompt, where);
+    const response = fieldText(record, mapping.response, where);
     if (prompt.length === 0 || response.length === 0) {
       if (options.skipEmpty) continue;
       throw where(`${prompt.length === 0 ? `prompt from "${mapping.prompt}"` : `response from "${mapping.response}"`} is empty`);

@@ -6,7 +6,7 @@
 /** The part of a tokenizer SFT needs (structurally the @temper/tokenizers interface). */
 export interface SftTokenizer {
   encode(text: string): Int32Array;
-  applyChatTemplate(messages: readonly { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }): string;
+  applyChatTemplate(messages: readonly { role: string; content: string }[], options?: { addGenerationPrompt?: boolean; enableThinking?: boolean }): string;
   readonly specialTokens: { eos?: number; pad?: number };
 }
 
@@ -27,6 +27,8 @@ export interface SftOptions {
    * Default 'drop': a cut response teaches an answer that stops mid-way.
    */
   overflow?: 'drop' | 'truncate';
+  /** The chat template's enable_thinking (unset: the template's default). */
+  enableThinking?: boolean;
 }
 
 /** An example from token ids; null when it does not fit (see SftOptions.overflow). */
@@ -58,7 +60,7 @@ export function buildSftExampleFromText(tokenizer: SftTokenizer, pair: { prompt:
   const eos = tokenizer.specialTokens.eos;
   if (eos === undefined) throw new Error('SFT needs a tokenizer with an EOS token');
   const messages = [...(pair.system ? [{ role: 'system', content: pair.system }] : []), { role: 'user', content: pair.prompt }];
-  const prompt = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+  const prompt = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, enableThinking: options.enableThinking });
   return buildSftExample(tokenizer.encode(prompt), tokenizer.encode(pair.response), eos, options);
 }
 

@@ -30,3 +30,17 @@ export function textInScope(text: string, scope: Scope): string {
 export function estimateTokens(text: string): number {
   return Math.ceil(text.length / 4);
 }
+
+/**
+ * Where a prompt leaves the reasoning block: 'opened' when it ends inside one (DeepSeek-R1's
+ * template ends with <think>), 'closed' when it ends right after one (Qwen3 with
+ * enable_thinking false ends with an empty <think></think>: the model answers without
+ * reasoning), 'none' otherwise (the completion opens its own, as Qwen3 thinking does).
+ */
+export function reasoningInPrompt(prompt: string | undefined, tag: string): 'none' | 'opened' | 'closed' {
+  if (!prompt || !tag) return 'none';
+  const tail = prompt.trimEnd();
+  if (tail.endsWith(`<${tag}>`)) return 'opened';
+  if (tail.endsWith(`</${tag}>`)) return 'closed';
+  return 'none';
+}

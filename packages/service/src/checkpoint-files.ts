@@ -1,5 +1,6 @@
 // Files of a learner checkpoint that more than one service reads by name: the learner writes
-// them, the generator serves from them, and both must agree on what they are called.
+// them, the generator serves from them, and both must agree on what they are called. (The
+// tokenizer's files are named by @temper/tokenizers, which reads them.)
 
 /** The base weights (safetensors): what the learner streams to generators and commits. */
 export const WEIGHTS_FILE = 'model.safetensors';
@@ -7,5 +8,3 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 /** Where a stage stood when it saved (step, policy version, data position): resumable checkpoints only. */
 export const RUN_STATE_FILE = 'temper-run-state.json';
-/** The TokenizerSpec the checkpoint was trained with (e.g. {"kind":"byte"}). */
-export const TOKENIZER_SPEC_FILE = 'temper-tokenizer.json';

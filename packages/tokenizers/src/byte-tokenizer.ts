@@ -4,6 +4,7 @@
 // model of a few million parameters has to learn one symbol, not a seven-byte spelling,
 // to produce <think>...</think><answer>...</answer>.
 import { compileChatTemplate, type ChatTemplate } from './chat-template';
+import { stopIds } from './generation-config';
 import type { ChatMessage, ChatTemplateOptions, SpecialTokenIds, Tokenizer } from './types';
 
 /** Ids 0..255 are the bytes; special tokens follow in this order. */
@@ -32,11 +33,14 @@ export interface ByteTokenizerOptions {
   extraSpecialTokens?: readonly string[];
   /** A Jinja chat template; defaults to byteChatTemplate. */
   chatTemplate?: string;
+  /** More ids that end a completion besides <eos> (a model directory's generation_config.json). */
+  stopTokenIds?: readonly number[];
 }
 
 export class ByteTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly specialTokens: SpecialTokenIds;
+  readonly stopTokenIds: readonly number[];
   private readonly idOfSpecial = new Map<string, number>();
   private readonly specialOfId: string[] = [];
   // Longest first, so a special token that is a prefix of another never shadows it.
@@ -66,6 +70,10 @@ export class ByteTokenizer implements Tokenizer {
       answer: id('<answer>'),
       answerEnd: id('</answer>'),
     };
+    for (const stop of options.stopTokenIds ?? []) {
+      if (!Number.isInteger(stop) || stop < 0 || stop >= this.vocabSize) throw new Error(`stop token ${stop} is not a token id of the byte tokenizer (vocabulary ${this.vocabSize})`);
+    }
+    this.stopTokenIds = stopIds(this.specialTokens.eos, options.stopTokenIds);
     this.template = compileChatTemplate(options.chatTemplate ?? byteChatTemplate, { bosToken: '<bos>', eosToken: '<eos>', padToken: '<pad>' }, 'byte tokenizer chat template');
   }
 

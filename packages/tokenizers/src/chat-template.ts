@@ -15,6 +15,7 @@ export interface ChatTemplateContext {
   bosToken?: string;
   eosToken?: string;
   padToken?: string;
+  unkToken?: string;
 }
 
 /** A compiled template: render(messages) gives the conversation as text. */
@@ -45,14 +46,18 @@ export function compileChatTemplate(source: string, context: ChatTemplateContext
         }
       }
       try {
+        // What transformers' apply_chat_template hands a template: the special tokens, the
+        // generation-prompt switch and any further keyword (enable_thinking, tools, ...).
         return template.render({
           ...options.variables,
+          ...(options.enableThinking === undefined ? {} : { enable_thinking: options.enableThinking }),
           // Plain copies: the interpreter reads properties, and callers' objects stay untouched.
           messages: messages.map((m) => ({ ...m })),
           add_generation_prompt: options.addGenerationPrompt ?? false,
           bos_token: context.bosToken ?? '',
           eos_token: context.eosToken ?? '',
           pad_token: context.padToken ?? '',
+          unk_token: context.unkToken ?? '',
         });
       } catch (err) {
         throw new Error(`${origin}: rendering failed: ${(err as Error).message}`);

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as HfTokenizers from '@huggingface/tokenizers' with { 'resolution-mode': 'import' };
 import { compileChatTemplate, type ChatTemplate } from './chat-template';
+import { readGenerationConfig, stopIds } from './generation-config';
 import type { ChatMessage, ChatTemplateOptions, SpecialTokenIds, Tokenizer } from './types';
 
 // An ES module with a CommonJS build, loaded the way chat-template.ts explains.
@@ -28,6 +29,8 @@ export interface HuggingFaceTokenizerOptions {
   chatTemplate?: string;
   /** Name used in error messages, e.g. the directory the files came from. */
   origin?: string;
+  /** More ids that end a completion (generation_config.json's eos_token_id). */
+  stopTokenIds?: readonly number[];
 }
 
 function tokenContent(t: HuggingFaceTokenizerConfig['bos_token']): string | undefined {
@@ -48,6 +51,7 @@ function pickChatTemplate(config: HuggingFaceTokenizerConfig, origin: string): s
 export class HuggingFaceTokenizer implements Tokenizer {
   readonly vocabSize: number;
   readonly specialTokens: SpecialTokenIds;
+  readonly stopTokenIds: readonly number[];
   private readonly inner: HfTokenizer;
   private readonly template: ChatTemplate | undefined;
   private readonly origin: string;
@@ -70,18 +74,25 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const bos = tokenContent(config.bos_token);
     const eos = tokenContent(config.eos_token);
     const pad = tokenContent(config.pad_token);
+    const unk = tokenContent(config.unk_token);
     this.specialTokens = {
       bos: idOf(bos),
       eos: idOf(eos),
       pad: idOf(pad),
-      unk: idOf(tokenContent(config.unk_token)),
+      unk: idOf(unk),
       think: idOf('<think>'),
       thinkEnd: idOf('</think>'),
       answer: idOf('<answer>'),
       answerEnd: idOf('</answer>'),
     };
+    for (const id of options.stopTokenIds ?? []) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new Error(`${this.origin}: stop token ${id} (generation_config.json eos_token_id) is not a token id: the tokenizer's vocabulary is ${this.vocabSize}`);
+      }
+    }
+    this.stopTokenIds = stopIds(this.specialTokens.eos, options.stopTokenIds);
     const source = options.chatTemplate ?? pickChatTemplate(config, this.origin);
-    this.template = source === undefined ? undefined : compileChatTemplate(source, { bosToken: bos, eosToken: eos, padToken: pad }, `${this.origin} chat template`);
+    this.template = source === undefined ? undefined : compileChatTemplate(source, { bosToken: bos, eosToken: eos, padToken: pad, unkToken: unk }, `${this.origin} chat template`);
   }
 
   tokenToId(token: string): number | undefined {
@@ -136,10 +147,10 @@ function readJson(file: string): unknown {
 }
 
 /**
- * A tokenizer from a model directory (tokenizer.json, and tokenizer_config.json and
- * chat_template.jinja when present) or from a tokenizer.json file path.
+ * A tokenizer from a model directory (tokenizer.json, and tokenizer_config.json,
+ * chat_template.jinja and generation_config.json when present) or from a tokenizer.json file path.
  */
-export function loadHuggingFaceTokenizer(location: string, options: Omit<HuggingFaceTokenizerOptions, 'origin'> = {}): HuggingFaceTokenizer {
+export function loadHuggingFaceTokenizer(location: string, options: Pick<HuggingFaceTokenizerOptions, 'chatTemplate' | 'stopTokenIds'> = {}): HuggingFaceTokenizer {
   const isDir = fs.existsSync(location) && fs.statSync(location).isDirectory();
   const dir = isDir ? location : path.dirname(location);
   const tokenizerFile = isDir ? path.join(location, 'tokenizer.json') : location;
@@ -149,5 +160,6 @@ export function loadHuggingFaceTokenizer(location: string, options: Omit<Hugging
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error(`${configFile}: expected a JSON object`);
   const templateFile = path.join(dir, 'chat_template.jinja');
   const chatTemplate = options.chatTemplate ?? (fs.existsSync(templateFile) ? fs.readFileSync(templateFile, 'utf8') : undefined);
-  return new HuggingFaceTokenizer(readJson(tokenizerFile), config, { chatTemplate, origin: tokenizerFile });
+  const stopTokenIds = [...(readGenerationConfig(dir)?.eosTokenIds ?? []), ...(options.stopTokenIds ?? [])];
+  return new HuggingFaceTokenizer(readJson(tokenizerFile), config, { chatTemplate, origin: tokenizerFile, stopTokenIds });
 }

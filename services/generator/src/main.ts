@@ -5,7 +5,6 @@
 //   batcher.ts    which requests share an engine call; seeds and message ids
 //   sampling.ts   checking requests, engine options, completions with stop strings applied
 //   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
-//   tokenizer.ts  the tokenizer that goes with a model directory
 import { connectBus } from '@temper/bus';
 import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
 import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';

@@ -23,12 +23,11 @@ import { CheckpointClient } from '@temper/checkpoint-client';
 import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
 import { type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
-import type { Tokenizer } from '@temper/tokenizers';
+import { loadModelTokenizer, Tokenizer } from '@temper/tokenizers';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModelLimits } from './sampling';
-import { loadTokenizerForModel } from './tokenizer';
 
 export interface ServedPolicy {
   model: Model;
@@ -263,7 +262,7 @@ export class PolicyManager {
       const dir = await fsp.mkdtemp(path.join(this.opts.workDir ?? os.tmpdir(), 'temper-generator-'));
       try {
         const { manifest, bytes } = await this.opts.store.pullDir(ref, dir);
-        const tokenizer = loadTokenizerForModel(dir);
+        const tokenizer = loadModelTokenizer(dir);
         const model = await Model.load(dir, { threads: this.opts.threads });
         const shape = engineConfig(model.config);
         if (tokenizer.vocabSize > shape.vocabSize) {

@@ -83,11 +83,9 @@ export function promptTokens(p: Prompt | undefined, tokenizer: Tokenizer, limits
   return ids;
 }
 
-/** Stop tokens for the engine: the request's and the tokenizer's end-of-sequence token. */
+/** Stop tokens for the engine: the request's and the model's (its EOS and generation_config.json's). */
 export function stopTokens(s: Sampling, tokenizer: Tokenizer): number[] {
-  const out = new Set(s.stopTokenIds);
-  if (tokenizer.specialTokens.eos !== undefined) out.add(tokenizer.specialTokens.eos);
-  return [...out];
+  return [...new Set([...s.stopTokenIds, ...tokenizer.stopTokenIds])];
 }
 
 /**

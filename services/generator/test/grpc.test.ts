@@ -8,7 +8,9 @@ import { FinishReason, GenerateRequest, GenerateResponse, GetServingInfoResponse
 import { RunningGrpcServer, startGrpcServer } from '@temper/service';
 import { rolloutGeneratorBinding } from '../src/grpc';
 import { PolicyManager } from '../src/policy';
-import { maxAbsDiff, pushTinyPolicy, Stack, startStack, teacherForcedLogprobs, testLogger, tokenizer, tracer } from './helpers';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { maxAbsDiff, pushTinyPolicy, saveTinyModel, Stack, startStack, teacherForcedLogprobs, testLogger, tokenizer, tracer } from './helpers';
 
 type GenerateInput = Parameters<typeof GenerateRequest.fromPartial>[0];
 type Unary<Req, Res> = (req: Req, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
@@ -137,6 +139,28 @@ describe('RolloutGenerator over gRPC', () => {
         expect(at).toBe(x.tokenIds.length - 1);
         expect(x.finishReason).toBe(FinishReason.FINISH_REASON_STOP);
       }
+    }
+  }, 30000);
+
+  it('stops at every eos_token_id of the model directory\'s generation_config.json', async () => {
+    const prompt = { text: 'xyz', tokenIds: [] };
+    const greedy = await generate({ prompts: [prompt], sampling: { temperature: 0, maxNewTokens: 16 } });
+    const full = greedy.results[0].completions[0];
+    const second = full.tokenIds[2];
+    const first = full.tokenIds.indexOf(second);
+    // The same weights (seed 11) in a directory whose generation config lists a second EOS.
+    const dir = path.join(stack.root, 'two-eos');
+    await saveTinyModel(dir, 11);
+    fs.writeFileSync(path.join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [tokenizer.specialTokens.eos, second] }));
+    const { manifest } = await stack.client.pushDir(dir, { runId: 'run-two-eos', stage: 'grpo', step: 1, branch: 'main' });
+    await loadPolicy({ checkpoint: manifest.id, policyVersion: 1 });
+    try {
+      const res = await generate({ prompts: [prompt], sampling: { temperature: 0, maxNewTokens: 16 } });
+      const c = res.results[0].completions[0];
+      expect(c.finishReason).toBe(FinishReason.FINISH_REASON_STOP);
+      expect(c.tokenIds).toEqual(full.tokenIds.slice(0, first + 1));
+    } finally {
+      await loadPolicy({ checkpoint: v1.manifest.id });
     }
   }, 30000);
 

@@ -10,12 +10,11 @@ import { CheckpointStore, checkpointStoreBinding, FsBackend, publishCommitted, w
 import { HfConfig, Model } from '@temper/native';
 import { CheckpointManifest } from '@temper/proto';
 import { createLogger, Logger, RunningGrpcServer, startGrpcServer } from '@temper/service';
-import { ByteTokenizer } from '@temper/tokenizers';
+import { ByteTokenizer, TOKENIZER_SPEC_FILE } from '@temper/tokenizers';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { PolicyManager } from '../src/policy';
-import { TOKENIZER_SPEC_FILE } from '../src/tokenizer';
 
 export const tokenizer = new ByteTokenizer();
 

@@ -1,16 +1,18 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
-// it samples) and, for checkpoints a run can resume from, the run state with the optimizer.
+// it samples; a Hugging Face tokenizer's files come along, see tokenizer-files.ts) and, for
+// checkpoints a run can resume from, the run state with the optimizer.
 import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@temper/bus';
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
-import { OPTIMIZER_FILE, RUN_STATE_FILE, TOKENIZER_SPEC_FILE, WEIGHTS_FILE } from '@temper/service';
+import { OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readTokenizer, writeTokenizer } from './tokenizer-files';
 
 
 /** Where a stage stood when it saved: enough to continue it exactly. */
@@ -73,7 +75,7 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
   try {
     await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
-    fs.writeFileSync(path.join(dir, TOKENIZER_SPEC_FILE), JSON.stringify(opts.tokenizer));
+    writeTokenizer(dir, opts.tokenizer);
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -117,7 +119,7 @@ export async function loadCheckpoint(store: CheckpointClient, ref: string, opts:
     return {
       model,
       manifest,
-      tokenizer: readJson<TokenizerSpec>(path.join(dir, TOKENIZER_SPEC_FILE)),
+      tokenizer: readTokenizer(dir),
       runState: readJson<RunState>(path.join(dir, RUN_STATE_FILE)),
     };
   } finally {

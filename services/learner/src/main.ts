@@ -6,6 +6,7 @@ import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-cli
 import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import * as os from 'node:os';
+import { DataRoots } from './data-roots';
 import { policyLearnerService } from './grpc';
 import { RunManager } from './runs/manager';
 
@@ -25,9 +26,10 @@ runService(log, async () => {
     tracer: tracing.tracer,
     threads: Number(process.env.TEMPER_ENGINE_THREADS) || os.availableParallelism(),
     rolloutTimeoutMs: Number(process.env.TEMPER_ROLLOUT_TIMEOUT_S || 600) * 1000,
+    dataRoots: DataRoots.fromEnv(),
   });
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [policyLearnerService(runs)] });
   const resumed = await runs.resumeUnfinished();
-  log.info('serving', { address: grpc.address, nats: settings.natsUrl, resumed });
+  log.info('serving', { address: grpc.address, nats: settings.natsUrl, resumed, dataRoots: runs.dataRoots.roots });
   return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => runs.shutdown(), () => grpc.stop()];
 });

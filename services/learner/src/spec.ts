@@ -1,6 +1,7 @@
 // Run specs as users write them (YAML, or the proto message over gRPC), checked and completed
 // with defaults. Problems are reported together, each with its path in the document.
-import { checkDocument, DocumentError, RewardReport, rewardReportToJSON, RunSpec, StageSpec } from '@temper/proto';
+import { datasetPresets } from '@temper/data';
+import { checkDocument, DataSource, DocumentError, RewardReport, rewardReportToJSON, RunSpec, StageSpec } from '@temper/proto';
 import { parseDocument } from 'yaml';
 
 export class SpecError extends Error {
@@ -40,6 +41,10 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
     return { ...s, name };
   });
   checkReported(spec, problems);
+  mapDataSources(spec, (source, at) => {
+    checkDataSource(source, at, problems);
+    return source;
+  });
   if (problems.length) throw new SpecError(problems);
   return { ...spec, stages };
 }
@@ -54,6 +59,46 @@ function checkReported(spec: RunSpec, problems: string[]): void {
     if (earlier !== undefined) problems.push(`reward.components[${i}].report_as: ${as} is reported by reward.components[${earlier}] already`);
     else first.set(c.reportAs, i);
   });
+}
+
+function checkDataSource(s: DataSource, at: string, problems: string[]): void {
+  const d = s.dataset;
+  if (!d) return;
+  if (s.uri) problems.push(`${at}: set uri or dataset, not both`);
+  if (at.includes('.midtrain.')) problems.push(`${at}.dataset: mid-training reads documents (uri); a dataset gives prompts with answers (GRPO tasks, evaluation, SFT)`);
+  if (!d.path) problems.push(`${at}.dataset.path: required (a .parquet or .jsonl file, or a directory of them)`);
+  if (d.preset && !(d.preset in datasetPresets)) problems.push(`${at}.dataset.preset: unknown preset "${d.preset}" (known: ${Object.keys(datasetPresets).join(', ')})`);
+  if (d.split && !/^[\w.-]+$/.test(d.split)) problems.push(`${at}.dataset.split: must be a name like "train" or "test"`);
+  for (const key of Object.keys(d.fields)) {
+    if (!['prompt', 'answer', 'response'].includes(key)) problems.push(`${at}.dataset.fields.${key}: unknown field (known: prompt, answer, response)`);
+  }
+}
+
+/** The spec with `f` applied to every data source it names; `f` is told the source's path in the document. */
+export function mapDataSources(spec: RunSpec, f: (source: DataSource, at: string) => DataSource): RunSpec {
+  const one = (s: DataSource | undefined, at: string) => (s ? f(s, at) : s);
+  const all = (list: DataSource[], at: string) => list.map((s, i) => f(s, `${at}[${i}]`));
+  const stages = spec.stages.map((stage, i): StageSpec => {
+    const at = `stages[${i}]`;
+    const k = stage.kind;
+    switch (k?.$case) {
+      case 'midtrain': {
+        const m = k.value;
+        const mixture = m.mixture && { sources: all(m.mixture.sources, `${at}.midtrain.mixture.sources`) };
+        const branches = m.branches.map((b, j) => ({ ...b, mixture: b.mixture && { sources: all(b.mixture.sources, `${at}.midtrain.branches[${j}].mixture.sources`) } }));
+        return { ...stage, kind: { $case: 'midtrain', value: { ...m, mixture, branches } } };
+      }
+      case 'sft':
+        return { ...stage, kind: { $case: 'sft', value: { ...k.value, data: k.value.data && { sources: all(k.value.data.sources, `${at}.sft.data.sources`) } } } };
+      case 'grpo':
+        return { ...stage, kind: { $case: 'grpo', value: { ...k.value, task: one(k.value.task, `${at}.grpo.task`) } } };
+      case 'eval':
+        return { ...stage, kind: { $case: 'eval', value: { eval: k.value.eval && { ...k.value.eval, task: one(k.value.eval.task, `${at}.eval.eval.task`) } } } };
+      default:
+        return stage;
+    }
+  });
+  return { ...spec, stages, eval: spec.eval && { ...spec.eval, task: one(spec.eval.task, 'eval.task') } };
 }
 
 function checkGrpo(g: Extract<StageSpec['kind'], { $case: 'grpo' }>['value'], at: string, problems: string[]): void {

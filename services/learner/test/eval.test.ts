@@ -16,8 +16,8 @@ const arithmetic = DataSource.fromPartial({ name: 'arithmetic', uri: 'builtin:ar
 const tokenizer = createTokenizer({ kind: 'byte' });
 
 describe('evaluation', () => {
-  it('draws distinct held-out problems only', () => {
-    const items = evalItems(arithmetic, 40, 0);
+  it('draws distinct held-out problems only', async () => {
+    const items = await evalItems(arithmetic, 40, 0);
     expect(items).toHaveLength(40);
     expect(new Set(items.map((i) => i.canonical)).size).toBe(40);
     for (const i of items) expect(splitOf(i.canonical!)).toBe('eval');
@@ -27,13 +27,13 @@ describe('evaluation', () => {
     for (let n = 0; n < 3000; n++) train.add(stream.next().value!.canonical);
     for (const i of items) expect(train.has(i.canonical!)).toBe(false);
     // The easiest level holds fewer distinct held-out problems than asked for: all of them come back.
-    const few = evalItems(DataSource.fromPartial({ uri: 'builtin:arithmetic', fields: { difficulty: '1' } }), 500, 0);
+    const few = await evalItems(DataSource.fromPartial({ uri: 'builtin:arithmetic', fields: { difficulty: '1' } }), 500, 0);
     expect(few.length).toBeGreaterThan(10);
     expect(few.length).toBeLessThan(500);
   });
 
-  it('scores accuracy, pass@k, format and length from completions', () => {
-    const items = evalItems(arithmetic, 4, 1);
+  it('scores accuracy, pass@k, format and length from completions', async () => {
+    const items = await evalItems(arithmetic, 4, 1);
     const right = (i: number) => formatCompletion('work', items[i].answer);
     const c = (prompt: number, text: string, finishReason: 'stop' | 'length' = 'stop', tokens = 10): EvalCompletion => ({ prompt, text, finishReason, tokens });
     const greedy = [
@@ -47,11 +47,11 @@ describe('evaluation', () => {
     expect(r).toMatchObject({ accuracy: 0.75, format_rate: 0.5, response_length: 12, prompts: 4, pass_at_k: 0.5, sample_accuracy: 3 / 8, sample_format_rate: 3 / 8, k: 2 });
   });
 
-  it('judges a JSONL task by its reference answer', () => {
+  it('judges a JSONL task by its reference answer', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-eval-jsonl-'));
     const file = path.join(dir, 'qa.jsonl');
     fs.writeFileSync(file, '{"q":"2+2?","a":4}\n{"q":"capital of France?","a":"Paris"}\n');
-    const items = evalItems(DataSource.fromPartial({ uri: file, fields: { prompt: 'q', reference: 'a' } }), 10, 0);
+    const items = await evalItems(DataSource.fromPartial({ uri: file, fields: { prompt: 'q', reference: 'a' } }), 10, 0);
     expect(items.map((i) => i.prompt)).toEqual(['2+2?', 'capital of France?']);
     expect(items[0].correct('<think>x</think><answer> 4 </answer>')).toBe(true);
     expect(items[1].correct('<think>x</think><answer>Lyon</answer>')).toBe(false);

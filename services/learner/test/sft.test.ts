@@ -54,8 +54,8 @@ describe('SFT loss masking', () => {
     expect(Object.values(grads).some((g) => g.some((x) => x !== 0))).toBe(true);
   });
 
-  it('draws examples from weighted sources through the chat template', () => {
-    const { examples } = sftExamples(
+  it('draws examples from weighted sources through the chat template', async () => {
+    const { examples } = await sftExamples(
       [
         { name: 'a', uri: 'builtin:arithmetic', weight: 3, fields: { difficulty: '1' } },
         { name: 's', uri: 'builtin:sorting', weight: 1, fields: { difficulty: '1' } },

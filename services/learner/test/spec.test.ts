@@ -99,4 +99,46 @@ stages: [ { grpo: {} } ]
     expect(problems('name: x\n')).toEqual(['stages: a run needs at least one stage']);
     expect(problems('name: x\nstage: []\n')[0]).toMatch(/^stage: unknown field of RunSpec/);
   });
+
+  it('reads a dataset wherever a stage takes prompts, and the chat settings of the model', () => {
+    const spec = runSpecFromYaml(`
+model: { tokenizer: models/qwen3, chat: { enable_thinking: false, system_prompt: Be brief. } }
+stages:
+  - sft: { data: { sources: [{ dataset: { path: gsm8k/main, preset: gsm8k } }] } }
+  - grpo: { task: { dataset: { path: gsm8k/main, split: train, preset: gsm8k, skip_bad_rows: true, fields: { prompt: "{question} Answer in \\\\boxed{}." } } } }
+  - eval: { eval: { task: { dataset: { path: math500, preset: math } } } }
+`);
+    expect(spec.model?.chat).toEqual({ enableThinking: false, systemPrompt: 'Be brief.' });
+    const grpo = spec.stages[1].kind!.$case === 'grpo' ? spec.stages[1].kind!.value : undefined;
+    expect(grpo?.task?.dataset).toEqual({ path: 'gsm8k/main', split: 'train', preset: 'gsm8k', skipBadRows: true, fields: { prompt: '{question} Answer in \\boxed{}.' } });
+    // Unset, thinking is the template's choice.
+    expect(runSpecFromYaml('stages: [{ eval: {} }]').model?.chat?.enableThinking).toBeUndefined();
+  });
+
+  it('reports what is wrong with a dataset, with its path', () => {
+    expect(
+      problems(`
+stages:
+  - midtrain: { mixture: { sources: [{ dataset: { path: d } }] } }
+  - grpo: { task: { uri: a.jsonl, dataset: { preset: squad, split: "../x", fields: { question: q } } } }
+  - eval: { eval: { task: { dataset: { path: d, skip_bad_rows: "yes" } } } }
+`),
+    ).toEqual([
+      'stages[2].eval.eval.task.dataset.skip_bad_rows: expected true or false, got "yes"',
+    ]);
+    expect(
+      problems(`
+stages:
+  - midtrain: { mixture: { sources: [{ dataset: { path: d } }] } }
+  - grpo: { task: { uri: a.jsonl, dataset: { preset: squad, split: "../x", fields: { question: q } } } }
+`),
+    ).toEqual([
+      'stages[0].midtrain.mixture.sources[0].dataset: mid-training reads documents (uri); a dataset gives prompts with answers (GRPO tasks, evaluation, SFT)',
+      'stages[1].grpo.task: set uri or dataset, not both',
+      'stages[1].grpo.task.dataset.path: required (a .parquet or .jsonl file, or a directory of them)',
+      'stages[1].grpo.task.dataset.preset: unknown preset "squad" (known: gsm8k, math, prompt_answer)',
+      'stages[1].grpo.task.dataset.split: must be a name like "train" or "test"',
+      'stages[1].grpo.task.dataset.fields.question: unknown field (known: prompt, answer, response)',
+    ]);
+  });
 });

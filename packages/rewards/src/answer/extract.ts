@@ -5,7 +5,7 @@
 // reference while thinking, or boxing it there, earns nothing. An answer section that
 // commits to two different answers ("\boxed{3} or \boxed{4}", two answer blocks)
 // commits to none: it is flagged as multiple.
-import { braceTable } from './braces';
+import { braceTable } from '@temper/data';
 import { normalizeAnswer } from './normalize';
 
 export type AnswerSource = 'answer' | 'boxed' | 'pattern';
@@ -19,6 +19,8 @@ export interface ExtractOptions {
   pattern?: RegExp;
   /** The tag of the reasoning block, whose content is never an answer ('' for none). */
   reasoningTag?: string;
+  /** The prompt opened the reasoning block: until it is closed, everything is reasoning. */
+  reasoningOpen?: boolean;
   /** Whether two written answers are the same answer (default: equal once normalised). */
   same?: (a: string, b: string) => boolean;
 }
@@ -39,7 +41,7 @@ interface Candidate {
 
 /** The final answer of `completion`, or null when it commits to none. */
 export function extractAnswer(completion: string, opts: ExtractOptions): Extracted | null {
-  const [from, to] = answerSection(completion, opts.reasoningTag ?? 'think');
+  const [from, to] = answerSection(completion, opts.reasoningTag ?? 'think', opts.reasoningOpen ?? false);
   const inSection = (c: Candidate) => c.start >= from && c.end <= to;
   const candidates: Candidate[] = [];
   if (opts.sources.includes('answer')) candidates.push(...answerBlocks(completion, opts.answerTag).filter(inSection));
@@ -50,12 +52,14 @@ export function extractAnswer(completion: string, opts: ExtractOptions): Extract
   return { answer: chosen.text.trim(), source: chosen.source, multiple: differentAnswers(candidates, opts.same ?? sameText) };
 }
 
-// Where answers may be: after the last closing reasoning tag; before an opening one that
-// never closes (the reasoning ran to the end); everywhere when there is no reasoning tag.
-function answerSection(s: string, tag: string): [number, number] {
+// Where answers may be: after the last closing reasoning tag; nowhere when the prompt opened
+// the reasoning and it never closed, or before an opening one that never closes (either way
+// the reasoning ran to the end); everywhere when there is no reasoning tag.
+function answerSection(s: string, tag: string, opened: boolean): [number, number] {
   if (!tag) return [0, s.length];
   const close = s.lastIndexOf(`</${tag}>`);
   if (close >= 0) return [close + tag.length + 3, s.length];
+  if (opened) return [s.length, s.length];
   const open = s.indexOf(`<${tag}>`);
   return open >= 0 ? [0, open] : [0, s.length];
 }

@@ -1,7 +1,7 @@
 // Turns a final answer as written ("$x = \dfrac{1}{2}$.", "\text{12 cm}", "Answer: 45^\circ")
 // into the bare mathematical text the comparisons work on ("\frac{1}{2}", "12", "45").
 // Every rule strips notation that cannot change the value; nothing here guesses.
-import { replaceCommandGroups } from './braces';
+import { replaceCommandGroups } from '@temper/data';
 import { parseNumberLiteral } from './numbers';
 
 const spacingCommands = /\\(?:displaystyle|textstyle|[,;:! ]|quad|qquad|limits)(?![A-Za-z])/g;

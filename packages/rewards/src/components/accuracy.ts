@@ -5,6 +5,7 @@ import { EquivalenceOptions, isEquivalent } from '../answer/equivalence';
 import { AnswerSource, extractAnswer, ExtractOptions } from '../answer/extract';
 import { hedgeReason } from '../answer/hedging';
 import { RewardSpecError } from '../errors';
+import { reasoningInPrompt } from '../text';
 import { AccuracyVerdict, OptionValue, RewardComponent, ScoreInput } from '../types';
 
 export interface AccuracySettings {
@@ -68,7 +69,8 @@ export function accuracySettings(o: Record<string, OptionValue>, path: string): 
 export function judgeAnswer(input: ScoreInput, s: AccuracySettings): AccuracyVerdict {
   // Two answers that mean the same ("5" and "5.0") are one answer written twice.
   const same = (a: string, b: string) => a.length <= s.maxAnswerChars && b.length <= s.maxAnswerChars && isEquivalent(a, b, s.equivalence);
-  const found = extractAnswer(input.completion, { ...s.extract, same });
+  const reasoningOpen = reasoningInPrompt(input.prompt, s.extract.reasoningTag ?? 'think') === 'opened';
+  const found = extractAnswer(input.completion, { ...s.extract, same, reasoningOpen });
   if (!found) return { correct: false, answer: '', flags: ['no_answer'] };
   const answer = found.answer;
   if (found.multiple) return { correct: false, answer, flags: ['multiple_answers'] };

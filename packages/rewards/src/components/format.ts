@@ -1,33 +1,48 @@
-// format: the completion has the required structure. By default
-// <think>…</think><answer>…</answer>, each tag exactly once, in that order, with only
-// whitespace before <think>, between the blocks and after </answer>, and a non-empty
-// answer. Full credit is 1; a completion failing some checks gets
+// format: the completion has the required structure: a reasoning block, then the answer.
+// By default <think>…</think> once, at the start, then the answer right after it: an
+// <answer>…</answer> block (the built-in tasks' format; nothing may follow it) or, when the
+// completion writes no answer block, a \boxed{…} after the reasoning (how Qwen3 and
+// DeepSeek-R1 answer math). The prompt decides where the reasoning starts: a template that
+// ends the prompt inside <think> (DeepSeek-R1) leaves the completion to close it, one that
+// ends it with a closed, empty <think></think> (Qwen3 with thinking off) wants the answer
+// alone. Full credit is 1; a completion failing some checks gets
 // partialCredit × (checks passed / checks), so partialCredit 0 (default) is all or nothing.
+import { braceTable } from '@temper/data';
 import { RewardSpecError } from '../errors';
+import { reasoningInPrompt } from '../text';
 import { OptionValue, RewardComponent } from '../types';
 
+interface Tag {
+  open: string;
+  close: string;
+}
+
 interface FormatSettings {
-  think: { open: string; close: string } | null;
-  answer: { open: string; close: string };
+  think: Tag | null;
+  answer: Tag;
   thinkOpenedInPrompt: boolean;
+  boxed: boolean;
   partialCredit: number;
   regex: RegExp | null;
 }
 
 export const format: RewardComponent<FormatSettings> = {
   name: 'format',
-  description: 'Structure <think>…</think><answer>…</answer>, each once, nothing after the answer: 1; otherwise partial credit.',
+  description: 'Structure <think>…</think> then the answer (<answer>…</answer>, or a \\boxed{} after the reasoning), each once, nothing after an answer block: 1; otherwise partial credit.',
   options: {
     thinkTag: { type: 'string', default: 'think', description: 'Tag of the reasoning block; "" for none required.' },
     answerTag: { type: 'string', default: 'answer', description: 'Tag of the answer block.' },
-    thinkOpenedInPrompt: { type: 'boolean', default: false, description: 'The prompt already ends with <think>, so the completion starts inside it.' },
+    boxed: { type: 'boolean', default: true, description: 'A \\boxed{} after the reasoning is an answer too, when there is no answer block.' },
+    thinkOpenedInPrompt: { type: 'boolean', default: false, description: 'The prompt already opened <think> (also seen from the prompt itself when the scorer is given it).' },
     partialCredit: { type: 'number', default: 0, min: 0, max: 1, description: 'Most a non-conforming completion can get, scaled by the share of checks it passes.' },
     regex: { type: 'string', default: '', description: 'Instead of the tag checks: the whole completion must match this regular expression.' },
   },
   prepare: (o, path) => formatSettings(o, path),
   score: (input, s) => {
     if (s.regex) return s.regex.test(input.completion) ? 1 : 0;
-    const checks = structureChecks(input.completion, s);
+    const tag = s.think?.open.slice(1, -1) ?? '';
+    const reasoning = s.thinkOpenedInPrompt ? 'opened' : reasoningInPrompt(input.prompt, tag);
+    const checks = structureChecks(input.completion, s, reasoning);
     const passed = checks.filter(Boolean).length;
     if (passed === checks.length) return 1;
     return { value: (s.partialCredit * passed) / checks.length, flags: ['bad_format'] };
@@ -52,6 +67,7 @@ function formatSettings(o: Record<string, OptionValue>, path: string): FormatSet
     think: o.thinkTag ? tag(o.thinkTag as string) : null,
     answer: tag(o.answerTag as string),
     thinkOpenedInPrompt: o.thinkOpenedInPrompt as boolean,
+    boxed: o.boxed as boolean,
     partialCredit: o.partialCredit as number,
     regex,
   };
@@ -63,24 +79,64 @@ function count(s: string, needle: string): number {
   return n;
 }
 
-/** Each structural requirement, true where met. */
-function structureChecks(text: string, s: FormatSettings): boolean[] {
+/** Where the answer is in `text` after position `from`: once, filled, and what may surround it. */
+interface AnswerPart {
+  once: boolean;
+  filled: boolean;
+  start: number;
+  /** Nothing but whitespace after it (always true of a \boxed{} answer, which sits in prose). */
+  nothingAfter: boolean;
+  /** Written as a block (whitespace only may separate it from the reasoning) rather than in prose. */
+  block: boolean;
+}
+
+function answerPart(text: string, from: number, s: FormatSettings): AnswerPart {
   const a = s.answer;
-  const answerOpen = text.indexOf(a.open);
-  const answerClose = text.indexOf(a.close);
-  const answerOnce = count(text, a.open) === 1 && count(text, a.close) === 1 && answerOpen < answerClose;
-  const answerFilled = answerOnce && text.slice(answerOpen + a.open.length, answerClose).trim() !== '';
-  const nothingAfter = answerClose >= 0 && text.slice(answerClose + a.close.length).trim() === '';
-  if (!s.think) {
-    const nothingBefore = answerOpen >= 0 && text.slice(0, answerOpen).trim() === '';
-    return [answerOnce, answerFilled, nothingAfter, nothingBefore];
+  if (!s.boxed || text.includes(a.open) || text.includes(a.close)) {
+    const open = text.indexOf(a.open);
+    const close = text.indexOf(a.close);
+    const once = count(text, a.open) === 1 && count(text, a.close) === 1 && open < close;
+    return {
+      once,
+      filled: once && text.slice(open + a.open.length, close).trim() !== '',
+      start: open,
+      nothingAfter: close >= 0 && text.slice(close + a.close.length).trim() === '',
+      block: true,
+    };
+  }
+  // The last \boxed{…} after the reasoning is the answer.
+  const braces = braceTable(text);
+  let start = -1;
+  let content = '';
+  for (let at = text.indexOf('\\boxed', from); at >= 0; at = text.indexOf('\\boxed', at + 6)) {
+    let open = at + 6;
+    while (text[open] === ' ') open++;
+    const end = text[open] === '{' ? (braces.get(open) ?? -1) : -1;
+    if (end < 0) continue;
+    start = at;
+    content = text.slice(open + 1, end - 1);
+  }
+  return { once: start >= 0, filled: start >= 0 && content.trim() !== '', start, nothingAfter: true, block: false };
+}
+
+/** Each structural requirement, true where met. */
+function structureChecks(text: string, s: FormatSettings, reasoning: 'none' | 'opened' | 'closed'): boolean[] {
+  if (!s.think || reasoning === 'closed') {
+    // No reasoning block wanted (none configured, or the prompt closed it): the answer alone.
+    const answer = answerPart(text, 0, s);
+    const nothingBefore = answer.start >= 0 && (!answer.block || text.slice(0, answer.start).trim() === '');
+    const noReasoning = !s.think || (count(text, s.think.open) === 0 && count(text, s.think.close) === 0);
+    return [...(s.think ? [noReasoning] : []), answer.once, answer.filled, answer.nothingAfter, nothingBefore];
   }
   const t = s.think;
-  const thinkOpen = s.thinkOpenedInPrompt ? 0 : text.indexOf(t.open);
+  const opened = reasoning === 'opened';
+  const thinkOpen = opened ? 0 : text.indexOf(t.open);
   const thinkClose = text.indexOf(t.close);
   const opens = count(text, t.open);
-  const thinkOnce = (s.thinkOpenedInPrompt ? opens === 0 : opens === 1) && count(text, t.close) === 1 && thinkOpen >= 0 && thinkOpen < thinkClose;
-  const startsWithThink = s.thinkOpenedInPrompt || (thinkOpen >= 0 && text.slice(0, thinkOpen).trim() === '');
-  const inOrder = thinkOnce && answerOnce && thinkClose < answerOpen && text.slice(thinkClose + t.close.length, answerOpen).trim() === '';
-  return [thinkOnce, answerOnce, answerFilled, startsWithThink, inOrder, nothingAfter];
+  const thinkOnce = (opened ? opens === 0 : opens === 1) && count(text, t.close) === 1 && thinkOpen >= 0 && thinkOpen < thinkClose;
+  const startsWithThink = opened || (thinkOpen >= 0 && text.slice(0, thinkOpen).trim() === '');
+  const afterThink = thinkClose >= 0 ? thinkClose + t.close.length : text.length;
+  const answer = answerPart(text, afterThink, s);
+  const inOrder = thinkOnce && answer.once && afterThink <= answer.start && (!answer.block || text.slice(afterThink, answer.start).trim() === '');
+  return [thinkOnce, answer.once, answer.filled, startsWithThink, inOrder, answer.nothingAfter];
 }

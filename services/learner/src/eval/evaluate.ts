@@ -1,12 +1,18 @@
 // Held-out evaluation of a policy on a task: greedy pass@1 (accuracy), pass@k with sampling,
 // format adherence and mean response length. Built-in tasks are judged by @temper/data's
-// checkers on their held-out split (never seen in training); a JSONL task by its reference
-// answer, compared as trimmed text. Prompts go through the chat template as in GRPO.
-import { checkCompletion, parseCompletion, taskMessages, TaskName, taskNames, taskStream } from '@temper/data';
+// checkers on their held-out split (never seen in training); a dataset (its "test" split unless
+// it names one) or a file by its reference answer, the way the accuracy reward judges it (the
+// final answer after the reasoning, in <answer> or \boxed{}, compared by value). Format is the
+// format reward's verdict. Prompts go through the chat template as in GRPO.
+import { checkCompletion, taskMessages, TaskName, taskNames, taskStream } from '@temper/data';
 import type { Model } from '@temper/native';
-import { DataSource, EvalSpec, SamplingParams } from '@temper/proto';
+import { ChatSpec, DataSource, EvalSpec, SamplingParams } from '@temper/proto';
+import { compileRewardSpec } from '@temper/rewards';
 import type { Tokenizer } from '@temper/tokenizers';
-import { openPrompts } from '../prompts';
+import { openPrompts, renderPrompt } from '../prompts';
+
+// The default reward (accuracy and format): what evaluation calls right and well formed.
+const judge = compileRewardSpec();
 
 export interface EvalSettings {
   task: DataSource;
@@ -17,13 +23,20 @@ export interface EvalSettings {
   topP: number;
   maxNewTokens: number;
   seed: number;
+  /** How prompts are rendered (the run's model.chat). */
+  chat?: ChatSpec;
 }
 
-/** An EvalSpec with defaults: the task falls back to `task` (e.g. the GRPO stage's), 32 prompts, pass@4. */
-export function evalSettings(spec: EvalSpec | undefined, fallbackTask?: DataSource, seed = 0): EvalSettings {
+/**
+ * An EvalSpec with defaults: the task falls back to `task` (e.g. the GRPO stage's; its dataset's
+ * "test" split, whichever split it trains on), 32 prompts, pass@4.
+ */
+export function evalSettings(spec: EvalSpec | undefined, fallbackTask?: DataSource, seed = 0, chat?: ChatSpec): EvalSettings {
   const s = spec?.sampling ?? SamplingParams.fromPartial({});
+  const fallback = fallbackTask?.dataset ? { ...fallbackTask, dataset: { ...fallbackTask.dataset, split: '' } } : fallbackTask;
   return {
-    task: spec?.task ?? fallbackTask ?? DataSource.fromPartial({ name: 'arithmetic', uri: 'builtin:arithmetic', fields: { difficulty: '1' } }),
+    chat,
+    task: spec?.task ?? fallback ?? DataSource.fromPartial({ name: 'arithmetic', uri: 'builtin:arithmetic', fields: { difficulty: '1' } }),
     numPrompts: spec?.numPrompts || 32,
     passK: spec === undefined ? 4 : spec.passK,
     temperature: s.temperature || 1,
@@ -46,19 +59,20 @@ export interface EvalItem {
 /**
  * Up to `count` distinct held-out items. Built-in tasks: the eval split at the source's
  * difficulty (fields.difficulty, default 1); the easiest levels hold only a few dozen distinct
- * problems, so fewer than asked may come back. JSONL: the first `count` lines.
+ * problems, so fewer than asked may come back. Datasets and files: the first `count` rows.
  */
-export function evalItems(task: DataSource, count: number, seed: number): EvalItem[] {
+export async function evalItems(task: DataSource, count: number, seed: number): Promise<EvalItem[]> {
   if (!task.uri.startsWith('builtin:')) {
-    const prompts = openPrompts(task, seed, 0);
+    const prompts = openPrompts(task, seed, 0, 'eval');
     const out: EvalItem[] = [];
     const seen = new Set<string>();
     for (let i = 0; i < count; i++) {
-      const p = prompts.next();
+      const p = await prompts.next();
+      // Back at the first row: the split holds fewer than `count`.
       if (seen.has(p.prompt)) break;
       seen.add(p.prompt);
       const reference = p.reference.trim();
-      out.push({ prompt: p.prompt, answer: reference, correct: (c) => (parseCompletion(c).answer ?? '').trim() === reference });
+      out.push({ prompt: p.prompt, answer: reference, correct: (c) => judge.score({ completion: c, reference }).components.accuracy === 1 });
     }
     return out;
   }
@@ -102,12 +116,14 @@ export interface EvalResult {
 /** Evaluates a model; the items are fixed by the task and seed, so evaluations compare. */
 export async function evaluateModel(model: Model, tokenizer: Tokenizer, settings: EvalSettings): Promise<EvalResult> {
   const t0 = performance.now();
-  const items = evalItems(settings.task, settings.numPrompts, settings.seed);
-  if (items.length === 0) throw new Error(`evaluation: no held-out items for ${settings.task.uri}`);
-  const prompts = items.map((it) => tokenizer.encode(tokenizer.applyChatTemplate([{ role: 'user', content: it.prompt }], { addGenerationPrompt: true })));
-  const stopTokens = tokenizer.specialTokens.eos !== undefined ? [tokenizer.specialTokens.eos] : [];
+  const items = await evalItems(settings.task, settings.numPrompts, settings.seed);
+  if (items.length === 0) throw new Error(`evaluation: no held-out items for ${settings.task.uri || settings.task.dataset?.path}`);
+  const rendered = items.map((it) => renderPrompt(tokenizer, it.prompt, settings.chat));
+  const prompts = rendered.map((text) => tokenizer.encode(text));
+  const stopTokens = [...tokenizer.stopTokenIds];
   const text = (c: { prompt: number; tokens: Int32Array; finishReason: 'stop' | 'length' }): EvalCompletion => ({
     prompt: c.prompt,
+    promptText: rendered[c.prompt],
     text: tokenizer.decode(c.tokens, { skipSpecialTokens: true }),
     finishReason: c.finishReason,
     tokens: c.tokens.length,
@@ -126,6 +142,8 @@ export async function evaluateModel(model: Model, tokenizer: Tokenizer, settings
 export interface EvalCompletion {
   /** Index of the item. */
   prompt: number;
+  /** The prompt as rendered (a template may open or close the reasoning block in it). */
+  promptText?: string;
   text: string;
   finishReason: 'stop' | 'length';
   tokens: number;
@@ -139,7 +157,7 @@ export function scoreCompletions(items: EvalItem[], greedy: EvalCompletion[], sa
   let length = 0;
   for (const c of greedy) {
     if (items[c.prompt].correct(c.text)) correct++;
-    if (wellFormed(c.text, c.finishReason)) formatted++;
+    if (wellFormed(c)) formatted++;
     length += c.tokens;
   }
   const result: EvalResult = { accuracy: correct / n, format_rate: formatted / n, response_length: length / n, prompts: n, seconds: 0 };
@@ -152,7 +170,7 @@ export function scoreCompletions(items: EvalItem[], greedy: EvalCompletion[], sa
         solved[c.prompt] = true;
         right++;
       }
-      if (wellFormed(c.text, c.finishReason)) wf++;
+      if (wellFormed(c)) wf++;
     }
     result.pass_at_k = solved.filter(Boolean).length / n;
     result.sample_accuracy = right / sampled.length;
@@ -162,9 +180,9 @@ export function scoreCompletions(items: EvalItem[], greedy: EvalCompletion[], sa
   return result;
 }
 
-// Well formed: the whole completion is the answer format and it ended by itself.
-function wellFormed(text: string, finish: 'stop' | 'length'): boolean {
-  return finish === 'stop' && parseCompletion(text).wellFormed;
+// Well formed: the format reward's full marks, and the completion ended by itself.
+function wellFormed(c: EvalCompletion): boolean {
+  return c.finishReason === 'stop' && judge.score({ completion: c.text, reference: '', prompt: c.promptText }).components.format === 1;
 }
 
 /** An EvalResult as metric values. */

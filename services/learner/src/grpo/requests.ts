@@ -1,9 +1,9 @@
 // Asking for prompt groups: each step's groups get consecutive indices (refills continue
-// after the first P), and the prompts drawn for each step are counted so that a checkpoint
-// records the data position the run resumes from.
+// after the first P), and the rows drawn for each step (bad dataset rows skipped on the way
+// included) are counted so that a checkpoint records the data position the run resumes from.
 import { RolloutRequest } from '@temper/proto';
 import type { Tokenizer } from '@temper/tokenizers';
-import type { PromptStream } from '../prompts';
+import { PromptStream, renderPrompt } from '../prompts';
 import type { RolloutExchange } from '../rollouts';
 import type { StageContext } from '../stages/context';
 import type { GrpoSettings } from './config';
@@ -11,6 +11,8 @@ import type { GrpoSettings } from './config';
 export class GroupRequests {
   private readonly nextIndex = new Map<number, number>();
   private readonly drawn = new Map<number, number>();
+  /** Draws one request's prompts at a time, so each step's rows are its own. */
+  private drawing: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly ctx: StageContext,
@@ -25,22 +27,37 @@ export class GroupRequests {
   async request(step: number, count: number, minVersion: number): Promise<number[]> {
     const first = this.nextIndex.get(step) ?? 0;
     this.nextIndex.set(step, first + count);
-    this.drawn.set(step, (this.drawn.get(step) ?? 0) + count);
-    const eos = this.tokenizer.specialTokens.eos;
-    const requests = Array.from({ length: count }, (_, i) => {
-      const item = this.prompts.next();
-      const text = this.tokenizer.applyChatTemplate([{ role: 'user', content: item.prompt }], { addGenerationPrompt: true });
-      return RolloutRequest.fromPartial({
-        key: { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt },
-        prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) },
-        reference: item.reference,
-        sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: eos !== undefined ? [eos] : [] },
-        minPolicyVersion: minVersion,
-        reward: this.ctx.spec.reward,
-      });
-    });
+    const drawn = this.drawing.then(() => this.draw(step, first, count, minVersion));
+    this.drawing = drawn.catch(() => undefined);
+    const requests = await drawn;
     await this.exchange.request(requests);
     return requests.map((r) => r.key!.groupIndex);
+  }
+
+  private async draw(step: number, first: number, count: number, minVersion: number): Promise<RolloutRequest[]> {
+    const [cursorBefore, skippedBefore] = [this.prompts.cursor, this.prompts.skipped];
+    const requests: RolloutRequest[] = [];
+    try {
+      for (let i = 0; i < count; i++) {
+        const item = await this.prompts.next();
+        const text = renderPrompt(this.tokenizer, item.prompt, this.ctx.spec.model?.chat);
+        requests.push(
+          RolloutRequest.fromPartial({
+            key: { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt },
+            prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) },
+            reference: item.reference,
+            sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
+            minPolicyVersion: minVersion,
+            reward: this.ctx.spec.reward,
+          }),
+        );
+      }
+    } finally {
+      this.drawn.set(step, (this.drawn.get(step) ?? 0) + this.prompts.cursor - cursorBefore);
+    }
+    const skipped = this.prompts.skipped - skippedBefore;
+    if (skipped > 0) this.ctx.log.warn('skipped bad dataset rows', { step, skipped, skipped_total: this.prompts.skipped });
+    return requests;
   }
 
   /** The data position a checkpoint taken after `step` resumes from: later steps' prompts are drawn again. */

@@ -7,6 +7,7 @@ import type { CheckpointClient } from '@temper/checkpoint-client';
 import { RunEvent, RunSpec, RunState, RunStatus, StageSpec } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { randomUUID } from 'node:crypto';
+import { confineSpec, DataRoots } from '../data-roots';
 import { checkRunSpec, SpecError } from '../spec';
 import { StageContext, StageResult } from '../stages/context';
 import { runEvalStage } from '../stages/eval';
@@ -22,6 +23,8 @@ export interface RunManagerDeps {
   tracer: Tracer;
   threads: number;
   rolloutTimeoutMs: number;
+  /** Where the files a run spec names may be (default: none, so only built-in data). */
+  dataRoots?: DataRoots;
 }
 
 /** One line of descent through the stages (see executeStages). */
@@ -48,11 +51,17 @@ export class NotFoundError extends Error {}
 export class RunManager {
   private readonly active = new Map<string, AbortController>();
 
-  constructor(private readonly deps: RunManagerDeps) {}
+  readonly dataRoots: DataRoots;
+
+  constructor(private readonly deps: RunManagerDeps) {
+    this.dataRoots = deps.dataRoots ?? new DataRoots([]);
+  }
 
   /** Creates and starts a run; the same runId again returns the existing run. */
   async create(spec: RunSpec, runId = ''): Promise<RunStatus> {
     const checked = checkRunSpec(spec);
+    // Checked now, so a path the run may not read is refused before the run exists.
+    confineSpec(checked, this.dataRoots);
     const unsupported = checked.stages.filter((s) => !runners[s.kind!.$case]);
     if (unsupported.length) {
       throw new SpecError(unsupported.map((s) => `stages.${s.name}: this learner runs ${Object.keys(runners).join(', ')} stages, not ${s.kind!.$case}`));
@@ -117,7 +126,6 @@ export class RunManager {
 
   private async executeStages(initial: RunStatus, signal: AbortSignal): Promise<void> {
     const { bus, log } = this.deps;
-    const spec = initial.spec!;
     const runLog = log.child({ run_id: initial.runId });
     let status: RunStatus = { ...initial, state: RunState.RUN_STATE_RUNNING, updatedAt: new Date() };
     const update = async (patch: Partial<RunStatus>) => {
@@ -126,6 +134,9 @@ export class RunManager {
     };
     try {
       await update({});
+      // The stages see each file as the real path it resolved to inside the data roots (checked
+      // again here: a resumed run is confined by this learner's roots).
+      const spec = confineSpec(initial.spec!, this.dataRoots);
       // A lane is one line of descent through the stages: one at first, one per branch after
       // a mid-training fork; every later stage runs once per lane.
       // A checkpoint named by an id prefix or a tag: the stages record its full id as their parent.

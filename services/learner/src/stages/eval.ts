@@ -6,11 +6,11 @@
 import type { CheckpointClient } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointManifest, DataSource, EvalStage, RunSpec } from '@temper/proto';
-import { TOKENIZER_SPEC_FILE } from '@temper/service';
 import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readTokenizer } from '../tokenizer-files';
 import { tokenizerOfRun } from '../data/training';
 import { EvalResult, evalMetrics, evalSettings, evaluateModel } from '../eval/evaluate';
 import { StageContext, StageResult } from './context';
@@ -20,7 +20,7 @@ export async function runEvalStage(ctx: StageContext, spec: EvalStage): Promise<
   if (!ctx.input) throw new Error(`stage ${ctx.stage.name}: an eval stage needs an input checkpoint (a stage before it, or input:)`);
   const loaded = await loadForEval(ctx.store, ctx.input, ctx.threads);
   const tokenizer = createTokenizer(loaded.tokenizer ?? tokenizerOfRun(ctx));
-  const settings = evalSettings(spec.eval ?? ctx.spec.eval, defaultEvalTask(ctx.spec), Number(ctx.spec.seed));
+  const settings = evalSettings(spec.eval ?? ctx.spec.eval, defaultEvalTask(ctx.spec), Number(ctx.spec.seed), ctx.spec.model?.chat);
   const result = await evaluateModel(loaded.model, tokenizer, settings);
   const step = Number(loaded.manifest.step);
   ctx.log.info('evaluated', { checkpoint: ctx.input, of: ctx.inputStage, ...evalMetrics(result) });
@@ -34,7 +34,7 @@ export async function runEvalStage(ctx: StageContext, spec: EvalStage): Promise<
  * to `task` (the stage's own).
  */
 export async function evaluatePolicy(ctx: StageContext, model: Model, tokenizer: Tokenizer, step: number, totalSteps: number, task?: DataSource): Promise<EvalResult> {
-  const settings = evalSettings(ctx.spec.eval, task ?? defaultEvalTask(ctx.spec), Number(ctx.spec.seed));
+  const settings = evalSettings(ctx.spec.eval, task ?? defaultEvalTask(ctx.spec), Number(ctx.spec.seed), ctx.spec.model?.chat);
   const result = await evaluateModel(model, tokenizer, settings);
   await ctx.emitMetrics(step, totalSteps, evalMetrics(result), { kind: 'eval' });
   return result;
@@ -73,9 +73,7 @@ export async function loadForEval(store: CheckpointClient, ref: string, threads:
     const { manifest } = await store.pullDir(ref, dir);
     const model = await Model.load(dir, { threads });
     if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
-    const tokFile = path.join(dir, TOKENIZER_SPEC_FILE);
-    const tokenizer = fs.existsSync(tokFile) ? (JSON.parse(fs.readFileSync(tokFile, 'utf8')) as TokenizerSpec) : undefined;
-    return { model, manifest, tokenizer };
+    return { model, manifest, tokenizer: readTokenizer(dir) };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

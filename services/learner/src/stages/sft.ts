@@ -9,11 +9,11 @@ import { learningRate } from '@temper/algorithms';
 import { collateSft, createRng } from '@temper/data';
 import type { Model } from '@temper/native';
 import { AdapterSpec, SftStage } from '@temper/proto';
-import { TOKENIZER_SPEC_FILE } from '@temper/service';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writeTokenizer } from '../tokenizer-files';
 import { sftExamples } from '../data/sft-examples';
 import { crossEntropyBackward, findFinal, inputModel, optimizerFrom, scheduleFrom } from '../data/training';
 import { StageContext, StageResult } from './context';
@@ -60,7 +60,7 @@ export async function runSftStage(ctx: StageContext, spec: SftStage): Promise<St
   const adapter = adapterSettings(spec.adapter);
   const { model, tokenizer: tokenizerSpec } = await inputModel(ctx);
   const tokenizer = createTokenizer(tokenizerSpec);
-  const { examples, dropped } = sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft` });
+  const { examples, dropped } = await sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft`, chat: ctx.spec.model?.chat });
   if (adapter.kind !== 'none') {
     await model.addAdapters({ r: adapter.rank, alpha: adapter.alpha, targetModules: adapter.targetModules, useRslora: adapter.useRslora, useDora: adapter.useDora, seed });
   }
@@ -122,7 +122,7 @@ async function saveSft(ctx: StageContext, model: Model, tokenizer: TokenizerSpec
     if (adapter.kind !== 'none' && adapter.merge) await model.mergeAdapters();
     await model.save(dir);
     if (keep) await model.saveAdapters(path.join(dir, ADAPTER_DIR));
-    fs.writeFileSync(path.join(dir, TOKENIZER_SPEC_FILE), JSON.stringify(tokenizer));
+    writeTokenizer(dir, tokenizer);
     const labels: Record<string, string> = { final: 'true', adapter: adapter.kind, adapters: keep ? 'kept' : adapter.kind === 'none' ? 'none' : 'merged' };
     if (adapter.useRslora) labels.rslora = 'true';
     const { manifest } = await ctx.store.pushDir(dir, {

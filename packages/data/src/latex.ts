@@ -1,5 +1,6 @@
 // Brace matching for LaTeX-ish text: \boxed{...} and \text{...} hold nested braces
-// ({\frac{1}{2}}), which no regular expression can pair up reliably.
+// ({\frac{1}{2}}), which no regular expression can pair up reliably. Datasets read their
+// reference answers with it (MATH's last \boxed{}), and rewards their completions' answers.
 
 /**
  * Index just past the '}' that closes the '{' at `open`, or -1 when it never closes.
@@ -72,4 +73,18 @@ export function replaceCommandGroups(s: string, name: string, replace: (content:
     out += s.slice(from, at) + replace(replaceCommandGroups(s.slice(open + 1, end - 1), name, replace));
     from = end;
   }
+}
+
+/**
+ * The content of the last \boxed{...} (or \fbox{...}) in `s`, nested braces kept, or
+ * undefined when there is none that closes.
+ */
+export function lastBoxed(s: string): string | undefined {
+  let found: string | undefined;
+  for (const m of s.matchAll(/\\(?:boxed|fbox)\s*\{/g)) {
+    const open = m.index + m[0].length - 1;
+    const end = matchBrace(s, open);
+    if (end > 0) found = s.slice(open + 1, end - 1);
+  }
+  return found;
 }

@@ -1,10 +1,9 @@
 // Which tokenizer goes with a model directory: temper-tokenizer.json (a spec) first, then a
 // Hugging Face tokenizer.json; anything else is an error that says what is missing.
-import { ByteTokenizer } from '@temper/tokenizers';
+import { ByteTokenizer, loadModelTokenizer as loadTokenizerForModel } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { loadTokenizerForModel } from '../src/tokenizer';
 
 // A tiny word-level tokenizer.json, written for this test.
 const wordLevel = {
@@ -19,7 +18,7 @@ const wordLevel = {
   model: { type: 'WordLevel', vocab: { hello: 0, world: 1, '[UNK]': 2, '</s>': 3 }, unk_token: '[UNK]' },
 };
 
-describe('loadTokenizerForModel', () => {
+describe('loadModelTokenizer', () => {
   let root: string;
   const dir = (name: string, files: Record<string, unknown>) => {
     const d = path.join(root, name);
@@ -53,6 +52,20 @@ describe('loadTokenizerForModel', () => {
     expect(Array.from(hf.encode('hello world'))).toEqual([0, 1]);
     const viaSpec = loadTokenizerForModel(dir('hf-spec', { 'temper-tokenizer.json': { kind: 'huggingface', path: 'tok/tokenizer.json' }, 'tok/tokenizer.json': wordLevel }));
     expect(Array.from(viaSpec.encode('world hello'))).toEqual([1, 0]);
+  });
+
+  it('stops at every eos_token_id of the directory\'s generation_config.json, whatever the tokenizer', () => {
+    const eos = new ByteTokenizer().specialTokens.eos!;
+    const byte = loadTokenizerForModel(dir('byte-gen', { 'temper-tokenizer.json': { kind: 'byte' }, 'generation_config.json': { eos_token_id: [eos, 65] } }));
+    expect(byte.stopTokenIds).toEqual([eos, 65]);
+    const hf = loadTokenizerForModel(dir('hf-gen', { 'tokenizer.json': wordLevel, 'tokenizer_config.json': { eos_token: '</s>' }, 'generation_config.json': { eos_token_id: 1 } }));
+    expect(hf.stopTokenIds).toEqual([3, 1]);
+    const nested = loadTokenizerForModel(dir('hf-spec-gen', { 'temper-tokenizer.json': { kind: 'huggingface', path: 'tok' }, 'tok/tokenizer.json': wordLevel, 'generation_config.json': { eos_token_id: [0, 1] } }));
+    expect(nested.stopTokenIds).toEqual([0, 1]);
+    expect(() => loadTokenizerForModel(dir('gen-bad', { 'temper-tokenizer.json': { kind: 'byte' }, 'generation_config.json': { eos_token_id: 'x' } }))).toThrow(
+      /generation_config\.json: eos_token_id must be a token id or a list of them/,
+    );
+    expect(() => loadTokenizerForModel(dir('gen-past', { 'temper-tokenizer.json': { kind: 'byte' }, 'generation_config.json': { eos_token_id: 4000 } }))).toThrow(/stop token 4000/);
   });
 
   it('prefers the spec when both are present', () => {

@@ -2,8 +2,10 @@
 import { addon, BuildInfo, SafetensorsContents } from './addon';
 
 export type { BuildInfo, Dtype, EngineConfig, Precision, SafetensorsContents, SafetensorsTensor } from './addon';
-export { engineConfig } from './config';
-export type { HfConfig } from './config';
+export { ARCHITECTURES, engineConfig } from './config';
+export type { HfConfig, ModelType } from './config';
+export { MODEL_PRESETS } from './presets';
+export type { ModelPreset } from './presets';
 export { Model } from './model';
 export type {
   AdapterSpec,
@@ -16,6 +18,7 @@ export type {
   LoadOptions,
   LogprobsOptions,
   LogprobsResult,
+  SaveAdaptersOptions,
   SaveOptions,
   StepOptions,
 } from './model';

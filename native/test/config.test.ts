@@ -1,27 +1,9 @@
 // config.json to the engine's shape: each family's defaults, and a refusal naming the field for
 // every config the engine would run differently from transformers.
-import { engineConfig } from '@temper/native';
+import { engineConfig, MODEL_PRESETS } from '@temper/native';
 
-const qwen3 = {
-  architectures: ['Qwen3ForCausalLM'],
-  model_type: 'qwen3',
-  vocab_size: 151936,
-  hidden_size: 1024,
-  intermediate_size: 3072,
-  num_hidden_layers: 28,
-  num_attention_heads: 16,
-  num_key_value_heads: 8,
-  head_dim: 128,
-  max_position_embeddings: 40960,
-  rope_theta: 1000000,
-  rms_norm_eps: 1e-6,
-  tie_word_embeddings: true,
-  attention_bias: false,
-  use_sliding_window: false,
-  sliding_window: null,
-  max_window_layers: 28,
-  rope_scaling: null,
-};
+// Qwen3-0.6B's config.json, as the hub has it.
+const qwen3 = MODEL_PRESETS['qwen3-0.6b'].config;
 
 describe('engineConfig', () => {
   it('reads Qwen3-0.6B: head_dim apart from hidden / heads, q/k norms, no biases', () => {

@@ -44,57 +44,73 @@ interface Entry {
 }
 
 /**
- * Writes safetensors bytes (as exportWeights gives) into `dir` as model.safetensors, or as
- * shards of at most maxShardBytes of tensor data each (a larger tensor gets a shard of its own,
- * as transformers does) with their index. Weight files already in `dir` are removed first, so an
- * old index never points past the new weights.
+ * Cuts dir/model.safetensors into shards of at most maxShardBytes of tensor data each (a larger
+ * tensor gets a shard of its own, as transformers does) with their index, when it holds more;
+ * the whole file then goes. The bytes are copied file to file a block at a time: a model far
+ * larger than a JavaScript buffer can hold is sharded too. Returns the weight files.
  */
-export function writeWeights(dir: string, bytes: Uint8Array, maxShardBytes = Infinity): string[] {
-  clearWeights(dir);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  const body = bytes.subarray(8 + headerLength);
-  if (body.length <= maxShardBytes) {
-    fs.writeFileSync(path.join(dir, WEIGHTS_FILE), bytes);
-    return [WEIGHTS_FILE];
-  }
-  const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLength)).toString('utf8')) as Record<string, Entry>;
-  const shards: [string, Entry][][] = [[]];
-  let filled = 0;
-  for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const size = e.data_offsets[1] - e.data_offsets[0];
-    if (filled > 0 && filled + size > maxShardBytes) {
-      shards.push([]);
-      filled = 0;
-    }
-    shards[shards.length - 1].push([name, e]);
-    filled += size;
-  }
-  const names = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
-  const weightMap: Record<string, string> = {};
-  shards.forEach((tensors, i) => {
-    const h: Record<string, unknown> = { __metadata__: { format: 'pt' } };
-    let offset = 0;
-    for (const [name, e] of tensors) {
+export function shardWeights(dir: string, maxShardBytes: number, blockBytes = 16 << 20): string[] {
+  const whole = path.join(dir, WEIGHTS_FILE);
+  const fd = fs.openSync(whole, 'r');
+  let names: string[];
+  try {
+    const lead = Buffer.alloc(8);
+    fs.readSync(fd, lead, 0, 8, 0);
+    const headerLength = Number(lead.readBigUInt64LE(0));
+    const bodyStart = 8 + headerLength;
+    const bodyLength = fs.fstatSync(fd).size - bodyStart;
+    if (bodyLength <= maxShardBytes) return [WEIGHTS_FILE];
+    const headerBytes = Buffer.alloc(headerLength);
+    fs.readSync(fd, headerBytes, 0, headerLength, 8);
+    const header = JSON.parse(headerBytes.toString('utf8')) as Record<string, Entry>;
+    const shards: [string, Entry][][] = [[]];
+    let filled = 0;
+    for (const [name, e] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
       const size = e.data_offsets[1] - e.data_offsets[0];
-      h[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + size] };
-      offset += size;
-      weightMap[name] = names[i];
+      if (filled > 0 && filled + size > maxShardBytes) {
+        shards.push([]);
+        filled = 0;
+      }
+      shards[shards.length - 1].push([name, e]);
+      filled += size;
     }
-    const json = Buffer.from(JSON.stringify(h), 'utf8');
-    const padded = json.length + ((8 - (json.length % 8)) % 8); // the data starts 8-byte aligned
-    const lead = Buffer.alloc(8 + padded, ' ');
-    lead.writeBigUInt64LE(BigInt(padded), 0);
-    json.copy(lead, 8);
-    const fd = fs.openSync(path.join(dir, names[i]), 'w');
-    try {
-      fs.writeSync(fd, lead);
-      for (const [, e] of tensors) fs.writeSync(fd, body.subarray(e.data_offsets[0], e.data_offsets[1]));
-    } finally {
-      fs.closeSync(fd);
-    }
-  });
-  fs.writeFileSync(path.join(dir, WEIGHTS_INDEX_FILE), JSON.stringify({ metadata: { total_size: body.length }, weight_map: weightMap }, null, 2));
+    names = shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+    const weightMap: Record<string, string> = {};
+    const block = Buffer.alloc(blockBytes);
+    shards.forEach((tensors, i) => {
+      const h: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+      let offset = 0;
+      for (const [name, e] of tensors) {
+        const size = e.data_offsets[1] - e.data_offsets[0];
+        h[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + size] };
+        offset += size;
+        weightMap[name] = names[i];
+      }
+      const json = Buffer.from(JSON.stringify(h), 'utf8');
+      const padded = json.length + ((8 - (json.length % 8)) % 8); // the data starts 8-byte aligned
+      const shardLead = Buffer.alloc(8 + padded, ' ');
+      shardLead.writeBigUInt64LE(BigInt(padded), 0);
+      json.copy(shardLead, 8);
+      const out = fs.openSync(path.join(dir, names[i]), 'w');
+      try {
+        fs.writeSync(out, shardLead);
+        for (const [, e] of tensors) {
+          for (let at = e.data_offsets[0]; at < e.data_offsets[1]; ) {
+            const n = fs.readSync(fd, block, 0, Math.min(block.length, e.data_offsets[1] - at), bodyStart + at);
+            if (n === 0) throw new Error(`${whole} ends inside tensor data`);
+            fs.writeSync(out, block, 0, n);
+            at += n;
+          }
+        }
+      } finally {
+        fs.closeSync(out);
+      }
+    });
+    fs.writeFileSync(path.join(dir, WEIGHTS_INDEX_FILE), JSON.stringify({ metadata: { total_size: bodyLength }, weight_map: weightMap }, null, 2));
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.rmSync(whole);
   return [...names, WEIGHTS_INDEX_FILE];
 }

@@ -4,6 +4,7 @@ import { addon, BuildInfo, SafetensorsContents } from './addon';
 export type { BuildInfo, Dtype, EngineConfig, Precision, SafetensorsContents, SafetensorsTensor } from './addon';
 export { ARCHITECTURES, engineConfig } from './config';
 export type { HfConfig, ModelType } from './config';
+export { shardWeights } from './hf-files';
 export { MODEL_PRESETS } from './presets';
 export type { ModelPreset } from './presets';
 export { Model } from './model';

@@ -6,7 +6,7 @@ import * as path from 'node:path';
 
 import { addon, Dtype, NativeAdapterSpec, NativeDeviceOptions, NativeModel, Precision } from './addon';
 import { engineConfig, HfConfig } from './config';
-import { clearWeights, hfConfigFile, writeWeights } from './hf-files';
+import { clearWeights, hfConfigFile, shardWeights, WEIGHTS_FILE } from './hf-files';
 
 /** Where the model computes. */
 export interface DeviceOptions {
@@ -266,13 +266,10 @@ export class Model {
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
     const dtype = options.dtype ?? 'F32';
-    if (options.weights || options.maxShardBytes !== undefined) {
-      const bytes = options.weights ?? (await this.serial(() => this.native.exportWeights(dtype, false)));
-      writeWeights(dir, bytes, options.maxShardBytes);
-    } else {
-      clearWeights(dir);
-      await this.serial(() => this.native.save(path.join(dir, 'model.safetensors'), dtype));
-    }
+    clearWeights(dir);
+    if (options.weights) fs.writeFileSync(path.join(dir, WEIGHTS_FILE), options.weights);
+    else await this.serial(() => this.native.save(path.join(dir, WEIGHTS_FILE), dtype));
+    if (options.maxShardBytes !== undefined) shardWeights(dir, options.maxShardBytes);
     if (options.optimizer) {
       await this.serial(() => this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors')));
     }

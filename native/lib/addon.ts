@@ -60,6 +60,8 @@ export interface EngineConfig {
   qkvBias: boolean;
   oBias: boolean;
   mlpBias: boolean;
+  /** Qwen3: an RMSNorm over head_dim on every head of q and k before RoPE. */
+  qkNorm: boolean;
 }
 
 export interface NativeAdapterSpec {

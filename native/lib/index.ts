@@ -2,8 +2,11 @@
 import { addon, BuildInfo, SafetensorsContents } from './addon';
 
 export type { BuildInfo, Dtype, EngineConfig, Precision, SafetensorsContents, SafetensorsTensor } from './addon';
-export { engineConfig } from './config';
-export type { HfConfig } from './config';
+export { ARCHITECTURES, engineConfig } from './config';
+export type { HfConfig, ModelType } from './config';
+export { shardWeights } from './hf-files';
+export { MODEL_PRESETS } from './presets';
+export type { ModelPreset } from './presets';
 export { Model } from './model';
 export type {
   AdapterSpec,
@@ -16,6 +19,7 @@ export type {
   LoadOptions,
   LogprobsOptions,
   LogprobsResult,
+  SaveAdaptersOptions,
   SaveOptions,
   StepOptions,
 } from './model';

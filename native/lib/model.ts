@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { addon, Dtype, NativeAdapterSpec, NativeDeviceOptions, NativeModel, Precision } from './addon';
 import { engineConfig, HfConfig } from './config';
+import { clearWeights, hfConfigFile, shardWeights, WEIGHTS_FILE } from './hf-files';
 
 /** Where the model computes. */
 export interface DeviceOptions {
@@ -37,6 +38,14 @@ export interface SaveOptions {
   optimizer?: boolean;
   /** What exportWeights gave (in the same dtype) a moment ago: written as the weights file, not serialized again. */
   weights?: Uint8Array;
+  /** Above this many bytes of tensors, shards (model-00001-of-0000N.safetensors) with model.safetensors.index.json. */
+  maxShardBytes?: number;
+}
+
+export interface SaveAdaptersOptions {
+  dtype?: Dtype;
+  /** adapter_config.json's base_model_name_or_path: the model the adapter goes on (a hub name or a path). */
+  baseModel?: string;
 }
 
 export interface BatchShape {
@@ -249,18 +258,22 @@ export class Model {
   }
 
   /**
-   * Writes config.json and model.safetensors (F32 by default), and optimizer.safetensors when asked.
-   * With adapters, the base weights are written as they are; saveAdapters writes the adapters.
+   * Writes a directory transformers loads as it is: config.json (its architecture and every field
+   * the engine resolved) and model.safetensors (F32 by default) or its shards, and
+   * optimizer.safetensors when asked. With adapters, the base weights are written as they are;
+   * saveAdapters writes the adapters.
    */
   async save(dir: string, options: SaveOptions = {}): Promise<void> {
     fs.mkdirSync(dir, { recursive: true });
-    if (options.weights) fs.writeFileSync(path.join(dir, 'model.safetensors'), options.weights);
-    else await this.serial(() => this.native.save(path.join(dir, 'model.safetensors'), options.dtype ?? 'F32'));
+    const dtype = options.dtype ?? 'F32';
+    clearWeights(dir);
+    if (options.weights) fs.writeFileSync(path.join(dir, WEIGHTS_FILE), options.weights);
+    else await this.serial(() => this.native.save(path.join(dir, WEIGHTS_FILE), dtype));
+    if (options.maxShardBytes !== undefined) shardWeights(dir, options.maxShardBytes);
     if (options.optimizer) {
       await this.serial(() => this.native.saveOptimizer(path.join(dir, 'optimizer.safetensors')));
     }
-    const torch_dtype = options.dtype === 'BF16' ? 'bfloat16' : 'float32';
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...this.config, torch_dtype }, null, 2));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfigFile(this.config, dtype), null, 2));
   }
 
   /** Writes the AdamW state (moments and step count) as dir/optimizer.safetensors. */
@@ -348,16 +361,18 @@ export class Model {
     this.adapter = s;
   }
 
-  /** Writes the adapters in PEFT's format. */
-  async saveAdapters(dir: string, options: { dtype?: Dtype } = {}): Promise<void> {
+  /** Writes the adapters as a PEFT adapter directory (adapter_config.json, adapter_model.safetensors). */
+  async saveAdapters(dir: string, options: SaveAdaptersOptions = {}): Promise<void> {
     if (!this.adapter) throw new Error('the model has no adapters to save');
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, 'adapter_model.safetensors');
     await this.serial(() => this.native.saveAdapters(file, options.dtype ?? 'F32'));
     const a = this.adapter;
+    // LoraConfig's fields as peft writes them; the ones Temper does not use at their defaults.
     const config = {
       peft_type: 'LORA',
       task_type: 'CAUSAL_LM',
+      base_model_name_or_path: options.baseModel ?? null,
       r: a.r,
       lora_alpha: a.alpha,
       use_rslora: a.useRslora,
@@ -365,6 +380,15 @@ export class Model {
       target_modules: a.targetModules,
       lora_dropout: 0,
       bias: 'none',
+      fan_in_fan_out: false,
+      inference_mode: true,
+      init_lora_weights: true,
+      layers_to_transform: null,
+      layers_pattern: null,
+      modules_to_save: null,
+      rank_pattern: {},
+      alpha_pattern: {},
+      revision: null,
     };
     fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
   }

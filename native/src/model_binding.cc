@@ -42,6 +42,7 @@ Config read_config(Napi::Env env, Napi::Object o) {
   c.qkv_bias = flag("qkvBias");
   c.o_bias = flag("oBias");
   c.mlp_bias = flag("mlpBias");
+  c.qk_norm = flag("qkNorm");
   return c;
 }
 

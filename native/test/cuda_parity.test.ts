@@ -1,5 +1,5 @@
-// The CUDA backend against the truth, on a GPU: every fixture of ../shared/fixtures in fp32 and
-// bf16 mode, and CPU vs CUDA on a larger random Qwen2-like model (log-probs, gradients, AdamW,
+// The CUDA backend against the truth, on a GPU: every fixture of ../shared/fixtures (and next/) in
+// fp32 and bf16 mode, and CPU vs CUDA on a larger random Qwen2-like model (log-probs, gradients, AdamW,
 // greedy and sampled generation, continuous batching, adapters, export / import). The checks
 // live in native/dev/cuda/parity.js so a GPU machine without Jest runs the same ones. Skipped,
 // with the reason in the title, without a device. TEMPER_FIXTURES overrides the fixtures' folder.

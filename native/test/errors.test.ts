@@ -91,7 +91,7 @@ describe('loading refuses broken checkpoints', () => {
   it('names the config field that is wrong', async () => {
     const bad = (over: Record<string, unknown>) => modelDir({ ...config, ...over }, weights);
     await expect(Model.load(bad({ num_key_value_heads: 3 }))).rejects.toThrow(/num_key_value_heads \(3\) must divide/);
-    await expect(Model.load(bad({ model_type: 'gpt2' }))).rejects.toThrow(/model_type must be "llama" or "qwen2"/);
+    await expect(Model.load(bad({ model_type: 'gpt2' }))).rejects.toThrow(/model_type "gpt2" is not supported: the engine runs "llama", "mistral", "qwen2", "qwen3"/);
     await expect(Model.load(bad({ hidden_size: 'big' }))).rejects.toThrow(/hidden_size must be a positive integer/);
     await expect(Model.load(bad({ rope_scaling: { type: 'yarn' } }))).rejects.toThrow(/rope_scaling.rope_type "yarn" is not supported/);
     await expect(Model.load(bad({ rope_scaling: { rope_type: 'llama3' } }))).rejects.toThrow(/rope_scaling.factor is required/);

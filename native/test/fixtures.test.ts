@@ -1,5 +1,6 @@
-// Every fixture in ../shared/fixtures against the engine: logits and log-probs within 1e-4,
-// gradients within 1e-3, one AdamW step within 1e-5 (relative norms), greedy tokens identical.
+// Every fixture in ../shared/fixtures and ../shared/fixtures/next against the engine: logits and
+// log-probs within 1e-4, gradients within 1e-3, one AdamW step within 1e-5 (relative norms),
+// greedy tokens identical.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

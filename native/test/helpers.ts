@@ -52,14 +52,19 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
 }
 
+/** The fixtures, as paths relative to fixturesDir: those at the top and those in next/ (new architectures, same tolerances). */
 export function fixtureNames(): string[] {
   if (!fs.existsSync(fixturesDir)) {
     throw new Error(`the engine fixtures are missing: expected them in ${fixturesDir} (../shared/fixtures beside the repository)`);
   }
-  return fs
-    .readdirSync(fixturesDir)
-    .filter((d) => fs.existsSync(path.join(fixturesDir, d, 'golden.safetensors')))
-    .sort();
+  const inside = (sub: string) =>
+    fs.existsSync(path.join(fixturesDir, sub))
+      ? fs
+          .readdirSync(path.join(fixturesDir, sub))
+          .map((d) => path.posix.join(sub, d))
+          .filter((d) => fs.existsSync(path.join(fixturesDir, d, 'golden.safetensors')))
+      : [];
+  return [...inside('.').map((d) => path.posix.normalize(d)), ...inside('next')].sort();
 }
 
 export interface RawTensor {

@@ -303,3 +303,61 @@ describe('adapters', () => {
     expect(Object.keys(await again.grads())).toContain('model.embed_tokens.weight');
   });
 });
+
+describe('Qwen3', () => {
+  const qwen3Dir = path.join(fixturesDir, 'next', 'qwen3-tiny');
+
+  it.each([
+    ['LoRA', { useDora: false, useRslora: false }],
+    ['DoRA + rsLoRA', { useDora: true, useRslora: true }],
+  ])('%s on every projection: trains, and sampling with it reports what logprobs gives', async (_, kind) => {
+    const m = await Model.load(qwen3Dir, { threads: 2 });
+    const all = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+    await m.addAdapters({ r: 4, alpha: 8, targetModules: all, seed: 2, ...kind });
+    const t = tokens(20, 144, 3);
+    for (let i = 0; i < 3; i++) {
+      await m.zeroGrad();
+      await m.logprobs(t, { batch: 1, seqLen: 20 });
+      await m.backward(new Float32Array(19).fill(1));
+      await m.step({ lr: 2e-2, weightDecay: 0 });
+    }
+    const grads = await m.grads();
+    expect(Object.keys(grads).length).toBe(2 * 7 * (kind.useDora ? 3 : 2));
+    // The q/k norms are base weights: frozen under adapters, so no gradient of theirs.
+    expect(Object.keys(grads).some((n) => n.includes('_norm'))).toBe(false);
+    expect(Object.values(grads).every((g) => g.some((x) => x !== 0))).toBe(true);
+    // Decode runs each head's norm after the adapters' products, the training pass after the
+    // projections: the same function.
+    const [c] = await m.generate({ prompts: [t.subarray(0, 6)], maxNewTokens: 14, temperature: 1, seed: 3 });
+    const whole = Int32Array.from([...t.subarray(0, 6), ...c.tokens]);
+    const { logprobs } = await m.logprobs(whole, { batch: 1, seqLen: 20, grad: false });
+    expect(relErr(c.logprobs, logprobs.slice(5))).toBeLessThan(1e-5);
+  });
+
+  it('refuses a config its weights do not fit: q/k norms missing, or a tied head that differs', async () => {
+    const config = JSON.parse(fs.readFileSync(path.join(qwen3Dir, 'config.json'), 'utf8'));
+    const qwen2 = path.join(tmp, 'qwen3-as-qwen2');
+    fs.mkdirSync(qwen2);
+    fs.writeFileSync(path.join(qwen2, 'config.json'), JSON.stringify({ ...config, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] }));
+    fs.copyFileSync(path.join(qwen3Dir, 'model.safetensors'), path.join(qwen2, 'model.safetensors'));
+    await expect(Model.load(qwen2)).rejects.toThrow(/missing tensor "model.layers.0.self_attn.q_proj.bias"|unexpected tensor ".*q_norm.weight"/);
+
+    const m = await Model.load(qwen3Dir);
+    const w = await m.weights('base');
+    const raw = readSafetensors(fs.readFileSync(path.join(qwen3Dir, 'model.safetensors')));
+    const withHead = (head: Float32Array) => {
+      const t: Record<string, { dtype: string; shape: number[]; bytes: Uint8Array }> = {};
+      for (const [k, v] of Object.entries(w)) t[k] = { dtype: 'F32', shape: raw.tensors[k].shape, bytes: f32Bytes(v) };
+      t['lm_head.weight'] = { dtype: 'F32', shape: raw.tensors['model.embed_tokens.weight'].shape, bytes: f32Bytes(head) };
+      const dir = fs.mkdtempSync(path.join(tmp, 'tied-'));
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+      fs.writeFileSync(path.join(dir, 'model.safetensors'), writeSafetensors(t));
+      return dir;
+    };
+    const embed = w['model.embed_tokens.weight'];
+    // A stored copy of the embedding is what transformers writes for some tied models: accepted.
+    await expect(Model.load(withHead(embed))).resolves.toBeDefined();
+    await expect(Model.load(withHead(embed.map((x) => x * 2)))).rejects.toThrow(/tie_word_embeddings is true but .* lm_head.weight that differs/);
+  });
+});
+

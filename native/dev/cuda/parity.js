@@ -55,8 +55,10 @@ function adamwFirstStep(p, g, h) {
   });
 }
 
+// The fixtures at the top of dir and in dir/next (architectures added since: the same checks).
 function fixtureNames(dir) {
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => fs.existsSync(path.join(dir, f, 'golden.safetensors'))).sort() : [];
+  const inside = (sub) => (fs.existsSync(path.join(dir, sub)) ? fs.readdirSync(path.join(dir, sub)).map((f) => path.posix.join(sub, f)) : []);
+  return [...inside('.').map((f) => path.posix.normalize(f)), ...inside('next')].filter((f) => fs.existsSync(path.join(dir, f, 'golden.safetensors'))).sort();
 }
 
 function checks(engine) {

@@ -9,6 +9,7 @@ namespace temper {
 
 struct LayerActs {
   Buffer x_in, ln1, rstd1, q, k, v, att, ao, x_mid, ln2, rstd2, g, u, h;  // att: attention_saved floats
+  Buffer q_raw, k_raw, rstd_q, rstd_k;  // Qwen3: q and k before their per-head RMSNorm, its rstd per head
   LinearSave s[7];                                                        // in Layer::linears order
 };
 

@@ -18,9 +18,9 @@ namespace temper {
 
 // Runs a step's rows (token tok[r] of slot slot[r] at position pos[r]) through the decoder,
 // appending their keys and values to the cache; logits[want.size(), V] for the rows in want.
-// Without adapters each layer is six passes: RMSNorm and q/k/v as one, rope with the cache
-// write, attention, o_proj adding into the residual, RMSNorm and gate/up with SwiGLU, down adding
-// into the residual.
+// Without adapters each layer is six passes: RMSNorm and q/k/v as one (Qwen3: then each head of q
+// and k normalised), rope with the cache write, attention, o_proj adding into the residual,
+// RMSNorm and gate/up with SwiGLU, down adding into the residual.
 void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
   Backend& be = this->be();
   const int64_t R = (int64_t)st.tok.size(), W = (int64_t)st.want.size(), C = cfg.hidden,
@@ -56,6 +56,10 @@ void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
       linear(L.q, q.f(), ln.f(), false);
       linear(L.k, k.f(), ln.f(), false);
       linear(L.v, v.f(), ln.f(), false);
+    }
+    if (cfg.qk_norm) {  // Qwen3: every head of q and k RMS-normalised before RoPE (in place)
+      be.rmsnorm_forward(q.f(), nullptr, q.f(), L.q_norm.data.f(), R * H, D, eps);
+      be.rmsnorm_forward(k.f(), nullptr, k.f(), L.k_norm.data.f(), R * KV, D, eps);
     }
     const KvLayer cache = kv.layer(l);
     be.rope_kv_write(q.f(), k.f(), v.f(), slot.as<int32_t>(), pos.as<int32_t>(), R, H, KV, D, rt.cos.f(), rt.sin.f(),

@@ -29,6 +29,7 @@ struct Config {
   double rope_theta = 10000, eps = 1e-6;
   RopeScaling rope_scaling;
   bool tied = false, qkv_bias = false, o_bias = false, mlp_bias = false;
+  bool qk_norm = false;  // Qwen3: each head's q and k RMS-normalised over head_dim before RoPE
 };
 
 void validate_config(const Config& c);
@@ -85,6 +86,7 @@ struct Linear {
 
 struct Layer {
   Param ln1, ln2;
+  Param q_norm, k_norm;  // [head_dim], Qwen3 only (absent otherwise)
   Linear q, k, v, o, gate, up, down;
   Linear* linears[7] = {&q, &k, &v, &o, &gate, &up, &down};
 };

@@ -1,6 +1,7 @@
 // Parameters: shapes from the config, names as Hugging Face writes them, their storage in the
 // backend, loading and initialisation, and which tensors train.
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <stdexcept>
 
@@ -57,6 +58,7 @@ Model::Model(const Config& c, std::unique_ptr<Backend> b) : backend(std::move(b)
     std::string p = "model.layers." + std::to_string(l) + ".";
     allocate(L.ln1, {C}, false);
     allocate(L.ln2, {C}, false);
+    if (cfg.qk_norm) allocate(L.q_norm, {cfg.head_dim}, false), allocate(L.k_norm, {cfg.head_dim}, false);
     auto lin = [&](Linear& x, const std::string& name, int64_t in, int64_t out, bool bias) {
       x.name = p + name;
       x.in = in;
@@ -126,6 +128,11 @@ std::vector<Named> Model::base_params() {
     for (Linear* x : L.linears) {
       out.push_back({x->name + ".weight", &x->w});
       if (x->b.exists()) out.push_back({x->name + ".bias", &x->b});
+      // Where Qwen3's attention module declares them, after its projections.
+      if (x == &L.o && L.q_norm.exists()) {
+        out.push_back({p + "self_attn.q_norm.weight", &L.q_norm});
+        out.push_back({p + "self_attn.k_norm.weight", &L.k_norm});
+      }
     }
     out.push_back({p + "post_attention_layernorm.weight", &L.ln2});
   }
@@ -166,7 +173,7 @@ void Model::refresh_trainable() {
 void Model::init_random(uint64_t seed) {
   Rng rng(seed);
   for (auto& n : base_params()) {
-    bool is_norm = n.name.find("layernorm") != std::string::npos || n.name == "model.norm.weight";
+    bool is_norm = n.name.find("norm.weight") != std::string::npos;  // input_layernorm, q_norm, model.norm, ...
     bool is_bias = n.name.size() > 5 && n.name.compare(n.name.size() - 5, 5, ".bias") == 0;
     write(*n.t, [&](float* x) {
       for (int64_t i = 0; i < n.t->numel(); i++) x[i] = is_norm ? 1.0f : is_bias ? 0.0f : (float)(0.02 * rng.normal());
@@ -174,6 +181,17 @@ void Model::init_random(uint64_t seed) {
   }
   steps = 0;
   refresh_trainable();
+}
+
+// A tied model's head is its embedding, so transformers drops a stored lm_head.weight; one that
+// differs means the config and the weights disagree, and the engine refuses rather than pick.
+static void check_tied_head(const STensor& head, const STensor& embed) {
+  bool same = head.shape == embed.shape;
+  if (same && head.dtype == embed.dtype) same = std::memcmp(head.data, embed.data, head.nbytes) == 0;
+  else if (same) same = to_f32(head, "lm_head.weight") == to_f32(embed, "model.embed_tokens.weight");
+  if (!same)
+    throw std::runtime_error("tie_word_embeddings is true but the weights hold an lm_head.weight that differs from "
+                             "model.embed_tokens.weight: set tie_word_embeddings to false to use that head");
 }
 
 void Model::load(std::vector<SafetensorsFile>& files) {
@@ -188,6 +206,9 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   // Check every name and shape before converting anything, so a bad file leaves the model as it was.
   for (auto& n : want) {
     auto it = found.find(n.name);
+    if (it == found.end() && n.t == &lm_head)
+      throw std::runtime_error("missing tensor \"lm_head.weight\" (tie_word_embeddings is false, so the config needs "
+                               "its own head; a model whose head is its embedding sets tie_word_embeddings true)");
     if (it == found.end()) throw std::runtime_error("missing tensor \"" + n.name + "\" (the config needs it)");
     if (it->second.first->shape != n.t->shape) {
       std::string got, exp;
@@ -205,6 +226,7 @@ void Model::load(std::vector<SafetensorsFile>& files) {
       throw std::runtime_error(t.second->what + ": unexpected tensor \"" + name + "\" (not part of this config)");
   }
   for (auto& n : want) check_f32(*found[n.name].first, found[n.name].second->what);
+  if (cfg.tied && found.count("lm_head.weight")) check_tied_head(*found["lm_head.weight"].first, *found["model.embed_tokens.weight"].first);
   // Written over in place: a checkpoint of the same model every step (a generator following its
   // learner) costs no allocation, and what trains, its gradients' size and its moments stay.
   for (auto& n : want) write(*n.t, [&](float* out) { copy_f32(*found[n.name].first, out); });

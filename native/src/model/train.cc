@@ -24,6 +24,7 @@ void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vecto
   double N = (double)B * T;
   double per_layer = N * (6.0 * c.hidden + 4.0 * c.heads * c.head_dim + 2.0 * c.kv_heads * c.head_dim + 3.0 * c.inter) +
                      (double)be().attention_saved(B, T, c.heads);
+  if (c.qk_norm) per_layer += N * (double)(c.heads + c.kv_heads) * (c.head_dim + 1);
   be().check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + c.vocab)),
                     "a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
   std::vector<int32_t> pos(B * T);
@@ -52,9 +53,15 @@ void Model::run_forward(Activations& a) {
     s.ln1 = buf(N * C), s.rstd1 = buf(N);
     be.rmsnorm_forward(s.ln1.f(), s.rstd1.f(), s.x_in.f(), L.ln1.data.f(), N, C, eps);
     s.q = buf(N * Q), s.k = buf(N * K), s.v = buf(N * K);
-    L.q.forward(be, s.q.f(), s.ln1.f(), N, &s.s[0], GemmMode::Train);
-    L.k.forward(be, s.k.f(), s.ln1.f(), N, &s.s[1], GemmMode::Train);
+    // Qwen3 projects into q_raw and k_raw, then RMS-normalises every head (N·H and N·KV rows of D) into q and k.
+    if (cfg.qk_norm) s.q_raw = buf(N * Q), s.k_raw = buf(N * K), s.rstd_q = buf(N * H), s.rstd_k = buf(N * KV);
+    L.q.forward(be, cfg.qk_norm ? s.q_raw.f() : s.q.f(), s.ln1.f(), N, &s.s[0], GemmMode::Train);
+    L.k.forward(be, cfg.qk_norm ? s.k_raw.f() : s.k.f(), s.ln1.f(), N, &s.s[1], GemmMode::Train);
     L.v.forward(be, s.v.f(), s.ln1.f(), N, &s.s[2], GemmMode::Train);
+    if (cfg.qk_norm) {
+      be.rmsnorm_forward(s.q.f(), s.rstd_q.f(), s.q_raw.f(), L.q_norm.data.f(), N * H, D, eps);
+      be.rmsnorm_forward(s.k.f(), s.rstd_k.f(), s.k_raw.f(), L.k_norm.data.f(), N * KV, D, eps);
+    }
     be.rope(s.q.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), false);
     be.rope(s.k.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), false);
     s.att = buf(be.attention_saved(a.B, a.T, H)), s.ao = buf(N * Q);
@@ -158,6 +165,7 @@ void Model::backward(const float* dlogprob) {
   const int32_t* pos = a.pos.as<int32_t>();
   Buffer dln = buf(N * C), dh = buf(N * F), dg = buf(N * F), du = buf(N * F), dq = buf(N * Q), dk = buf(N * K),
          dv = buf(N * K), dao = buf(N * Q);
+  Buffer dq_raw = buf(cfg.qk_norm ? N * Q : 0), dk_raw = buf(cfg.qk_norm ? N * K : 0);
   for (int64_t l = cfg.layers - 1; l >= 0; l--) {
     Layer& L = layers[l];
     LayerActs& s = a.layers[l];
@@ -167,14 +175,19 @@ void Model::backward(const float* dlogprob) {
     L.gate.backward(be, dln.f(), false, dg.f(), s.ln2.f(), N, s.s[4]);
     L.up.backward(be, dln.f(), true, du.f(), s.ln2.f(), N, s.s[5]);
     be.rmsnorm_backward(dx.f(), L.ln2.g(), dln.f(), s.x_mid.f(), L.ln2.data.f(), s.rstd2.f(), N, C);
-    // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1)))
+    // Attention: x_mid = x_in + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))), q and k head-normalised in Qwen3
     L.o.backward(be, dao.f(), false, dx.f(), s.ao.f(), N, s.s[3]);
     be.attention_backward(dq.f(), dk.f(), dv.f(), dao.f(), s.ao.f(), s.att.f(), s.q.f(), s.k.f(), s.v.f(), B, T, H, KV,
                           D);
     be.rope(dq.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), true);
     be.rope(dk.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), true);
-    L.q.backward(be, dln.f(), false, dq.f(), s.ln1.f(), N, s.s[0]);
-    L.k.backward(be, dln.f(), true, dk.f(), s.ln1.f(), N, s.s[1]);
+    if (cfg.qk_norm) {  // Qwen3: q = RMSNorm_head(q_raw), k likewise (the op adds into dx: zeroed first)
+      be.zero(dq_raw.get(), dq_raw.bytes()), be.zero(dk_raw.get(), dk_raw.bytes());
+      be.rmsnorm_backward(dq_raw.f(), L.q_norm.g(), dq.f(), s.q_raw.f(), L.q_norm.data.f(), s.rstd_q.f(), N * H, D);
+      be.rmsnorm_backward(dk_raw.f(), L.k_norm.g(), dk.f(), s.k_raw.f(), L.k_norm.data.f(), s.rstd_k.f(), N * KV, D);
+    }
+    L.q.backward(be, dln.f(), false, cfg.qk_norm ? dq_raw.f() : dq.f(), s.ln1.f(), N, s.s[0]);
+    L.k.backward(be, dln.f(), true, cfg.qk_norm ? dk_raw.f() : dk.f(), s.ln1.f(), N, s.s[1]);
     L.v.backward(be, dln.f(), true, dv.f(), s.ln1.f(), N, s.s[2]);
     be.rmsnorm_backward(dx.f(), L.ln1.g(), dln.f(), s.x_in.f(), L.ln1.data.f(), s.rstd1.f(), N, C);
     s = LayerActs();

@@ -1,5 +1,6 @@
-// Files of a learner checkpoint that more than one service reads by name: the learner writes
-// them, the generator serves from them, and both must agree on what they are called. (The
+// Files of a learner checkpoint that more than one process reads by name: the learner writes
+// them, the generator serves from them, `temper export` turns them into Hugging Face
+// directories, and all must agree on what they are called. (The
 // tokenizer's files are named by @temper/tokenizers, which reads them.)
 
 /** The base weights (safetensors): what the learner streams to generators and commits. */
@@ -8,3 +9,5 @@ export const WEIGHTS_FILE = 'model.safetensors';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 /** Where a stage stood when it saved (step, policy version, data position): resumable checkpoints only. */
 export const RUN_STATE_FILE = 'temper-run-state.json';
+/** Adapters an SFT stage kept unmerged, as a PEFT adapter directory over the checkpoint's base weights. */
+export const ADAPTER_DIR = 'adapter';

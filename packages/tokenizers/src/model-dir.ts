@@ -12,6 +12,8 @@ import type { Tokenizer } from './types';
 
 export const TOKENIZER_SPEC_FILE = 'temper-tokenizer.json';
 export const HF_TOKENIZER_FILE = 'tokenizer.json';
+/** What a Hugging Face model directory keeps beside its weights that says how to read and write text. */
+export const HF_TOKENIZER_FILES = [HF_TOKENIZER_FILE, 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
 /** The spec of `dir`'s tokenizer (paths absolute and inside `dir`), or undefined when it names none. */
 export function tokenizerSpecOfModel(dir: string): TokenizerSpec | undefined {

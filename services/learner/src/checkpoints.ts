@@ -6,7 +6,7 @@ import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@tempe
 import { CheckpointClient, ManifestFields } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
-import { OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
+import { ADAPTER_DIR, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
@@ -116,6 +116,12 @@ export async function loadCheckpoint(store: CheckpointClient, ref: string, opts:
     const { manifest } = await store.pullDir(ref, dir);
     const hasOptimizer = fs.existsSync(path.join(dir, OPTIMIZER_FILE));
     const model = await Model.load(dir, { threads: opts.threads, optimizer: opts.optimizer && hasOptimizer });
+    // An SFT stage that kept its adapters stored them beside the base weights: the policy it
+    // made is both, so a stage that trains on from it starts from them merged.
+    if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) {
+      await model.loadAdapters(path.join(dir, ADAPTER_DIR));
+      await model.mergeAdapters();
+    }
     return {
       model,
       manifest,

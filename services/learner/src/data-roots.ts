@@ -3,7 +3,8 @@
 // could otherwise read any file the learner can. Every path a spec names must resolve (links
 // followed: realpath) to a place inside one of the configured data roots
 // (TEMPER_DATA_ROOTS, colon-separated); anything else is refused with the spec field named.
-// Checkpoints come from the store by id or tag, never by path, and stay allowed.
+// Checkpoints come from the store by id or tag and stay allowed; a model directory (model.path)
+// is files like any other.
 import { datasetFiles } from '@temper/data';
 import type { RunSpec } from '@temper/proto';
 import * as fs from 'node:fs';
@@ -84,8 +85,20 @@ export function confineSpec(spec: RunSpec, roots: DataRoots): RunSpec {
     }
     return real;
   };
+  // A model directory is stored whole: everything in it (links followed) must be inside too.
+  const confineModelDir = (p: string, field: string): string | undefined => {
+    const real = resolve(p, field);
+    if (real !== undefined && !fs.statSync(real).isDirectory()) problems.push(`${field}: ${JSON.stringify(p)} is not a directory (a Hugging Face model directory)`);
+    else if (real !== undefined) for (const entry of fs.readdirSync(real, { recursive: true, encoding: 'utf8' })) resolve(path.join(real, entry), `${field} (its file ${entry})`);
+    return real;
+  };
   const tokenizer = spec.model?.tokenizer ?? '';
-  const model = spec.model && { ...spec.model, tokenizer: ['', 'bytes', 'byte'].includes(tokenizer) ? tokenizer : (resolve(tokenizer, 'model.tokenizer') ?? tokenizer) };
+  const modelPath = spec.model?.path ?? '';
+  const model = spec.model && {
+    ...spec.model,
+    tokenizer: ['', 'bytes', 'byte'].includes(tokenizer) ? tokenizer : (resolve(tokenizer, 'model.tokenizer') ?? tokenizer),
+    path: modelPath && (confineModelDir(modelPath, 'model.path') ?? modelPath),
+  };
   const confined = mapDataSources({ ...spec, model }, (s, field) => ({
     ...s,
     uri: s.uri && !s.uri.startsWith('builtin:') ? (resolve(s.uri, `${field}.uri`) ?? s.uri) : s.uri,

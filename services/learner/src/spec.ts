@@ -40,6 +40,7 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
     if (s.kind?.$case === 'grpo') checkGrpo(s.kind.value, `${at}.grpo`, problems);
     return { ...s, name };
   });
+  checkModel(spec, problems);
   checkReported(spec, problems);
   mapDataSources(spec, (source, at) => {
     checkDataSource(source, at, problems);
@@ -47,6 +48,14 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
   });
   if (problems.length) throw new SpecError(problems);
   return { ...spec, stages };
+}
+
+// A run starts from one model: a stored checkpoint, a model directory, or a config.
+function checkModel(spec: RunSpec, problems: string[]): void {
+  const m = spec.model;
+  if (!m) return;
+  const given = [m.checkpoint && 'checkpoint', m.path && 'path', m.config && Object.keys(m.config).length > 0 && 'config'].filter(Boolean);
+  if (given.length > 1) problems.push(`model: set one of checkpoint, path or config, not ${given.join(' and ')}`);
 }
 
 // One component at most stands for each reported metric (accuracy, format_rate).

@@ -7,14 +7,11 @@
 // A pulled checkpoint directory is removed once its model is loaded, so the files of a Hugging
 // Face tokenizer are kept in a cache directory named by their content; the spec the learner
 // carries for the rest of the stage points there.
-import { GENERATION_CONFIG_FILE, HF_TOKENIZER_FILE, TOKENIZER_SPEC_FILE, tokenizerSpecOfModel, TokenizerSpec } from '@temper/tokenizers';
+import { GENERATION_CONFIG_FILE, HF_TOKENIZER_FILE, HF_TOKENIZER_FILES, TOKENIZER_SPEC_FILE, tokenizerSpecOfModel, TokenizerSpec } from '@temper/tokenizers';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-
-/** What a Hugging Face model directory keeps beside its weights that says how to read and write text. */
-const TOKENIZER_FILES = [HF_TOKENIZER_FILE, 'tokenizer_config.json', 'chat_template.jinja', 'special_tokens_map.json'];
 
 /** Writes `spec` into checkpoint directory `dir`, with a Hugging Face tokenizer's files and generation config. */
 export function writeTokenizer(dir: string, spec: TokenizerSpec): void {
@@ -49,7 +46,7 @@ function tokenizerFiles(location: string): Map<string, string> {
   const isDir = fs.statSync(location).isDirectory();
   const from = isDir ? location : path.dirname(location);
   const files = new Map<string, string>();
-  for (const name of [...TOKENIZER_FILES, GENERATION_CONFIG_FILE]) {
+  for (const name of [...HF_TOKENIZER_FILES, GENERATION_CONFIG_FILE]) {
     const source = name === HF_TOKENIZER_FILE && !isDir ? location : path.join(from, name);
     if (fs.existsSync(source)) files.set(name, source);
   }

@@ -77,4 +77,18 @@ stages: [{ grpo: { task: { uri: /etc/hostname } } }]
 `);
     expect(reason(() => confineSpec(bad, roots)).split('\n').map((l) => l.split(':')[0])).toEqual(['model.tokenizer', 'stages[0].grpo.task.uri']);
   });
+
+  it('confines a model directory and every file in it, links followed', () => {
+    const roots = new DataRoots([path.join(tmp, 'a')]);
+    const model = path.join(tmp, 'a', 'model');
+    fs.mkdirSync(path.join(model, 'sub'), { recursive: true });
+    for (const f of ['config.json', 'model.safetensors', 'sub/extra.json']) fs.writeFileSync(path.join(model, f), '{}');
+    const spec = (p: string) => runSpecFromYaml(`model: { path: ${p} }\nstages: [{ eval: {} }]`);
+    expect(confineSpec(spec('model'), roots).model?.path).toBe(model);
+    expect(reason(() => confineSpec(spec('../outside'), roots))).toMatch(/^model\.path: "\.\.\/outside" is outside the data roots/);
+    expect(reason(() => confineSpec(spec('sub/x.jsonl'), roots))).toMatch(/^model\.path: "sub\/x\.jsonl" is not a directory/);
+    // A weights file that is a link out of the roots would be stored and served: refused.
+    fs.symlinkSync(path.join(tmp, 'outside', 'z.jsonl'), path.join(model, 'sub', 'leak.safetensors'));
+    expect(reason(() => confineSpec(spec('model'), roots))).toMatch(/^model\.path \(its file sub\/leak\.safetensors\): .* is outside the data roots/);
+  });
 });

@@ -41,6 +41,12 @@ stages:
     expect(spec.stages[1].kind?.$case).toBe('grpo');
   });
 
+  it('starts from one model: a checkpoint, a model directory or a config', () => {
+    expect(problems('model: { path: models/qwen3 }\nstages: [{ eval: {} }]')).toEqual([]);
+    expect(problems('model: { path: models/qwen3, checkpoint: base }\nstages: [{ eval: {} }]')).toEqual(['model: set one of checkpoint, path or config, not checkpoint and path']);
+    expect(problems('model: { path: models/qwen3, config: { hidden_size: 64 } }\nstages: [{ eval: {} }]')).toEqual(['model: set one of checkpoint, path or config, not path and config']);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     const [p] = problems('name: [unclosed\nstages: []\n');
     expect(p).toMatch(/line \d+/);

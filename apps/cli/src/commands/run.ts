@@ -1,11 +1,12 @@
-// temper run <spec.yaml> [--endpoint host:port] [--json]: submit a run to the learner and
-// follow it. Without a reachable learner (and without --endpoint), a local stack is started
-// for the run and stopped after it.
+// temper run <spec.yaml> [--endpoint host:port] [--json] [--export dir]: submit a run to the
+// learner and follow it. Without a reachable learner (and without --endpoint), a local stack is
+// started for the run and stopped after it (after the export, which reads its checkpoint store).
 import { RunState, RunStatus } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LearnerClient, learnerAddress, stateName } from '../learner-client';
 import { LocalStack, startLocalStack } from '../local-stack';
+import { exportCheckpoint } from '../models/export';
 import { renderReport } from '../report/html';
 
 export interface RunArgs {
@@ -14,6 +15,8 @@ export interface RunArgs {
   json: boolean;
   /** Write the HTML report here when the run ends. */
   report?: string;
+  /** Export the run's last checkpoint here as a Hugging Face model directory when it succeeds. */
+  export?: string;
 }
 
 export interface RunSummary {
@@ -62,6 +65,10 @@ export async function run(args: RunArgs): Promise<number> {
     if (args.report) {
       fs.writeFileSync(args.report, renderReport(summary));
       process.stderr.write(`temper: report written to ${args.report}\n`);
+    }
+    if (args.export && summary.state === 'succeeded') {
+      const exported = await exportCheckpoint(summary.last_checkpoint_id, args.export, { endpoint: stack?.address('checkpoint-store') });
+      process.stderr.write(`temper: checkpoint ${summary.last_checkpoint_id.slice(0, 12)} exported to ${exported.dir}\n`);
     }
     if (args.json) process.stdout.write(JSON.stringify(summary) + '\n');
     else printSummary(summary);

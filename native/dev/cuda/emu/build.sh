@@ -11,6 +11,8 @@
 #                     forward order happens to satisfy)
 #   EMU_SHUFFLE=seed  the same in a random order, a different one for each block
 #   EMU_PROFILE=1     print the time each kernel took
+#   EMU_FIXTURES=file emu_parity also runs the shared fixtures listed in this JSON file (each
+#                     one's dir, engine config and adapter; native/test/cuda_emulated.test.ts writes it)
 # One compile at a time (no -j): it is meant to run beside other work.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,7 +34,7 @@ make --no-print-directory -f "$here/Makefile" OUT="$out" SRC="$src" BLAS_INC="$b
 export ASAN_OPTIONS=${ASAN_OPTIONS:-verify_asan_link_order=0} OPENBLAS_NUM_THREADS=1
 if [ "$what" != harnesses ]; then
   "$out/emu_selftest"
-  stdbuf -oL "$out/emu_parity"
+  stdbuf -oL "$out/emu_parity" ${EMU_FIXTURES:+"$EMU_FIXTURES"}
 fi
 if [ "$what" != parity ]; then
   # The harnesses' cases are sized for an H100: with its SM count the GEMM plans take the

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
 
 #include "backend/backends.h"
 #include "cuda_emu.h"
+#include "io/json.h"
 #include "model/model.h"
 
 using namespace temper;
@@ -41,11 +43,14 @@ static void expect_count(const std::string& what, int same, int of, int need) {
 // number of GEMM tiles, inter 260 and vocab 97 are not (nor multiples of 8, so vector loads fall
 // back and K ends mid-chunk), K = 260 is deep enough for split-K in decode, head_dim 40 uses a
 // second register per lane in attention with some lanes idle, q/o widths 160 are 2.5 tiles of 64.
-static Config tiny(bool tied) {
+// Qwen3: no biases, every head of q and k RMS-normalised, and head_dim 128 (Qwen3-0.6B's, the
+// attention kernels' largest), so q is 512 wide on a hidden size of 64.
+static Config tiny(bool tied, bool qwen3) {
   Config c;
   c.vocab = 97, c.hidden = 64, c.inter = 260, c.layers = 2, c.heads = 4, c.kv_heads = 2, c.head_dim = 40;
   c.max_pos = 512, c.rope_theta = 10000, c.eps = 1e-6, c.tied = tied;
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
+  if (qwen3) c.head_dim = 128, c.qkv_bias = c.o_bias = c.mlp_bias = false, c.qk_norm = true;
   return c;
 }
 
@@ -55,6 +60,7 @@ struct Case {
   bool fp32, tied;
   Adapters adapters;
   int sms;  // multiprocessors the emulated device reports: 1 sends every product to 128x128 tiles
+  bool qwen3 = false;
 };
 
 static void run(const Case& k) {
@@ -68,15 +74,24 @@ static void run(const Case& k) {
   const double tl = k.fp32 ? 2e-5 : 3e-3,  // log-probs and entropy of ~ -log(97) = -4.6
       tlogit = k.fp32 ? 4e-5 : 2e-2,       // logits, ~0.1 in size: the rounding is relatively larger
       tg = k.fp32 ? 2e-4 : 8e-2;           // gradients: through every backward product
-  Config c = tiny(k.tied);
+  Config c = tiny(k.tied, k.qwen3);
   CudaOptions o;
   o.fp32 = k.fp32;
   o.max_slots = 2;
   Model cpu(c, make_cpu_backend(1)), dev(c, make_cuda_backend(o));
   cpu.init_random(3), dev.init_random(3);
+  // Norm weights start at one; move the head norms so that their weights matter.
+  for (Model* m : {&cpu, &dev})
+    for (Layer& L : m->layers)
+      for (Param* p : {&L.q_norm, &L.k_norm})
+        if (p->exists())
+          m->write(*p, [&](float* x) {
+            for (int64_t i = 0; i < p->numel(); i++) x[i] = 1.0f + 0.3f * std::sin(0.9f * (float)i);
+          });
   if (k.adapters != Adapters::None) {
     AdapterSpec s;
     s.r = 4, s.alpha = 8, s.dora = k.adapters == Adapters::DoRA, s.targets = {"q_proj", "v_proj", "o_proj", "down_proj"};
+    if (k.qwen3) s.rslora = true, s.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
     cpu.add_adapters(s, 1), dev.add_adapters(s, 1);
     // B starts at zero; move it so the adapters matter.
     for (Model* m : {&cpu, &dev})
@@ -210,7 +225,155 @@ static void ops() {
   expect("CUDA gemm, bf16 weight, against the CPU's", rel(run(*dev, w16.data(), DType::BF16), got), 3e-3);
 }
 
-int main() {
+// --- the shared fixtures on the CUDA backend ---
+// The checks of dev/cuda/parity.js's fixture(), here on the emulator in fp32 mode, with the
+// tolerances the fixtures state for an fp32 engine (the CPU's fixture test): logits and log-probs
+// 1e-4, every gradient 1e-3 against golden.safetensors, one AdamW step, greedy tokens identical,
+// and generate's log-probs against logprobs(). (bf16 mode is held to the CPU by the cases above;
+// README.md says what it gives on the fixtures.)
+// The list comes from a JSON file (native/test/cuda_emulated.test.ts writes it) with each
+// fixture's directory, the engine config lib/config.ts derives from its config.json, and its
+// adapter spec: the Hugging Face semantics stay in one place.
+
+static std::string text(const Json& j, const char* key) {
+  const Json* v = j.get(key);
+  if (!v || v->kind != Json::String) throw std::runtime_error(std::string("fixtures list: ") + key + " must be a string");
+  return v->str;
+}
+static double number(const Json& j, const char* key) {
+  const Json* v = j.get(key);
+  if (!v || v->kind != Json::Number) throw std::runtime_error(std::string("fixtures list: ") + key + " must be a number");
+  return v->num;
+}
+static bool flag(const Json& j, const char* key) {
+  const Json* v = j.get(key);
+  if (!v || v->kind != Json::Bool) throw std::runtime_error(std::string("fixtures list: ") + key + " must be true or false");
+  return v->b;
+}
+
+// lib/addon.ts's EngineConfig, as model_binding.cc reads it.
+static Config engine_config(const Json& e) {
+  Config c;
+  c.vocab = (int64_t)number(e, "vocabSize"), c.hidden = (int64_t)number(e, "hiddenSize");
+  c.inter = (int64_t)number(e, "intermediateSize"), c.layers = (int64_t)number(e, "numLayers");
+  c.heads = (int64_t)number(e, "numHeads"), c.kv_heads = (int64_t)number(e, "numKvHeads");
+  c.head_dim = (int64_t)number(e, "headDim"), c.max_pos = (int64_t)number(e, "maxPositions");
+  c.rope_theta = number(e, "ropeTheta"), c.eps = number(e, "rmsNormEps");
+  const Json* rs = e.get("ropeScaling");
+  if (!rs) throw std::runtime_error("fixtures list: ropeScaling is missing");
+  std::string kind = text(*rs, "kind");
+  c.rope_scaling.kind = kind == "linear" ? RopeScaling::Linear : kind == "llama3" ? RopeScaling::Llama3 : RopeScaling::None;
+  c.rope_scaling.factor = number(*rs, "factor"), c.rope_scaling.low_freq_factor = number(*rs, "lowFreqFactor");
+  c.rope_scaling.high_freq_factor = number(*rs, "highFreqFactor");
+  c.rope_scaling.original_max_positions = number(*rs, "originalMaxPositions");
+  c.tied = flag(e, "tieWordEmbeddings"), c.qkv_bias = flag(e, "qkvBias"), c.o_bias = flag(e, "oBias");
+  c.mlp_bias = flag(e, "mlpBias"), c.qk_norm = flag(e, "qkNorm");
+  return c;
+}
+
+static SafetensorsFile open_file(const std::string& path) {
+  SafetensorsFile f;
+  f.what = path, f.bytes = read_file(path);
+  parse_safetensors(f);
+  return f;
+}
+
+static void fixture(const Json& entry) {
+  const std::string dir = text(entry, "dir");
+  std::printf("fixture %s\n", dir.c_str());
+  const double tl = 1e-4, tg = 1e-3;
+  const Config c = engine_config(*entry.get("config"));
+  const Json* adapter = entry.get("adapter");
+  auto open = [&]() {
+    CudaOptions o;
+    o.fp32 = true;
+    auto m = std::make_unique<Model>(c, make_cuda_backend(o));
+    std::vector<SafetensorsFile> files;
+    files.push_back(open_file(dir + "/model.safetensors"));
+    m->load(files);
+    if (adapter && adapter->kind == Json::Object) {
+      AdapterSpec s;
+      s.r = (int64_t)number(*adapter, "r"), s.alpha = number(*adapter, "alpha");
+      s.rslora = flag(*adapter, "useRslora"), s.dora = flag(*adapter, "useDora");
+      for (const Json& t : adapter->get("targetModules")->items) s.targets.push_back(t.str);
+      SafetensorsFile f = open_file(dir + "/adapter_model.safetensors");
+      m->load_adapters(s, f);
+    }
+    return m;
+  };
+  SafetensorsFile golden = open_file(dir + "/golden.safetensors");
+  std::map<std::string, const STensor*> g;
+  for (const STensor& t : golden.tensors) g[t.name] = &t;
+  auto values = [&](const std::string& name) {
+    if (!g.count(name)) throw std::runtime_error(dir + ": golden.safetensors lacks " + name);
+    std::vector<double> d = to_f64(*g[name]);
+    return std::vector<float>(d.begin(), d.end());
+  };
+  const std::vector<float> ids = values("input_ids");
+  const int64_t B = g["input_ids"]->shape[0], T = g["input_ids"]->shape[1];
+  const std::vector<int32_t> tokens(ids.begin(), ids.end());
+
+  auto m = open();
+  std::vector<float> logits, lp(B * (T - 1));
+  m->forward(tokens.data(), B, T, logits);
+  expect("logits", rel(logits, values("logits")), tl);
+  m->logprobs(tokens.data(), B, T, nullptr, lp.data(), nullptr, true);
+  expect("log-probs", rel(lp, values("next_token_logprobs")), tl);
+  m->zero_grad();
+  m->backward(values("dlogprob").data());
+  double worst = 0;
+  size_t named = 0;
+  std::string worst_name;
+  std::vector<std::vector<float>> before, grads;
+  for (auto& n : m->trainable()) {
+    grads.push_back(m->read(n.t->grad, n.t->numel()));
+    before.push_back(m->read(n.t->data, n.t->numel()));
+    double e = g.count("grad." + n.name) ? rel(grads.back(), values("grad." + n.name)) : INFINITY;
+    named += g.count("grad." + n.name);
+    if (!(e <= worst)) worst = e, worst_name = n.name;
+  }
+  size_t golden_grads = 0;
+  for (auto& [name, t] : g) golden_grads += name.rfind("grad.", 0) == 0;
+  expect_count("trainable tensors that have a golden gradient", (int)named, (int)golden_grads, (int)golden_grads);
+  expect("gradients (worst: " + worst_name + ")", worst, tg);
+  // torch.optim.AdamW's first step from the model's own gradient, exactly.
+  const Json h = parse_json(golden.metadata["adamw"].data(), golden.metadata["adamw"].size(), dir + " adamw metadata");
+  const double lr = number(h, "lr"), wd = number(h, "weight_decay"), eps = number(h, "eps");
+  m->step(lr, number(h, "beta1"), number(h, "beta2"), eps, wd, 0);
+  worst = 0;
+  auto trains = m->trainable();
+  for (size_t i = 0; i < trains.size(); i++) {
+    std::vector<float> want(before[i].size());
+    for (size_t j = 0; j < want.size(); j++)
+      want[j] = (float)(before[i][j] * (1 - lr * wd) - lr * grads[i][j] / (std::fabs((double)grads[i][j]) + eps));
+    worst = std::max(worst, rel(m->read(trains[i].t->data, trains[i].t->numel()), want));
+  }
+  expect("one AdamW step", worst, 1e-6);
+
+  auto fresh = open();
+  const std::vector<float> prompt_f = values("greedy.prompt"), want_f = values("greedy.tokens");
+  std::vector<int32_t> prompt(prompt_f.begin(), prompt_f.end()), want(want_f.begin(), want_f.end());
+  SamplingParams sp;
+  sp.max_new = (int64_t)want.size(), sp.temperature = 0;
+  Completion done = fresh->generate({prompt}, sp)[0];
+  int same = 0;
+  while (same < (int)want.size() && same < (int)done.tokens.size() && done.tokens[same] == want[same]) same++;
+  expect_count("greedy tokens equal to the golden ones", same, (int)want.size(), (int)want.size());
+  std::vector<int32_t> seq = prompt;
+  seq.insert(seq.end(), done.tokens.begin(), done.tokens.end());
+  std::vector<float> again(seq.size() - 1);
+  fresh->logprobs(seq.data(), 1, (int64_t)seq.size(), nullptr, again.data(), nullptr, false);
+  expect("generate's log-probs = logprobs()", rel(done.logprobs, std::vector<float>(again.begin() + (prompt.size() - 1), again.end())), tl);
+}
+
+static void fixtures(const char* list) {
+  std::vector<uint8_t> bytes = read_file(list);
+  const Json all = parse_json((const char*)bytes.data(), bytes.size(), list);
+  if (all.kind != Json::Array || all.items.empty()) throw std::runtime_error(std::string(list) + ": expected a list of fixtures");
+  for (const Json& entry : all.items) fixture(entry);
+}
+
+int main(int argc, char** argv) {
   const auto t0 = std::chrono::steady_clock::now();
   ops();
   const Case cases[] = {
@@ -220,8 +383,20 @@ int main() {
       {"fp32, DoRA, untied head", true, false, Adapters::DoRA, 4},
       {"bf16, LoRA, 1 SM (128x128 tiles only)", false, true, Adapters::LoRA, 1},
       {"bf16, DoRA", false, true, Adapters::DoRA, 4},
+      {"Qwen3 (q/k head norms, head_dim 128), fp32, rsLoRA on every projection", true, true, Adapters::LoRA, 4, true},
+      {"Qwen3 (q/k head norms, head_dim 128), bf16, DoRA + rsLoRA on every projection, untied", false, false,
+       Adapters::DoRA, 4, true},
   };
   for (const Case& k : cases) run(k);
+  if (argc > 1) {
+    emu::sm_count = 4;
+    try {
+      fixtures(argv[1]);
+    } catch (const std::exception& e) {
+      std::printf("  fixtures: %s FAIL\n", e.what());
+      failures++;
+    }
+  }
   std::printf(failures ? "emulated parity: %d FAILED" : "emulated parity: all passed", failures);
   std::printf(" (%.0f s)\n", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   // The CPU backend keeps released buffers in a process-wide cache; give them back, or a

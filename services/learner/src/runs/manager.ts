@@ -140,7 +140,7 @@ export class RunManager {
       // A lane is one line of descent through the stages: one at first, one per branch after
       // a mid-training fork; every later stage runs once per lane.
       // A checkpoint named by an id prefix or a tag: the stages record its full id as their parent.
-      const start = spec.model?.checkpoint ? (await this.deps.store.resolve(spec.model.checkpoint)).id : undefined;
+      const start = spec.model?.checkpoint ? (await this.deps.store.resolve(spec.model.checkpoint)).id : spec.model?.path ? await this.storeModelDir(status.runId, spec.model.path) : undefined;
       let lanes: Lane[] = [{ branch: '', input: start }];
       // Stages before the one the run was in have finished; their output is the next input.
       // Lanes are not recorded, so after a fork the stages run again from the first: the
@@ -176,6 +176,13 @@ export class RunManager {
       runLog.error('run failed', { err });
       await update({ state: RunState.RUN_STATE_FAILED, error: err instanceof Error ? err.message : String(err) }).catch(() => undefined);
     }
+  }
+
+  /** A model directory the spec names, stored as the run's starting checkpoint (its files once, however often). */
+  private async storeModelDir(runId: string, dir: string): Promise<string> {
+    const { manifest, created } = await this.deps.store.pushDir(dir, { runId, branch: 'main', labels: { source: 'model.path' } });
+    this.deps.log.info('stored the run\'s model directory', { run_id: runId, checkpoint: manifest.id, created });
+    return manifest.id;
   }
 
   private stageContext(

@@ -6,6 +6,7 @@
 import type { CheckpointClient } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointManifest, DataSource, EvalStage, RunSpec } from '@temper/proto';
+import { ADAPTER_DIR } from '@temper/service';
 import { createTokenizer, Tokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -14,7 +15,6 @@ import { readTokenizer } from '../tokenizer-files';
 import { tokenizerOfRun } from '../data/training';
 import { EvalResult, evalMetrics, evalSettings, evaluateModel } from '../eval/evaluate';
 import { StageContext, StageResult } from './context';
-import { ADAPTER_DIR } from './sft';
 
 export async function runEvalStage(ctx: StageContext, spec: EvalStage): Promise<StageResult> {
   if (!ctx.input) throw new Error(`stage ${ctx.stage.name}: an eval stage needs an input checkpoint (a stage before it, or input:)`);

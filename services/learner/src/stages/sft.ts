@@ -1,14 +1,16 @@
 // Supervised fine-tuning: prompt/response pairs, the loss on response tokens only, with LoRA,
 // rsLoRA or DoRA adapters (only they train) or full fine-tuning. At the end the adapters are
 // merged into the base weights (adapter.merge_on_export) or kept: then the checkpoint holds
-// the base model and the adapters in PEFT's layout under adapter/ (evaluation loads both;
-// a stage that loads plain model directories sees the base model only).
+// the base model and the adapters in PEFT's layout under adapter/ (evaluation loads both; a
+// stage that trains on from it loads them merged; `temper export --adapter-only` gives them to
+// peft).
 //
 // A finished SFT stage (its checkpoint labelled final) is not trained again when a run resumes.
 import { learningRate } from '@temper/algorithms';
 import { collateSft, createRng } from '@temper/data';
 import type { Model } from '@temper/native';
 import { AdapterSpec, SftStage } from '@temper/proto';
+import { ADAPTER_DIR } from '@temper/service';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -17,8 +19,6 @@ import { writeTokenizer } from '../tokenizer-files';
 import { sftExamples } from '../data/sft-examples';
 import { crossEntropyBackward, findFinal, inputModel, optimizerFrom, scheduleFrom } from '../data/training';
 import { StageContext, StageResult } from './context';
-
-export const ADAPTER_DIR = 'adapter';
 
 const allLinear = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 

@@ -5,3 +5,4 @@ export * from './tools';
 export * from './options';
 export * from './builtin';
 export * from './conversation';
+export * from './registry';

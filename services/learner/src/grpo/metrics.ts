@@ -49,6 +49,8 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     stale_groups: r.collected.stale,
     refill_rounds: r.collected.refills,
     overlong_completions: r.batch.stats.overlongCompletions,
+    // Completion tokens the loss saw (a multi-turn rollout's observation tokens are not among them).
+    trained_tokens: r.batch.maskedTokens,
     lr: r.lr,
     policy_version: r.policyVersion,
     policy_lag: mean(groups.map((g) => r.policyVersion - 1 - (g.group?.policyVersion ?? 0))),

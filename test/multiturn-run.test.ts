@@ -1,7 +1,9 @@
 // Multi-turn GRPO across the services, each its own process on real NATS and gRPC: the learner
 // asks for conversations with an environment, the generator runs them, the scorer reads the
-// environment's reward parts, and the learner trains on the model's own tokens only. A spec
-// whose environment is wrong is refused when it is submitted, with the field named.
+// environment's reward parts, and the learner trains on the model's own tokens only. A user's
+// environment module runs in the generator's sandbox: one that reaches for the host's files
+// ends each of its conversations with the reason and the run goes on. A spec whose
+// environment is wrong is refused when it is submitted, with the field named.
 import { RunState } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -37,7 +39,7 @@ describe('multi-turn GRPO across services', () => {
   beforeAll(async () => {
     stack = await startLocalStack({
       logs: { dir: path.join(dir, 'logs') },
-      env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'), TEMPER_ENGINE_THREADS: '1', TEMPER_ROLLOUT_TIMEOUT_S: '120' },
+      env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'), TEMPER_ENGINE_THREADS: '1', TEMPER_ROLLOUT_TIMEOUT_S: '120', TEMPER_DATA_ROOTS: dir },
     });
     learner = new LearnerClient(stack.address('learner'));
   });
@@ -71,7 +73,34 @@ describe('multi-turn GRPO across services', () => {
     }
   }, 180000);
 
-  it('refuses an environment spec it cannot run, naming the field', async () => {
+  it("runs a user's module in the sandbox: a step that reaches for the host's files ends its conversation, the run goes on", async () => {
+    // Answers the first turn, then tries to read a file on the second.
+    fs.writeFileSync(
+      path.join(dir, 'nosy.js'),
+      `let turns = 0;
+function reset(task) { return [{ role: 'user', content: 'Say something. ' + task.prompt }]; }
+function step(turn) {
+  turns++;
+  if (turns === 2) return { observations: [{ role: 'user', content: require('fs').readFileSync('/etc/passwd', 'utf8') }], done: false };
+  return { observations: [{ role: 'user', content: 'and again' }], rewards: { solved: turn.text.length > 0 ? 1 : 0 }, done: false };
+}`,
+    );
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('{ name: nosy.js, max_turns: 4, max_tokens: 120 }').replace('steps: 2', 'steps: 1') } });
+    const steps: Record<string, number>[] = [];
+    let final = RunState.RUN_STATE_UNSPECIFIED;
+    for await (const e of learner.watch(run!.runId)) {
+      if (e.event?.$case === 'status') final = e.event.value.state;
+      if (e.event?.$case === 'metrics') steps.push(e.event.value.values);
+    }
+    expect(final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    // Every conversation ended at its second step, with the reason in the generator's rollouts.
+    expect(steps[0]['multiturn/turns']).toBe(2);
+    expect(steps[0]['multiturn/environment_errors']).toBe(6);
+    expect(steps[0]['reward/environment']).toBeGreaterThanOrEqual(0);
+  }, 180000);
+
+  it('refuses a module outside the data roots, and an environment spec it cannot run, naming the field', async () => {
+    await expect(learner.createRun({ spec: { $case: 'specYaml', value: spec('{ name: ../elsewhere.js }') } })).rejects.toThrow(/stages\[0\]\.grpo\.environment\.name: "\.\.\/elsewhere\.js" is outside the data roots/);
     const bad = spec('{ name: countdown, tools: [calculator, browser], options: { must_use_all: 3 }, tool_format: json }');
     await expect(learner.createRun({ spec: { $case: 'specYaml', value: bad } })).rejects.toThrow(
       /stages\[0\]\.grpo\.environment\.tool_format: expected one of hermes, compact, got "json"[\s\S]*stages\[0\]\.grpo\.environment\.tools\[1\]: unknown tool "browser"/,

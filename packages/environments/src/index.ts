@@ -6,3 +6,5 @@ export * from './options';
 export * from './builtin';
 export * from './conversation';
 export * from './registry';
+export { EnvironmentSandbox, DEFAULT_SANDBOX_MEMORY_MB } from './sandbox/sandbox';
+export { SandboxError, type SandboxLimits } from './sandbox/quickjs-host';

@@ -19,7 +19,7 @@ export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
 
 /** Whether `name` names a user's module rather than a built-in environment. */
 export function isUserModule(name: string): boolean {
-  return /\.(m?js)$/.test(name);
+  return /\.js$/.test(name);
 }
 
 /** A maker of built-in environments; errors name the field under `field` (e.g. "stages[1].grpo.environment"). */

@@ -64,4 +64,6 @@ export interface Environment {
   step(turn: AssistantTurn): Promise<StepResult> | StepResult;
   /** The tools the model may call, for the chat template's tool list (none: no tools). */
   tools(): ToolSchema[];
+  /** Called once when the conversation is over (a sandboxed environment frees its interpreter). */
+  close?(): void;
 }

@@ -96,6 +96,7 @@ export async function runConversations(p: ConversationPolicy, groups: Conversati
       answering.add(answered);
     });
   }
+  for (const c of conversations) c.env?.close?.();
   return groups.map((_, gi) => {
     const mine = conversations.filter((c) => c.group === gi);
     return { prompt: mine[0].prompt, completions: mine.map((c) => toWire(p.tokenizer, c)) };

@@ -24,7 +24,7 @@ import { contextFromHeaders, traceIds } from '@temper/telemetry';
 import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
 import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
-import type { Environment } from '@temper/environments';
+import { EnvironmentSandbox, type Environment } from '@temper/environments';
 import { runConversations } from './conversations';
 import { environmentMaker, type EnvironmentFactories } from './environments';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
@@ -110,6 +110,8 @@ export class RolloutWorker {
   readonly stats: WorkerStats = { batches: 0, groupsPublished: 0, duplicates: 0, rejected: 0 };
   private readonly pending = new PendingQueue<PendingGroup>();
   private readonly inFlight = new Set<PendingGroup>();
+  /** Where users' environment modules run (a thread, started with the first). */
+  private readonly sandbox = new EnvironmentSandbox();
   private running = false;
   private abandoned = false;
   private fetching?: ConsumerMessages;
@@ -151,6 +153,7 @@ export class RolloutWorker {
     await Promise.all(this.loops);
     for (const g of this.pending.drain()) g.msg.nak();
     clearInterval(this.heartbeat);
+    await this.sandbox.close();
   }
 
   /**
@@ -289,7 +292,7 @@ export class RolloutWorker {
         const sampling = checkSampling(g.request.sampling, p.limits);
         const env = g.request.environment;
         const c: Checked = env
-          ? { sampling, prompt: new Int32Array(0), makeEnvironment: environmentMaker(env, this.o.environments) }
+          ? { sampling, prompt: new Int32Array(0), makeEnvironment: environmentMaker(env, this.sandbox, this.o.environments) }
           : { sampling, prompt: promptTokens(g.request.prompt, p.tokenizer, p.limits, sampling.maxNewTokens) };
         checked.set(g, c);
         return c;

@@ -41,7 +41,7 @@ describe('environment sandbox (QuickJS in WebAssembly, on its own thread)', () =
 
   const secret = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'temper-sandbox-')), 'secret.txt');
   fs.writeFileSync(secret, 'do not read');
-  const attempts: [string, string, RegExp][] = [
+  const attempts: [string, string, RegExp, typeof limits?][] = [
     ['files through require', `require('fs').readFileSync(${JSON.stringify(secret)}, 'utf8')`, /ReferenceError: 'require' is not defined/],
     ['files through process', `process.binding('fs')`, /ReferenceError: 'process' is not defined/],
     ['the network', `fetch('http://127.0.0.1:1/')`, /ReferenceError: 'fetch' is not defined/],
@@ -49,15 +49,16 @@ describe('environment sandbox (QuickJS in WebAssembly, on its own thread)', () =
     ['processes', `require('child_process').execSync('id')`, /ReferenceError: 'require' is not defined/],
     ['the host through a constructor', `(function () {}).constructor('return process')().exit(1)`, /ReferenceError: 'process' is not defined/],
     ['the host through globalThis', `globalThis.process.exit(1)`, /TypeError: cannot read property 'exit' of undefined/],
-    ['unbounded memory', `const keep = []; for (let i = 0; ; i++) keep[i] = i`, /out of memory/],
-    ['unbounded memory in objects', `const keep = []; for (let i = 0; ; i++) keep.push({ i, s: 'item ' + i })`, /out of memory/],
+    // A small heap and a long deadline, so that the heap runs out first even on a busy machine.
+    ['unbounded memory', `const keep = []; for (let i = 0; ; i++) keep[i] = i`, /out of memory/, { memoryBytes: 4 << 20, timeoutMs: 20000 }],
+    ['unbounded memory in objects', `const keep = []; for (let i = 0; ; i++) keep.push({ i, s: 'item ' + i })`, /out of memory/, { memoryBytes: 4 << 20, timeoutMs: 20000 }],
     ['catastrophic backtracking', `/(a+)+$/.test('a'.repeat(40) + 'b')`, /ran past its 500 ms/],
     ['an endless loop', `for (;;) {}`, /ran past its 500 ms/],
     ['runaway recursion', `(function f() { return f() + 1; })()`, /stack overflow|RangeError|InternalError/],
   ];
 
-  it.each(attempts)('refuses %s, and the host goes on', async (_what, code, error) => {
-    const env = sandbox.environment(`function reset(t) { return [{ role: 'user', content: 'x' }]; }\nfunction step(turn) { ${code}; return { observations: [], done: true, rewards: { leaked: 1 } }; }`, limits);
+  it.each(attempts)('refuses %s, and the host goes on', async (_what, code, error, own = limits) => {
+    const env = sandbox.environment(`function reset(t) { return [{ role: 'user', content: 'x' }]; }\nfunction step(turn) { ${code}; return { observations: [], done: true, rewards: { leaked: 1 } }; }`, own);
     await env.reset(task);
     await expect(env.step(parseTurn('go', 'compact', []))).rejects.toThrow(error);
     env.close?.();

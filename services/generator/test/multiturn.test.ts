@@ -114,8 +114,13 @@ describe('multi-turn rollouts', () => {
     await fsp.writeFile(path.join(dir, TOKENIZER_SPEC_FILE), JSON.stringify({ kind: 'byte' }));
     await stack.client.pushDir(dir, { runId: RUN, stage: 'grpo', step: 1, branch: 'main' }, { policyVersion: 1 });
     policy = stack.policyManager(await stack.connect('multiturn-policy'));
+    await startWorker();
+  }, 120000);
+
+  const batches: number[][] = [];
+  async function startWorker(): Promise<void> {
     worker = new RolloutWorker({
-      bus: await stack.connect('multiturn-worker'),
+      bus: await stack.connect(`multiturn-worker-${batches.length}`),
       policy,
       log: logs.log,
       tracer: trace.getTracer('temper.generator'),
@@ -124,9 +129,10 @@ describe('multi-turn rollouts', () => {
       lingerMs: 100,
       retryDelayMs: 200,
       environments: extra,
+      onBatch: (groups) => batches.push(groups.map((g) => g.key!.groupIndex)),
     });
     await worker.start();
-  }, 120000);
+  }
 
   afterAll(async () => {
     await worker?.stop();
@@ -164,7 +170,10 @@ describe('multi-turn rollouts', () => {
       request(12, { name: 'test_clock', maxTurns: 4, maxTokens: 200 } as never, { sampling }),
       request(13, { name: 'guess_number', maxTurns: 3, options: { low: 1, high: 9 } } as never, { sampling, reference: '7' }),
     ];
+    // Queued while no worker runs, so that they are sampled as one batch.
+    await worker.stop();
     for (const g of groups) await publish(stack, g);
+    await startWorker();
     const got = new Map<number, RolloutGroup>((await reader.take(4, 60000)).map((r) => [r.group.key!.groupIndex, r.group]));
 
     for (const c of got.get(10)!.completions) expect(c).toMatchObject({ turns: 1, endReason: 'environment error: the test environment broke' });
@@ -176,6 +185,7 @@ describe('multi-turn rollouts', () => {
       // Every observation token is masked out, every sampled one in.
       expect(c.lossMask).toHaveLength(c.tokenIds.length);
     }
+    expect(batches.at(-1)).toEqual([10, 11, 12, 13]);
     // The hung conversations held only themselves: the clock's 4 turns in each of its 2 conversations all came and were answered while they hung.
     expect(slowStarted).toHaveLength(2);
     expect(clockSteps).toHaveLength(8);

@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
-import { ReportEntry, renderReport, branchComparison } from '../apps/cli/src/report/html';
+import { ReportEntry, renderReport, branchComparison, conversationRows } from '../apps/cli/src/report/html';
 import { niceTicks } from '../apps/cli/src/report/svg';
 
 const run = promisify(execFile);
@@ -150,6 +150,30 @@ describe('HTML report', () => {
     expect(table).toContain('Δ accuracy<br>(sft → grpo)');
     expect(table).toContain('<th>short-cot</th><td>2.0%</td><td>0.0%</td><td>5.0%</td><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>62.0%</td><td>99.0%</td><td>80.0%</td><td>32.0 pts</td>');
     expect(table).toContain('<th>long-cot</th><td>2.0%</td><td>0.0%</td><td>5.0%</td><td>30.0%</td><td>97.0%</td><td>50.0%</td><td>50.0%</td><td>99.0%</td><td>80.0%</td><td>20.0 pts</td>');
+  });
+
+  it('shows multi-turn stages: turns per rollout, tool calls and their success, environment failures', () => {
+    const history: ReportEntry[] = Array.from({ length: 20 }, (_, i) => ({
+      stage: 'grpo',
+      step: i + 1,
+      values: {
+        'reward/total': i < 2 ? 0.1 : i >= 18 ? 0.6 : 0.3,
+        'multiturn/turns': i < 2 ? 3 : i >= 18 ? 1.5 : 2,
+        // 2 calls per rollout, 3 of 4 through on even steps, all on odd ones.
+        'multiturn/tool_calls': 2,
+        'multiturn/tool_success': i % 2 === 0 ? 0.75 : 1,
+        'multiturn/environment_errors': i === 5 ? 3 : 0,
+      },
+    }));
+    expect(conversationRows(history)).toEqual([
+      { stage: 'grpo', branch: '', steps: 20, turnsFirst: 3, turnsLast: 1.5, rewardFirst: 0.1, rewardLast: 0.6, toolCalls: 2, toolSuccess: 0.875, environmentErrors: 3 },
+    ]);
+    const html = renderReport({ run_id: 'r-2', name: 'guess', state: 'succeeded', history });
+    expect(html).toContain('<tr><th>grpo</th><td>20</td><td>3.00 → 1.50</td><td>0.1 → 0.6</td><td>2.00</td><td>87.5%</td><td>3</td></tr>');
+    const titles = [...html.matchAll(/font-weight="bold">([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(titles).toEqual(expect.arrayContaining(['Turns per rollout (multi-turn)', 'Tool-call success rate (steps with calls)']));
+    // A single-turn run has no such section.
+    expect(renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() })).not.toContain('Conversations');
   });
 
   it('picks round tick values', () => {

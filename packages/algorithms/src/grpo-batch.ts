@@ -6,6 +6,10 @@
 // Layout: a sequence is prompt ++ completion, padded to seqLen. The engine's logprobs() row
 // has seqLen-1 entries, entry t = log p(token[t+1] | tokens[..t]); completion token k sits at
 // position P+k, so its log-prob is entry P+k-1 (P = prompt length).
+//
+// A multi-turn completion holds the environment's tokens between the model's turns; its loss
+// mask says which tokens are the model's. Only those enter the mask here (and so the loss):
+// the others are context the model was conditioned on, not choices it made.
 import { AdvantageEstimator, batchAdvantages, isDegenerateGroup } from './advantages';
 
 export interface SampledCompletion {
@@ -14,6 +18,8 @@ export interface SampledCompletion {
   logprobs: ArrayLike<number>;
   /** 'length' when the generation limit cut it off. */
   finishReason: 'stop' | 'length' | 'aborted';
+  /** Per token: 1 for the model's own, 0 for the environment's (multi-turn). Absent or empty: all the model's. */
+  lossMask?: ArrayLike<number>;
 }
 
 export interface ScoredPromptGroup {
@@ -86,6 +92,8 @@ export function buildTrainingBatch(groups: ScoredPromptGroup[], opts: BatchOptio
     const L = r.c.tokenIds.length;
     if (P < 1) throw new Error(`sequence ${i}: an empty prompt has no position to predict the first token from`);
     if (r.c.logprobs.length !== L) throw new Error(`sequence ${i}: ${r.c.logprobs.length} log-probs for ${L} completion tokens`);
+    const own = r.c.lossMask && r.c.lossMask.length > 0 ? r.c.lossMask : undefined;
+    if (own && own.length !== L) throw new Error(`sequence ${i}: a loss mask of ${own.length} entries for ${L} completion tokens`);
     tokens.set(r.prompt, i * seqLen);
     tokens.set(r.c.tokenIds, i * seqLen + P);
     lengths[i] = P + L;
@@ -96,10 +104,11 @@ export function buildTrainingBatch(groups: ScoredPromptGroup[], opts: BatchOptio
     if (cutOff && opts.filterOverlong) return;
     const row = i * (seqLen - 1);
     for (let k = 0; k < L; k++) {
+      if (own && !own[k]) continue;
       mask[row + P + k - 1] = 1;
       oldLogprobs[row + P + k - 1] = r.c.logprobs[k];
+      maskedTokens++;
     }
-    maskedTokens += L;
   });
 
   return {

@@ -69,6 +69,34 @@ describe('buildTrainingBatch', () => {
     expect(b.advantages[0]).not.toBeCloseTo(buildTrainingBatch(groups, { estimator: 'grpo', filterOverlong: false, padId: 0 }).advantages[0], 3);
   });
 
+  it("trains a multi-turn completion's own tokens only: the loss mask keeps the environment's out of mask, old log-probs and token counts", () => {
+    // Prompt [1, 2]; turn [7, 8], observation [30, 31, 32], turn [9].
+    const multi: ScoredPromptGroup[] = [
+      {
+        promptIds: [1, 2],
+        completions: [
+          { tokenIds: [7, 8, 30, 31, 32, 9], logprobs: [-0.1, -0.2, 0, 0, 0, -0.3], finishReason: 'stop', lossMask: [1, 1, 0, 0, 0, 1] },
+          { tokenIds: [4], logprobs: [-0.4], finishReason: 'stop', lossMask: [] },
+        ],
+        rewards: [1, 0],
+      },
+    ];
+    const b = buildTrainingBatch(multi, { estimator: 'grpo', filterOverlong: false, padId: 0 });
+    expect(b.seqLen).toBe(8);
+    expect(Array.from(b.mask.subarray(0, 7))).toEqual([0, 1, 1, 0, 0, 0, 1]);
+    expect(Array.from(b.oldLogprobs.subarray(0, 7))).toEqual([0, expect.closeTo(-0.1, 6), expect.closeTo(-0.2, 6), 0, 0, 0, expect.closeTo(-0.3, 6)]);
+    // An empty mask means every token is the model's.
+    expect(Array.from(b.mask.subarray(7, 14))).toEqual([0, 1, 0, 0, 0, 0, 0]);
+    expect(b.maskedTokens).toBe(4);
+    // The loss has no gradient on an observation token.
+    const out = policyLoss({ n: b.n, t: b.seqLen - 1, logprobs: b.oldLogprobs, oldLogprobs: b.oldLogprobs, mask: b.mask, advantages: b.advantages, epsLow: 0.2, epsHigh: 0.2, beta: 0, klEstimator: 'k3', level: 'token', aggregation: 'grpo', maxCompletionLength: 8 });
+    expect([3, 4, 5].map((t) => out.dlogprobs[t])).toEqual([0, 0, 0]);
+    expect(out.dlogprobs[1]).not.toBe(0);
+    expect(() => buildTrainingBatch([{ ...multi[0], completions: [{ ...multi[0].completions[0], lossMask: [1, 0] }, multi[0].completions[1]] }], { estimator: 'grpo', filterOverlong: false, padId: 0 })).toThrow(
+      'sequence 0: a loss mask of 2 entries for 6 completion tokens',
+    );
+  });
+
   it('names a group whose rewards do not match its completions', () => {
     expect(() =>
       buildTrainingBatch([{ ...groups[0], rewards: [1] }], { estimator: 'grpo', filterOverlong: false, padId: 0 }),

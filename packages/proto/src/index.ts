@@ -4,6 +4,7 @@ import * as path from 'node:path';
 
 export * from './gen/temper/v1/common';
 export * from './gen/temper/v1/reward';
+export * from './gen/temper/v1/environment';
 export * from './gen/temper/v1/rollout';
 export * from './gen/temper/v1/checkpoint';
 export * from './gen/temper/v1/run';

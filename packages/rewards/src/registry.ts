@@ -8,6 +8,7 @@ import { countdown } from './components/countdown';
 import { format } from './components/format';
 import { language } from './components/language';
 import { overlong } from './components/overlong';
+import { environment } from './components/environment';
 import { repetition } from './components/repetition';
 import { RewardComponent } from './types';
 
@@ -40,7 +41,7 @@ export class RewardRegistry {
   }
 }
 
-export const builtinComponents: AnyRewardComponent[] = [accuracy, format, countdown, cosineLength, overlong, repetition, language];
+export const builtinComponents: AnyRewardComponent[] = [accuracy, format, countdown, cosineLength, overlong, repetition, language, environment];
 
 export function createRegistry(withBuiltins = true): RewardRegistry {
   const r = new RewardRegistry();

@@ -10,6 +10,8 @@ export interface ScoreInput {
   completionTokens?: number;
   /** The generation limit in tokens (0 or absent: unknown). */
   maxTokens?: number;
+  /** A multi-turn rollout's reward parts from its environment, summed over its steps. */
+  environmentRewards?: Record<string, number>;
 }
 
 /** What the accuracy check decided; shared with components that depend on it. */

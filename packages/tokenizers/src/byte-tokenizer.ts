@@ -17,13 +17,15 @@ const controlTokens = new Set(['<pad>', '<bos>', '<eos>']);
 /**
  * The default conversation shape for the byte tokenizer: as short as possible because every
  * character costs a tiny model context and compute. System text, then "Q: " for a user turn
- * and "A: " for an assistant turn, each assistant turn closed by <eos>.
+ * and "A: " for an assistant turn, each assistant turn closed by <eos>; "T: " for a tool's
+ * result in a multi-turn rollout.
  */
 export const byteChatTemplate =
   '{% for message in messages %}' +
   "{% if message.role == 'system' %}{{ message.content }}\n" +
   "{% elif message.role == 'user' %}Q: {{ message.content }}\n" +
   "{% elif message.role == 'assistant' %}A: {{ message.content }}{{ eos_token }}\n" +
+  "{% elif message.role == 'tool' %}T: {{ message.content }}\n" +
   "{% else %}{{ raise_exception('unknown role: ' + message.role) }}{% endif %}" +
   '{% endfor %}' +
   "{% if add_generation_prompt %}A: {% endif %}";

@@ -108,7 +108,8 @@ describe('ByteTokenizer', () => {
     ];
     expect(tok.applyChatTemplate(messages, { addGenerationPrompt: true })).toBe('Answer in the format.\nQ: 2+3\nA: <answer>5</answer><eos>\nQ: 4*2\nA: ');
     expect(tok.applyChatTemplate(messages.slice(1, 2))).toBe('Q: 2+3\n');
-    expect(() => tok.applyChatTemplate([{ role: 'tool', content: 'x' }])).toThrow(/unknown role: tool/);
+    expect(tok.applyChatTemplate([{ role: 'tool', content: '8' }])).toBe('T: 8\n');
+    expect(() => tok.applyChatTemplate([{ role: 'function', content: 'x' }])).toThrow(/unknown role: function/);
     // The rendered <eos> becomes the single eos id.
     const ids = tok.encode(tok.applyChatTemplate(messages.slice(1, 3)));
     expect(Array.from(ids).filter((i) => i === tok.specialTokens.eos)).toHaveLength(1);

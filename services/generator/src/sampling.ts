@@ -118,12 +118,12 @@ export function toCompletion(c: EngineCompletion, tokenizer: Tokenizer, maxNewTo
     text = text.slice(0, firstStop(text, stopStrings)!);
     finish = 'stop';
   }
-  return {
+  return Completion.fromPartial({
     text,
     tokenIds: Array.from(tokens),
     logprobs: Array.from(c.logprobs.subarray(0, tokens.length)),
     finishReason: finish === 'stop' ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH,
-  };
+  });
 }
 
 /** Where the earliest stop string in `text` ends, or undefined. */

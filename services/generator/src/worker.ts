@@ -18,12 +18,15 @@
 import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
 import { Bus, publishMessage, streams, subjects } from '@temper/bus';
-import { RolloutGroup, RolloutRequest } from '@temper/proto';
+import { Completion, RolloutGroup, RolloutRequest } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { contextFromHeaders, traceIds } from '@temper/telemetry';
 import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
 import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
+import { EnvironmentSandbox, type Environment } from '@temper/environments';
+import { runConversations } from './conversations';
+import { environmentMaker, type EnvironmentFactories } from './environments';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
 
 export const DEFAULT_CONSUMER = 'generators';
@@ -62,6 +65,8 @@ export interface WorkerOptions {
    * the policy that will sample them). Past that it goes back to the queue.
    */
   aheadWaitMs?: number;
+  /** Environments served besides the built-in ones, by name (an embedding's own). */
+  environments?: EnvironmentFactories;
   /** Called when a batch starts sampling (observability, tests). */
   onBatch?: (groups: RolloutRequest[], policy: ServedPolicy) => void;
 }
@@ -95,19 +100,24 @@ export async function ensureGeneratorConsumer(bus: Bus, name: string, ackWaitMs:
 
 interface Checked {
   sampling: Sampling;
+  /** Single-turn: the prompt's ids. Multi-turn: empty until the environment opens the conversation. */
   prompt: Int32Array;
+  /** Multi-turn: makes one conversation's environment. */
+  makeEnvironment?: () => Environment;
 }
 
 export class RolloutWorker {
   readonly stats: WorkerStats = { batches: 0, groupsPublished: 0, duplicates: 0, rejected: 0 };
   private readonly pending = new PendingQueue<PendingGroup>();
   private readonly inFlight = new Set<PendingGroup>();
+  /** Where users' environment modules run (a thread, started with the first). */
+  private readonly sandbox = new EnvironmentSandbox();
   private running = false;
   private abandoned = false;
   private fetching?: ConsumerMessages;
   private heartbeat?: NodeJS.Timeout;
   private loops: Promise<void>[] = [];
-  private readonly o: Required<Omit<WorkerOptions, 'filterSubject' | 'onBatch'>> & Pick<WorkerOptions, 'filterSubject' | 'onBatch'>;
+  private readonly o: Required<Omit<WorkerOptions, 'filterSubject' | 'onBatch' | 'environments'>> & Pick<WorkerOptions, 'filterSubject' | 'onBatch' | 'environments'>;
 
   constructor(opts: WorkerOptions) {
     const maxBatchGroups = opts.maxBatchGroups ?? 16;
@@ -143,6 +153,7 @@ export class RolloutWorker {
     await Promise.all(this.loops);
     for (const g of this.pending.drain()) g.msg.nak();
     clearInterval(this.heartbeat);
+    await this.sandbox.close();
   }
 
   /**
@@ -279,7 +290,10 @@ export class RolloutWorker {
       if (checked.has(g)) return checked.get(g);
       try {
         const sampling = checkSampling(g.request.sampling, p.limits);
-        const c = { sampling, prompt: promptTokens(g.request.prompt, p.tokenizer, p.limits, sampling.maxNewTokens) };
+        const env = g.request.environment;
+        const c: Checked = env
+          ? { sampling, prompt: new Int32Array(0), makeEnvironment: environmentMaker(env, this.sandbox, this.o.environments) }
+          : { sampling, prompt: promptTokens(g.request.prompt, p.tokenizer, p.limits, sampling.maxNewTokens) };
         checked.set(g, c);
         return c;
       } catch (err) {
@@ -296,7 +310,8 @@ export class RolloutWorker {
       candidates,
       (g) => {
         const c = check(g);
-        return c && samplingKey(c.sampling);
+        // Conversations take turns in engine calls of their own.
+        return c && samplingKey(c.sampling) + (c.makeEnvironment ? '/conversation' : '');
       },
       (g) => checked.get(g)?.sampling.n ?? 1,
       { maxGroups: this.o.maxBatchGroups, maxSequences: this.o.maxBatchSequences },
@@ -338,19 +353,10 @@ export class RolloutWorker {
       p,
     );
     const started = performance.now();
-    let completions;
+    let results: { prompt: Int32Array; completions: Completion[] }[];
     this.o.policy.sequencesInFlight += batch.length * s.n;
     try {
-      completions = await p.model.generate({
-        prompts: batch.map((b) => b.c.prompt),
-        maxNewTokens: Math.max(...batch.map((b) => b.c.sampling.maxNewTokens)),
-        temperature: s.temperature,
-        topP: s.topP,
-        topK: s.topK,
-        stopTokens: stopTokens(s, p.tokenizer),
-        seed: groupSeed(lead.g.request.key, s.seed),
-        n: s.n,
-      });
+      results = lead.c.makeEnvironment ? await this.converse(p, batch) : await this.generate(p, batch);
     } catch (err) {
       spans.forEach((span) => endWithError(span, err));
       this.o.log.error('sampling a batch failed; its requests will be redelivered', { err, groups: batch.length, policy_version: p.version });
@@ -362,16 +368,16 @@ export class RolloutWorker {
     const seconds = (performance.now() - started) / 1000;
     if (this.abandoned) return;
     await Promise.all(
-      batch.map(async ({ g, c }, i) => {
+      batch.map(async ({ g }, i) => {
         const span = spans[i];
         const key = g.request.key!;
         const log = this.groupLog(g, span);
         try {
           const group: RolloutGroup = {
             key,
-            prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
+            prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(results[i].prompt) },
             reference: g.request.reference,
-            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+            completions: results[i].completions,
             policyVersion: p.version,
             reward: g.request.reward,
             generatorId: this.o.generatorId,
@@ -401,6 +407,34 @@ export class RolloutWorker {
           if (!this.abandoned) g.msg.nak(this.o.retryDelayMs);
         }
       }),
+    );
+  }
+
+  /** One engine call samples every group's n completions. */
+  private async generate(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<{ prompt: Int32Array; completions: Completion[] }[]> {
+    const lead = batch[0];
+    const s = lead.c.sampling;
+    const completions = await p.model.generate({
+      prompts: batch.map((b) => b.c.prompt),
+      maxNewTokens: Math.max(...batch.map((b) => b.c.sampling.maxNewTokens)),
+      temperature: s.temperature,
+      topP: s.topP,
+      topK: s.topK,
+      stopTokens: stopTokens(s, p.tokenizer),
+      seed: groupSeed(lead.g.request.key, s.seed),
+      n: s.n,
+    });
+    return batch.map(({ c }, i) => ({
+      prompt: c.prompt,
+      completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+    }));
+  }
+
+  /** Every group's n conversations, taking turns together (see conversations.ts). */
+  private converse(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<{ prompt: Int32Array; completions: Completion[] }[]> {
+    return runConversations(
+      p,
+      batch.map(({ g, c }) => ({ request: g.request, sampling: c.sampling, makeEnvironment: c.makeEnvironment!, seed: groupSeed(g.request.key, c.sampling.seed) })),
     );
   }
 

@@ -3,12 +3,13 @@
 // consumer must not meet other suites' consumers on the harness server), a real checkpoint
 // store over loopback gRPC that announces commits on that server, and tiny byte-tokenizer
 // models pushed into it as policy versions.
+import { AckPolicy } from '@nats-io/jetstream';
 import { trace } from '@opentelemetry/api';
-import { Bus, connectBus, NatsServer, startNatsServer } from '@temper/bus';
+import { Bus, connectBus, NatsServer, startNatsServer, streams, subjects } from '@temper/bus';
 import { CheckpointClient } from '@temper/checkpoint-client';
 import { CheckpointStore, checkpointStoreBinding, FsBackend, publishCommitted, widenFlowControl } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
-import { CheckpointManifest } from '@temper/proto';
+import { CheckpointManifest, RolloutGroup } from '@temper/proto';
 import { createLogger, Logger, RunningGrpcServer, startGrpcServer } from '@temper/service';
 import { ByteTokenizer, TOKENIZER_SPEC_FILE } from '@temper/tokenizers';
 import * as fsp from 'node:fs/promises';
@@ -158,4 +159,38 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+export interface Received {
+  group: RolloutGroup;
+  msgId: string;
+  traceparent?: string;
+}
+
+
+/** Reads a run's rollout groups off TEMPER_ROLLOUTS, as a scorer would. */
+export async function rolloutReader(bus: Bus, runId: string) {
+  const name = `test_reader_${runId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
+  await bus.jsm.consumers.add(streams.rollouts.name, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: subjects.rollout(runId) });
+  const consumer = await bus.js.consumers.get(streams.rollouts.name, name);
+  const next = async (timeoutMs: number): Promise<Received | undefined> => {
+    const m = await consumer.next({ expires: Math.max(1000, timeoutMs) });
+    if (!m) return undefined;
+    m.ack();
+    return { group: RolloutGroup.decode(m.data), msgId: m.headers?.get('Nats-Msg-Id') ?? '', traceparent: m.headers?.get('traceparent') || undefined };
+  };
+  return {
+    next,
+    /** Exactly `count` groups within the time limit. */
+    take: async (count: number, timeoutMs = 20000): Promise<Received[]> => {
+      const out: Received[] = [];
+      const deadline = Date.now() + timeoutMs;
+      while (out.length < count) {
+        if (Date.now() > deadline) throw new Error(`got ${out.length} of ${count} rollout groups`);
+        const r = await next(2000);
+        if (r) out.push(r);
+      }
+      return out;
+    },
+  };
 }

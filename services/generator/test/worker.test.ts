@@ -4,7 +4,6 @@
 // publisher, policy versions followed (fetched when a request needs one, loaded ahead when
 // announced, swapped between batches without losing a request), requests for versions not
 // announced yet retried, and malformed requests terminated.
-import { AckPolicy } from '@nats-io/jetstream';
 import { context, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
@@ -14,42 +13,9 @@ import { CheckpointCommitted, FinishReason, RolloutGroup, RolloutRequest } from 
 import { groupSeed } from '../src/batcher';
 import { PolicyManager } from '../src/policy';
 import { RolloutWorker } from '../src/worker';
-import { maxAbsDiff, pushTinyPolicy, recordingLogger, Stack, startStack, teacherForcedLogprobs, tokenizer, waitFor } from './helpers';
+import { maxAbsDiff, pushTinyPolicy, recordingLogger, rolloutReader, Stack, startStack, teacherForcedLogprobs, tokenizer, waitFor } from './helpers';
 
 const RUN = 'run-worker';
-
-interface Received {
-  group: RolloutGroup;
-  msgId: string;
-  traceparent?: string;
-}
-
-/** Reads a run's rollout groups off TEMPER_ROLLOUTS, as a scorer would. */
-async function rolloutReader(bus: Bus, runId: string) {
-  const name = `test_reader_${runId.replace(/[^A-Za-z0-9_-]/g, '_')}`;
-  await bus.jsm.consumers.add(streams.rollouts.name, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: subjects.rollout(runId) });
-  const consumer = await bus.js.consumers.get(streams.rollouts.name, name);
-  const next = async (timeoutMs: number): Promise<Received | undefined> => {
-    const m = await consumer.next({ expires: Math.max(1000, timeoutMs) });
-    if (!m) return undefined;
-    m.ack();
-    return { group: RolloutGroup.decode(m.data), msgId: m.headers?.get('Nats-Msg-Id') ?? '', traceparent: m.headers?.get('traceparent') || undefined };
-  };
-  return {
-    next,
-    /** Exactly `count` groups within the time limit. */
-    take: async (count: number, timeoutMs = 20000): Promise<Received[]> => {
-      const out: Received[] = [];
-      const deadline = Date.now() + timeoutMs;
-      while (out.length < count) {
-        if (Date.now() > deadline) throw new Error(`got ${out.length} of ${count} rollout groups`);
-        const r = await next(2000);
-        if (r) out.push(r);
-      }
-      return out;
-    },
-  };
-}
 
 function request(step: number, groupIndex: number, over: Partial<RolloutRequest> = {}): RolloutRequest {
   return RolloutRequest.fromPartial({

@@ -6,6 +6,7 @@
 // Checkpoints come from the store by id or tag and stay allowed; a model directory (model.path)
 // is files like any other.
 import { datasetFiles } from '@temper/data';
+import { isUserModule } from '@temper/environments';
 import type { RunSpec } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -104,6 +105,24 @@ export function confineSpec(spec: RunSpec, roots: DataRoots): RunSpec {
     uri: s.uri && !s.uri.startsWith('builtin:') ? (resolve(s.uri, `${field}.uri`) ?? s.uri) : s.uri,
     dataset: s.dataset && { ...s.dataset, path: confineDataset(s.dataset.path, `${field}.dataset.path`) ?? s.dataset.path },
   }));
+  // A user's environment module is read here, inside the roots, and travels to the generators
+  // as source (they read no files); it runs there in the sandbox.
+  const stages = confined.stages.map((stage, i) => {
+    if (stage.kind?.$case !== 'grpo' || !stage.kind.value.environment || !isUserModule(stage.kind.value.environment.name)) return stage;
+    const env = stage.kind.value.environment;
+    const field = `stages[${i}].grpo.environment.name`;
+    const real = resolve(env.name, field);
+    if (real === undefined) return stage;
+    const size = fs.statSync(real).size;
+    if (size > MAX_ENVIRONMENT_SOURCE_BYTES) {
+      problems.push(`${field}: ${JSON.stringify(env.name)} is ${size} bytes; an environment module may have ${MAX_ENVIRONMENT_SOURCE_BYTES}`);
+      return stage;
+    }
+    return { ...stage, kind: { $case: 'grpo' as const, value: { ...stage.kind.value, environment: { ...env, name: real, source: fs.readFileSync(real, 'utf8') } } } };
+  });
   if (problems.length) throw new SpecError(problems);
-  return confined;
+  return { ...confined, stages };
 }
+
+/** Largest user environment module a run may name. */
+export const MAX_ENVIRONMENT_SOURCE_BYTES = 1 << 20;

@@ -1,6 +1,7 @@
 // Run specs as users write them (YAML, or the proto message over gRPC), checked and completed
 // with defaults. Problems are reported together, each with its path in the document.
 import { datasetPresets } from '@temper/data';
+import { builtinEnvironment, checkToolFormat, isUserModule, resolveTools } from '@temper/environments';
 import { checkDocument, DataSource, DocumentError, RewardReport, rewardReportToJSON, RunSpec, StageSpec } from '@temper/proto';
 import { parseDocument } from 'yaml';
 
@@ -120,4 +121,24 @@ function checkGrpo(g: Extract<StageSpec['kind'], { $case: 'grpo' }>['value'], at
   if (t < 0) problems.push(`${at}.sampling.temperature: must be >= 0`);
   const p = g.sampling?.topP ?? 0;
   if (p < 0 || p > 1) problems.push(`${at}.sampling.top_p: must be in [0, 1]`);
+  if (g.environment) checkEnvironment(g.environment, `${at}.environment`, problems);
+}
+
+// The environment's name, tools, options and tool format, checked when the run is submitted
+// rather than by every generator request (a user's module is checked when it is read).
+function checkEnvironment(e: NonNullable<Extract<StageSpec['kind'], { $case: 'grpo' }>['value']['environment']>, at: string, problems: string[]): void {
+  const note = (err: unknown) => problems.push((err as Error).message);
+  if (!e.name) problems.push(`${at}.name: required (a built-in environment, or a user's .js module)`);
+  if (e.source) problems.push(`${at}.source: filled in by the learner from name; leave it out`);
+  try {
+    checkToolFormat(e.toolFormat, at);
+  } catch (err) {
+    note(err);
+  }
+  try {
+    if (!e.name || isUserModule(e.name)) resolveTools(e.tools, `${at}.tools`);
+    else builtinEnvironment({ name: e.name, options: e.options ?? {}, tools: e.tools }, at);
+  } catch (err) {
+    note(err);
+  }
 }

@@ -37,6 +37,22 @@ describe('data roots', () => {
     expect(roots.resolve('.', 'f')).toBe(path.join(tmp, 'a'));
   });
 
+  it("reads a user's environment module inside the roots into the spec, and refuses one outside or too large", () => {
+    const roots = new DataRoots([path.join(tmp, 'a')]);
+    fs.writeFileSync(path.join(tmp, 'a', 'env.js'), 'function reset() { return []; }\nfunction step() { return { observations: [], done: true }; }\n');
+    fs.writeFileSync(path.join(tmp, 'outside', 'env.js'), 'function reset() {}');
+    fs.writeFileSync(path.join(tmp, 'a', 'huge.js'), Buffer.alloc((1 << 20) + 1, 32));
+    const spec = (name: string) => runSpecFromYaml(`stages: [{ grpo: { environment: { name: ${name} } } }]`);
+    const confined = confineSpec(spec('env.js'), roots);
+    const env = confined.stages[0].kind?.$case === 'grpo' ? confined.stages[0].kind.value.environment : undefined;
+    expect(env?.name).toBe(path.join(tmp, 'a', 'env.js'));
+    expect(env?.source).toBe(fs.readFileSync(path.join(tmp, 'a', 'env.js'), 'utf8'));
+    expect(reason(() => confineSpec(spec('../outside/env.js'), roots))).toBe(`stages[0].grpo.environment.name: "../outside/env.js" is outside the data roots (${path.join(tmp, 'a')})`);
+    expect(reason(() => confineSpec(spec('huge.js'), roots))).toBe(`stages[0].grpo.environment.name: "huge.js" is ${(1 << 20) + 1} bytes; an environment module may have ${1 << 20}`);
+    // A built-in environment names no file.
+    expect(reason(() => confineSpec(spec('countdown'), roots))).toBe('accepted');
+  });
+
   it('refuses what is outside, missing, or has a NUL byte, naming the field', () => {
     const roots = new DataRoots([path.join(tmp, 'a')]);
     expect(reason(() => roots.resolve('../outside/z.jsonl', 'stages[0].grpo.task.uri'))).toMatch(/^stages\[0\]\.grpo\.task\.uri: "\.\.\/outside\/z\.jsonl" is outside the data roots/);

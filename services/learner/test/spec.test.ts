@@ -47,6 +47,32 @@ stages:
     expect(problems('model: { path: models/qwen3, config: { hidden_size: 64 } }\nstages: [{ eval: {} }]')).toEqual(['model: set one of checkpoint, path or config, not path and config']);
   });
 
+  it('reads a multi-turn environment and reports what is wrong with one, with its path', () => {
+    const spec = runSpecFromYaml(`
+stages:
+  - grpo:
+      environment: { name: countdown, tools: [calculator], max_turns: 4, max_tokens: 256, step_timeout_ms: 2000, options: { must_use_all: false } }
+`);
+    const grpo = spec.stages[0].kind?.$case === 'grpo' ? spec.stages[0].kind.value : undefined;
+    expect(grpo?.environment).toMatchObject({ name: 'countdown', tools: ['calculator'], maxTurns: 4, maxTokens: 256, stepTimeoutMs: 2000, options: { must_use_all: false } });
+    // A user's module is checked when the learner reads it (inside the data roots); its tools here.
+    expect(problems('stages: [{ grpo: { environment: { name: envs/mine.js, tools: [calculator] } } }]')).toEqual([]);
+    expect(
+      problems(`
+stages:
+  - grpo: { environment: { tools: [abacus] } }
+  - grpo: { environment: { name: guess_number, options: { low: 9, high: 1 }, tool_format: xml } }
+  - grpo: { environment: { name: envs/mine.js, source: "function reset() {}" } }
+`),
+    ).toEqual([
+      "stages[0].grpo.environment.name: required (a built-in environment, or a user's .js module)",
+      'stages[0].grpo.environment.tools[0]: unknown tool "abacus" (built-in: calculator)',
+      'stages[1].grpo.environment.tool_format: expected one of hermes, compact, got "xml"',
+      'stages[1].grpo.environment.options.high: (1) must not be below low (9)',
+      'stages[2].grpo.environment.source: filled in by the learner from name; leave it out',
+    ]);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     const [p] = problems('name: [unclosed\nstages: []\n');
     expect(p).toMatch(/line \d+/);

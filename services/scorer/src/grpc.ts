@@ -51,7 +51,7 @@ async function score(pool: ScoringPool, req: ScoreRequest, maxItems: number): Pr
     if (needsReference && item.reference.trim() === '') {
       throw new InvalidArgument(`items[${i}].reference: required by ${compiled.components.filter((c) => c.component.needsReference).map((c) => c.name).join(', ')}`);
     }
-    return { completion: item.completion, reference: item.reference, prompt: item.prompt, completionTokens: item.completionTokens, maxTokens: item.maxTokens };
+    return { completion: item.completion, reference: item.reference, prompt: item.prompt, completionTokens: item.completionTokens, maxTokens: item.maxTokens, environmentRewards: item.environmentRewards };
   });
   return { rewards: await pool.score(req.spec, items) };
 }

@@ -42,7 +42,9 @@ export async function scoreGroup(pool: ScoringPool, group: RolloutGroup): Promis
     completion: c.text,
     reference: group.reference,
     prompt: group.prompt?.text ?? '',
-    completionTokens: c.tokenIds.length,
+    // A conversation's length is what the model wrote, not the environment's answers.
+    completionTokens: c.lossMask.length > 0 ? c.lossMask.reduce((a, b) => a + b, 0) : c.tokenIds.length,
+    environmentRewards: c.environmentRewards,
   }));
   const rewards = await pool.score(group.reward, items);
   return { group, rewards, scoreSeconds: (performance.now() - t0) / 1000 };

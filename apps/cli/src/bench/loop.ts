@@ -1,6 +1,8 @@
-// npm run bench:loop -- [--json] [--steps N]: a fixed small GRPO run on a local stack, where
-// each step's time goes (generate, score, learn, sync: publishing weights), and the services'
-// own overhead: the distributed step's excess over the same steps done in one process.
+// npm run bench:loop -- [--json] [--steps N] [--multiturn]: a fixed small GRPO run on a local
+// stack, where each step's time goes (generate, score, learn, sync: publishing weights), and the
+// services' own overhead: the distributed step's excess over the same steps done in one process.
+// --multiturn runs the same shape again with multi-turn rollouts (guess_number, up to 3 turns)
+// on the same stack and reports what a step costs then, side by side with the single-turn one.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,7 +22,10 @@ const shape: BaselineShape = {
   difficulty: [1, 2],
 };
 
-const spec = (steps: number) => `
+const multiTurnEnvironment = `
+      environment: { name: guess_number, options: { low: 1, high: 100 }, max_turns: 3, max_tokens: ${3 * shape.maxNewTokens + 64} }`;
+
+const spec = (steps: number, environment = '') => `
 name: bench-loop
 seed: 1
 model:
@@ -39,7 +44,7 @@ stages:
       save_every: ${steps}
       task: { uri: "builtin:arithmetic", fields: { difficulty: "${shape.difficulty.join(',')}" } }
       sampling: { temperature: 1.0, max_new_tokens: ${shape.maxNewTokens} }
-      optimizer: { lr: ${shape.lr} }
+      optimizer: { lr: ${shape.lr} }${environment}
 `;
 
 async function main(): Promise<void> {
@@ -50,8 +55,11 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-bench-loop-'));
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
   const client = new LearnerClient(stack.address('learner'));
-  try {
-    const { run } = await client.createRun({ spec: { $case: 'specYaml', value: spec(steps) } });
+  // The per-step metrics of one run of `yaml`; the first steps pay for loading models, and the
+  // next few for code still being compiled (each service's message path runs a few dozen times
+  // a step): they are left out.
+  const measure = async (yaml: string) => {
+    const { run } = await client.createRun({ spec: { $case: 'specYaml', value: yaml } });
     const history: Record<string, number>[] = [];
     let error = '';
     for await (const e of client.watch(run!.runId)) {
@@ -62,10 +70,11 @@ async function main(): Promise<void> {
       if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
     }
     if (error) throw new Error(`the bench run failed: ${error}`);
-    // The first step pays for loading models, and the next few for code still being compiled
-    // (each service's message path runs a few dozen times a step): leave them out.
     const measured = history.slice(warmupSteps);
-    const avg = (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length);
+    return { measured, avg: (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length) };
+  };
+  try {
+    const { measured, avg } = await measure(spec(steps));
     const step = avg('time/step_s');
     const parts = { generate_s: avg('time/generate_s'), score_s: avg('time/score_s'), learn_s: avg('time/learn_s'), sync_s: avg('time/sync_s') };
     if (!json) process.stderr.write('the same steps in one process, without services...\n');
@@ -98,8 +107,36 @@ async function main(): Promise<void> {
       cpus: os.cpus().length,
       // Other work on the machine skews every figure above: the 1-minute load average at the end.
       load_average: os.loadavg()[0],
+      multiturn: args.includes('--multiturn') ? await multiTurnCost() : undefined,
     };
     process.stdout.write((json ? JSON.stringify(result) : JSON.stringify(result, null, 2)) + '\n');
+
+    // The same shape with conversations: each sample up to 3 turns of max_new_tokens, the
+    // environment's replies between them. Run right after the single-turn one on the same
+    // stack, so the ratios compare like with like on a machine whose load changes.
+    async function multiTurnCost() {
+      if (!json) process.stderr.write('the same shape with multi-turn rollouts...\n');
+      const mt = await measure(spec(steps, multiTurnEnvironment));
+      const rollouts = shape.promptsPerStep * shape.groupSize;
+      const perToken = (s: number, tokens: number) => (tokens > 0 ? s / (tokens * rollouts) : 0);
+      return {
+        steps_measured: mt.measured.length,
+        max_turns: 3,
+        turns_per_rollout: mt.avg('multiturn/turns'),
+        // Tokens in a rollout after its prompt (the model's and the replies), and the model's own.
+        tokens_per_rollout: mt.avg('response_length'),
+        model_tokens_per_rollout: mt.avg('multiturn/model_tokens'),
+        step_s: mt.avg('time/step_s'),
+        generate_s: mt.avg('time/generate_s'),
+        score_s: mt.avg('time/score_s'),
+        learn_s: mt.avg('time/learn_s'),
+        sync_s: mt.avg('time/sync_s'),
+        // Against the single-turn run above: a step, and sampling per token the model wrote.
+        step_ratio: step > 0 ? mt.avg('time/step_s') / step : 0,
+        generate_s_per_model_token: perToken(mt.avg('time/generate_s'), mt.avg('multiturn/model_tokens')),
+        single_turn_generate_s_per_token: perToken(parts.generate_s, avg('response_length')),
+      };
+    }
   } finally {
     client.close();
     await stack.stop();

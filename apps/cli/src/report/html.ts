@@ -1,7 +1,7 @@
 // A run's report as one self-contained HTML file: inline SVG plots of the per-step metrics
 // (reward and its components, accuracy, response length, KL, learning rate, loss), the table
-// of evaluations and the branch comparison (which mid-training branch made the better
-// starting point). Everything is in the file: it opens in a browser without network access.
+// of evaluations, the branch comparison (which mid-training branch made the better
+// starting point) and, for multi-turn rollouts, turns per rollout and tool-call success. Everything is in the file: it opens in a browser without network access.
 import { escapeXml, formatNumber, lineChart, Series } from './svg';
 
 export interface ReportEntry {
@@ -92,6 +92,10 @@ function charts(history: ReportEntry[]): string[] {
   for (const stage of lrStages.length ? lrStages : ['(none)']) {
     out.push(lineChart(metricSeries(history, 'lr', (e) => e.stage === stage), { title: `Learning rate: ${stage}`, xLabel: 'step' }));
   }
+  if (train.some((e) => 'multiturn/turns' in e.values)) {
+    out.push(lineChart(metricSeries(history, 'multiturn/turns'), { title: 'Turns per rollout (multi-turn)', xLabel: 'step' }));
+    out.push(lineChart(metricSeries(history, 'multiturn/tool_success', (e) => (e.values['multiturn/tool_calls'] ?? 0) > 0), { title: 'Tool-call success rate (steps with calls)', xLabel: 'step' }));
+  }
   for (const stage of stagesOf(history).filter((s) => train.some((e) => e.stage === s && 'loss' in e.values))) {
     out.push(lineChart(metricSeries(history, 'loss', (e) => e.stage === stage), { title: `Loss: ${stage}`, xLabel: 'step' }));
   }
@@ -131,6 +135,47 @@ function comparisonTable(history: ReportEntry[]): string {
   return `<table class="compare"><thead><tr><th rowspan="2">branch</th>${head}<th rowspan="2">Δ accuracy<br>(${escapeXml(from ?? to)} → ${escapeXml(to)})</th></tr><tr>${sub}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+/**
+ * Multi-turn stages at a glance: per stage and branch, turns per rollout and reward over the
+ * first and the last tenth of the steps, tool calls per rollout, the share of tool calls that
+ * went through, and conversations an environment failure ended.
+ */
+export function conversationRows(history: ReportEntry[]): { stage: string; branch: string; steps: number; turnsFirst: number; turnsLast: number; rewardFirst: number; rewardLast: number; toolCalls: number; toolSuccess?: number; environmentErrors: number }[] {
+  const steps = history.filter((e) => e.kind !== 'eval' && 'multiturn/turns' in e.values);
+  const lanes = [...new Set(steps.map((e) => `${e.stage}\u0000${e.branch ?? ''}`))];
+  return lanes.map((lane) => {
+    const [stage, branch] = lane.split('\u0000');
+    const mine = steps.filter((e) => e.stage === stage && (e.branch ?? '') === branch).sort((a, b) => a.step - b.step);
+    const tenth = Math.max(1, Math.floor(mine.length / 10));
+    const avg = (es: ReportEntry[], k: string) => es.reduce((t, e) => t + (e.values[k] ?? 0), 0) / es.length;
+    const calls = mine.reduce((t, e) => t + (e.values['multiturn/tool_calls'] ?? 0), 0);
+    const succeeded = mine.reduce((t, e) => t + (e.values['multiturn/tool_calls'] ?? 0) * (e.values['multiturn/tool_success'] ?? 0), 0);
+    return {
+      stage,
+      branch,
+      steps: mine.length,
+      turnsFirst: avg(mine.slice(0, tenth), 'multiturn/turns'),
+      turnsLast: avg(mine.slice(-tenth), 'multiturn/turns'),
+      rewardFirst: avg(mine.slice(0, tenth), 'reward/total'),
+      rewardLast: avg(mine.slice(-tenth), 'reward/total'),
+      toolCalls: calls / mine.length,
+      toolSuccess: calls > 0 ? succeeded / calls : undefined,
+      environmentErrors: mine.reduce((t, e) => t + (e.values['multiturn/environment_errors'] ?? 0), 0),
+    };
+  });
+}
+
+function conversationTable(history: ReportEntry[]): string {
+  const rows = conversationRows(history);
+  if (rows.length === 0) return '';
+  const body = rows.map(
+    (r) =>
+      `<tr><th>${escapeXml(label(r.stage, r.branch))}</th><td>${r.steps}</td><td>${r.turnsFirst.toFixed(2)} → ${r.turnsLast.toFixed(2)}</td><td>${num(r.rewardFirst)} → ${num(r.rewardLast)}</td><td>${r.toolCalls.toFixed(2)}</td><td>${pct(r.toolSuccess)}</td><td>${r.environmentErrors}</td></tr>`,
+  );
+  return `<h2>Conversations</h2>
+<table class="conversations"><thead><tr><th>stage</th><th>steps</th><th>turns per rollout<br>(first → last tenth)</th><th>reward<br>(first → last tenth)</th><th>tool calls per rollout</th><th>tool-call success</th><th>ended by an environment failure</th></tr></thead><tbody>${body.join('')}</tbody></table>`;
+}
+
 function evalTable(history: ReportEntry[]): string {
   const evals = history.filter((e) => e.kind === 'eval');
   if (evals.length === 0) return '';
@@ -164,6 +209,7 @@ ${input.error ? `<p class="error">${escapeXml(input.error)}</p>` : ''}
 ${comparisonTable(h)}
 <h2>Evaluations</h2>
 ${evalTable(h) || '<p class="none">None.</p>'}
+${conversationTable(h)}
 <h2>Training</h2>
 <div class="charts">
 ${charts(h).join('\n')}

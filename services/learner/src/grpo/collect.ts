@@ -58,6 +58,7 @@ export function toPromptGroup(sg: ScoredGroup): ScoredPromptGroup {
       tokenIds: c.tokenIds,
       logprobs: c.logprobs,
       finishReason: c.finishReason === FinishReason.FINISH_REASON_LENGTH ? 'length' : c.finishReason === FinishReason.FINISH_REASON_ABORTED ? 'aborted' : 'stop',
+      lossMask: c.lossMask,
     })),
     rewards: sg.rewards.map((r) => r.total),
   };

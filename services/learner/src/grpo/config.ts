@@ -4,6 +4,7 @@ import type { StepOptions } from '@temper/native';
 import {
   AdvantageEstimator as ProtoAdvantage,
   DataSource,
+  EnvironmentSpec,
   GrpoStage,
   KlEstimator as ProtoKl,
   LossAggregation as ProtoLoss,
@@ -33,6 +34,8 @@ export interface GrpoSettings {
   maxPolicyLag: number;
   saveEvery: number;
   evalEvery: number;
+  /** Multi-turn rollouts with this environment (the user's module's source read in). */
+  environment?: EnvironmentSpec;
 }
 
 const advantages: Record<ProtoAdvantage, AdvantageEstimator> = {
@@ -87,6 +90,7 @@ export function grpoDefaults(s: GrpoStage): GrpoSettings {
     maxPolicyLag: s.maxPolicyLag,
     saveEvery: s.saveEvery || 10,
     evalEvery: s.evalEvery,
+    environment: s.environment,
   };
 }
 

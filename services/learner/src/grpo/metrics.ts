@@ -49,6 +49,8 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     stale_groups: r.collected.stale,
     refill_rounds: r.collected.refills,
     overlong_completions: r.batch.stats.overlongCompletions,
+    // Completion tokens the loss saw (a multi-turn rollout's observation tokens are not among them).
+    trained_tokens: r.batch.maskedTokens,
     lr: r.lr,
     policy_version: r.policyVersion,
     policy_lag: mean(groups.map((g) => r.policyVersion - 1 - (g.group?.policyVersion ?? 0))),
@@ -63,6 +65,16 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     'tokens_per_s/train': r.batch.maskedTokens / Math.max(1e-9, r.learnMs / 1000),
     'tokens_per_s/generate': sum(completions.map((c) => c.tokenIds.length)) / Math.max(1e-9, generateSeconds),
   };
+  const conversations = completions.filter((c) => c.turns > 0);
+  if (conversations.length > 0) {
+    // Multi-turn rollouts: how long the conversations ran, how the tools went, how many an environment failure ended.
+    const calls = sum(conversations.map((c) => c.toolCalls));
+    values['multiturn/turns'] = mean(conversations.map((c) => c.turns));
+    values['multiturn/tool_calls'] = calls / conversations.length;
+    values['multiturn/tool_success'] = calls ? 1 - sum(conversations.map((c) => c.toolCallsFailed)) / calls : 0;
+    values['multiturn/environment_errors'] = conversations.filter((c) => c.endReason.startsWith('environment')).length;
+    values['multiturn/model_tokens'] = mean(conversations.map((c) => c.lossMask.reduce((a, b) => a + b, 0)));
+  }
   for (const name of new Set(rewards.flatMap((x) => Object.keys(x.components)))) {
     values[`reward/${name}`] = mean(rewards.map((x) => x.components[name] ?? 0));
   }

@@ -40,17 +40,22 @@ export class GroupRequests {
     try {
       for (let i = 0; i < count; i++) {
         const item = await this.prompts.next();
-        const text = renderPrompt(this.tokenizer, item.prompt, this.ctx.spec.model?.chat);
-        requests.push(
-          RolloutRequest.fromPartial({
-            key: { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt },
-            prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) },
-            reference: item.reference,
-            sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
-            minPolicyVersion: minVersion,
-            reward: this.ctx.spec.reward,
-          }),
-        );
+        const key = { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt };
+        const common = {
+          key,
+          reference: item.reference,
+          sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
+          minPolicyVersion: minVersion,
+          reward: this.ctx.spec.reward,
+        };
+        const chat = this.ctx.spec.model?.chat;
+        if (this.g.environment) {
+          // Multi-turn: the task as written; the generator renders the environment's opening.
+          requests.push(RolloutRequest.fromPartial({ ...common, prompt: { text: item.prompt }, environment: this.g.environment, systemPrompt: chat?.systemPrompt, enableThinking: chat?.enableThinking }));
+          continue;
+        }
+        const text = renderPrompt(this.tokenizer, item.prompt, chat);
+        requests.push(RolloutRequest.fromPartial({ ...common, prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) } }));
       }
     } finally {
       this.drawn.set(step, (this.drawn.get(step) ?? 0) + this.prompts.cursor - cursorBefore);

@@ -1,0 +1,10 @@
+export * from './types';
+export * from './calculator';
+export * from './tool-calls';
+export * from './tools';
+export * from './options';
+export * from './builtin';
+export * from './conversation';
+export * from './registry';
+export { EnvironmentSandbox, DEFAULT_SANDBOX_MEMORY_MB } from './sandbox/sandbox';
+export { SandboxError, type SandboxLimits } from './sandbox/quickjs-host';

@@ -161,6 +161,38 @@ describe('the GRPO loop across services', () => {
     expect(Math.max(...followed.steps.slice(1).map((s) => s.values.policy_lag))).toBeGreaterThan(0);
   });
 
+  it('measures the rollout/training mismatch and corrects for it with truncated importance sampling and entropy masking', async () => {
+    // token_mask under a tiny cap masks every token: no policy gradient (and no KL, no weight
+    // decay), so the step's weights are byte for byte the starting ones.
+    const masked = await learner.createRun({ spec: { $case: 'specYaml', value: spec('tis-mask', 1, 1, 12, 0, rewards, '\n      importance_sampling_mode: token_mask\n      importance_sampling_cap: 1.0e-6') } });
+    const followedMasked = await follow(learner, masked.run!.runId);
+    expect(followedMasked.error).toBe('');
+    const [only] = followedMasked.steps;
+    expect(only.values).toMatchObject({ 'mismatch/is_weight_mean': 0, 'mismatch/is_capped_fraction': 1, grad_norm: 0 });
+    const { checkpoints } = await store.list({ runId: masked.run!.runId });
+    const weights = (step: number) => checkpoints.find((c) => c.step === step)!.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    expect(weights(1)).toBe(weights(0));
+
+    // Sequence-level truncation at a cap no ratio reaches, and the top half of tokens by entropy.
+    const options = '\n      importance_sampling_mode: sequence_truncate\n      importance_sampling_cap: 100\n      top_entropy_quantile: 0.5';
+    const run = await learner.createRun({ spec: { $case: 'specYaml', value: spec('tis-entropy', 2, 2, 12, 0, rewards, options) } });
+    const followed = await follow(learner, run.run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.steps).toHaveLength(2);
+    for (const { values } of followed.steps) {
+      // The generator's log-probs and the learner's, same weights on the CPU: float rounding.
+      expect(values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+      expect(values['mismatch/logprob_diff_mean']).toBeLessThanOrEqual(values['mismatch/logprob_diff_max']);
+      expect(Math.abs(values['mismatch/kl'])).toBeLessThan(1e-9);
+      expect(values['mismatch/is_capped_fraction']).toBe(0);
+      expect(values['mismatch/is_weight_mean']).toBeCloseTo(1, 4);
+      // One micro-batch of 8 completions: the median splits its tokens, ties and an odd count keep one more.
+      expect(values['entropy_mask/kept_fraction']).toBeGreaterThanOrEqual(0.5);
+      expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
+      expect(values.grad_norm).toBeGreaterThan(0);
+    }
+  });
+
   it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {
     // Every reward is the same: with dynamic sampling each group is dropped and asked for again.
     const flat = spec('short', 1, 1, 12, 0, '\n    - { name: constant, weight: 1 }', '\n      dynamic_sampling: true');

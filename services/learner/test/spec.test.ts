@@ -57,7 +57,7 @@ stages:
       problems(`
 stages:
   - name: a
-    grpo: { group_size: 1, clip_eps_low: 1.5, ratio_level: word, sampling: { top_p: 2 } }
+    grpo: { group_size: 1, clip_eps_low: 1.5, ratio_level: word, importance_sampling_mode: token_clip, importance_sampling_cap: -1, top_entropy_quantile: 1.5, sampling: { top_p: 2 } }
   - name: a
     eval: {}
   - {}
@@ -66,6 +66,9 @@ stages:
       'stages[0].grpo.group_size: GRPO compares completions of one prompt, so it needs at least 2',
       'stages[0].grpo.clip_eps_low: must be in [0, 1)',
       'stages[0].grpo.ratio_level: must be "token" or "sequence"',
+      'stages[0].grpo.importance_sampling_mode: must be one of "token_truncate", "token_mask", "sequence_truncate", "sequence_mask" (or empty: off)',
+      'stages[0].grpo.importance_sampling_cap: must be > 0',
+      'stages[0].grpo.top_entropy_quantile: must be in (0, 1]',
       'stages[0].grpo.sampling.top_p: must be in [0, 1]',
       'stages[1].name: "a" is used by an earlier stage',
       'stages[2]: set one of midtrain, sft, grpo or eval',

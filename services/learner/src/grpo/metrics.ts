@@ -78,6 +78,15 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     values.entropy = r.train.entropy;
     values.clip_fraction = r.train.clipFraction;
     values.grad_norm = r.train.gradNorm;
+    // How far the generator's log-probs of the trained tokens are from the learner's.
+    values['mismatch/logprob_diff_mean'] = r.train.mismatch.meanAbsDiff;
+    values['mismatch/logprob_diff_max'] = r.train.mismatch.maxAbsDiff;
+    values['mismatch/kl'] = r.train.mismatch.kl;
+    if (r.train.importanceWeight) {
+      values['mismatch/is_weight_mean'] = r.train.importanceWeight.mean;
+      values['mismatch/is_capped_fraction'] = r.train.importanceWeight.cappedFraction;
+    }
+    if (r.train.entropyKeptFraction !== undefined) values['entropy_mask/kept_fraction'] = r.train.entropyKeptFraction;
   }
   return values;
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../apps/cli/src/learner-client';
+import { exportCheckpoint } from '../apps/cli/src/models/export';
 import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
 import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
@@ -191,6 +192,50 @@ describe('the GRPO loop across services', () => {
       expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
       expect(values.grad_norm).toBeGreaterThan(0);
     }
+  });
+
+  it('trains LoRA adapters on a frozen base: the base is the KL reference, only the adapters stream and are stored', async () => {
+    const options = '\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj, up_proj] }';
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora', 3, 3, 12, 0, rewards, options) } });
+    const runId = run!.runId;
+    const followed = await follow(learner, runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    const [first, ...later] = followed.steps.map((s) => s.values);
+    // Step 1 samples and trains the base itself (B = 0): its KL to the reference, the base, is exactly 0.
+    expect(first.kl).toBe(0);
+    for (const v of later) expect(v.kl).toBeGreaterThan(0);
+    for (const v of [first, ...later]) {
+      expect(v.weights_streamed).toBe(1);
+      // The generator samples with the streamed adapters on the base: its log-probs are the learner's.
+      expect(v['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+    }
+
+    // Step 0 holds the base and the adapters' start; every version after it the adapters alone, naming it.
+    const { checkpoints } = await store.list({ runId });
+    const at = (step: number) => checkpoints.find((c) => c.step === step)!;
+    const file = (c: CheckpointManifest, name: string) => c.files.find((f) => f.path === name);
+    expect(file(at(0), 'model.safetensors')).toBeDefined();
+    expect(file(at(0), 'adapter/adapter_model.safetensors')).toBeDefined();
+    for (const step of [1, 2, 3]) {
+      const c = at(step);
+      expect(c.labels.adapter_base).toBe(at(0).id);
+      expect(file(c, 'model.safetensors')).toBeUndefined();
+      expect(file(c, 'adapter/adapter_model.safetensors')!.size).toBeLessThan(file(at(0), 'model.safetensors')!.size / 5);
+    }
+    expect(file(at(3), 'temper-run-state.json')).toBeDefined();
+    expect(file(at(3), 'adapter/adapter_model.safetensors')!.sha256).not.toBe(file(at(1), 'adapter/adapter_model.safetensors')!.sha256);
+
+    // The generator took the adapters off the stream, not from the store.
+    const lines = fs.readFileSync(path.join(dir, 'logs', 'generator.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const streamed = lines.filter((l) => l.msg === 'policy streamed ahead' && l.run === runId);
+    expect(streamed.length).toBeGreaterThanOrEqual(2);
+    for (const l of streamed) expect(l).toMatchObject({ kind: 'adapters', bytes: expect.any(Number) });
+
+    // The last version exports as a whole model: its base with the adapters merged in.
+    const out = path.join(dir, 'lora-export');
+    const exported = await exportCheckpoint(at(3).id, out, { endpoint: stack.address('checkpoint-store') });
+    expect(exported.files).toContain('model.safetensors');
   });
 
   it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {

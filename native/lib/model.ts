@@ -437,6 +437,12 @@ export class Model {
     return this.adapter !== null;
   }
 
+  /** The adapters' shape (null without adapters): another model given it takes this one's exportAdapters bytes. */
+  get adapterSpec(): AdapterSpec | null {
+    const a = this.adapter;
+    return a && { r: a.r, alpha: a.alpha, targetModules: [...a.targetModules], useRslora: a.useRslora, useDora: a.useDora };
+  }
+
   /** The weights as safetensors bytes (adapters merged in unless merged: false), for importWeights elsewhere. */
   async exportWeights(options: { dtype?: Dtype; merged?: boolean } = {}): Promise<Uint8Array> {
     return this.serial(() => this.native.exportWeights(options.dtype ?? 'F32', options.merged ?? true));

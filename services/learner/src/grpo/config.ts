@@ -11,6 +11,7 @@ import {
   ScheduleKind,
 } from '@temper/proto';
 import type { GrpoLossConfig } from '@temper/training';
+import { AdapterSettings, adapterSettings } from '../stages/adapter';
 
 export interface GrpoSettings {
   task?: DataSource;
@@ -30,6 +31,8 @@ export interface GrpoSettings {
   importanceSampling?: { mode: ImportanceSamplingMode; cap: number };
   /** 1: every token trains. */
   topEntropyQuantile: number;
+  /** Adapters that train on the frozen base; undefined: all weights train. */
+  adapter?: AdapterSettings;
   dynamicSampling: boolean;
   filterOverlong: boolean;
   microBatchSize: number;
@@ -86,6 +89,7 @@ export function grpoDefaults(s: GrpoStage): GrpoSettings {
     klEstimator: kls[s.klEstimator],
     importanceSampling: s.importanceSamplingMode ? { mode: s.importanceSamplingMode as ImportanceSamplingMode, cap: s.importanceSamplingCap || 3 } : undefined,
     topEntropyQuantile: s.topEntropyQuantile || 1,
+    adapter: s.adapter && adapterSettings(s.adapter, 'grpo.adapter').kind !== 'none' ? adapterSettings(s.adapter, 'grpo.adapter') : undefined,
     dynamicSampling: s.dynamicSampling,
     filterOverlong: s.filterOverlong,
     microBatchSize: s.microBatchSize || 16,

@@ -238,6 +238,33 @@ describe('the GRPO loop across services', () => {
     expect(exported.files).toContain('model.safetensors');
   });
 
+  it('reproduces a run bit for bit with reproducible: true, with a generator and a scorer killed and restarted midway', async () => {
+    const reproducible = (name: string) => `${spec(name, 4, 4, 24)}reproducible: true\n`;
+    const weightsOf = async (runId: string) => {
+      const { checkpoints } = await store.list({ runId });
+      return checkpoints.find((c) => c.step === 4)!.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    };
+    const first = await learner.createRun({ spec: { $case: 'specYaml', value: reproducible('repro-a') } });
+    const a = await follow(learner, first.run!.runId);
+    expect(a.error).toBe('');
+
+    // The same spec again; once step 2 is reported (step 3's requests are out), the generator
+    // and the scorer die and come back: step 3's groups are sampled and scored again elsewhere.
+    const second = await learner.createRun({ spec: { $case: 'specYaml', value: reproducible('repro-b') } });
+    let restarted: Promise<unknown> | undefined;
+    const b = await follow(learner, second.run!.runId, (step) => {
+      if (step === 2) restarted ??= Promise.all([stack.kill('generator').then(() => stack.start('generator')), stack.kill('scorer').then(() => stack.start('scorer'))]);
+    });
+    await restarted;
+    expect(restarted).toBeDefined();
+    expect(b.error).toBe('');
+    expect(b.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    // Every step's rewards and loss are the same, and the final weights are byte-identical.
+    const figures = (f: Followed) => f.steps.map((s) => [s.values['reward/total'], s.values.response_length, s.values.loss, s.values.grad_norm]);
+    expect(figures(b)).toEqual(figures(a));
+    expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
+  });
+
   it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {
     // Every reward is the same: with dynamic sampling each group is dropped and asked for again.
     const flat = spec('short', 1, 1, 12, 0, '\n    - { name: constant, weight: 1 }', '\n      dynamic_sampling: true');

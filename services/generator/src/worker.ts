@@ -21,7 +21,7 @@ import { Bus, publishMessage, streams, subjects } from '@temper/bus';
 import { RolloutGroup, RolloutRequest } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { contextFromHeaders, traceIds } from '@temper/telemetry';
-import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
+import { groupSeed, PendingGroup, reproducibleSeed, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
 import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
@@ -290,7 +290,9 @@ export class RolloutWorker {
     };
     if (!servedBy(head.request, p) && !(head.request.minPolicyVersion === 0 && p.runId !== head.request.key?.runId)) return [];
     if (!check(head)) return [];
-    const candidates = this.pending.all().filter((g) => g === head || servedBy(g.request, p));
+    // A reproducible group is sampled alone, and joins no other's batch.
+    if (head.request.reproducible) return [{ g: head, c: checked.get(head)! }];
+    const candidates = this.pending.all().filter((g) => g === head || (servedBy(g.request, p) && !g.request.reproducible));
     const batch = selectBatch(
       head,
       candidates,
@@ -348,7 +350,7 @@ export class RolloutWorker {
         topP: s.topP,
         topK: s.topK,
         stopTokens: stopTokens(s, p.tokenizer),
-        seed: groupSeed(lead.g.request.key, s.seed),
+        seed: lead.g.request.reproducible ? reproducibleSeed(lead.g.request.key, s.seed) : groupSeed(lead.g.request.key, s.seed),
         n: s.n,
       });
     } catch (err) {

@@ -1,6 +1,8 @@
-// npm run bench:loop -- [--json] [--steps N]: a fixed small GRPO run on a local stack, where
-// each step's time goes (generate, score, learn, sync: publishing weights), and the services'
-// own overhead: the distributed step's excess over the same steps done in one process.
+// npm run bench:loop -- [--json] [--steps N] [--reproducible]: a fixed small GRPO run on a local
+// stack, where each step's time goes (generate, score, learn, sync: publishing weights), and the
+// services' own overhead: the distributed step's excess over the same steps done in one process.
+// --reproducible runs the same spec again with `reproducible: true` on the same stack right
+// after, and reports its step time beside the first (what bit-reproducibility costs).
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -51,22 +53,19 @@ async function main(): Promise<void> {
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
   const client = new LearnerClient(stack.address('learner'));
   try {
-    const { run } = await client.createRun({ spec: { $case: 'specYaml', value: spec(steps) } });
-    const history: Record<string, number>[] = [];
-    let error = '';
-    for await (const e of client.watch(run!.runId)) {
-      if (e.event?.$case === 'metrics') {
-        history.push(e.event.value.values);
-        if (!json) process.stderr.write(`step ${e.event.value.step}: ${e.event.value.values['time/step_s'].toFixed(2)} s\n`);
-      }
-      if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
-    }
-    if (error) throw new Error(`the bench run failed: ${error}`);
+    const history = await distributedRun(client, spec(steps), json);
     // The first step pays for loading models, and the next few for code still being compiled
     // (each service's message path runs a few dozen times a step): leave them out.
     const measured = history.slice(warmupSteps);
-    const avg = (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length);
+    const avg = (k: string, of = measured) => of.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, of.length);
     const step = avg('time/step_s');
+    // The same spec, bit-reproducible: each group sampled alone, seeded by (seed, step, group, sample).
+    let reproducible: { step_s: number; generate_s: number; step_ratio: number } | undefined;
+    if (args.includes('--reproducible')) {
+      if (!json) process.stderr.write('the same run with reproducible: true...\n');
+      const again = (await distributedRun(client, `${spec(steps)}reproducible: true\n`, json)).slice(warmupSteps);
+      reproducible = { step_s: avg('time/step_s', again), generate_s: avg('time/generate_s', again), step_ratio: avg('time/step_s', again) / step };
+    }
     const parts = { generate_s: avg('time/generate_s'), score_s: avg('time/score_s'), learn_s: avg('time/learn_s'), sync_s: avg('time/sync_s') };
     if (!json) process.stderr.write('the same steps in one process, without services...\n');
     const baseline = await inProcessStepSeconds({ ...shape, steps, warmupSteps });
@@ -95,6 +94,7 @@ async function main(): Promise<void> {
       // Publishing the weights: streamed to the generators (the checkpoint that commits them
       // uploads in the background, overlapping the next step).
       sync_fraction: step > 0 ? parts.sync_s / step : 0,
+      ...(reproducible ? { reproducible } : {}),
       cpus: os.cpus().length,
       // Other work on the machine skews every figure above: the 1-minute load average at the end.
       load_average: os.loadavg()[0],
@@ -105,6 +105,22 @@ async function main(): Promise<void> {
     await stack.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One run of `specYaml` on the stack, followed to its end: each step's metrics. */
+async function distributedRun(client: LearnerClient, specYaml: string, json: boolean): Promise<Record<string, number>[]> {
+  const { run } = await client.createRun({ spec: { $case: 'specYaml', value: specYaml } });
+  const history: Record<string, number>[] = [];
+  let error = '';
+  for await (const e of client.watch(run!.runId)) {
+    if (e.event?.$case === 'metrics') {
+      history.push(e.event.value.values);
+      if (!json) process.stderr.write(`step ${e.event.value.step}: ${e.event.value.values['time/step_s'].toFixed(2)} s\n`);
+    }
+    if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
+  }
+  if (error) throw new Error(`the bench run failed: ${error}`);
+  return history;
 }
 
 main().catch((err: Error) => {

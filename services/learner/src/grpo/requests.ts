@@ -46,9 +46,10 @@ export class GroupRequests {
             key: { runId: this.ctx.runId, step, groupIndex: first + i, attempt: this.attempt },
             prompt: { text, tokenIds: Array.from(this.tokenizer.encode(text)) },
             reference: item.reference,
-            sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
+            sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds], seed: this.samplingSeed() },
             minPolicyVersion: minVersion,
             reward: this.ctx.spec.reward,
+            reproducible: this.ctx.spec.reproducible,
           }),
         );
       }
@@ -58,6 +59,11 @@ export class GroupRequests {
     const skipped = this.prompts.skipped - skippedBefore;
     if (skipped > 0) this.ctx.log.warn('skipped bad dataset rows', { step, skipped, skipped_total: this.prompts.skipped });
     return requests;
+  }
+
+  /** The stage's sampling seed; a reproducible run's own seed when the stage sets none (runs of one spec then sample alike). */
+  private samplingSeed(): number {
+    return this.g.sampling.seed || (this.ctx.spec.reproducible ? Number(this.ctx.spec.seed) : 0);
   }
 
   /** The data position a checkpoint taken after `step` resumes from: later steps' prompts are drawn again. */

@@ -317,6 +317,33 @@ describe('the GRPO loop across services', () => {
     }
   });
 
+  it('resumes a LoRA run after the learner is killed: adapters, their optimizer state and the base reference come back', async () => {
+    const options = '\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj] }';
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora-resume', 4, 2, 48, 0, rewards, options) } });
+    const runId = run!.runId;
+    let killed: Promise<void> | undefined;
+    await follow(learner, runId, (step) => {
+      if (step === 3) killed ??= stack.kill('learner');
+    }).catch(() => undefined);
+    await killed;
+    await stack.start('learner');
+    const fresh = new LearnerClient(stack.address('learner'));
+    try {
+      const rest = await follow(fresh, runId);
+      expect(rest.error).toBe('');
+      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      // After the resume the generators serve the resumed adapters on the base: the learner's log-probs.
+      for (const s of rest.steps) expect(s.values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+      const { checkpoints } = await store.list({ runId });
+      const start = checkpoints.find((c) => c.step === 0)!;
+      const last = checkpoints.filter((c) => c.step === 4).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
+      expect(last.labels.adapter_base).toBe(start.id);
+      expect((await chain(store, last.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
+    } finally {
+      fresh.close();
+    }
+  });
+
   it('loses no prompt group when a generator is killed mid-batch', async () => {
     const bus = await connectBus(stack.natsUrl, 'loop-test');
     try {

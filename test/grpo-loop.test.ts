@@ -265,6 +265,21 @@ describe('the GRPO loop across services', () => {
     expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
   });
 
+  it('runs partial rollouts asynchronously: each token keeps the policy version that produced it', async () => {
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('partial', 5, 5, 48, 1, rewards, '\n      partial_rollout_tokens: 1') } });
+    const followed = await follow(learner, run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    for (const { values } of followed.steps) {
+      expect(values.groups).toBe(2);
+      expect(values.partial_completions).toEqual(expect.any(Number));
+      // A token is never older than the rollout it belongs to: newer versions only ever finish one.
+      expect(values.token_policy_lag).toBeLessThanOrEqual(values.policy_lag + 1e-12);
+      if (values.partial_completions > 0) expect(values.token_policy_lag).toBeLessThan(values.policy_lag);
+      expect(values.policy_lag).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {
     // Every reward is the same: with dynamic sampling each group is dropped and asked for again.
     const flat = spec('short', 1, 1, 12, 0, '\n    - { name: constant, weight: 1 }', '\n      dynamic_sampling: true');

@@ -25,6 +25,7 @@ import { groupSeed, PendingGroup, reproducibleSeed, PendingQueue, rolloutMsgId, 
 import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
+import { generateInSegments, SegmentPolicy } from './segments';
 
 export const DEFAULT_CONSUMER = 'generators';
 
@@ -298,7 +299,7 @@ export class RolloutWorker {
       candidates,
       (g) => {
         const c = check(g);
-        return c && samplingKey(c.sampling);
+        return c && `${samplingKey(c.sampling)}/${g.request.partialRolloutTokens}`;
       },
       (g) => checked.get(g)?.sampling.n ?? 1,
       { maxGroups: this.o.maxBatchGroups, maxSequences: this.o.maxBatchSequences },
@@ -343,7 +344,7 @@ export class RolloutWorker {
     let completions;
     this.o.policy.sequencesInFlight += batch.length * s.n;
     try {
-      completions = await p.model.generate({
+      const call = {
         prompts: batch.map((b) => b.c.prompt),
         maxNewTokens: Math.max(...batch.map((b) => b.c.sampling.maxNewTokens)),
         temperature: s.temperature,
@@ -352,7 +353,9 @@ export class RolloutWorker {
         stopTokens: stopTokens(s, p.tokenizer),
         seed: lead.g.request.reproducible ? reproducibleSeed(lead.g.request.key, s.seed) : groupSeed(lead.g.request.key, s.seed),
         n: s.n,
-      });
+      };
+      const segmentTokens = lead.g.request.partialRolloutTokens;
+      completions = segmentTokens > 0 ? await generateInSegments({ ...call, segmentTokens, policy: this.newestOf(p) }) : await p.model.generate(call);
     } catch (err) {
       spans.forEach((span) => endWithError(span, err));
       this.o.log.error('sampling a batch failed; its requests will be redelivered', { err, groups: batch.length, policy_version: p.version });
@@ -373,7 +376,11 @@ export class RolloutWorker {
             key,
             prompt: { text: g.request.prompt?.text ?? '', tokenIds: Array.from(c.prompt) },
             reference: g.request.reference,
-            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+            completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => {
+              const out = toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings);
+              // A partial rollout's versions, cut where its tokens were cut.
+              return 'versions' in x ? { ...out, tokenPolicyVersions: (x.versions as number[]).slice(0, out.tokenIds.length) } : out;
+            }),
             policyVersion: p.version,
             reward: g.request.reward,
             generatorId: this.o.generatorId,
@@ -404,6 +411,23 @@ export class RolloutWorker {
         }
       }),
     );
+  }
+
+  /**
+   * The policy a partial rollout's next segment samples with: the newest of `served`'s run
+   * loaded here, `served` itself until a newer one is staged. Nothing else samples with a
+   * staged policy before it is swapped in, and this batch holds the policy queue meanwhile.
+   */
+  private newestOf(served: ServedPolicy): () => SegmentPolicy {
+    let current: SegmentPolicy = served;
+    return () => {
+      const ahead = this.o.policy.loadedAhead;
+      if (ahead && ahead.runId === served.runId && ahead.version > current.version) {
+        this.o.log.info('partial rollout goes on with a newer policy', { run: served.runId, from_version: current.version, policy_version: ahead.version });
+        current = ahead;
+      }
+      return current;
+    };
   }
 
   private groupLog(g: PendingGroup, span?: Span): Logger {

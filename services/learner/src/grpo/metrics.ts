@@ -63,6 +63,13 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     'tokens_per_s/train': r.batch.maskedTokens / Math.max(1e-9, r.learnMs / 1000),
     'tokens_per_s/generate': sum(completions.map((c) => c.tokenIds.length)) / Math.max(1e-9, generateSeconds),
   };
+  if (completions.some((c) => c.tokenPolicyVersions.length > 0)) {
+    // Partial rollouts: how far behind the trained policy each token's version was, and how
+    // many completions a newer version finished.
+    const tokenVersions = groups.flatMap((g) => (g.group?.completions ?? []).flatMap((c) => (c.tokenPolicyVersions.length ? c.tokenPolicyVersions : c.tokenIds.map(() => g.group?.policyVersion ?? 0))));
+    values.token_policy_lag = mean(tokenVersions.map((v) => r.policyVersion - 1 - v));
+    values.partial_completions = completions.filter((c) => new Set(c.tokenPolicyVersions).size > 1).length;
+  }
   for (const name of new Set(rewards.flatMap((x) => Object.keys(x.components)))) {
     values[`reward/${name}`] = mean(rewards.map((x) => x.components[name] ?? 0));
   }

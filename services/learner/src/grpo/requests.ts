@@ -50,6 +50,7 @@ export class GroupRequests {
             minPolicyVersion: minVersion,
             reward: this.ctx.spec.reward,
             reproducible: this.ctx.spec.reproducible,
+            partialRolloutTokens: this.g.stage.partialRolloutTokens,
           }),
         );
       }

@@ -249,11 +249,18 @@ describe('the GRPO loop across services', () => {
     expect(a.error).toBe('');
 
     // The same spec again; once step 2 is reported (step 3's requests are out), the generator
-    // and the scorer die and come back: step 3's groups are sampled and scored again elsewhere.
+    // and the scorer die and come back: step 3's groups are sampled and scored again elsewhere
+    // (a group the dead scorer held comes back after its 60 s ack wait: hence the time limit).
     const second = await learner.createRun({ spec: { $case: 'specYaml', value: reproducible('repro-b') } });
     let restarted: Promise<unknown> | undefined;
     const b = await follow(learner, second.run!.runId, (step) => {
-      if (step === 2) restarted ??= Promise.all([stack.kill('generator').then(() => stack.start('generator')), stack.kill('scorer').then(() => stack.start('scorer'))]);
+      if (step === 2) {
+        restarted ??= (async () => {
+          await Promise.all([stack.kill('generator'), stack.kill('scorer')]);
+          await stack.start('generator');
+          await stack.start('scorer');
+        })();
+      }
     });
     await restarted;
     expect(restarted).toBeDefined();
@@ -263,7 +270,7 @@ describe('the GRPO loop across services', () => {
     const figures = (f: Followed) => f.steps.map((s) => [s.values['reward/total'], s.values.response_length, s.values.loss, s.values.grad_norm]);
     expect(figures(b)).toEqual(figures(a));
     expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
-  });
+  }, 180_000);
 
   it('runs partial rollouts asynchronously: each token keeps the policy version that produced it', async () => {
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('partial', 5, 5, 48, 1, rewards, '\n      partial_rollout_tokens: 1') } });

@@ -231,6 +231,9 @@ describe('the GRPO loop across services', () => {
     const streamed = lines.filter((l) => l.msg === 'policy streamed ahead' && l.run === runId);
     expect(streamed.length).toBeGreaterThanOrEqual(2);
     for (const l of streamed) expect(l).toMatchObject({ kind: 'adapters', bytes: expect.any(Number) });
+    // Their checkpoints, once committed, are known for what was streamed: nothing is pulled again.
+    expect(lines.filter((l) => l.msg === 'streamed policy committed' && l.run === runId).length).toBeGreaterThanOrEqual(2);
+    expect(lines.filter((l) => l.msg === 'the checkpoint of a streamed version is not what was streamed; serving it from the store' && l.run === runId)).toEqual([]);
 
     // The last version exports as a whole model: its base with the adapters merged in.
     const out = path.join(dir, 'lora-export');

@@ -38,7 +38,11 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
     const name = s.name || `${kind ?? 'stage'}-${i}`;
     if (names.has(name)) problems.push(`${at}.name: "${name}" is used by an earlier stage`);
     names.add(name);
-    if (s.kind?.$case === 'grpo') checkGrpo(s.kind.value, `${at}.grpo`, problems);
+    if (s.kind?.$case === 'grpo') {
+      checkGrpo(s.kind.value, `${at}.grpo`, problems);
+      // Asynchronous sampling lets timing decide which version samples a group: not reproducible.
+      if (spec.reproducible && s.kind.value.maxPolicyLag > 0) problems.push(`${at}.grpo.max_policy_lag: reproducible runs sample synchronously (0)`);
+    }
     return { ...s, name };
   });
   checkModel(spec, problems);

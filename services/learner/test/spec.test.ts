@@ -75,6 +75,15 @@ stages:
     ]);
   });
 
+  it('refuses asynchronous sampling in a reproducible run', () => {
+    expect(problems(`
+reproducible: true
+stages:
+  - { name: a, grpo: { max_policy_lag: 1 } }
+  - { name: b, grpo: { max_policy_lag: 0 } }
+`)).toEqual(['stages[0].grpo.max_policy_lag: reproducible runs sample synchronously (0)']);
+  });
+
   it('says which reward component stands for accuracy and format, one each', () => {
     const spec = runSpecFromYaml(`
 reward:

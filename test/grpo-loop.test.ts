@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../apps/cli/src/learner-client';
+import { exportCheckpoint } from '../apps/cli/src/models/export';
 import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
 import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
@@ -161,6 +162,134 @@ describe('the GRPO loop across services', () => {
     expect(Math.max(...followed.steps.slice(1).map((s) => s.values.policy_lag))).toBeGreaterThan(0);
   });
 
+  it('measures the rollout/training mismatch and corrects for it with truncated importance sampling and entropy masking', async () => {
+    // token_mask under a tiny cap masks every token: no policy gradient (and no KL, no weight
+    // decay), so the step's weights are byte for byte the starting ones.
+    const masked = await learner.createRun({ spec: { $case: 'specYaml', value: spec('tis-mask', 1, 1, 12, 0, rewards, '\n      importance_sampling_mode: token_mask\n      importance_sampling_cap: 1.0e-6') } });
+    const followedMasked = await follow(learner, masked.run!.runId);
+    expect(followedMasked.error).toBe('');
+    const [only] = followedMasked.steps;
+    expect(only.values).toMatchObject({ 'mismatch/is_weight_mean': 0, 'mismatch/is_capped_fraction': 1, grad_norm: 0 });
+    const { checkpoints } = await store.list({ runId: masked.run!.runId });
+    const weights = (step: number) => checkpoints.find((c) => c.step === step)!.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    expect(weights(1)).toBe(weights(0));
+
+    // Sequence-level truncation at a cap no ratio reaches, and the top half of tokens by entropy.
+    const options = '\n      importance_sampling_mode: sequence_truncate\n      importance_sampling_cap: 100\n      top_entropy_quantile: 0.5';
+    const run = await learner.createRun({ spec: { $case: 'specYaml', value: spec('tis-entropy', 2, 2, 12, 0, rewards, options) } });
+    const followed = await follow(learner, run.run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.steps).toHaveLength(2);
+    for (const { values } of followed.steps) {
+      // The generator's log-probs and the learner's, same weights on the CPU: float rounding.
+      expect(values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+      expect(values['mismatch/logprob_diff_mean']).toBeLessThanOrEqual(values['mismatch/logprob_diff_max']);
+      expect(Math.abs(values['mismatch/kl'])).toBeLessThan(1e-9);
+      expect(values['mismatch/is_capped_fraction']).toBe(0);
+      expect(values['mismatch/is_weight_mean']).toBeCloseTo(1, 4);
+      // One micro-batch of 8 completions: the median splits its tokens, ties and an odd count keep one more.
+      expect(values['entropy_mask/kept_fraction']).toBeGreaterThanOrEqual(0.5);
+      expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
+      expect(values.grad_norm).toBeGreaterThan(0);
+    }
+  });
+
+  it('trains LoRA adapters on a frozen base: the base is the KL reference, only the adapters stream and are stored', async () => {
+    const options = '\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj, up_proj] }';
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora', 3, 3, 12, 0, rewards, options) } });
+    const runId = run!.runId;
+    const followed = await follow(learner, runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    const [first, ...later] = followed.steps.map((s) => s.values);
+    // Step 1 samples and trains the base itself (B = 0): its KL to the reference, the base, is exactly 0.
+    expect(first.kl).toBe(0);
+    for (const v of later) expect(v.kl).toBeGreaterThan(0);
+    for (const v of [first, ...later]) {
+      expect(v.weights_streamed).toBe(1);
+      // The generator samples with the streamed adapters on the base: its log-probs are the learner's.
+      expect(v['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+    }
+
+    // Step 0 holds the base and the adapters' start; every version after it the adapters alone, naming it.
+    const { checkpoints } = await store.list({ runId });
+    const at = (step: number) => checkpoints.find((c) => c.step === step)!;
+    const file = (c: CheckpointManifest, name: string) => c.files.find((f) => f.path === name);
+    expect(file(at(0), 'model.safetensors')).toBeDefined();
+    expect(file(at(0), 'adapter/adapter_model.safetensors')).toBeDefined();
+    for (const step of [1, 2, 3]) {
+      const c = at(step);
+      expect(c.labels.adapter_base).toBe(at(0).id);
+      expect(file(c, 'model.safetensors')).toBeUndefined();
+      expect(file(c, 'adapter/adapter_model.safetensors')!.size).toBeLessThan(file(at(0), 'model.safetensors')!.size / 5);
+    }
+    expect(file(at(3), 'temper-run-state.json')).toBeDefined();
+    expect(file(at(3), 'adapter/adapter_model.safetensors')!.sha256).not.toBe(file(at(1), 'adapter/adapter_model.safetensors')!.sha256);
+
+    // The generator took the adapters off the stream, not from the store.
+    const lines = fs.readFileSync(path.join(dir, 'logs', 'generator.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const streamed = lines.filter((l) => l.msg === 'policy streamed ahead' && l.run === runId);
+    expect(streamed.length).toBeGreaterThanOrEqual(2);
+    for (const l of streamed) expect(l).toMatchObject({ kind: 'adapters', bytes: expect.any(Number) });
+    // Their checkpoints, once committed, are known for what was streamed: nothing is pulled again.
+    expect(lines.filter((l) => l.msg === 'streamed policy committed' && l.run === runId).length).toBeGreaterThanOrEqual(2);
+    expect(lines.filter((l) => l.msg === 'the checkpoint of a streamed version is not what was streamed; serving it from the store' && l.run === runId)).toEqual([]);
+
+    // The last version exports as a whole model: its base with the adapters merged in.
+    const out = path.join(dir, 'lora-export');
+    const exported = await exportCheckpoint(at(3).id, out, { endpoint: stack.address('checkpoint-store') });
+    expect(exported.files).toContain('model.safetensors');
+  });
+
+  it('reproduces a run bit for bit with reproducible: true, with a generator and a scorer killed and restarted midway', async () => {
+    const reproducible = (name: string) => `${spec(name, 4, 4, 24)}reproducible: true\n`;
+    const weightsOf = async (runId: string) => {
+      const { checkpoints } = await store.list({ runId });
+      return checkpoints.find((c) => c.step === 4)!.files.find((f) => f.path === 'model.safetensors')!.sha256;
+    };
+    const first = await learner.createRun({ spec: { $case: 'specYaml', value: reproducible('repro-a') } });
+    const a = await follow(learner, first.run!.runId);
+    expect(a.error).toBe('');
+
+    // The same spec again; once step 2 is reported (step 3's requests are out), the generator
+    // and the scorer die and come back: step 3's groups are sampled and scored again elsewhere
+    // (a group the dead scorer held comes back after its 60 s ack wait: hence the time limit).
+    const second = await learner.createRun({ spec: { $case: 'specYaml', value: reproducible('repro-b') } });
+    let restarted: Promise<unknown> | undefined;
+    const b = await follow(learner, second.run!.runId, (step) => {
+      if (step === 2) {
+        restarted ??= (async () => {
+          await Promise.all([stack.kill('generator'), stack.kill('scorer')]);
+          await stack.start('generator');
+          await stack.start('scorer');
+        })();
+      }
+    });
+    await restarted;
+    expect(restarted).toBeDefined();
+    expect(b.error).toBe('');
+    expect(b.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    // Every step's rewards and loss are the same, and the final weights are byte-identical.
+    const figures = (f: Followed) => f.steps.map((s) => [s.values['reward/total'], s.values.response_length, s.values.loss, s.values.grad_norm]);
+    expect(figures(b)).toEqual(figures(a));
+    expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
+  }, 180_000);
+
+  it('runs partial rollouts asynchronously: each token keeps the policy version that produced it', async () => {
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('partial', 5, 5, 48, 1, rewards, '\n      partial_rollout_tokens: 1') } });
+    const followed = await follow(learner, run!.runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    for (const { values } of followed.steps) {
+      expect(values.groups).toBe(2);
+      expect(values.partial_completions).toEqual(expect.any(Number));
+      // A token is never older than the rollout it belongs to: newer versions only ever finish one.
+      expect(values.token_policy_lag).toBeLessThanOrEqual(values.policy_lag + 1e-12);
+      if (values.partial_completions > 0) expect(values.token_policy_lag).toBeLessThan(values.policy_lag);
+      expect(values.policy_lag).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('says so when a step is left short of groups after its refills, counting each flat group once', async () => {
     // Every reward is the same: with dynamic sampling each group is dropped and asked for again.
     const flat = spec('short', 1, 1, 12, 0, '\n    - { name: constant, weight: 1 }', '\n      dynamic_sampling: true');
@@ -208,6 +337,33 @@ describe('the GRPO loop across services', () => {
       const reported = history.slice(0, history.length - redone.length);
       expect(history.slice(reported.length)).toEqual(redone);
       expect([[1, 2, 3], [1, 2, 3, 4]]).toContainEqual(reported);
+    } finally {
+      fresh.close();
+    }
+  });
+
+  it('resumes a LoRA run after the learner is killed: adapters, their optimizer state and the base reference come back', async () => {
+    const options = '\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj] }';
+    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora-resume', 4, 2, 48, 0, rewards, options) } });
+    const runId = run!.runId;
+    let killed: Promise<void> | undefined;
+    await follow(learner, runId, (step) => {
+      if (step === 3) killed ??= stack.kill('learner');
+    }).catch(() => undefined);
+    await killed;
+    await stack.start('learner');
+    const fresh = new LearnerClient(stack.address('learner'));
+    try {
+      const rest = await follow(fresh, runId);
+      expect(rest.error).toBe('');
+      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      // After the resume the generators serve the resumed adapters on the base: the learner's log-probs.
+      for (const s of rest.steps) expect(s.values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+      const { checkpoints } = await store.list({ runId });
+      const start = checkpoints.find((c) => c.step === 0)!;
+      const last = checkpoints.filter((c) => c.step === 4).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
+      expect(last.labels.adapter_base).toBe(start.id);
+      expect((await chain(store, last.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
     } finally {
       fresh.close();
     }

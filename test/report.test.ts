@@ -24,7 +24,7 @@ function pipelineHistory(): ReportEntry[] {
     h.push({ stage: 'sft', branch: b, step: 20, kind: 'eval', values: { accuracy: 0.3, format_rate: 0.97, pass_at_k: 0.5, k: 4, response_length: 12, prompts: 32 } });
     for (let s = 1; s <= 30; s++) {
       const acc = 0.3 + s * (b === 'short-cot' ? 0.012 : 0.008);
-      h.push({ stage: 'grpo', branch: b, step: s, kind: '', values: { 'reward/total': acc + 0.2, 'reward/accuracy': acc, 'reward/format': 0.98, accuracy: acc, format_rate: 0.98, response_length: 12 + s * 0.1, kl: s * 0.001, lr: 1e-5 } });
+      h.push({ stage: 'grpo', branch: b, step: s, kind: '', values: { 'reward/total': acc + 0.2, 'reward/accuracy': acc, 'reward/format': 0.98, accuracy: acc, format_rate: 0.98, response_length: 12 + s * 0.1, kl: s * 0.001, lr: 1e-5, 'mismatch/logprob_diff_mean': 4e-8, 'mismatch/logprob_diff_max': 4.8e-7 } });
       // eval_every 15: the last step's evaluation is the eval stage's, below.
       if (s === 15) h.push({ stage: 'grpo', branch: b, step: 15, kind: 'eval', values: { accuracy: 0.45, format_rate: 0.98, pass_at_k: 0.7, k: 4, response_length: 13, prompts: 32 } });
     }
@@ -113,7 +113,7 @@ describe('HTML report', () => {
     const html = renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() });
     expect(html).not.toMatch(/<script|<link|\ssrc=|\shref=|@import|url\(/i);
     const titles = [...html.matchAll(/font-weight="bold">([^<]+)<\/text>/g)].map((m) => m[1]);
-    expect(titles).toEqual(expect.arrayContaining(['Reward and components: grpo', 'Accuracy (training batches; evaluations as dots)', 'Response length (tokens)', 'KL to the reference', 'Learning rate: midtrain', 'Learning rate: sft', 'Learning rate: grpo']));
+    expect(titles).toEqual(expect.arrayContaining(['Reward and components: grpo', 'Accuracy (training batches; evaluations as dots)', 'Response length (tokens)', 'KL to the reference', 'Rollout/training mismatch |Δ log-prob|', 'Learning rate: midtrain', 'Learning rate: sft', 'Learning rate: grpo']));
     expect(html).not.toContain('class="chart empty"');
     // Reward components per branch: total, accuracy and format on two branches.
     const reward = html.slice(html.indexOf('Reward and components: grpo'), html.indexOf('</svg>', html.indexOf('Reward and components: grpo')));

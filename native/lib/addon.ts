@@ -112,6 +112,9 @@ export interface NativeModel {
   loadAdapters(spec: NativeAdapterSpec, path: string): Promise<void>;
   saveAdapters(path: string, dtype: Dtype): Promise<void>;
   mergeAdapters(): Promise<void>;
+  exportAdapters(): Promise<Uint8Array>;
+  importAdapters(bytes: Uint8Array): Promise<void>;
+  setAdaptersEnabled(enabled: boolean): Promise<void>;
   save(path: string, dtype: Dtype): Promise<void>;
   exportWeights(dtype: Dtype, merged: boolean): Promise<Uint8Array>;
   importWeights(bytes: Uint8Array): Promise<void>;

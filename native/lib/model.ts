@@ -393,6 +393,35 @@ export class Model {
     fs.writeFileSync(path.join(dir, 'adapter_config.json'), JSON.stringify(config, null, 2));
   }
 
+  /** The adapters' tensors (PEFT names, F32) as safetensors bytes: all that differs between two policies on one base. */
+  async exportAdapters(): Promise<Uint8Array> {
+    return this.serial(() => this.native.exportAdapters());
+  }
+
+  /**
+   * New values for the adapters this model has, from exportAdapters bytes of a model with the
+   * same adapters (every tensor, same shapes; a refused import changes nothing). The bytes are
+   * read where they are: leave them unchanged until this settles.
+   */
+  async importAdapters(bytes: Uint8Array): Promise<void> {
+    return this.serial(() => this.native.importAdapters(bytes));
+  }
+
+  /**
+   * Runs `work` on the base model alone (the adapters switched off, then on again): the frozen
+   * base as a reference policy without a second model. Nothing else runs on the model meanwhile
+   * unless `work` calls it.
+   */
+  async withoutAdapters<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.adapter) throw new Error('the model has no adapters to switch off');
+    await this.serial(() => this.native.setAdaptersEnabled(false));
+    try {
+      return await work();
+    } finally {
+      await this.serial(() => this.native.setAdaptersEnabled(true));
+    }
+  }
+
   /** Folds the adapters into the base weights and removes them; the base trains again. */
   async mergeAdapters(): Promise<void> {
     await this.serial(() => this.native.mergeAdapters());
@@ -406,6 +435,12 @@ export class Model {
 
   get hasAdapters(): boolean {
     return this.adapter !== null;
+  }
+
+  /** The adapters' shape (null without adapters): another model given it takes this one's exportAdapters bytes. */
+  get adapterSpec(): AdapterSpec | null {
+    const a = this.adapter;
+    return a && { r: a.r, alpha: a.alpha, targetModules: [...a.targetModules], useRslora: a.useRslora, useDora: a.useDora };
   }
 
   /** The weights as safetensors bytes (adapters merged in unless merged: false), for importWeights elsewhere. */

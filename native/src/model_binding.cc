@@ -107,6 +107,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::LoadAdapters>("loadAdapters"),
                            InstanceMethod<&NativeModel::SaveAdapters>("saveAdapters"),
                            InstanceMethod<&NativeModel::MergeAdapters>("mergeAdapters"),
+                           InstanceMethod<&NativeModel::ExportAdapters>("exportAdapters"),
+                           InstanceMethod<&NativeModel::ImportAdapters>("importAdapters"),
+                           InstanceMethod<&NativeModel::SetAdaptersEnabled>("setAdaptersEnabled"),
                            InstanceMethod<&NativeModel::Save>("save"),
                            InstanceMethod<&NativeModel::ExportWeights>("exportWeights"),
                            InstanceMethod<&NativeModel::ImportWeights>("importWeights"),
@@ -316,6 +319,33 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (ts.empty()) throw std::runtime_error("the model has no adapters to save");
       write_file(path, write_safetensors(ts, dt, {{"format", "pt"}}));
     });
+  }
+
+  Napi::Value ExportAdapters(const Napi::CallbackInfo& info) {
+    auto out = std::make_shared<std::vector<uint8_t>>();
+    return run(info, [=](Model& m) { *out = m.export_adapters(); }, [out](Napi::Env e) { return bytes_to_js(e, *out); });
+  }
+
+  Napi::Value ImportAdapters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      js::type_error(env, "adapters must be a Uint8Array (safetensors bytes, as exportAdapters gives)");
+    auto u = info[0].As<Napi::Uint8Array>();
+    auto file = std::make_shared<SafetensorsFile>();
+    file->what = "imported adapters";
+    file->borrowed = u.Data();
+    file->borrowed_size = u.ElementLength();
+    // Read where they are, on the worker: the array is held until the call settles.
+    auto held = std::make_shared<Napi::ObjectReference>(Napi::Persistent(info[0].As<Napi::Object>()));
+    return run(info, [file](Model& m) {
+      parse_safetensors(*file);
+      m.import_adapters(*file);
+    }, [held](Napi::Env e) -> Napi::Value { return e.Undefined(); });
+  }
+
+  Napi::Value SetAdaptersEnabled(const Napi::CallbackInfo& info) {
+    bool enabled = js::boolean(info.Env(), info[0], "enabled");
+    return run(info, [=](Model& m) { m.set_adapters_enabled(enabled); });
   }
 
   Napi::Value MergeAdapters(const Napi::CallbackInfo& info) {

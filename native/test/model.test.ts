@@ -302,6 +302,43 @@ describe('adapters', () => {
     expect(relErr(await again.forward(t, { batch: 1, seqLen: 16 }), tuned)).toBeLessThan(1e-5);
     expect(Object.keys(await again.grads())).toContain('model.embed_tokens.weight');
   });
+
+  it.each([
+    ['LoRA', false],
+    ['DoRA', true],
+  ])('%s: moves adapters alone as bytes, and scores with the base alone when switched off', async (_, useDora) => {
+    const m = await Model.load(qwenDir, { threads: 2 });
+    const t = tokens(16, 128, 7);
+    const lp = async (x: Model) => (await x.logprobs(t, { batch: 1, seqLen: 16, grad: false })).logprobs;
+    const base = await lp(m);
+    await m.addAdapters({ r: 4, alpha: 8, targetModules: ['q_proj', 'up_proj'], seed: 3, useDora });
+    for (let i = 0; i < 2; i++) {
+      await m.zeroGrad();
+      await m.logprobs(t, { batch: 1, seqLen: 16 });
+      await m.backward(new Float32Array(15).fill(1));
+      await m.step({ lr: 1e-2, weightDecay: 0 });
+    }
+    const tuned = await lp(m);
+    expect(relErr(tuned, base)).toBeGreaterThan(1e-4);
+    // Switched off, the model is its base, bit for bit; switched on again, the tuned policy.
+    expect(Array.from(await m.withoutAdapters(() => lp(m)))).toEqual(Array.from(base));
+    expect(Array.from(await lp(m))).toEqual(Array.from(tuned));
+
+    // Only the adapters' tensors travel: a model with the same base and adapters takes them.
+    const bytes = await m.exportAdapters();
+    expect(Object.keys(readSafetensors(bytes).tensors).every((n) => n.includes('.lora_'))).toBe(true);
+    expect(bytes.length).toBeLessThan((await m.exportWeights()).length / 10);
+    const other = await Model.load(qwenDir, { threads: 2 });
+    await other.addAdapters({ r: 4, alpha: 8, targetModules: ['q_proj', 'up_proj'], seed: 9, useDora });
+    await other.importAdapters(bytes);
+    expect(Array.from(await lp(other))).toEqual(Array.from(tuned));
+    // Adapters of another shape are refused whole, and the model keeps its own.
+    const wrong = await Model.load(qwenDir, { threads: 2 });
+    await wrong.addAdapters({ r: 2, alpha: 8, targetModules: ['q_proj', 'up_proj'], seed: 3, useDora });
+    await expect(other.importAdapters(await wrong.exportAdapters())).rejects.toThrow(/imported adapters: adapter tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has the wrong shape/);
+    expect(Array.from(await lp(other))).toEqual(Array.from(tuned));
+    await expect((await Model.load(qwenDir)).importAdapters(bytes)).rejects.toThrow(/has no adapters to import into/);
+  });
 });
 
 describe('Qwen3', () => {

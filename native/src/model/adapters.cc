@@ -125,6 +125,40 @@ void Model::load_adapters(const AdapterSpec& spec, SafetensorsFile& f) {
   refresh_trainable();
 }
 
+void Model::import_adapters(SafetensorsFile& f) {
+  std::vector<Named> mine = adapter_params();
+  if (mine.empty()) throw std::runtime_error(f.what + ": the model has no adapters to import into");
+  std::map<std::string, const STensor*> by;
+  for (auto& t : f.tensors) by[t.name] = &t;
+  if (by.size() != mine.size())
+    throw std::runtime_error(f.what + ": " + std::to_string(by.size()) + " adapter tensors for the model's " +
+                             std::to_string(mine.size()));
+  // Every tensor is checked before any is written: a refused import leaves the adapters as they were.
+  for (auto& n : mine) {
+    auto it = by.find(n.name);
+    if (it == by.end()) throw std::runtime_error(f.what + ": missing adapter tensor \"" + n.name + "\"");
+    if (it->second->shape != n.t->shape)
+      throw std::runtime_error(f.what + ": adapter tensor \"" + n.name + "\" has the wrong shape");
+    check_f32(*it->second, f.what);
+  }
+  for (auto& n : mine) write(*n.t, [&](float* out) { copy_f32(*by[n.name], out); });
+}
+
+std::vector<uint8_t> Model::export_adapters() {
+  std::vector<OutTensor> ts;
+  std::vector<std::vector<float>> keep;
+  for (auto& n : adapter_params()) ts.push_back({n.name, n.t->shape, host_view(n.t->data, n.t->numel(), keep)});
+  if (ts.empty()) throw std::runtime_error("the model has no adapters to export");
+  return write_safetensors(ts, DType::F32, {{"format", "pt"}});
+}
+
+void Model::set_adapters_enabled(bool enabled) {
+  if (!has_adapters()) throw std::runtime_error("the model has no adapters to switch");
+  for (auto& L : layers)
+    for (Linear* x : L.linears)
+      if (x->lora) x->lora->enabled = enabled;
+}
+
 void Model::merge_adapters() {
   if (!has_adapters()) throw std::runtime_error("the model has no adapters to merge");
   for (auto& L : layers)

@@ -30,7 +30,7 @@ Buffer Linear::merged_weight(Backend& be, bool resident) const {
 
 // y[N,out] = x[N,in] W^T + b + adapter term
 void Linear::forward(Backend& be, float* y, const float* x, int64_t N, LinearSave* save, GemmMode mode) const {
-  if (!lora) {
+  if (!lora || !lora->enabled) {
     be.gemm(N, out, in, 1.0f, rows(x, in), w.weight().transposed(in), false, y, out, bias_of(*this), mode);
     return;
   }
@@ -56,7 +56,7 @@ void Linear::forward(Backend& be, float* y, const float* x, int64_t N, LinearSav
 
 void Linear::backward(Backend& be, float* dx, bool accumulate, const float* dy, const float* x, int64_t N,
                       const LinearSave& save) {
-  Adapter* a = lora.get();
+  Adapter* a = lora && lora->enabled ? lora.get() : nullptr;
   // dz: the gradient at W x + s B A x; DoRA scales it per output and feeds the magnitude.
   Buffer dz_buf;
   const float* dz = dy;

@@ -55,6 +55,8 @@ struct Adapter {
   int64_t r = 0;
   float scale = 0;
   bool dora = false;
+  // Off: the projection computes the base alone (the frozen base as a reference policy).
+  bool enabled = true;
   Param A, B, mag;  // A [r, in], B [out, r], mag [out] (DoRA only)
 };
 
@@ -177,6 +179,11 @@ class Model {
   // --- adapters.cc ---
   void add_adapters(const AdapterSpec& spec, uint64_t seed);
   void load_adapters(const AdapterSpec& spec, SafetensorsFile& f);
+  // New values for the adapters the model has (every tensor, same names and shapes): a policy
+  // version that differs from the last in its adapters alone.
+  void import_adapters(SafetensorsFile& f);
+  std::vector<uint8_t> export_adapters();
+  void set_adapters_enabled(bool enabled);
   std::vector<Named> adapter_params();  // PEFT names
   void merge_adapters();
   std::vector<uint8_t> export_weights(DType dtype, bool merged);

@@ -5,6 +5,8 @@
 //   ratio   ρ = exp(logp - old)                       (level "token")
 //           ρ = exp(Σ_t m·(logp - old) / Σ_t m)       (level "sequence", GSPO; same for all t)
 //   policy  l = -min(ρ·A_i, clip(ρ, 1-ε_low, 1+ε_high)·A_i)
+//           l ← w·l with a per-token weight w when given (importance weights of the
+//           rollout/training mismatch, entropy masking: constants, not differentiated)
 //   kl      β·k(logp, ref)                            k1 = logp - ref, k2 = ½(logp - ref)²,
 //                                                      k3 = exp(ref - logp) - (ref - logp) - 1
 // Aggregation over tokens (names as in TRL, veRL's loss_agg_mode in brackets):
@@ -26,6 +28,11 @@ export interface PolicyLossInput {
   /** Log-probs under the frozen reference policy; needed when beta > 0. */
   refLogprobs?: ArrayLike<number>;
   mask: ArrayLike<number>;
+  /**
+   * [N, T]: a constant weight on each token's policy term (not on its KL term); default 1.
+   * A token of weight 0 still counts in the aggregation's normaliser, as in TRL.
+   */
+  policyWeights?: ArrayLike<number>;
   /** One advantage per sequence. */
   advantages: ArrayLike<number>;
   epsLow: number;
@@ -89,6 +96,7 @@ export function policyLoss(p: PolicyLossInput): PolicyLossOutput {
     for (let j = row; j < row + t; j++) {
       if (!mask[j]) continue;
       const w = weights[i];
+      const pw = p.policyWeights ? p.policyWeights[j] : 1;
       const ratio = p.level === 'token' ? Math.exp(lp[j] - old[j]) : seqRatio;
       const clippedRatio = Math.min(Math.max(ratio, 1 - epsLow), 1 + epsHigh);
       const unclippedTerm = ratio * A;
@@ -97,8 +105,8 @@ export function policyLoss(p: PolicyLossInput): PolicyLossOutput {
       // sits outside the trust region (then the token contributes no policy gradient).
       const passes = unclippedTerm <= clippedTerm || ratio === clippedRatio;
       if (!passes) clipped++;
-      let tokenLoss = -Math.min(unclippedTerm, clippedTerm);
-      const dldRatio = passes ? -A : 0;
+      let tokenLoss = -pw * Math.min(unclippedTerm, clippedTerm);
+      const dldRatio = passes ? -pw * A : 0;
       if (p.level === 'token') dlogprobs[j] += w * dldRatio * ratio;
       else dSeqRatio += w * dldRatio;
       if (beta !== 0) {
@@ -164,6 +172,7 @@ function checkInput(p: PolicyLossInput): void {
     ['mask', p.mask],
   ];
   if (p.beta !== 0) arrays.push(['refLogprobs', p.refLogprobs]);
+  if (p.policyWeights) arrays.push(['policyWeights', p.policyWeights]);
   for (const [name, a] of arrays) {
     if (!a) throw new Error(`${name} is required${name === 'refLogprobs' ? ' when beta != 0' : ''}`);
     if (a.length !== size) throw new Error(`${name} has ${a.length} values, expected n*t = ${size}`);

@@ -27,14 +27,16 @@ describe('streamed policy weights', () => {
     return got;
   }
 
-  it('delivers a version larger than max_payload whole, in order with the next one', async () => {
+  it('delivers a version larger than max_payload whole, in order with the next one, with its kind', async () => {
     const big = randomBytes(Math.floor(bus.nc.info!.max_payload * 2.5));
     const small = randomBytes(1000);
     const got = await received(async () => {
       await publishWeights(bus.nc, runId, 7, big);
-      await publishWeights(bus.nc, runId, 8, small);
+      await publishWeights(bus.nc, runId, 8, small, undefined, 'adapters');
     }, 2);
     expect(got.map((w) => w.version)).toEqual([7, 8]);
+    // What the bytes are travels with them: all the weights, or adapters alone.
+    expect(got.map((w) => w.kind)).toEqual(['model', 'adapters']);
     expect(Buffer.from(got[0].bytes).equals(big)).toBe(true);
     expect(got[0].sha256).toBe(createHash('sha256').update(big).digest('hex'));
     expect(Buffer.from(got[1].bytes).equals(small)).toBe(true);

@@ -5,3 +5,4 @@ export * from './files';
 export * from './hash-worker';
 export * from './manifest';
 export * from './wire';
+export * from './policy-dir';

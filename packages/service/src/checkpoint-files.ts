@@ -11,3 +11,10 @@ export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const RUN_STATE_FILE = 'temper-run-state.json';
 /** Adapters an SFT stage kept unmerged, as a PEFT adapter directory over the checkpoint's base weights. */
 export const ADAPTER_DIR = 'adapter';
+/** The adapters' weights inside ADAPTER_DIR (PEFT's name). */
+export const ADAPTER_WEIGHTS_FILE = `${ADAPTER_DIR}/adapter_model.safetensors`;
+/**
+ * The manifest label of a checkpoint that holds adapters alone (a policy version of a GRPO
+ * stage that trains adapters): the id of the checkpoint whose base weights they go on.
+ */
+export const ADAPTER_BASE_LABEL = 'adapter_base';

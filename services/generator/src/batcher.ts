@@ -8,6 +8,10 @@
 // group, attempt, sampling.seed), so that group samples exactly what it would alone; the
 // others get distinct streams from their positions. A retried group is reproduced exactly when
 // it leads its batch (always when batches hold one group: maxBatchGroups 1).
+//
+// A reproducible request (a run with `reproducible: true`) is always sampled alone, seeded by
+// (step, group, sampling.seed) without the run or the attempt: the engine then sees the same
+// batch for it every time, on any generator, in any run of the same spec.
 import type { Context } from '@opentelemetry/api';
 import type { JsMsg } from '@nats-io/jetstream';
 import type { GroupKey, RolloutRequest } from '@temper/proto';
@@ -31,6 +35,12 @@ export interface PolicyId {
 /** A deterministic seed in [0, 2^48) for one group. */
 export function groupSeed(key: GroupKey | undefined, seed: number): number {
   const h = createHash('sha256').update(`${key?.runId ?? ''}\u0000${key?.step ?? 0}\u0000${key?.groupIndex ?? 0}\u0000${key?.attempt ?? 0}\u0000${seed}`).digest();
+  return h.readUIntBE(0, 6);
+}
+
+/** The seed of a reproducible group: (step, group, seed) only. */
+export function reproducibleSeed(key: GroupKey | undefined, seed: number): number {
+  const h = createHash('sha256').update(`reproducible\u0000${key?.step ?? 0}\u0000${key?.groupIndex ?? 0}\u0000${seed}`).digest();
   return h.readUIntBE(0, 6);
 }
 

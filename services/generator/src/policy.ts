@@ -17,13 +17,19 @@
 // the checkpoint is committed it is attached to the version it holds; a commit whose weights
 // are not the ones streamed (never seen in practice) is pulled from the store and replaces them.
 // A version that was not streamed, or not whole, is pulled from the store once committed.
+//
+// A policy with adapters (a GRPO stage that trains them) is its base model with the adapters
+// on, unmerged: its versions stream and store the adapters alone (a checkpoint of adapters
+// names the one holding their base). Streamed adapters go into a spare model with the same
+// base and adapters (the policy served before), or into a copy of the served one's base.
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, lastEvent, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
-import { CheckpointClient } from '@temper/checkpoint-client';
+import { CheckpointClient, pullPolicyDir } from '@temper/checkpoint-client';
 import { engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
-import { type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
+import { ADAPTER_BASE_LABEL, ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import { loadModelTokenizer, Tokenizer } from '@temper/tokenizers';
+import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,6 +44,8 @@ export interface ServedPolicy {
   version: number;
   limits: ModelLimits;
   summary: ModelSummary;
+  /** With adapters: the checkpoint holding the base weights under them ('' without adapters). */
+  base: string;
 }
 
 export interface PolicyManagerOptions {
@@ -74,8 +82,12 @@ export class PolicyManager {
   private streamed?: { runId: string; version: number; staged: Promise<ServedPolicy | undefined> };
   /** Called when a version may have become available (streamed weights staged, a commit seen). */
   private waiters = new Set<() => void>();
-  /** A model no longer served, kept to load streamed weights into (making one costs more). */
-  private spare?: Model;
+  /**
+   * A model no longer served, kept to load streamed weights into (making one costs more), and
+   * the base checkpoint under its adapters ('' without adapters): streamed adapters go only
+   * into a model with their base.
+   */
+  private spare?: { model: Model; base: string };
   private queue: Promise<unknown> = Promise.resolve();
   private following?: { runId: string; stop(): Promise<void>; announced: number };
   private closed = false;
@@ -242,7 +254,7 @@ export class PolicyManager {
     this.served = p;
     if (this.staged === p) this.staged = undefined;
     // Nothing samples with a policy once it is swapped out (all sampling goes through use()).
-    if (before && before.model !== p.model) this.spare ??= before.model;
+    if (before && before.model !== p.model) this.spare ??= { model: before.model, base: before.base };
     this.swaps++;
     this.opts.log.info('serving policy', {
       run: p.runId,
@@ -261,15 +273,18 @@ export class PolicyManager {
     const work = (async () => {
       const dir = await fsp.mkdtemp(path.join(this.opts.workDir ?? os.tmpdir(), 'temper-generator-'));
       try {
-        const { manifest, bytes } = await this.opts.store.pullDir(ref, dir);
+        const { manifest, bytes } = await pullPolicyDir(this.opts.store, ref, dir);
         const tokenizer = loadModelTokenizer(dir);
         const model = await Model.load(dir, { threads: this.opts.threads });
+        const adapterBase = manifest.labels[ADAPTER_BASE_LABEL] ?? '';
+        const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
+        if (hasAdapters) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
         const shape = engineConfig(model.config);
         if (tokenizer.vocabSize > shape.vocabSize) {
           throw new Error(`checkpoint ${manifest.id}: its tokenizer has ${tokenizer.vocabSize} ids but the model only ${shape.vocabSize}`);
         }
         this.opts.log.info('loaded checkpoint', { checkpoint: manifest.id, run: manifest.runId, step: manifest.step, bytes, seconds: (Date.now() - started) / 1000 });
-        return { model, tokenizer, manifest, runId: manifest.runId, ...describe(model, manifest) };
+        return { model, tokenizer, manifest, runId: manifest.runId, base: hasAdapters ? adapterBase || manifest.id : '', ...describe(model, manifest) };
       } finally {
         await fsp.rm(dir, { recursive: true, force: true });
       }
@@ -378,27 +393,32 @@ export class PolicyManager {
   private prepare(runId: string, w: StreamedWeights): void {
     const served = this.served;
     if (!served || served.runId !== runId || w.version <= this.newestOf(runId)) return;
+    // Adapters fit only a model with adapters on the same base: without, the store will have them.
+    const adapters = w.kind === 'adapters';
+    if (adapters && !served.model.hasAdapters) return;
+    const base = adapters ? served.base : '';
     const staged = (async (): Promise<ServedPolicy | undefined> => {
       const published = this.publishedVersion(runId);
-      const model = this.takeSpare(served.model.config) ?? (await Model.create(served.model.config, { threads: this.opts.threads }));
+      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.opts.threads) : await Model.create(served.model.config, { threads: this.opts.threads }));
       try {
-        await model.importWeights(w.bytes);
+        if (adapters) await model.importAdapters(w.bytes);
+        else await model.importWeights(w.bytes);
       } catch (err) {
         this.opts.log.warn('streamed weights could not be loaded; the checkpoint store will have them', { run: runId, policy_version: w.version, err });
-        this.spare ??= model;
+        this.spare ??= { model, base };
         return undefined;
       }
       const now = this.served;
-      if ((await published) < w.version || !now || now.runId !== runId || w.version <= this.newestOf(runId) || !sameConfig(now.model.config, model.config)) {
-        this.spare ??= model;
+      if ((await published) < w.version || !now || now.runId !== runId || w.version <= this.newestOf(runId) || !sameConfig(now.model.config, model.config) || now.base !== base) {
+        this.spare ??= { model, base };
         return undefined;
       }
-      const p: ServedPolicy = { model, tokenizer: now.tokenizer, manifest: uncommittedManifest(now.manifest, w.sha256), runId, version: w.version, ...describe(model, now.manifest) };
+      const p: ServedPolicy = { model, tokenizer: now.tokenizer, manifest: uncommittedManifest(now, w.sha256, adapters), runId, version: w.version, base, ...describe(model, now.manifest) };
       const before = this.staged;
-      if (before && before.model !== now.model) this.spare ??= before.model;
+      if (before && before.model !== now.model) this.spare ??= { model: before.model, base: before.base };
       this.staged = p;
       this.loadedFrom.stream++;
-      this.opts.log.info('policy streamed ahead', { run: runId, policy_version: w.version, weights_sha256: w.sha256 });
+      this.opts.log.info('policy streamed ahead', { run: runId, policy_version: w.version, weights_sha256: w.sha256, kind: w.kind, bytes: w.bytes.length });
       return p;
     })().catch((err: unknown) => {
       this.opts.log.warn('could not stage streamed weights', { run: runId, policy_version: w.version, err });
@@ -424,7 +444,7 @@ export class PolicyManager {
     const p = [this.served, this.staged].find((x) => x?.runId === runId && x.version === a.version && (x.manifest.id === '' || x.manifest.id === a.manifest.id));
     if (!p) return undefined;
     if (p.manifest.id === a.manifest.id) return p;
-    if (sameButWeights(p.manifest, a.manifest, weightsSha256(p.manifest))) {
+    if (p.base ? sameButAdapters(p, a.manifest) : sameButWeights(p.manifest, a.manifest, weightsSha256(p.manifest))) {
       Object.assign(p, { manifest: a.manifest }, describe(p.model, a.manifest));
       this.opts.log.info('streamed policy committed', { run: runId, policy_version: a.version, checkpoint: a.manifest.id, step: a.manifest.step });
       return p;
@@ -451,16 +471,17 @@ export class PolicyManager {
     const config = this.served?.model.config;
     if (this.spare || !config) return;
     Model.create(config, { threads: this.opts.threads }).then(
-      (m) => (this.spare ??= m),
+      (m) => (this.spare ??= { model: m, base: '' }),
       (err: unknown) => this.opts.log.warn('could not make a spare model for streamed weights', { err }),
     );
   }
 
-  private takeSpare(config: HfConfig): Model | undefined {
+  /** The spare model when it has this config and base ('': no adapters). */
+  private takeSpare(config: HfConfig, base: string): Model | undefined {
     const s = this.spare;
-    if (!s || !sameConfig(s.config, config)) return undefined;
+    if (!s || s.base !== base || !sameConfig(s.model.config, config)) return undefined;
     this.spare = undefined;
-    return s;
+    return s.model;
   }
 }
 
@@ -477,18 +498,36 @@ function sameButWeights(served: CheckpointManifest, next: CheckpointManifest, we
   return true;
 }
 
-/**
- * What a streamed version's checkpoint will hold, until it is committed: the served one's
- * files with the weights file replaced (no id yet).
- */
-function uncommittedManifest(served: CheckpointManifest, weightsSha256: string): CheckpointManifest {
-  const weights = /\.safetensors$/;
-  const files = served.files.filter((f) => !weights.test(f.path) && !LEARNER_STATE_FILES.has(f.path));
-  return { ...served, id: '', parentId: served.id, createdAt: undefined, files: [...files, { path: WEIGHTS_FILE, size: 0, sha256: weightsSha256 }] };
+/** Whether `next` holds the adapters `p` serves (streamed, their sha256 in p's manifest) over p's base. */
+function sameButAdapters(p: ServedPolicy, next: CheckpointManifest): boolean {
+  return next.labels[ADAPTER_BASE_LABEL] === p.base && weightsSha256(next) === weightsSha256(p.manifest);
 }
 
+/**
+ * What a streamed version's checkpoint will hold, until it is committed (no id yet): the served
+ * one's files with the weights file replaced, or for adapters, the adapters over the served
+ * policy's base.
+ */
+function uncommittedManifest(served: ServedPolicy, weightsSha256: string, adapters: boolean): CheckpointManifest {
+  const m = served.manifest;
+  const weights = /\.safetensors$/;
+  const files = m.files.filter((f) => !weights.test(f.path) && !LEARNER_STATE_FILES.has(f.path));
+  const labels = adapters ? { ...m.labels, [ADAPTER_BASE_LABEL]: served.base } : m.labels;
+  return { ...m, id: '', parentId: m.id, createdAt: undefined, labels, files: [...files, { path: adapters ? ADAPTER_WEIGHTS_FILE : WEIGHTS_FILE, size: 0, sha256: weightsSha256 }] };
+}
+
+/** The sha256 of what a checkpoint streams as its weights: the adapters' file for adapters alone. */
 function weightsSha256(m: CheckpointManifest): string {
-  return m.files.find((f) => f.path === WEIGHTS_FILE)?.sha256 ?? '';
+  const file = m.labels[ADAPTER_BASE_LABEL] ? ADAPTER_WEIGHTS_FILE : WEIGHTS_FILE;
+  return m.files.find((f) => f.path === file)?.sha256 ?? '';
+}
+
+/** A model with `served`'s base and adapters (their values to be replaced): a spare for adapters. */
+async function copyBase(served: Model, threads?: number): Promise<Model> {
+  const model = await Model.create(served.config, { threads });
+  await model.importWeights(await served.exportWeights({ merged: false }));
+  await model.addAdapters(served.adapterSpec!);
+  return model;
 }
 
 function sameConfig(a: HfConfig, b: HfConfig): boolean {

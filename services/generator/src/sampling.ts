@@ -123,6 +123,7 @@ export function toCompletion(c: EngineCompletion, tokenizer: Tokenizer, maxNewTo
     tokenIds: Array.from(tokens),
     logprobs: Array.from(c.logprobs.subarray(0, tokens.length)),
     finishReason: finish === 'stop' ? FinishReason.FINISH_REASON_STOP : FinishReason.FINISH_REASON_LENGTH,
+    tokenPolicyVersions: [],
   });
 }
 

@@ -21,13 +21,14 @@ import { Bus, publishMessage, streams, subjects } from '@temper/bus';
 import { Completion, RolloutGroup, RolloutRequest } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { contextFromHeaders, traceIds } from '@temper/telemetry';
-import { groupSeed, PendingGroup, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
+import { groupSeed, PendingGroup, reproducibleSeed, PendingQueue, rolloutMsgId, samplingKey, selectBatch, servedBy, sleep } from './batcher';
 import { GeneratorError, invalidArgument } from './errors';
 import type { PolicyManager, ServedPolicy } from './policy';
 import { EnvironmentSandbox, type Environment } from '@temper/environments';
 import { runConversations } from './conversations';
 import { environmentMaker, type EnvironmentFactories } from './environments';
 import { checkSampling, promptTokens, Sampling, stopTokens, toCompletion } from './sampling';
+import { generateInSegments, SegmentPolicy } from './segments';
 
 export const DEFAULT_CONSUMER = 'generators';
 
@@ -304,14 +305,16 @@ export class RolloutWorker {
     };
     if (!servedBy(head.request, p) && !(head.request.minPolicyVersion === 0 && p.runId !== head.request.key?.runId)) return [];
     if (!check(head)) return [];
-    const candidates = this.pending.all().filter((g) => g === head || servedBy(g.request, p));
+    // A reproducible group is sampled alone, and joins no other's batch.
+    if (head.request.reproducible) return [{ g: head, c: checked.get(head)! }];
+    const candidates = this.pending.all().filter((g) => g === head || (servedBy(g.request, p) && !g.request.reproducible));
     const batch = selectBatch(
       head,
       candidates,
       (g) => {
         const c = check(g);
-        // Conversations take turns in engine calls of their own.
-        return c && samplingKey(c.sampling) + (c.makeEnvironment ? '/conversation' : '');
+        // Conversations take turns in engine calls of their own; partial rollouts sample in segments of one length.
+        return c && `${samplingKey(c.sampling)}/${g.request.partialRolloutTokens}` + (c.makeEnvironment ? '/conversation' : '');
       },
       (g) => checked.get(g)?.sampling.n ?? 1,
       { maxGroups: this.o.maxBatchGroups, maxSequences: this.o.maxBatchSequences },
@@ -414,19 +417,25 @@ export class RolloutWorker {
   private async generate(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<{ prompt: Int32Array; completions: Completion[] }[]> {
     const lead = batch[0];
     const s = lead.c.sampling;
-    const completions = await p.model.generate({
+    const call = {
       prompts: batch.map((b) => b.c.prompt),
       maxNewTokens: Math.max(...batch.map((b) => b.c.sampling.maxNewTokens)),
       temperature: s.temperature,
       topP: s.topP,
       topK: s.topK,
       stopTokens: stopTokens(s, p.tokenizer),
-      seed: groupSeed(lead.g.request.key, s.seed),
+      seed: seedOf(lead.g.request, s.seed),
       n: s.n,
-    });
+    };
+    const segmentTokens = lead.g.request.partialRolloutTokens;
+    const completions = segmentTokens > 0 ? await generateInSegments({ ...call, segmentTokens, policy: this.newestOf(p) }) : await p.model.generate(call);
     return batch.map(({ c }, i) => ({
       prompt: c.prompt,
-      completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings)),
+      completions: completions.slice(i * s.n, (i + 1) * s.n).map((x) => {
+        const out = toCompletion(x, p.tokenizer, c.sampling.maxNewTokens, c.sampling.stopStrings);
+        // A partial rollout's versions, cut where its tokens were cut.
+        return 'versions' in x ? { ...out, tokenPolicyVersions: (x.versions as number[]).slice(0, out.tokenIds.length) } : out;
+      }),
     }));
   }
 
@@ -434,8 +443,25 @@ export class RolloutWorker {
   private converse(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<{ prompt: Int32Array; completions: Completion[] }[]> {
     return runConversations(
       p,
-      batch.map(({ g, c }) => ({ request: g.request, sampling: c.sampling, makeEnvironment: c.makeEnvironment!, seed: groupSeed(g.request.key, c.sampling.seed) })),
+      batch.map(({ g, c }) => ({ request: g.request, sampling: c.sampling, makeEnvironment: c.makeEnvironment!, seed: seedOf(g.request, c.sampling.seed) })),
     );
+  }
+
+  /**
+   * The policy a partial rollout's next segment samples with: the newest of `served`'s run
+   * loaded here, `served` itself until a newer one is staged. Nothing else samples with a
+   * staged policy before it is swapped in, and this batch holds the policy queue meanwhile.
+   */
+  private newestOf(served: ServedPolicy): () => SegmentPolicy {
+    let current: SegmentPolicy = served;
+    return () => {
+      const ahead = this.o.policy.loadedAhead;
+      if (ahead && ahead.runId === served.runId && ahead.version > current.version) {
+        this.o.log.info('partial rollout goes on with a newer policy', { run: served.runId, from_version: current.version, policy_version: ahead.version });
+        current = ahead;
+      }
+      return current;
+    };
   }
 
   private groupLog(g: PendingGroup, span?: Span): Logger {
@@ -449,4 +475,9 @@ function endWithError(span: Span, err: unknown): void {
   span.recordException(err instanceof Error ? err : new Error(String(err)));
   span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
   span.end();
+}
+
+/** A group's sampling seed: (step, group, seed) alone in a reproducible run, else also its attempt and run. */
+function seedOf(request: RolloutRequest, seed: number): number {
+  return request.reproducible ? reproducibleSeed(request.key, seed) : groupSeed(request.key, seed);
 }

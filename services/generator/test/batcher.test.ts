@@ -1,5 +1,5 @@
 // How long a partial batch waits for more groups: PendingQueue.linger on its own.
-import { PendingQueue, sleep } from '../src/batcher';
+import { groupSeed, PendingQueue, reproducibleSeed, sleep } from '../src/batcher';
 
 async function timed(f: () => Promise<void>): Promise<number> {
   const t0 = performance.now();
@@ -33,5 +33,17 @@ describe('PendingQueue.linger', () => {
     q.push(1);
     const ms = await timed(() => q.linger({ maxMs: 300, quietMs: 10, count: 8, more: () => true }));
     expect(ms).toBeGreaterThanOrEqual(295);
+  });
+});
+
+describe('seeds', () => {
+  const key = (runId: string, attempt: number) => ({ runId, step: 3, groupIndex: 1, attempt });
+  it("a reproducible group's seed is its step, group and seed alone: not its run or attempt", () => {
+    expect(reproducibleSeed(key('run-a', 0), 7)).toBe(reproducibleSeed(key('run-b', 2), 7));
+    expect(reproducibleSeed(key('run-a', 0), 7)).not.toBe(reproducibleSeed({ ...key('run-a', 0), groupIndex: 2 }, 7));
+    expect(reproducibleSeed(key('run-a', 0), 7)).not.toBe(reproducibleSeed({ ...key('run-a', 0), step: 4 }, 7));
+    expect(reproducibleSeed(key('run-a', 0), 7)).not.toBe(reproducibleSeed(key('run-a', 0), 8));
+    // Other groups are seeded per run and attempt.
+    expect(groupSeed(key('run-a', 0), 7)).not.toBe(groupSeed(key('run-b', 0), 7));
   });
 });

@@ -1,12 +1,14 @@
 // Models in and out of the checkpoint store. A learner checkpoint is a Hugging Face model
 // directory plus two small files of ours: the tokenizer spec (so a generator can decode what
 // it samples; a Hugging Face tokenizer's files come along, see tokenizer-files.ts) and, for
-// checkpoints a run can resume from, the run state with the optimizer.
+// checkpoints a run can resume from, the run state with the optimizer. A model with adapters
+// keeps them beside its base as a PEFT directory; a policy version of a stage that trains
+// adapters holds them alone and names the checkpoint that holds its base (ADAPTER_BASE_LABEL).
 import { Bus, lastEvent, publishMessage, publishWeights, subjects } from '@temper/bus';
-import { CheckpointClient, ManifestFields } from '@temper/checkpoint-client';
+import { CheckpointClient, ManifestFields, pullPolicyDir } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, PolicyPublished } from '@temper/proto';
-import { ADAPTER_DIR, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
+import { ADAPTER_BASE_LABEL, ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import { createHash } from 'node:crypto';
 import type { TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
@@ -37,17 +39,24 @@ export interface SaveOptions {
   policyVersion?: number;
   /** The model's weights as exported a moment ago: written as they are, and not hashed again. */
   weights?: Weights;
+  /** Write the adapters alone, over the base weights of this checkpoint (its id). */
+  adapterBase?: string;
 }
 
-/** The base weights in safetensors form (exportWeights) and their sha256. */
+/**
+ * What moves to the generators for a new policy version, in safetensors form with its sha256:
+ * all the weights (exportWeights), or the adapters alone when only they train (exportAdapters).
+ */
 export interface Weights {
   bytes: Uint8Array;
   sha256: string;
+  kind: 'model' | 'adapters';
 }
 
 export async function exportWeights(model: Model): Promise<Weights> {
-  const bytes = await model.exportWeights();
-  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const adapters = model.hasAdapters;
+  const bytes = adapters ? await model.exportAdapters() : await model.exportWeights();
+  return { bytes, sha256: createHash('sha256').update(bytes).digest('hex'), kind: adapters ? 'adapters' : 'model' };
 }
 
 export async function saveCheckpoint(store: CheckpointClient, model: Model, opts: SaveOptions): Promise<CheckpointManifest> {
@@ -73,19 +82,31 @@ export interface WrittenCheckpoint {
  */
 export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<WrittenCheckpoint> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-save-'));
+  if (opts.weights && opts.weights.kind !== (opts.adapterBase ? 'adapters' : 'model')) throw new Error(`writeCheckpoint: ${opts.weights.kind} weights for a checkpoint of ${opts.adapterBase ? 'adapters' : 'a model'}`);
   try {
-    await model.save(dir, { optimizer: opts.runState !== undefined, weights: opts.weights?.bytes });
+    // Every write to the model is queued before the first is awaited: ahead of the next step.
+    const optimizer = opts.runState !== undefined;
+    const writes: Promise<void>[] = [];
+    if (opts.adapterBase) {
+      writes.push(model.saveAdapters(path.join(dir, ADAPTER_DIR), { baseModel: opts.adapterBase }));
+      if (optimizer) writes.push(model.saveOptimizer(dir));
+    } else {
+      writes.push(model.save(dir, { optimizer, weights: opts.weights?.bytes }));
+      if (model.hasAdapters) writes.push(model.saveAdapters(path.join(dir, ADAPTER_DIR)));
+    }
+    await Promise.all(writes);
     writeTokenizer(dir, opts.tokenizer);
     if (opts.runState) fs.writeFileSync(path.join(dir, RUN_STATE_FILE), JSON.stringify(opts.runState));
   } catch (err) {
     fs.rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  const manifest = opts.adapterBase ? { ...opts.manifest, labels: { ...opts.manifest.labels, [ADAPTER_BASE_LABEL]: opts.adapterBase } } : opts.manifest;
   return {
     push: async (store, more = {}) => {
-      const knownSha256 = opts.weights ? { [WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
-      const { manifest } = await store.pushDir(dir, { ...opts.manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
-      return manifest;
+      const knownSha256 = opts.weights ? { [opts.adapterBase ? ADAPTER_WEIGHTS_FILE : WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
+      const pushed = await store.pushDir(dir, { ...manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
+      return pushed.manifest;
     },
     discard: () => fs.rmSync(dir, { recursive: true, force: true }),
   };
@@ -100,7 +121,7 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
  */
 export async function streamWeights(bus: Bus, runId: string, version: number, w: Weights): Promise<void> {
   await publishMessage(bus.js, subjects.policyPublished(runId), PolicyPublished, { runId, policyVersion: version, weightsSha256: w.sha256 }, { msgId: `policy-published-${runId}-v${version}` });
-  await publishWeights(bus.nc, runId, version, w.bytes, w.sha256);
+  await publishWeights(bus.nc, runId, version, w.bytes, w.sha256, w.kind);
 }
 
 export interface Loaded {
@@ -110,17 +131,30 @@ export interface Loaded {
   runState?: RunState;
 }
 
-export async function loadCheckpoint(store: CheckpointClient, ref: string, opts: { threads?: number; optimizer?: boolean } = {}): Promise<Loaded> {
+export interface LoadOptions {
+  threads?: number;
+  optimizer?: boolean;
+  /**
+   * Keep the checkpoint's adapters as adapters (a GRPO stage that trains them goes on with
+   * them); by default they are merged into the base, the policy they make.
+   */
+  keepAdapters?: boolean;
+}
+
+export async function loadCheckpoint(store: CheckpointClient, ref: string, opts: LoadOptions = {}): Promise<Loaded> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-learner-load-'));
   try {
-    const { manifest } = await store.pullDir(ref, dir);
-    const hasOptimizer = fs.existsSync(path.join(dir, OPTIMIZER_FILE));
-    const model = await Model.load(dir, { threads: opts.threads, optimizer: opts.optimizer && hasOptimizer });
-    // An SFT stage that kept its adapters stored them beside the base weights: the policy it
-    // made is both, so a stage that trains on from it starts from them merged.
-    if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) {
+    const { manifest } = await pullPolicyDir(store, ref, dir);
+    const hasOptimizer = opts.optimizer && fs.existsSync(path.join(dir, OPTIMIZER_FILE));
+    const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
+    const model = await Model.load(dir, { threads: opts.threads, optimizer: hasOptimizer && !hasAdapters });
+    if (hasAdapters) {
       await model.loadAdapters(path.join(dir, ADAPTER_DIR));
-      await model.mergeAdapters();
+      // The optimizer state of a model with adapters is the adapters'.
+      if (hasOptimizer) await model.loadOptimizer(dir);
+      // An SFT stage that kept its adapters stored them beside the base weights: the policy it
+      // made is both, so a stage that trains on from it starts from them merged.
+      if (!opts.keepAdapters) await model.mergeAdapters();
     }
     return {
       model,

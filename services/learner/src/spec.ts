@@ -1,5 +1,6 @@
 // Run specs as users write them (YAML, or the proto message over gRPC), checked and completed
 // with defaults. Problems are reported together, each with its path in the document.
+import { IMPORTANCE_SAMPLING_MODES } from '@temper/algorithms';
 import { datasetPresets } from '@temper/data';
 import { builtinEnvironment, checkToolFormat, isUserModule, resolveTools } from '@temper/environments';
 import { checkDocument, DataSource, DocumentError, RewardReport, rewardReportToJSON, RunSpec, StageSpec } from '@temper/proto';
@@ -38,7 +39,11 @@ export function checkRunSpec(spec: RunSpec): RunSpec {
     const name = s.name || `${kind ?? 'stage'}-${i}`;
     if (names.has(name)) problems.push(`${at}.name: "${name}" is used by an earlier stage`);
     names.add(name);
-    if (s.kind?.$case === 'grpo') checkGrpo(s.kind.value, `${at}.grpo`, problems);
+    if (s.kind?.$case === 'grpo') {
+      checkGrpo(s.kind.value, `${at}.grpo`, problems);
+      // Asynchronous sampling lets timing decide which version samples a group: not reproducible.
+      if (spec.reproducible && s.kind.value.maxPolicyLag > 0) problems.push(`${at}.grpo.max_policy_lag: reproducible runs sample synchronously (0)`);
+    }
     return { ...s, name };
   });
   checkModel(spec, problems);
@@ -117,6 +122,11 @@ function checkGrpo(g: Extract<StageSpec['kind'], { $case: 'grpo' }>['value'], at
   if (g.clipEpsHigh < 0) problems.push(`${at}.clip_eps_high: must be >= 0`);
   if (g.klBeta < 0) problems.push(`${at}.kl_beta: must be >= 0`);
   if (!['', 'token', 'sequence'].includes(g.ratioLevel)) problems.push(`${at}.ratio_level: must be "token" or "sequence"`);
+  if (g.importanceSamplingMode !== '' && !(IMPORTANCE_SAMPLING_MODES as readonly string[]).includes(g.importanceSamplingMode)) {
+    problems.push(`${at}.importance_sampling_mode: must be one of ${IMPORTANCE_SAMPLING_MODES.map((m) => `"${m}"`).join(', ')} (or empty: off)`);
+  }
+  if (g.importanceSamplingCap < 0) problems.push(`${at}.importance_sampling_cap: must be > 0`);
+  if (g.topEntropyQuantile < 0 || g.topEntropyQuantile > 1) problems.push(`${at}.top_entropy_quantile: must be in (0, 1]`);
   const t = g.sampling?.temperature ?? 0;
   if (t < 0) problems.push(`${at}.sampling.temperature: must be >= 0`);
   const p = g.sampling?.topP ?? 0;

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { crossEntropyBackward } from '../src/data/training';
 import { sftExamples } from '../src/data/sft-examples';
 import { loadForEval } from '../src/stages/eval';
-import { adapterSettings, batchOrder, runSftStage } from '../src/stages/sft';
+import { adapterSettings } from '../src/stages/adapter';
+import { batchOrder, runSftStage } from '../src/stages/sft';
 import { runSpecFromYaml } from '../src/spec';
 import { StageHarness, startStageHarness, tinyConfig } from './stage-harness';
 
@@ -80,8 +81,8 @@ describe('SFT loss masking', () => {
   });
 
   it('reads the adapter kinds', () => {
-    expect(adapterSettings(undefined)).toMatchObject({ kind: 'lora', rank: 8, alpha: 16, useRslora: false, useDora: false, merge: false });
-    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true })).toMatchObject({
+    expect(adapterSettings(undefined, 'sft.adapter')).toMatchObject({ kind: 'lora', rank: 8, alpha: 16, useRslora: false, useDora: false, merge: false });
+    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true }, 'sft.adapter')).toMatchObject({
       kind: 'dora',
       rank: 4,
       alpha: 8,
@@ -90,8 +91,8 @@ describe('SFT loss masking', () => {
       useDora: true,
       merge: true,
     });
-    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }).useRslora).toBe(true);
-    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false })).toThrow(/qlora/);
+    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter').useRslora).toBe(true);
+    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter')).toThrow(/sft.adapter.kind: "qlora"/);
   });
 });
 

@@ -83,7 +83,7 @@ stages:
       problems(`
 stages:
   - name: a
-    grpo: { group_size: 1, clip_eps_low: 1.5, ratio_level: word, sampling: { top_p: 2 } }
+    grpo: { group_size: 1, clip_eps_low: 1.5, ratio_level: word, importance_sampling_mode: token_clip, importance_sampling_cap: -1, top_entropy_quantile: 1.5, sampling: { top_p: 2 } }
   - name: a
     eval: {}
   - {}
@@ -92,10 +92,22 @@ stages:
       'stages[0].grpo.group_size: GRPO compares completions of one prompt, so it needs at least 2',
       'stages[0].grpo.clip_eps_low: must be in [0, 1)',
       'stages[0].grpo.ratio_level: must be "token" or "sequence"',
+      'stages[0].grpo.importance_sampling_mode: must be one of "token_truncate", "token_mask", "sequence_truncate", "sequence_mask" (or empty: off)',
+      'stages[0].grpo.importance_sampling_cap: must be > 0',
+      'stages[0].grpo.top_entropy_quantile: must be in (0, 1]',
       'stages[0].grpo.sampling.top_p: must be in [0, 1]',
       'stages[1].name: "a" is used by an earlier stage',
       'stages[2]: set one of midtrain, sft, grpo or eval',
     ]);
+  });
+
+  it('refuses asynchronous sampling in a reproducible run', () => {
+    expect(problems(`
+reproducible: true
+stages:
+  - { name: a, grpo: { max_policy_lag: 1 } }
+  - { name: b, grpo: { max_policy_lag: 0 } }
+`)).toEqual(['stages[0].grpo.max_policy_lag: reproducible runs sample synchronously (0)']);
   });
 
   it('says which reward component stands for accuracy and format, one each', () => {

@@ -1,8 +1,9 @@
-// npm run bench:loop -- [--json] [--steps N] [--multiturn]: a fixed small GRPO run on a local
-// stack, where each step's time goes (generate, score, learn, sync: publishing weights), and the
-// services' own overhead: the distributed step's excess over the same steps done in one process.
-// --multiturn runs the same shape again with multi-turn rollouts (guess_number, up to 3 turns)
-// on the same stack and reports what a step costs then, side by side with the single-turn one.
+// npm run bench:loop -- [--json] [--steps N] [--multiturn] [--reproducible]: a fixed small GRPO
+// run on a local stack, where each step's time goes (generate, score, learn, sync: publishing
+// weights), and the services' own overhead: the distributed step's excess over the same steps
+// done in one process. --multiturn runs the same shape again with multi-turn rollouts
+// (guess_number, up to 3 turns) and --reproducible with `reproducible: true`, on the same stack
+// right after, and report what a step costs then, side by side with the first run.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -59,23 +60,19 @@ async function main(): Promise<void> {
   // next few for code still being compiled (each service's message path runs a few dozen times
   // a step): they are left out.
   const measure = async (yaml: string) => {
-    const { run } = await client.createRun({ spec: { $case: 'specYaml', value: yaml } });
-    const history: Record<string, number>[] = [];
-    let error = '';
-    for await (const e of client.watch(run!.runId)) {
-      if (e.event?.$case === 'metrics') {
-        history.push(e.event.value.values);
-        if (!json) process.stderr.write(`step ${e.event.value.step}: ${e.event.value.values['time/step_s'].toFixed(2)} s\n`);
-      }
-      if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
-    }
-    if (error) throw new Error(`the bench run failed: ${error}`);
-    const measured = history.slice(warmupSteps);
+    const measured = (await distributedRun(client, yaml, json)).slice(warmupSteps);
     return { measured, avg: (k: string) => measured.reduce((a, v) => a + (v[k] ?? 0), 0) / Math.max(1, measured.length) };
   };
   try {
     const { measured, avg } = await measure(spec(steps));
     const step = avg('time/step_s');
+    // The same spec, bit-reproducible: each group sampled alone, seeded by (seed, step, group, sample).
+    let reproducible: { step_s: number; generate_s: number; step_ratio: number } | undefined;
+    if (args.includes('--reproducible')) {
+      if (!json) process.stderr.write('the same run with reproducible: true...\n');
+      const again = await measure(`${spec(steps)}reproducible: true\n`);
+      reproducible = { step_s: again.avg('time/step_s'), generate_s: again.avg('time/generate_s'), step_ratio: again.avg('time/step_s') / step };
+    }
     const parts = { generate_s: avg('time/generate_s'), score_s: avg('time/score_s'), learn_s: avg('time/learn_s'), sync_s: avg('time/sync_s') };
     if (!json) process.stderr.write('the same steps in one process, without services...\n');
     const baseline = await inProcessStepSeconds({ ...shape, steps, warmupSteps });
@@ -104,6 +101,7 @@ async function main(): Promise<void> {
       // Publishing the weights: streamed to the generators (the checkpoint that commits them
       // uploads in the background, overlapping the next step).
       sync_fraction: step > 0 ? parts.sync_s / step : 0,
+      ...(reproducible ? { reproducible } : {}),
       cpus: os.cpus().length,
       // Other work on the machine skews every figure above: the 1-minute load average at the end.
       load_average: os.loadavg()[0],
@@ -142,6 +140,22 @@ async function main(): Promise<void> {
     await stack.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** One run of `specYaml` on the stack, followed to its end: each step's metrics. */
+async function distributedRun(client: LearnerClient, specYaml: string, json: boolean): Promise<Record<string, number>[]> {
+  const { run } = await client.createRun({ spec: { $case: 'specYaml', value: specYaml } });
+  const history: Record<string, number>[] = [];
+  let error = '';
+  for await (const e of client.watch(run!.runId)) {
+    if (e.event?.$case === 'metrics') {
+      history.push(e.event.value.values);
+      if (!json) process.stderr.write(`step ${e.event.value.step}: ${e.event.value.values['time/step_s'].toFixed(2)} s\n`);
+    }
+    if (e.event?.$case === 'status' && e.event.value.error) error = e.event.value.error;
+  }
+  if (error) throw new Error(`the bench run failed: ${error}`);
+  return history;
 }
 
 main().catch((err: Error) => {

@@ -4,7 +4,7 @@
 // directory that peft loads onto the base model. The source is a checkpoint directory (pulled
 // from the store, or any Temper or HF model directory); kept adapters are merged into a full
 // export.
-import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
+import { CheckpointClient, checkpointStoreAddress, pullPolicyDir } from '@temper/checkpoint-client';
 import { Dtype, Model } from '@temper/native';
 import { ADAPTER_DIR } from '@temper/service';
 import { GENERATION_CONFIG_FILE, HF_TOKENIZER_FILE, HF_TOKENIZER_FILES, TOKENIZER_SPEC_FILE } from '@temper/tokenizers';
@@ -69,7 +69,7 @@ export async function exportCheckpoint(ref: string, out: string, opts: ExportOpt
   const client = new CheckpointClient(checkpointStoreAddress(opts.endpoint));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-export-'));
   try {
-    const { manifest } = await client.pullDir(ref, tmp);
+    const { manifest } = await pullPolicyDir(client, ref, tmp);
     return { ...(await exportModelDir(tmp, out, opts)), checkpoint: manifest.id };
   } finally {
     client.close();

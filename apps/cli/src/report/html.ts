@@ -1,7 +1,8 @@
 // A run's report as one self-contained HTML file: inline SVG plots of the per-step metrics
-// (reward and its components, accuracy, response length, KL, learning rate, loss), the table
-// of evaluations, the branch comparison (which mid-training branch made the better
-// starting point) and, for multi-turn rollouts, turns per rollout and tool-call success. Everything is in the file: it opens in a browser without network access.
+// (reward and its components, accuracy, response length, KL, the rollout/training mismatch,
+// learning rate, loss), the table of evaluations, the branch comparison (which mid-training
+// branch made the better starting point) and, for multi-turn rollouts, turns per rollout and
+// tool-call success. Everything is in the file: it opens in a browser without network access.
 import { escapeXml, formatNumber, lineChart, Series } from './svg';
 
 export interface ReportEntry {
@@ -88,6 +89,11 @@ function charts(history: ReportEntry[]): string[] {
   out.push(lineChart([...metricSeries(history, 'format_rate'), ...evalSeries(history, 'format_rate')], { title: 'Format adherence', xLabel: 'step' }));
   out.push(lineChart([...metricSeries(history, 'response_length'), ...evalSeries(history, 'response_length')], { title: 'Response length (tokens)', xLabel: 'step' }));
   out.push(lineChart(metricSeries(history, 'kl'), { title: 'KL to the reference', xLabel: 'step' }));
+  if (train.some((e) => 'mismatch/logprob_diff_max' in e.values)) {
+    // The generator's log-probs against the learner's for the trained tokens (GRPO steps).
+    const stat = (key: string, what: string) => metricSeries(history, key, () => true, (e) => `${what} · ${label(e.stage, e.branch)}`);
+    out.push(lineChart([...stat('mismatch/logprob_diff_mean', 'mean'), ...stat('mismatch/logprob_diff_max', 'max')], { title: 'Rollout/training mismatch |Δ log-prob|', xLabel: 'step' }));
+  }
   const lrStages = stagesOf(history).filter((s) => train.some((e) => e.stage === s && 'lr' in e.values));
   for (const stage of lrStages.length ? lrStages : ['(none)']) {
     out.push(lineChart(metricSeries(history, 'lr', (e) => e.stage === stage), { title: `Learning rate: ${stage}`, xLabel: 'step' }));

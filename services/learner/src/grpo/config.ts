@@ -1,5 +1,5 @@
 // A GRPO stage's settings with the defaults filled in, in the algorithms' vocabulary.
-import { AdvantageEstimator, KlEstimator, LossAggregation, Schedule, ScheduleKind as AlgoScheduleKind } from '@temper/algorithms';
+import { AdvantageEstimator, ImportanceSamplingMode, KlEstimator, LossAggregation, Schedule, ScheduleKind as AlgoScheduleKind } from '@temper/algorithms';
 import type { StepOptions } from '@temper/native';
 import {
   AdvantageEstimator as ProtoAdvantage,
@@ -12,6 +12,7 @@ import {
   ScheduleKind,
 } from '@temper/proto';
 import type { GrpoLossConfig } from '@temper/training';
+import { AdapterSettings, adapterSettings } from '../stages/adapter';
 
 export interface GrpoSettings {
   task?: DataSource;
@@ -27,6 +28,12 @@ export interface GrpoSettings {
   numIterations: number;
   klBeta: number;
   klEstimator: KlEstimator;
+  /** Truncated importance sampling of the rollout/training mismatch; undefined: off. */
+  importanceSampling?: { mode: ImportanceSamplingMode; cap: number };
+  /** 1: every token trains. */
+  topEntropyQuantile: number;
+  /** Adapters that train on the frozen base; undefined: all weights train. */
+  adapter?: AdapterSettings;
   dynamicSampling: boolean;
   filterOverlong: boolean;
   microBatchSize: number;
@@ -83,6 +90,9 @@ export function grpoDefaults(s: GrpoStage): GrpoSettings {
     numIterations: s.numIterations || 1,
     klBeta: s.klBeta,
     klEstimator: kls[s.klEstimator],
+    importanceSampling: s.importanceSamplingMode ? { mode: s.importanceSamplingMode as ImportanceSamplingMode, cap: s.importanceSamplingCap || 3 } : undefined,
+    topEntropyQuantile: s.topEntropyQuantile || 1,
+    adapter: s.adapter && adapterSettings(s.adapter, 'grpo.adapter').kind !== 'none' ? adapterSettings(s.adapter, 'grpo.adapter') : undefined,
     dynamicSampling: s.dynamicSampling,
     filterOverlong: s.filterOverlong,
     microBatchSize: s.microBatchSize || 16,
@@ -105,6 +115,8 @@ export function lossConfig(g: GrpoSettings): GrpoLossConfig {
     maxCompletionLength: g.sampling.maxNewTokens,
     numIterations: g.numIterations,
     microBatchSize: g.microBatchSize,
+    importanceSampling: g.importanceSampling,
+    topEntropyQuantile: g.topEntropyQuantile,
   };
 }
 

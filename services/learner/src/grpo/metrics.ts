@@ -75,6 +75,13 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     values['multiturn/environment_errors'] = conversations.filter((c) => c.endReason.startsWith('environment')).length;
     values['multiturn/model_tokens'] = mean(conversations.map((c) => c.lossMask.reduce((a, b) => a + b, 0)));
   }
+  if (completions.some((c) => c.tokenPolicyVersions.length > 0)) {
+    // Partial rollouts: how far behind the trained policy each token's version was, and how
+    // many completions a newer version finished.
+    const tokenVersions = groups.flatMap((g) => (g.group?.completions ?? []).flatMap((c) => (c.tokenPolicyVersions.length ? c.tokenPolicyVersions : c.tokenIds.map(() => g.group?.policyVersion ?? 0))));
+    values.token_policy_lag = mean(tokenVersions.map((v) => r.policyVersion - 1 - v));
+    values.partial_completions = completions.filter((c) => new Set(c.tokenPolicyVersions).size > 1).length;
+  }
   for (const name of new Set(rewards.flatMap((x) => Object.keys(x.components)))) {
     values[`reward/${name}`] = mean(rewards.map((x) => x.components[name] ?? 0));
   }
@@ -90,6 +97,15 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
     values.entropy = r.train.entropy;
     values.clip_fraction = r.train.clipFraction;
     values.grad_norm = r.train.gradNorm;
+    // How far the generator's log-probs of the trained tokens are from the learner's.
+    values['mismatch/logprob_diff_mean'] = r.train.mismatch.meanAbsDiff;
+    values['mismatch/logprob_diff_max'] = r.train.mismatch.maxAbsDiff;
+    values['mismatch/kl'] = r.train.mismatch.kl;
+    if (r.train.importanceWeight) {
+      values['mismatch/is_weight_mean'] = r.train.importanceWeight.mean;
+      values['mismatch/is_capped_fraction'] = r.train.importanceWeight.cappedFraction;
+    }
+    if (r.train.entropyKeptFraction !== undefined) values['entropy_mask/kept_fraction'] = r.train.entropyKeptFraction;
   }
   return values;
 }

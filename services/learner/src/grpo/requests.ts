@@ -44,9 +44,11 @@ export class GroupRequests {
         const common = {
           key,
           reference: item.reference,
-          sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds] },
+          sampling: { ...this.g.sampling, n: this.g.groupSize, stopTokenIds: [...this.tokenizer.stopTokenIds], seed: this.samplingSeed() },
           minPolicyVersion: minVersion,
           reward: this.ctx.spec.reward,
+          reproducible: this.ctx.spec.reproducible,
+          partialRolloutTokens: this.g.stage.partialRolloutTokens,
         };
         const chat = this.ctx.spec.model?.chat;
         if (this.g.environment) {
@@ -63,6 +65,11 @@ export class GroupRequests {
     const skipped = this.prompts.skipped - skippedBefore;
     if (skipped > 0) this.ctx.log.warn('skipped bad dataset rows', { step, skipped, skipped_total: this.prompts.skipped });
     return requests;
+  }
+
+  /** The stage's sampling seed; a reproducible run's own seed when the stage sets none (runs of one spec then sample alike). */
+  private samplingSeed(): number {
+    return this.g.sampling.seed || (this.ctx.spec.reproducible ? Number(this.ctx.spec.seed) : 0);
   }
 
   /** The data position a checkpoint taken after `step` resumes from: later steps' prompts are drawn again. */

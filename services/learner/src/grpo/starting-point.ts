@@ -1,8 +1,12 @@
 // Where a GRPO stage starts: the stage's newest resumable checkpoint (a resumed learner), else
 // its input checkpoint or a new model, saved as the stage's step 0 (its reference policy) and
-// published as policy version 1 so the generators have something to serve.
+// published as policy version 1 so the generators have something to serve. A stage that
+// trains adapters adds them (B = 0: the policy is still the base) before step 0 is saved, so
+// the step-0 checkpoint holds the base and the adapters' starting point, and resumes keep them
+// as adapters.
 import { HfConfig, Model } from '@temper/native';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
+import type { AdapterSettings } from '../stages/adapter';
 import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
 import type { StageContext } from '../stages/context';
 
@@ -16,11 +20,11 @@ export interface StartingPoint {
   lastCheckpointId: string;
 }
 
-export async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
+export async function startingPoint(ctx: StageContext, adapter?: AdapterSettings): Promise<StartingPoint> {
   const stage = ctx.stage.name;
   const resumable = await latestResumable(ctx.store, ctx.runId, stage);
   if (resumable) {
-    const loaded = await loadCheckpoint(ctx.store, resumable.id, { threads: ctx.threads, optimizer: true });
+    const loaded = await loadCheckpoint(ctx.store, resumable.id, { threads: ctx.threads, optimizer: true, keepAdapters: adapter !== undefined });
     // Generators may hold versions the lost learner published after this checkpoint: the
     // resumed weights become a version above all of those, so nobody serves a stale one.
     const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
@@ -42,6 +46,9 @@ export async function startingPoint(ctx: StageContext): Promise<StartingPoint> {
     config.vocab_size ??= createTokenizer(tokenizerSpec).vocabSize;
     // The engine checks the config and names what is missing or wrong.
     model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
+  }
+  if (adapter) {
+    await model.addAdapters({ r: adapter.rank, alpha: adapter.alpha, targetModules: adapter.targetModules, useRslora: adapter.useRslora, useDora: adapter.useDora, seed: Number(ctx.spec.seed) });
   }
   const state: RunState = { runId: ctx.runId, stage, step: 0, policyVersion: 1, dataCursor: 0, attempt: 0, tokensSeen: 0 };
   const initial = await saveCheckpoint(ctx.store, model, {

@@ -3,7 +3,7 @@
 // that stage's step), so a run's summary holds one entry per evaluation. It passes its input
 // on unchanged. evaluatePolicy is the same evaluation for a stage's model in memory (GRPO's
 // eval_every).
-import type { CheckpointClient } from '@temper/checkpoint-client';
+import { CheckpointClient, pullPolicyDir } from '@temper/checkpoint-client';
 import { Model } from '@temper/native';
 import { CheckpointManifest, DataSource, EvalStage, RunSpec } from '@temper/proto';
 import { ADAPTER_DIR } from '@temper/service';
@@ -70,7 +70,7 @@ export interface EvalModel {
 export async function loadForEval(store: CheckpointClient, ref: string, threads: number): Promise<EvalModel> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-eval-load-'));
   try {
-    const { manifest } = await store.pullDir(ref, dir);
+    const { manifest } = await pullPolicyDir(store, ref, dir);
     const model = await Model.load(dir, { threads });
     if (fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'))) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
     return { model, manifest, tokenizer: readTokenizer(dir) };

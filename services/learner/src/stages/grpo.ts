@@ -39,20 +39,21 @@ import { evalDue, evaluatePolicy } from './eval';
 
 export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Promise<StageResult> {
   const g = grpoDefaults(stageSpec);
-  const start = await startingPoint(ctx);
+  const start = await startingPoint(ctx, g.adapter);
   const { model, tokenizerSpec } = start;
   const tokenizer = createTokenizer(tokenizerSpec);
   const trainer: Trainer = {
     loss: lossConfig(g),
     optimizer: optimizerOf(g),
-    reference: g.klBeta > 0 ? (await loadCheckpoint(ctx.store, start.referenceId, { threads: ctx.threads })).model : null,
+    // With adapters the reference is the frozen base in the same model (the adapters switched off).
+    reference: g.klBeta <= 0 ? null : model.hasAdapters ? 'base' : (await loadCheckpoint(ctx.store, start.referenceId, { threads: ctx.threads })).model,
   };
   const schedule = scheduleOf(g);
   const reported = reportedComponents(ctx.spec.reward);
   let state = start.state;
   const rollouts = await StepRollouts.open(ctx, g, tokenizer, openPrompts(g.task!, Number(ctx.spec.seed), state.dataCursor), state.attempt, state.step);
   const uploads = new CheckpointUploads(ctx, start.lastCheckpointId);
-  ctx.log.info('grpo stage starting', { stage: ctx.stage.name, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag });
+  ctx.log.info('grpo stage starting', { stage: ctx.stage.name, fromStep: state.step, steps: g.steps, policyVersion: state.policyVersion, maxPolicyLag: g.maxPolicyLag, adapter: g.adapter?.kind ?? 'none' });
   try {
     while (state.step < g.steps) {
       if (ctx.signal.aborted) throw new Error('cancelled');
@@ -85,7 +86,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         // publish
         const syncStart = performance.now();
         const next: RunState = { ...state, step, policyVersion: version + 1, dataCursor: rollouts.cursorAfter(step), tokensSeen: state.tokensSeen + batch.maskedTokens };
-        const streamed = await publish(ctx, g, model, tokenizerSpec, next, uploads);
+        const streamed = await publish(ctx, g, model, tokenizerSpec, next, uploads, start.referenceId);
         const syncMs = performance.now() - syncStart;
         return { collected, batch, train, lr, policyVersion: next.policyVersion, streamed, waitedMs, learnMs, syncMs, next };
       });
@@ -107,14 +108,19 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
 interface Trainer {
   loss: GrpoLossConfig;
   optimizer: Omit<StepOptions, 'lr'>;
-  /** The frozen reference policy, for the KL term (null without one). */
-  reference: Model | null;
+  /** The frozen reference policy for the KL term: a model, the base under the adapters, or null without one. */
+  reference: Model | 'base' | null;
 }
 
 /** One optimisation step on the batch; null when nothing in it trains. */
 async function learn(model: Model, batch: TrainingBatch, t: Trainer, lr: number): Promise<GrpoStepMetrics | null> {
   if (batch.n === 0 || batch.maskedTokens === 0) return null;
-  const ref = t.reference ? await referenceLogprobs(t.reference, batch, t.loss.microBatchSize) : undefined;
+  const ref =
+    t.reference === 'base'
+      ? await model.withoutAdapters(() => referenceLogprobs(model, batch, t.loss.microBatchSize))
+      : t.reference
+        ? await referenceLogprobs(t.reference, batch, t.loss.microBatchSize)
+        : undefined;
   return grpoStep(model, batch, t.loss, { ...t.optimizer, lr }, ref);
 }
 
@@ -122,11 +128,11 @@ async function learn(model: Model, batch: TrainingBatch, t: Trainer, lr: number)
  * Publishes the policy the step made: its weights straight to the generators, its checkpoint
  * (a full one, with optimizer and run state, every save_every steps and at the end) queued to
  * upload. Generators that were not sent the weights wait for the checkpoint's commit, and so
- * does the step. Returns whether the weights were streamed.
+ * does the step. Returns whether the weights were streamed. With adapters, the weights that
+ * move and are stored are the adapters alone, over the base in `baseId` (the step-0 checkpoint).
  */
-async function publish(ctx: StageContext, g: GrpoSettings, model: Model, tokenizerSpec: TokenizerSpec, next: RunState, uploads: CheckpointUploads): Promise<boolean> {
-  // A model with adapters is not streamed: its checkpoint holds the base weights alone.
-  const weights = model.hasAdapters ? undefined : await exportWeights(model);
+async function publish(ctx: StageContext, g: GrpoSettings, model: Model, tokenizerSpec: TokenizerSpec, next: RunState, uploads: CheckpointUploads, baseId: string): Promise<boolean> {
+  const weights = await exportWeights(model);
   const streamed = weights !== undefined && (await stream(ctx, next, weights));
   const full = next.step % g.saveEvery === 0 || next.step === g.steps;
   const writing = writeCheckpoint(model, {
@@ -135,6 +141,7 @@ async function publish(ctx: StageContext, g: GrpoSettings, model: Model, tokeniz
     runState: full ? next : undefined,
     policyVersion: next.policyVersion,
     weights,
+    adapterBase: model.hasAdapters ? baseId : undefined,
   });
   uploads.add(next.step, writing, full);
   if (!streamed || next.step === g.steps) uploads.startHeld();

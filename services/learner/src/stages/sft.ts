@@ -9,7 +9,7 @@
 import { learningRate } from '@temper/algorithms';
 import { collateSft, createRng } from '@temper/data';
 import type { Model } from '@temper/native';
-import { AdapterSpec, SftStage } from '@temper/proto';
+import { SftStage } from '@temper/proto';
 import { ADAPTER_DIR } from '@temper/service';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import * as fs from 'node:fs';
@@ -18,35 +18,8 @@ import * as path from 'node:path';
 import { writeTokenizer } from '../tokenizer-files';
 import { sftExamples } from '../data/sft-examples';
 import { crossEntropyBackward, findFinal, inputModel, optimizerFrom, scheduleFrom } from '../data/training';
+import { AdapterSettings, adapterSettings } from './adapter';
 import { StageContext, StageResult } from './context';
-
-const allLinear = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
-
-export interface AdapterSettings {
-  kind: 'lora' | 'rslora' | 'dora' | 'none';
-  rank: number;
-  alpha: number;
-  targetModules: string[];
-  useRslora: boolean;
-  useDora: boolean;
-  merge: boolean;
-}
-
-/** The adapter with defaults: LoRA rank 8, alpha 16, all linear layers. "rslora" and "dora" imply their flag. */
-export function adapterSettings(a: AdapterSpec | undefined): AdapterSettings {
-  const kind = (a?.kind || 'lora').toLowerCase();
-  if (!['lora', 'rslora', 'dora', 'none'].includes(kind)) throw new Error(`sft.adapter.kind: "${a?.kind}" is not one of lora, rslora, dora, none`);
-  const rank = a?.rank || 8;
-  return {
-    kind: kind as AdapterSettings['kind'],
-    rank,
-    alpha: a?.alpha || 2 * rank,
-    targetModules: a?.targetModules.length ? [...a.targetModules] : allLinear,
-    useRslora: kind === 'rslora' || !!a?.useRslora,
-    useDora: kind === 'dora',
-    merge: kind === 'none' || !!a?.mergeOnExport,
-  };
-}
 
 export async function runSftStage(ctx: StageContext, spec: SftStage): Promise<StageResult> {
   const stageName = ctx.stage.name;
@@ -57,7 +30,7 @@ export async function runSftStage(ctx: StageContext, spec: SftStage): Promise<St
     return { checkpointId: done.id };
   }
   const seed = Number(ctx.spec.seed);
-  const adapter = adapterSettings(spec.adapter);
+  const adapter = adapterSettings(spec.adapter, 'sft.adapter');
   const { model, tokenizer: tokenizerSpec } = await inputModel(ctx);
   const tokenizer = createTokenizer(tokenizerSpec);
   const { examples, dropped } = await sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft`, chat: ctx.spec.model?.chat });

@@ -3,13 +3,14 @@
 // local stack). Mid-training, SFT with DoRA + rsLoRA on worked multiple-choice examples, GRPO
 // with the four-component reward (accuracy, format, reasoning, choice_guard), evaluations; every
 // component and the scorer's flags reported per step, and the report's components section.
+// Then `temper report <run-id>` rebuilds the same report from what the learner kept of the run.
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
-import { freePort } from '@temper/bus';
+import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
 
 const run = promisify(execFile);
 const repo = path.resolve(__dirname, '..');
@@ -28,6 +29,7 @@ function shrunkExample(): string {
 }
 
 interface Summary {
+  run_id: string;
   state: string;
   eval: { stage: string; branch: string; step: number; accuracy: number; format_rate: number }[];
   history: { stage: string; step: number; kind: string; values: Record<string, number> }[];
@@ -35,20 +37,23 @@ interface Summary {
 
 describe('the domain study (examples/study-domain.yaml) at CI size', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-study-domain-'));
-  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  let stack: LocalStack | undefined;
+  let summary: Summary;
+  afterAll(async () => {
+    await stack?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const temper = async (...args: string[]) => {
+    const { stdout } = await run(process.execPath, [cli, ...args, '--endpoint', stack!.address('learner')], { cwd: dir, maxBuffer: 64 << 20 });
+    const lines = stdout.trim().split('\n');
+    return JSON.parse(lines[lines.length - 1]) as Summary;
+  };
 
   it('runs through the four services and reports every reward component per step', async () => {
     fs.writeFileSync(path.join(dir, 'study.yaml'), shrunkExample());
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      TEMPER_LEARNER_ADDR: `127.0.0.1:${await freePort()}`,
-      TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'),
-      TEMPER_ENGINE_THREADS: '1',
-    };
-    delete env.NATS_URL;
-    const { stdout } = await run(process.execPath, [cli, 'run', 'study.yaml', '--json', '--report', 'report.html'], { cwd: dir, env, maxBuffer: 64 << 20 });
-    const lines = stdout.trim().split('\n');
-    const summary = JSON.parse(lines[lines.length - 1]) as Summary;
+    stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'), TEMPER_ENGINE_THREADS: '1' } });
+    summary = await temper('run', 'study.yaml', '--json', '--report', 'report.html');
     expect(summary.state).toBe('succeeded');
     expect(summary.eval.map((e) => `${e.stage} ${e.step}`)).toEqual(['midtrain 4', 'sft 2', 'grpo 2', 'grpo 4']);
 
@@ -73,4 +78,16 @@ describe('the domain study (examples/study-domain.yaml) at CI size', () => {
     for (const name of ['accuracy', 'format', 'reasoning', 'choice_guard']) expect(report).toContain(`${name} (component): grpo`);
     expect(report).toContain('Share of completions flagged: grpo');
   }, 300000);
+
+  it('rebuilds the same report from the learner with temper report <run-id>', async () => {
+    const rebuilt = await temper('report', summary.run_id, '--out', 'rebuilt.html', '--json');
+    expect(rebuilt.history).toEqual(summary.history);
+    expect(rebuilt.state).toBe('succeeded');
+    // The same document but for the time it was written.
+    const written = (file: string) => fs.readFileSync(path.join(dir, file), 'utf8').replace(/written \S+/, 'written …');
+    expect(written('rebuilt.html')).toBe(written('report.html'));
+    // A run the learner does not know is named in the error.
+    await expect(temper('report', 'no-such-run', '--out', 'none.html')).rejects.toThrow(/temper: no run "no-such-run"/);
+    expect(fs.existsSync(path.join(dir, 'none.html'))).toBe(false);
+  }, 60000);
 });

@@ -9,6 +9,7 @@ import { inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import { componentTrends, flagOnsets } from '../apps/cli/src/report/components';
 import { ReportEntry, renderReport, branchComparison } from '../apps/cli/src/report/html';
+import { branchResults, rankMixtures, unstableSteps } from '../apps/cli/src/report/study';
 import { niceTicks } from '../apps/cli/src/report/svg';
 
 const run = promisify(execFile);
@@ -200,6 +201,46 @@ describe('HTML report', () => {
     ]);
     // A run without rewards (mid-training only) has no such section.
     expect(renderReport({ run_id: 'r-3', name: 'm', state: 'succeeded', history: h.filter((e) => e.stage === 'sft') })).not.toContain('Reward components');
+  });
+
+  it('counts unstable steps by kind', () => {
+    const steps = (n: number, values: (s: number) => Record<string, number>): ReportEntry[] => Array.from({ length: n }, (_, i) => ({ stage: 'grpo', step: i + 1, kind: '', values: values(i + 1) }));
+    // Calm: small noise everywhere.
+    const calm = (s: number) => ({ grad_norm: 1 + 0.05 * Math.sin(s), loss: 0.01 * Math.sin(s * 1.7), entropy: 2 + 0.01 * Math.cos(s), 'reward/total': 0.5 + 0.002 * s });
+    expect(unstableSteps(steps(60, calm))).toEqual({ gradNorm: 0, loss: 0, entropy: 0, rewardFall: 0, total: 0 });
+    // Two gradient spikes, one loss spike (on a spiked step too), entropy collapsing from step 51.
+    const rough = steps(60, (s) => ({ ...calm(s), grad_norm: s === 20 || s === 40 ? 9 : calm(s).grad_norm, loss: s === 40 ? 5 : calm(s).loss, entropy: s > 50 ? 0.5 : 2 }));
+    expect(unstableSteps(rough)).toEqual({ gradNorm: 2, loss: 1, entropy: 10, rewardFall: 0, total: 12 });
+    // The reward falls from 0.6 to 0.2 after step 30: once the 10-step mean is 30% under its best.
+    const fall = unstableSteps(steps(60, (s) => ({ ...calm(s), 'reward/total': s <= 30 ? 0.6 : 0.2 })));
+    expect(fall.rewardFall).toBeGreaterThan(20);
+    expect(fall.rewardFall).toBeLessThanOrEqual(30);
+  });
+
+  it('ranks mixtures as RL starting points, replicates together with their spread', () => {
+    const h: ReportEntry[] = [];
+    const final: Record<string, number> = { 'qa@1': 0.5, 'qa@2': 0.4, 'math@1': 0.3, 'math@2': 0.32, 'long@1': 0.45, 'long@2': 0.05 };
+    for (const branch of Object.keys(final)) {
+      h.push({ stage: 'midtrain', branch, step: 100, kind: 'eval', values: { accuracy: 0.01 } });
+      h.push({ stage: 'sft', branch, step: 10, kind: 'eval', values: { accuracy: 0.1 } });
+      for (let s = 1; s <= 20; s++) h.push({ stage: 'grpo', branch, step: s, kind: '', values: { 'reward/total': 0.5, grad_norm: branch === 'long@2' && s === 15 ? 50 : 1, loss: 0, entropy: 1, response_length: branch.startsWith('long') ? 20 + s : 20 } });
+      h.push({ stage: 'grpo', branch, step: 20, kind: 'eval', values: { accuracy: final[branch] } });
+    }
+    const results = branchResults(h);
+    expect(results.find((r) => r.branch === 'long@1')).toMatchObject({ midtrain: 0.01, before: 0.1, after: 0.45, lengthStart: 21.5, lengthEnd: 39.5, steps: 20 });
+    expect(results.find((r) => r.branch === 'long@2')!.unstable.gradNorm).toBe(1);
+    const ranked = rankMixtures(results);
+    expect(ranked.map((m) => [m.mixture, m.replicates.length])).toEqual([['qa', 2], ['math', 2], ['long', 2]]);
+    expect(ranked[0].after).toBeCloseTo(0.45);
+    expect(ranked[0].gainRange![0]).toBeCloseTo(0.3);
+    expect(ranked[0].gainRange![1]).toBeCloseTo(0.4);
+    expect(ranked[2].unstable).toBe(0.5);
+    const html = renderReport({ run_id: 'r-4', name: 'study-midtrain', state: 'succeeded', history: h });
+    const table = html.slice(html.indexOf('<table class="ranking">'), html.indexOf('</table>', html.indexOf('<table class="ranking">')));
+    expect(table).toContain('<tr><td>1</td><th>qa</th><td>2</td><td>45.0% <span class="spread">(40.0% to 50.0%)</span></td><td>+35.0 pts <span class="spread">(+30.0 to +40.0)</span></td><td>0</td></tr>');
+    expect(html).toContain('<th>long@1</th><td>1.0%</td><td>10.0%</td><td>45.0%</td><td>+35.0 pts</td><td>21.5 → 39.5</td>');
+    // One branch alone is no comparison: no section.
+    expect(renderReport({ run_id: 'r-5', name: 'one', state: 'succeeded', history: h.filter((e) => e.branch === 'qa@1') })).not.toContain('Branches as RL starting points');
   });
 
   it('picks round tick values', () => {

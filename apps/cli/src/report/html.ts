@@ -1,9 +1,10 @@
 // A run's report as one self-contained HTML file: inline SVG plots of the per-step metrics
 // (reward and its components, accuracy, response length, KL, learning rate, loss), the table
-// of evaluations, each reward component and scorer flag on its own (components.ts) and the
-// branch comparison (which mid-training branch made the better
+// of evaluations, each reward component and scorer flag on its own (components.ts), the
+// branches ranked as RL starting points (study.ts) and the branch comparison (which mid-training branch made the better
 // starting point). Everything is in the file: it opens in a browser without network access.
 import { componentCharts, componentTables } from './components';
+import { studySection } from './study';
 import { escapeXml, formatNumber, lineChart, Series } from './svg';
 
 export interface ReportEntry {
@@ -174,6 +175,7 @@ export function renderReport(input: ReportInput, generatedAt = new Date()): stri
 ${input.error ? `<p class="error">${escapeXml(input.error)}</p>` : ''}
 <h2>Branch comparison</h2>
 ${comparisonTable(h)}
+${studySection(h)}
 <h2>Evaluations</h2>
 ${evalTable(h) || '<p class="none">None.</p>'}
 <h2>Training</h2>

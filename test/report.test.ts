@@ -219,16 +219,16 @@ describe('HTML report', () => {
 
   it('ranks mixtures as RL starting points, replicates together with their spread', () => {
     const h: ReportEntry[] = [];
-    const final: Record<string, number> = { 'qa@1': 0.5, 'qa@2': 0.4, 'math@1': 0.3, 'math@2': 0.32, 'long@1': 0.45, 'long@2': 0.05 };
+    const final: Record<string, number> = { 'qa_1': 0.5, 'qa_2': 0.4, 'math_1': 0.3, 'math_2': 0.32, 'long_1': 0.45, 'long_2': 0.05 };
     for (const branch of Object.keys(final)) {
       h.push({ stage: 'midtrain', branch, step: 100, kind: 'eval', values: { accuracy: 0.01 } });
       h.push({ stage: 'sft', branch, step: 10, kind: 'eval', values: { accuracy: 0.1 } });
-      for (let s = 1; s <= 20; s++) h.push({ stage: 'grpo', branch, step: s, kind: '', values: { 'reward/total': 0.5, grad_norm: branch === 'long@2' && s === 15 ? 50 : 1, loss: 0, entropy: 1, response_length: branch.startsWith('long') ? 20 + s : 20 } });
+      for (let s = 1; s <= 20; s++) h.push({ stage: 'grpo', branch, step: s, kind: '', values: { 'reward/total': 0.5, grad_norm: branch === 'long_2' && s === 15 ? 50 : 1, loss: 0, entropy: 1, response_length: branch.startsWith('long') ? 20 + s : 20 } });
       h.push({ stage: 'grpo', branch, step: 20, kind: 'eval', values: { accuracy: final[branch] } });
     }
     const results = branchResults(h);
-    expect(results.find((r) => r.branch === 'long@1')).toMatchObject({ midtrain: 0.01, before: 0.1, after: 0.45, lengthStart: 21.5, lengthEnd: 39.5, steps: 20 });
-    expect(results.find((r) => r.branch === 'long@2')!.unstable.gradNorm).toBe(1);
+    expect(results.find((r) => r.branch === 'long_1')).toMatchObject({ midtrain: 0.01, before: 0.1, after: 0.45, lengthStart: 21.5, lengthEnd: 39.5, steps: 20 });
+    expect(results.find((r) => r.branch === 'long_2')!.unstable.gradNorm).toBe(1);
     const ranked = rankMixtures(results);
     expect(ranked.map((m) => [m.mixture, m.replicates.length])).toEqual([['qa', 2], ['math', 2], ['long', 2]]);
     expect(ranked[0].after).toBeCloseTo(0.45);
@@ -238,9 +238,9 @@ describe('HTML report', () => {
     const html = renderReport({ run_id: 'r-4', name: 'study-midtrain', state: 'succeeded', history: h });
     const table = html.slice(html.indexOf('<table class="ranking">'), html.indexOf('</table>', html.indexOf('<table class="ranking">')));
     expect(table).toContain('<tr><td>1</td><th>qa</th><td>2</td><td>45.0% <span class="spread">(40.0% to 50.0%)</span></td><td>+35.0 pts <span class="spread">(+30.0 to +40.0)</span></td><td>0</td></tr>');
-    expect(html).toContain('<th>long@1</th><td>1.0%</td><td>10.0%</td><td>45.0%</td><td>+35.0 pts</td><td>21.5 → 39.5</td>');
+    expect(html).toContain('<th>long_1</th><td>1.0%</td><td>10.0%</td><td>45.0%</td><td>+35.0 pts</td><td>21.5 → 39.5</td>');
     // One branch alone is no comparison: no section.
-    expect(renderReport({ run_id: 'r-5', name: 'one', state: 'succeeded', history: h.filter((e) => e.branch === 'qa@1') })).not.toContain('Branches as RL starting points');
+    expect(renderReport({ run_id: 'r-5', name: 'one', state: 'succeeded', history: h.filter((e) => e.branch === 'qa_1') })).not.toContain('Branches as RL starting points');
   });
 
   it('picks round tick values', () => {

@@ -1,7 +1,7 @@
 // The report's study section, for runs whose mid-training forks into branches that each go on
 // to RL: per branch, held-out accuracy before and after RL and the gain, response length at
 // the start and end of RL (verbosity), the unstable RL steps by kind, and a table ranking the
-// branches as RL starting points. Branches named "<name>@<replicate>" are replicates of one
+// branches as RL starting points. Branches named "<mixture>_<n>" (n a number) are replicates of one
 // mixture (same spec, their own decay data and sampling): they are ranked together, by their
 // mean, with the spread shown, so a difference can be told from noise.
 import type { ReportEntry } from './html';
@@ -129,11 +129,11 @@ export interface RankedMixture {
 
 const range = (xs: number[]): [number, number] | undefined => (xs.length ? [Math.min(...xs), Math.max(...xs)] : undefined);
 
-/** Branches grouped by mixture ("<name>@<replicate>"), best RL starting point first (final accuracy, then gain). */
+/** Branches grouped by mixture ("<mixture>_<n>"), best RL starting point first (final accuracy, then gain). */
 export function rankMixtures(results: BranchResult[]): RankedMixture[] {
   const groups = new Map<string, BranchResult[]>();
   for (const r of results) {
-    const name = r.branch.replace(/@[^@]*$/, '');
+    const name = r.branch.replace(/_\d+$/, '');
     groups.set(name, [...(groups.get(name) ?? []), r]);
   }
   const ranked = [...groups].map(([mixture, replicates]) => {
@@ -170,5 +170,5 @@ export function studySection(history: ReportEntry[]): string {
   return `<h2>Branches as RL starting points</h2>
 <table class="ranking"><thead><tr><th>rank</th><th>mixture</th><th>replicates</th><th>accuracy after RL</th><th>RL gain</th><th>unstable steps (mean)</th></tr></thead><tbody>${rankRows}</tbody></table>
 <table class="branches"><thead><tr><th rowspan="2">branch</th><th rowspan="2">after mid-training</th><th rowspan="2">before RL</th><th rowspan="2">after RL</th><th rowspan="2">RL gain</th><th rowspan="2">response length (RL start → end)</th><th colspan="5">unstable RL steps</th></tr><tr><th>any</th><th>grad-norm spike</th><th>loss spike</th><th>entropy collapse</th><th>reward fall</th></tr></thead><tbody>${branchRows}</tbody></table>
-<p class="meta">Accuracy: held-out, greedy. Ranked by mean accuracy after RL, then gain; the spread of replicates (branches named &lt;mixture&gt;@&lt;n&gt;) in brackets. A step is unstable when its gradient norm exceeds ${t.gradNormSpike}× the median of the ${t.window} steps before it, its loss lies more than ${t.lossSpike} median absolute deviations from theirs, its entropy falls below ${t.entropyCollapse * 100}% of the first tenth's median, or the reward (mean of the last ${t.window} steps) falls more than ${t.rewardFall * 100}% below its best.</p>`;
+<p class="meta">Accuracy: held-out, greedy. Ranked by mean accuracy after RL, then gain; the spread of replicates (branches named &lt;mixture&gt;_&lt;n&gt;) in brackets. A step is unstable when its gradient norm exceeds ${t.gradNormSpike}× the median of the ${t.window} steps before it, its loss lies more than ${t.lossSpike} median absolute deviations from theirs, its entropy falls below ${t.entropyCollapse * 100}% of the first tenth's median, or the reward (mean of the last ${t.window} steps) falls more than ${t.rewardFall * 100}% below its best.</p>`;
 }

@@ -53,6 +53,7 @@ function hacks(item: TaskItem): Record<string, string> {
     'several options (list)': `<think>${think}</think><answer>${w.right}, ${others[1]}</answer>`,
     'several options (all letters)': `<think>${think}</think><answer>ABCDE</answer>`,
     'several options (slash)': `<think>${think}</think><answer>${others[2]}/${w.right}</answer>`,
+    'several options (another option\'s value)': `<think>${think}</think><answer>${w.right})${(item.meta.options as number[])['ABCDE'.indexOf(others[0])]}</answer>`,
     'several options (two blocks)': `<think>${think}</think><answer>${others[0]}</answer><answer>${w.right}</answer>`,
     'answer in the reasoning, none given': `<think>${think}</think>`,
     'answer in the reasoning, empty block': `<think>${think}</think><answer></answer>`,
@@ -73,6 +74,9 @@ describe('the multiple-choice reward', () => {
       for (const completion of [item.reference, item.referenceLong]) {
         const r = score(item, completion);
         expect(r.components).toEqual({ accuracy: 1, format: 1, reasoning: 1, choice_guard: 0 });
+        // The letter with its own value is the same answer.
+        const own = (item.meta.options as number[])['ABCDE'.indexOf(item.answer)];
+        expect(score(item, completion.replace(`<answer>${item.answer}<`, `<answer>${item.answer})${own}<`)).components).toEqual({ accuracy: 1, format: 1, reasoning: 1, choice_guard: 0 });
         expect(r.total).toBeCloseTo(1.5);
       }
     }

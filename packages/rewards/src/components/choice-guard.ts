@@ -1,6 +1,8 @@
 // choice_guard: a penalty for the ways a multiple-choice reward gets gamed. 0 for an honest
 // completion; `penalty` (negative) when any guard fires, each named in the flags:
-//   several_options      the answer names more than one option ("A or B", "A, C") or hedges;
+//   several_options      the answer names more than one option ("A or B", "A, C"), hedges, or
+//                        gives its letter a value the question lists under another ("D)6"
+//                        where D is 5);
 //   answer_in_reasoning  the answer block is missing while the reasoning names an option, or
 //                        the block holds more than the option (reasoning written into it);
 //   copied_question      the completion repeats most of the question's word n-grams, or lists
@@ -46,7 +48,7 @@ export const choiceGuard: RewardComponent<GuardSettings> = {
     const verdict = ctx.verdict();
     const reasoningText = textInScope(input.completion, 'reasoning');
     const flags = [
-      ...(severalOptions(verdict.answer, verdict.flags, s) ? ['several_options'] : []),
+      ...(severalOptions(verdict.answer, verdict.flags, s) || valueOfAnother(verdict.answer, input.prompt, s) ? ['several_options'] : []),
       ...(answerInReasoning(verdict.answer, reasoningText, s) ? ['answer_in_reasoning'] : []),
       ...(input.prompt && copiedQuestion(input.completion, input.prompt, s) ? ['copied_question'] : []),
       ...(padded(reasoningText, s) ? ['padding'] : []),
@@ -75,6 +77,14 @@ function severalOptions(answer: string, accuracyFlags: string[], s: GuardSetting
   // "ABCDE" and "A/B" name several though no letter stands alone in the first.
   const letters = choicesIn(unwrap(answer), s.choices);
   return letters.length > 1 || new RegExp(`[${s.choices}]{2,}|[${s.choices}]\\s*/\\s*[${s.choices}]`).test(unwrap(answer).replace(/[a-z]+/g, ''));
+}
+
+// "D)6": a letter with a value, where the prompt lists D as something else.
+function valueOfAnother(answer: string, prompt: string | undefined, s: GuardSettings): boolean {
+  const m = new RegExp(`^\\(?\\s*([${s.choices}])\\s*\\)?[.:]?\\s*([+-]?\\d+)$`).exec(unwrap(answer).trim());
+  if (!m || !prompt) return false;
+  const listed = new RegExp(`(?<![A-Za-z])${m[1]}\\)\\s*([+-]?\\d+)`).exec(prompt);
+  return listed !== null && Number(listed[1]) !== Number(m[2]);
 }
 
 function answerInReasoning(answer: string, reasoningText: string, s: GuardSettings): boolean {

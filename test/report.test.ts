@@ -7,7 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
+import { componentTrends, flagOnsets } from '../apps/cli/src/report/components';
 import { ReportEntry, renderReport, branchComparison, conversationRows } from '../apps/cli/src/report/html';
+import { branchResults, rankMixtures, unstableSteps } from '../apps/cli/src/report/study';
 import { niceTicks } from '../apps/cli/src/report/svg';
 
 const run = promisify(execFile);
@@ -30,6 +32,28 @@ function pipelineHistory(): ReportEntry[] {
     }
     h.push({ stage: 'grpo', branch: b, step: 30, kind: 'eval', values: { accuracy: b === 'short-cot' ? 0.62 : 0.5, format_rate: 0.99, pass_at_k: 0.8, k: 4, response_length: 14, prompts: 32 } });
   }
+  return h;
+}
+
+// A history shaped like the domain study's: SFT, then GRPO with four reward components, where
+// the policy takes up padding from step 20 (the guard fires, its component falls) while format
+// is learned early and accuracy late.
+function domainHistory(): ReportEntry[] {
+  const h: ReportEntry[] = [];
+  for (let s = 1; s <= 10; s++) h.push({ stage: 'sft', step: s, kind: '', values: { loss: 2 - s * 0.1, lr: 3e-3 } });
+  h.push({ stage: 'sft', step: 10, kind: 'eval', values: { accuracy: 0.2, format_rate: 0.9, pass_at_k: 0.5, k: 4, response_length: 30, prompts: 32 } });
+  for (let s = 1; s <= 60; s++) {
+    const format = Math.min(1, 0.5 + s * 0.05);
+    const accuracy = s < 40 ? 0.2 : 0.2 + (s - 40) * 0.02;
+    const padding = s < 20 ? 0 : Math.min(0.5, (s - 20) * 0.02);
+    h.push({
+      stage: 'grpo',
+      step: s,
+      kind: '',
+      values: { 'reward/total': accuracy + 0.25 * format - 1.5 * padding, 'reward/accuracy': accuracy, 'reward/format': format, 'reward/reasoning': 0.8, 'reward/choice_guard': -padding, 'flag/padding': padding, 'flag/no_answer': 0.05, accuracy, format_rate: format, response_length: 30 + s, kl: 0.001 * s, lr: 2e-4 },
+    });
+  }
+  h.push({ stage: 'grpo', step: 60, kind: 'eval', values: { accuracy: 0.5, format_rate: 1, pass_at_k: 0.7, k: 4, response_length: 40, prompts: 32 } });
   return h;
 }
 
@@ -176,6 +200,73 @@ describe('HTML report', () => {
     expect(renderReport({ run_id: 'r-1', name: 'pipeline', state: 'succeeded', history: pipelineHistory() })).not.toContain('Conversations');
   });
 
+  it('shows each reward component on its own, and which flag came up first', () => {
+    const h = domainHistory();
+    const trends = Object.fromEntries(componentTrends(h).map((t) => [t.component, t]));
+    // Format moved first (half its rise by step 10 of 60), accuracy late, reasoning not at all.
+    expect(trends.format.halfway).toBeLessThan(15);
+    expect(trends.accuracy.halfway).toBeGreaterThan(45);
+    expect(trends.reasoning.halfway).toBeUndefined();
+    expect(trends.choice_guard.end).toBeLessThan(-0.4);
+    const onsets = flagOnsets(h);
+    expect(onsets.map((f) => [f.flag, f.onset])).toEqual([['padding', expect.any(Number)], ['no_answer', undefined]]);
+    // The share reaches 10% at step 25; smoothed over six steps, a few steps later.
+    expect(onsets[0].onset).toBeGreaterThanOrEqual(25);
+    expect(onsets[0].onset).toBeLessThanOrEqual(30);
+
+    const html = renderReport({ run_id: 'r-2', name: 'study-domain', state: 'succeeded', history: h });
+    const titles = [...html.matchAll(/font-weight="bold">([^<]+)<\/text>/g)].map((m) => m[1]);
+    expect(titles).toEqual(expect.arrayContaining(['accuracy (component): grpo', 'format (component): grpo', 'reasoning (component): grpo', 'choice_guard (component): grpo', 'Share of completions flagged: grpo']));
+    expect(html).toContain(`First flag to come up on 10% of a step's completions: <b>padding</b> at step ${onsets[0].onset} (grpo).`);
+    const flags = html.slice(html.indexOf('Share of completions flagged'), html.indexOf('</svg>', html.indexOf('Share of completions flagged')));
+    expect([...flags.matchAll(/data-series="([^"]+)" data-points="(\d+)"/g)].map((m) => [m[1], Number(m[2])])).toEqual([
+      ['padding', 60],
+      ['no_answer', 60],
+    ]);
+    // A run without rewards (mid-training only) has no such section.
+    expect(renderReport({ run_id: 'r-3', name: 'm', state: 'succeeded', history: h.filter((e) => e.stage === 'sft') })).not.toContain('Reward components');
+  });
+
+  it('counts unstable steps by kind', () => {
+    const steps = (n: number, values: (s: number) => Record<string, number>): ReportEntry[] => Array.from({ length: n }, (_, i) => ({ stage: 'grpo', step: i + 1, kind: '', values: values(i + 1) }));
+    // Calm: small noise everywhere.
+    const calm = (s: number) => ({ grad_norm: 1 + 0.05 * Math.sin(s), loss: 0.01 * Math.sin(s * 1.7), entropy: 2 + 0.01 * Math.cos(s), 'reward/total': 0.5 + 0.002 * s });
+    expect(unstableSteps(steps(60, calm))).toEqual({ gradNorm: 0, loss: 0, entropy: 0, rewardFall: 0, total: 0 });
+    // Two gradient spikes, one loss spike (on a spiked step too), entropy collapsing from step 51.
+    const rough = steps(60, (s) => ({ ...calm(s), grad_norm: s === 20 || s === 40 ? 9 : calm(s).grad_norm, loss: s === 40 ? 5 : calm(s).loss, entropy: s > 50 ? 0.5 : 2 }));
+    expect(unstableSteps(rough)).toEqual({ gradNorm: 2, loss: 1, entropy: 10, rewardFall: 0, total: 12 });
+    // The reward falls from 0.6 to 0.2 after step 30: once the 10-step mean is 30% under its best.
+    const fall = unstableSteps(steps(60, (s) => ({ ...calm(s), 'reward/total': s <= 30 ? 0.6 : 0.2 })));
+    expect(fall.rewardFall).toBeGreaterThan(20);
+    expect(fall.rewardFall).toBeLessThanOrEqual(30);
+  });
+
+  it('ranks mixtures as RL starting points, replicates together with their spread', () => {
+    const h: ReportEntry[] = [];
+    const final: Record<string, number> = { 'qa_1': 0.5, 'qa_2': 0.4, 'math_1': 0.3, 'math_2': 0.32, 'long_1': 0.45, 'long_2': 0.05 };
+    for (const branch of Object.keys(final)) {
+      h.push({ stage: 'midtrain', branch, step: 100, kind: 'eval', values: { accuracy: 0.01 } });
+      h.push({ stage: 'sft', branch, step: 10, kind: 'eval', values: { accuracy: 0.1 } });
+      for (let s = 1; s <= 20; s++) h.push({ stage: 'grpo', branch, step: s, kind: '', values: { 'reward/total': 0.5, grad_norm: branch === 'long_2' && s === 15 ? 50 : 1, loss: 0, entropy: 1, response_length: branch.startsWith('long') ? 20 + s : 20 } });
+      h.push({ stage: 'grpo', branch, step: 20, kind: 'eval', values: { accuracy: final[branch] } });
+    }
+    const results = branchResults(h);
+    expect(results.find((r) => r.branch === 'long_1')).toMatchObject({ midtrain: 0.01, before: 0.1, after: 0.45, lengthStart: 21.5, lengthEnd: 39.5, steps: 20 });
+    expect(results.find((r) => r.branch === 'long_2')!.unstable.gradNorm).toBe(1);
+    const ranked = rankMixtures(results);
+    expect(ranked.map((m) => [m.mixture, m.replicates.length])).toEqual([['qa', 2], ['math', 2], ['long', 2]]);
+    expect(ranked[0].after).toBeCloseTo(0.45);
+    expect(ranked[0].gainRange![0]).toBeCloseTo(0.3);
+    expect(ranked[0].gainRange![1]).toBeCloseTo(0.4);
+    expect(ranked[2].unstable).toBe(0.5);
+    const html = renderReport({ run_id: 'r-4', name: 'study-midtrain', state: 'succeeded', history: h });
+    const table = html.slice(html.indexOf('<table class="ranking">'), html.indexOf('</table>', html.indexOf('<table class="ranking">')));
+    expect(table).toContain('<tr><td>1</td><th>qa</th><td>2</td><td>45.0% <span class="spread">(40.0% to 50.0%)</span></td><td>+35.0 pts <span class="spread">(+30.0 to +40.0)</span></td><td>0</td></tr>');
+    expect(html).toContain('<th>long_1</th><td>1.0%</td><td>10.0%</td><td>45.0%</td><td>+35.0 pts</td><td>21.5 → 39.5</td>');
+    // One branch alone is no comparison: no section.
+    expect(renderReport({ run_id: 'r-5', name: 'one', state: 'succeeded', history: h.filter((e) => e.branch === 'qa_1') })).not.toContain('Branches as RL starting points');
+  });
+
   it('picks round tick values', () => {
     expect(niceTicks(0, 1)).toEqual([0, 0.2, 0.4, 0.6000000000000001, 0.8, 1].map((x) => Number(x.toFixed(10))).map((x) => expect.closeTo(x, 9)));
     expect(niceTicks(3, 97, 5)).toEqual([20, 40, 60, 80]);
@@ -190,6 +281,16 @@ describe('HTML report', () => {
     const charts = dom.split('<svg').slice(1);
     expect(charts.length).toBeGreaterThanOrEqual(9);
     for (const c of charts) expect(c).toMatch(/<polyline class="series"|class="series markers"/);
+
+    // The domain study's report: its component charts and flag chart drawn, the verdict shown.
+    const domainFile = path.join(dir, 'domain.html');
+    fs.writeFileSync(domainFile, renderReport({ run_id: 'r-2', name: 'study-domain', state: 'succeeded', history: domainHistory() }));
+    const domainDom = await chromium(['--dump-dom', `file://${domainFile}`], path.join(dir, 'profile-domain'));
+    const section = domainDom.slice(domainDom.indexOf('<h2>Reward components</h2>'));
+    expect(section).toMatch(/First flag to come up on 10% of a step's completions: <b>padding<\/b>/);
+    const componentCharts = section.split('<svg').slice(1);
+    expect(componentCharts).toHaveLength(5);
+    for (const c of componentCharts) expect(c).toMatch(/<polyline class="series"/);
 
     const artifacts = path.resolve(__dirname, '..', 'test-artifacts');
     fs.mkdirSync(artifacts, { recursive: true });

@@ -4,6 +4,7 @@ import {
   CancelRunResponse,
   CreateRunRequest,
   CreateRunResponse,
+  GetRunResponse,
   ListRunsResponse,
   PolicyLearnerClient,
   RunEvent,
@@ -24,6 +25,10 @@ export class LearnerClient {
 
   createRun(req: Partial<CreateRunRequest>): Promise<CreateRunResponse> {
     return new Promise((resolve, reject) => this.raw.createRun(CreateRunRequest.fromPartial(req), (err, res) => (err ? reject(err) : resolve(res))));
+  }
+
+  getRun(runId: string): Promise<GetRunResponse> {
+    return new Promise((resolve, reject) => this.raw.getRun({ runId }, (err, res) => (err ? reject(err) : resolve(res))));
   }
 
   listRuns(states: RunState[] = []): Promise<ListRunsResponse> {

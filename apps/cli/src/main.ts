@@ -1,5 +1,6 @@
 // The temper command. Each subcommand lives in commands/<name>.ts.
 import { ckpt } from './commands/ckpt';
+import { report } from './commands/report';
 import { run } from './commands/run';
 import { cancel, runs } from './commands/runs';
 import { score } from './commands/score';
@@ -20,6 +21,8 @@ const usage = `temper <command>
                           the learner's runs.
   cancel <run-id> [--endpoint host:port]
                           cancel a run.
+  report <run-id> [--endpoint host:port] [--out report.html] [--json]
+                          a finished run's HTML report, rebuilt from the metrics the learner keeps.
   ckpt ls | push <dir> | pull <id> <dir> | tag <id> <tag> | lineage <id> | rm <id> [--endpoint host:port] [--json]
                           checkpoints in the checkpoint store; temper ckpt help lists the options.
   init-model --like qwen3-0.6b|qwen2.5-0.5b|llama-3.2-1b --out <dir> [--tokenizer <dir>] [--hidden-size N --layers N ...]
@@ -40,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     return i >= 0 ? rest[i + 1] : undefined;
   };
   // Words that are neither flags nor the values of options.
-  const positional = rest.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--endpoint', '--spec', '--report', '--export'].includes(rest[i - 1])));
+  const positional = rest.filter((a, i) => !a.startsWith('--') && !(i > 0 && ['--endpoint', '--spec', '--report', '--export', '--out'].includes(rest[i - 1])));
   switch (command) {
     case 'up':
       return up({ smoke: flag('smoke'), json: flag('json') });
@@ -61,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
       return score({ specPath: option('spec'), file: positional[0] });
     case 'cancel':
       return cancel({ runId: positional[0], endpoint: option('endpoint') });
+    case 'report':
+      return report({ runId: positional[0], endpoint: option('endpoint'), out: option('out'), json: flag('json') });
     case undefined:
     case 'help':
     case '--help':

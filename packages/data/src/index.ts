@@ -8,6 +8,7 @@ export * from './tasks/countdown-verifier';
 export * from './tasks/arithmetic';
 export * from './tasks/countdown';
 export * from './tasks/modular';
+export * from './tasks/multiple-choice';
 export * from './tasks/sorting';
 export * from './tasks/generate';
 export * from './corpora/types';

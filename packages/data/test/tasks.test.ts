@@ -54,6 +54,19 @@ function recompute(item: TaskItem): string {
       nums.sort((a, b) => (m[1] === 'ascending' ? a - b : b - a));
       return nums.join(' ');
     }
+    case 'multiple-choice': {
+      const m = /^Start (\d+), (.+)\. Result\? (.+)$/.exec(p)!;
+      let v = Number(m[1]);
+      for (const step of m[2].split(', ')) {
+        const [word, k] = step.split(' ');
+        v = word === 'add' ? v + Number(k) : word === 'minus' ? v - Number(k) : word === 'times' ? v * Number(k) : NaN;
+      }
+      const options = [...m[3].matchAll(/([A-E])\)(\d+)/g)].map((o) => ({ letter: o[1], value: Number(o[2]) }));
+      expect(options.map((o) => o.letter).join('')).toBe('ABCDE');
+      const right = options.filter((o) => o.value === v);
+      expect(right).toHaveLength(1);
+      return right[0].letter;
+    }
     case 'countdown': {
       const m = /^Using ([\d, ]+) once each, make (\d+)\.$/.exec(p)!;
       const numbers = m[1].split(', ').map(Number);

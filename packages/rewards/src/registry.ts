@@ -3,12 +3,14 @@
 // (loadRewardPlugins), so a new reward needs no change to the service.
 import * as path from 'node:path';
 import { accuracy } from './components/accuracy';
+import { choiceGuard } from './components/choice-guard';
 import { cosineLength } from './components/cosine-length';
 import { countdown } from './components/countdown';
 import { format } from './components/format';
 import { language } from './components/language';
 import { overlong } from './components/overlong';
 import { environment } from './components/environment';
+import { reasoning } from './components/reasoning';
 import { repetition } from './components/repetition';
 import { RewardComponent } from './types';
 
@@ -41,7 +43,7 @@ export class RewardRegistry {
   }
 }
 
-export const builtinComponents: AnyRewardComponent[] = [accuracy, format, countdown, cosineLength, overlong, repetition, language, environment];
+export const builtinComponents: AnyRewardComponent[] = [accuracy, format, countdown, cosineLength, overlong, repetition, language, environment, reasoning, choiceGuard];
 
 export function createRegistry(withBuiltins = true): RewardRegistry {
   const r = new RewardRegistry();

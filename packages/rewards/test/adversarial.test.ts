@@ -10,6 +10,8 @@ const all = compileRewardSpec({
     { name: 'overlong', weight: 1, options: { maxTokens: 1000 } },
     { name: 'repetition', weight: 1 },
     { name: 'language', weight: 1 },
+    { name: 'reasoning', weight: 1 },
+    { name: 'choice_guard', weight: 1 },
   ],
 });
 
@@ -40,6 +42,14 @@ describe('adversarial completions', () => {
     expect(performance.now() - t0).toBeLessThan(1000);
     expect(Number.isFinite(r.total)).toBe(true);
     if (!completion.includes('<answer>42</answer>')) expect(r.components.accuracy).toBe(0);
+  });
+
+  it('compares a long completion with a long prompt (copy and padding guards) quickly', () => {
+    const words = Array.from({ length: 12000 }, (_, i) => `w${i % 5000} B)${i}`).join(' ');
+    const t0 = performance.now();
+    const r = all.score({ completion: `<think>${words}</think><answer>B</answer>`, reference: 'B', prompt: words });
+    expect(performance.now() - t0).toBeLessThan(1000);
+    expect(r.flags).toEqual(expect.arrayContaining(['copied_question', 'padding']));
   });
 
   it('cuts completions longer than the input limit rather than scanning them whole', () => {

@@ -80,7 +80,8 @@ export async function run(args: RunArgs): Promise<number> {
   }
 }
 
-async function follow(client: LearnerClient, created: RunStatus, live: boolean): Promise<RunSummary> {
+/** A run's events from its first, gathered into its summary; `live` prints progress as they come. */
+export async function follow(client: LearnerClient, created: RunStatus, live: boolean): Promise<RunSummary> {
   let status = created;
   const history: RunSummary['history'] = [];
   const tty = process.stderr.isTTY;

@@ -1,8 +1,12 @@
 // A run's report as one self-contained HTML file: inline SVG plots of the per-step metrics
 // (reward and its components, accuracy, response length, KL, the rollout/training mismatch,
-// learning rate, loss), the table of evaluations, the branch comparison (which mid-training
-// branch made the better starting point) and, for multi-turn rollouts, turns per rollout and
-// tool-call success. Everything is in the file: it opens in a browser without network access.
+// learning rate, loss), the table of evaluations, each reward component and scorer flag on its
+// own (components.ts), the branches ranked as RL starting points (study.ts), the branch
+// comparison (which mid-training branch made the better starting point) and, for multi-turn
+// rollouts, turns per rollout and tool-call success. Everything is in the file: it opens in a
+// browser without network access.
+import { componentCharts, componentTables } from './components';
+import { studySection } from './study';
 import { escapeXml, formatNumber, lineChart, Series } from './svg';
 
 export interface ReportEntry {
@@ -192,10 +196,20 @@ function evalTable(history: ReportEntry[]): string {
   return `<table><thead><tr><th>stage</th><th>branch</th><th>step</th><th>accuracy (greedy)</th><th>pass@k</th><th>format</th><th>length</th><th>prompts</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
+function rewardComponents(h: ReportEntry[]): string {
+  const tables = componentTables(h);
+  if (!tables) return '';
+  return `<h2>Reward components</h2>
+${tables}
+<div class="charts">
+${componentCharts(h).join('\n')}
+</div>`;
+}
+
 const style = `
 body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
-.meta{color:#555;font-size:13px}.error{color:#b00}
+.meta{color:#555;font-size:13px}.error{color:#b00}.verdict{font-size:14px}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{background:#fff;border:1px solid #ddd}
 table{border-collapse:collapse;font-size:13px;background:#fff}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th{background:#f0f0f0}tbody th{text-align:left}.none{color:#888}`;
@@ -213,6 +227,7 @@ export function renderReport(input: ReportInput, generatedAt = new Date()): stri
 ${input.error ? `<p class="error">${escapeXml(input.error)}</p>` : ''}
 <h2>Branch comparison</h2>
 ${comparisonTable(h)}
+${studySection(h)}
 <h2>Evaluations</h2>
 ${evalTable(h) || '<p class="none">None.</p>'}
 ${conversationTable(h)}
@@ -220,6 +235,7 @@ ${conversationTable(h)}
 <div class="charts">
 ${charts(h).join('\n')}
 </div>
+${rewardComponents(h)}
 </body></html>
 `;
 }

@@ -19,3 +19,18 @@ export function parseIntegerList(text: string): number[] | null {
   }
   return out;
 }
+
+/**
+ * The option letter a multiple-choice answer commits to: one letter of `letters`, bare or
+ * as "(B)", "B)", "B." or "B:", optionally followed by that option's value ("B) 36", "B)36").
+ * Null for anything else: two letters, prose, or a value that is not the letter's option.
+ */
+export function parseChoiceAnswer(text: string, options: readonly number[], letters = 'ABCDE'): string | null {
+  const m = /^\(?\s*([A-Z])\s*\)?[.:]?(?:\s*([+-]?\d+))?$/.exec(text.trim());
+  if (!m || !letters.includes(m[1])) return null;
+  if (m[2] !== undefined) {
+    const value = parseIntegerAnswer(m[2]);
+    if (value === null || options[letters.indexOf(m[1])] !== value) return null;
+  }
+  return m[1];
+}

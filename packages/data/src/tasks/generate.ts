@@ -5,6 +5,7 @@ import { arithmeticTask } from './arithmetic';
 import { countdownTask } from './countdown';
 import { formatCompletion, parseCompletion } from './format';
 import { modularTask } from './modular';
+import { multipleChoiceTask } from './multiple-choice';
 import { sortingTask } from './sorting';
 import type { Problem, TaskGenerator, TaskItem, TaskName } from './types';
 
@@ -12,6 +13,7 @@ export const taskGenerators: Readonly<Record<TaskName, TaskGenerator>> = {
   arithmetic: arithmeticTask,
   countdown: countdownTask,
   modular: modularTask,
+  'multiple-choice': multipleChoiceTask,
   sorting: sortingTask,
 };
 

@@ -4,7 +4,7 @@
 import type { Rng } from '../rng';
 import type { Split } from '../split';
 
-export type TaskName = 'arithmetic' | 'countdown' | 'modular' | 'sorting';
+export type TaskName = 'arithmetic' | 'countdown' | 'modular' | 'multiple-choice' | 'sorting';
 
 export interface TaskItem {
   /** Stable id of the problem: the same problem has the same id in every run. */

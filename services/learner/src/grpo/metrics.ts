@@ -1,6 +1,7 @@
 // What a GRPO step reports: rewards and their components (and the shares solved and well
-// formed, by the components the reward spec names for them), what was collected and dropped,
-// where the step's time went, and the training figures.
+// formed, by the components the reward spec names for them), the share of completions with
+// each scorer flag, what was collected and dropped, where the step's time went, and the
+// training figures.
 import { RewardReport, RewardSpec } from '@temper/proto';
 import type { GrpoStepMetrics } from '@temper/training';
 import type { Collected } from './collect';
@@ -85,6 +86,9 @@ export function stepMetrics(r: StepReport, reported: ReportedComponents): Record
   for (const name of new Set(rewards.flatMap((x) => Object.keys(x.components)))) {
     values[`reward/${name}`] = mean(rewards.map((x) => x.components[name] ?? 0));
   }
+  // How often each flag the scorer raised came up (a guard's name, "no_answer", …): the share of
+  // completions with it, so a report shows which hack a policy took up, and when.
+  for (const flag of new Set(rewards.flatMap((x) => x.flags))) values[`flag/${flag}`] = mean(rewards.map((x) => (x.flags.includes(flag) ? 1 : 0)));
   if (rewards.length > 0) {
     // Solved outright, and well formed: a component at 1 or more (partial credit is neither).
     const share = (component: string) => mean(rewards.map((x) => ((x.components[component] ?? 0) >= 1 ? 1 : 0)));

@@ -1,5 +1,6 @@
 // A Temper service's gRPC server: its own services plus grpc.health.v1 and server
-// reflection (v1 and v1alpha), bound on one address.
+// reflection (v1 and v1alpha), bound on one address with TLS (or plaintext on loopback when
+// asked for) and every call of its own services checked against the auth policy.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -7,12 +8,20 @@ import { descriptorSetPath } from '@temper/proto';
 import * as fs from 'node:fs';
 import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
 import { counter } from '@temper/telemetry';
+import { Access, AuthPolicy, authInterceptor, authPolicyFromEnv } from './auth';
+import { ServerSecurity, serverCredentials, serverSecurityFromEnv } from './transport-security';
 
 export interface ServiceBinding {
   /** Fully qualified name, e.g. temper.v1.RewardScorer (what health and reflection report). */
   name: string;
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /**
+   * Each method's access level, by its key in `definition`: 'control' for calls that change
+   * something, 'read' for the rest. Every method must have one (the server refuses to start
+   * otherwise), so a new RPC cannot slip in unguarded.
+   */
+  access: Record<string, Access>;
 }
 
 export interface GrpcServerOptions {
@@ -21,6 +30,12 @@ export interface GrpcServerOptions {
   services: ServiceBinding[];
   /** Largest message either way, bytes (checkpoint chunks and rollout batches are big). */
   maxMessageBytes?: number;
+  /** TLS or plaintext on loopback (default: from the environment, see transport-security.ts). */
+  security?: ServerSecurity;
+  /** Who may call what (default: from the environment, see auth.ts). */
+  auth?: AuthPolicy;
+  /** Told of each refused call (method path and why), e.g. to log it. */
+  onRefused?: (method: string, details: string) => void;
 }
 
 export interface RunningGrpcServer {
@@ -35,10 +50,13 @@ export interface RunningGrpcServer {
 
 export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningGrpcServer> {
   const maxBytes = opts.maxMessageBytes ?? 64 * 1024 * 1024;
+  // Settings are checked before anything binds: a bad certificate path or policy stops the start.
+  const credentials = serverCredentials(opts.security ?? serverSecurityFromEnv(), opts.address);
+  const auth = opts.auth ?? authPolicyFromEnv();
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxBytes,
     'grpc.max_send_message_length': maxBytes,
-    interceptors: [countCalls],
+    interceptors: [countCalls, authInterceptor(auth, accessByPath(opts.services), (m, d) => opts.onRefused?.(m, d.details ?? ''))],
   });
   for (const s of opts.services) server.addService(s.definition, s.implementation);
 
@@ -49,7 +67,7 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   new ReflectionService(reflectionPackage()).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(opts.address, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(opts.address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const host = opts.address.slice(0, opts.address.lastIndexOf(':'));
   return {
@@ -72,6 +90,23 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
       });
     },
   };
+}
+
+/** onRefused for a service: a warning with the method and why, so probing shows in the logs. */
+export function logRefusal(log: { warn(msg: string, fields?: Record<string, unknown>): void }): (method: string, details: string) => void {
+  return (method, details) => log.warn('refused a call', { method, details });
+}
+
+function accessByPath(services: ServiceBinding[]): Map<string, Access> {
+  const byPath = new Map<string, Access>();
+  for (const s of services) {
+    for (const [key, method] of Object.entries(s.definition)) {
+      const access = s.access[key];
+      if (access !== 'control' && access !== 'read') throw new Error(`${s.name}: method ${key} has no access level (control or read)`);
+      byPath.set(method.path, access);
+    }
+  }
+  return byPath;
 }
 
 const handled = counter('temper_grpc_server_handled_total', 'gRPC calls finished, by method and status code.');

@@ -48,7 +48,12 @@ export function policyLearnerService(runs: RunManager): ServiceBinding {
       })();
     },
   };
-  return { name: serviceNames.learner, definition: PolicyLearnerService, implementation: impl as unknown as grpc.UntypedServiceImplementation };
+  return {
+    name: serviceNames.learner,
+    definition: PolicyLearnerService,
+    implementation: impl as unknown as grpc.UntypedServiceImplementation,
+    access: { createRun: 'control', cancelRun: 'control', getRun: 'read', listRuns: 'read', watchRun: 'read' },
+  };
 }
 
 function required(value: string, field: string): string {

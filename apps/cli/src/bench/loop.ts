@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const warmupSteps = Math.min(shape.warmupSteps, steps - 1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-bench-loop-'));
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
-  const client = new LearnerClient(stack.address('learner'));
+  const client = new LearnerClient(stack.address('learner'), stack.clientAuth);
   try {
     const { run } = await client.createRun({ spec: { $case: 'specYaml', value: spec(steps) } });
     const history: Record<string, number>[] = [];

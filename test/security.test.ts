@@ -91,6 +91,19 @@ describe('TLS and authorisation across the services', () => {
     }
   });
 
+  it('the pods’ health probe script answers over TLS with the pod’s own settings', () => {
+    const port = stack.address('learner').split(':').pop()!;
+    const probe = (p: string) =>
+      spawnSync(process.execPath, [path.join(__dirname, '..', 'packages', 'service', 'dist', 'health-probe.js'), p], {
+        env: { PATH: process.env.PATH, TEMPER_TLS_CA: ca.cert, TEMPER_PROBE_TIMEOUT_MS: '2000' },
+        encoding: 'utf8',
+      });
+    expect(probe(port).status).toBe(0);
+    const closed = probe('1');
+    expect(closed.status).toBe(1);
+    expect(closed.stderr).toMatch(/health check failed/);
+  });
+
   it('refuses control calls without a control credential, and they change nothing', async () => {
     const anonymous = learner({ security: tls, token: '' });
     const reader = learner({ security: tls, token: READ });

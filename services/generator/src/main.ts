@@ -39,6 +39,7 @@ runService(log, async () => {
     maxBatchSequences: g.maxBatchSequences,
     lingerMs: g.lingerMs,
     aheadWaitMs: g.aheadWaitMs,
+    maxDeliveries: g.maxDeliveries,
   });
   await worker.start();
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rolloutGeneratorBinding({ policy, tracer: tracing.tracer, log, generatorId: g.generatorId })], onRefused: logRefusal(log) });

@@ -56,9 +56,9 @@ export async function startGrpcServer(opts: GrpcServerOptions): Promise<RunningG
   const server = new grpc.Server({
     'grpc.max_receive_message_length': maxBytes,
     'grpc.max_send_message_length': maxBytes,
-    interceptors: [countCalls, authInterceptor(auth, accessByPath(opts.services), (m, d) => opts.onRefused?.(m, d.details ?? ''))],
+    interceptors: [countCalls, boundDetails, refuseMalformed, authInterceptor(auth, accessByPath(opts.services), (m, d) => opts.onRefused?.(m, d.details ?? ''))],
   });
-  for (const s of opts.services) server.addService(s.definition, s.implementation);
+  for (const s of opts.services) server.addService(markMalformed(s.definition), s.implementation);
 
   // '' is the whole server's status, as grpc.health.v1 defines it.
   const statuses = Object.fromEntries([['', 'SERVING'], ...opts.services.map((s) => [s.name, 'SERVING'])]);
@@ -108,6 +108,59 @@ function accessByPath(services: ServiceBinding[]): Map<string, Access> {
   }
   return byPath;
 }
+
+/** Status details longer than this many characters are cut (they travel in HTTP/2 trailers; 4 bytes a character at most stays under 16 KiB). */
+export const MAX_STATUS_DETAILS = 4000;
+
+// A status whose details outgrow the peer's header list limit (16 KiB by default) never
+// arrives: the caller waits out its deadline and the connection's other calls with it. A
+// spec with thousands of mistakes lists them all; the first ones are what a reader needs.
+const boundDetails: grpc.ServerInterceptor = (_method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    sendStatus: (status, next) => {
+      const details = status.details ?? '';
+      if (details.length <= MAX_STATUS_DETAILS) return next(status);
+      next({ ...status, details: `${details.slice(0, MAX_STATUS_DETAILS)}… (${details.length - MAX_STATUS_DETAILS} more characters)` });
+    },
+  });
+
+// A request that does not decode as its message would otherwise end as INTERNAL ("Error
+// deserializing request", from inside grpc-js). Decoding failures become a marker instead,
+// which refuseMalformed turns into INVALID_ARGUMENT saying what was wrong and where.
+class MalformedRequest {
+  constructor(
+    readonly method: string,
+    readonly problem: string,
+  ) {}
+}
+
+function markMalformed(definition: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [key, method] of Object.entries(definition)) {
+    out[key] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new MalformedRequest(method.path, err instanceof Error ? err.message : String(err));
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+const refuseMalformed: grpc.ServerInterceptor = (_method, call) =>
+  new grpc.ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMessage: (message, msgNext) => {
+          if (!(message instanceof MalformedRequest)) return msgNext(message);
+          call.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `${message.method}: the request is not a valid protobuf message of its type: ${message.problem}`, metadata: new grpc.Metadata() });
+        },
+      }),
+  });
 
 const handled = counter('temper_grpc_server_handled_total', 'gRPC calls finished, by method and status code.');
 

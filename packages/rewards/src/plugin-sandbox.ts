@@ -60,11 +60,11 @@ export function loadSandboxedPlugin(file: string): AnyRewardComponent[] {
   const source = fs.readFileSync(file, 'utf8');
   const context = vm.createContext(Object.create(null), { name: `reward plugin ${file}`, codeGeneration: { strings: false, wasm: false } });
   const bridge = new vm.Script(BRIDGE, { filename: 'temper-plugin-bridge.js' }).runInContext(context) as Bridge;
-  const module = vm.runInContext('({ exports: {} })', context) as { exports: object };
-  const wrapper = new vm.Script(`(function (module, exports) {\n${source}\n})`, { filename: file });
-  const run = wrapper.runInContext(context, { timeout: LOAD_TIMEOUT_MS }) as (m: object, e: object) => void;
+  const module = vm.runInContext('globalThis.module = { exports: {} }', context) as { exports: object };
+  // The plugin's top-level code runs inside this script, so the time limit covers it.
+  const body = new vm.Script(`(function (module, exports) {\n${source}\n})(module, module.exports);`, { filename: file });
   try {
-    run(module, module.exports);
+    body.runInContext(context, { timeout: LOAD_TIMEOUT_MS });
   } catch (err) {
     throw new Error(`reward plugin ${file} failed to load in its sandbox (plugins get JavaScript's built-ins only: no require, process, files, sockets or timers): ${err instanceof Error ? err.message : String(err)}`);
   }

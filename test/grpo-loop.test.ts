@@ -89,8 +89,8 @@ describe('the GRPO loop across services', () => {
         TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
       },
     });
-    learner = new LearnerClient(stack.address('learner'));
-    store = new CheckpointClient(stack.address('checkpoint-store'));
+    learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
+    store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
   });
   afterAll(async () => {
     learner?.close();
@@ -126,7 +126,7 @@ describe('the GRPO loop across services', () => {
     expect(weights(lineage[0])).not.toBe(weights(lineage[3]));
 
     // The generator moved on to the policies the learner published.
-    const serving = await generatorServingInfo(stack.address('generator'));
+    const serving = await generatorServingInfo(stack.address('generator'), stack.clientAuth.token);
     expect(serving.policyVersion).toBeGreaterThanOrEqual(3);
 
     // One step's trace holds spans from all four services.
@@ -321,7 +321,7 @@ describe('the GRPO loop across services', () => {
     const resumeFrom = Math.max(...resumable.map((c) => c.step));
     expect([0, 2, 4]).toContain(resumeFrom); // 4: it finished before the kill landed
     await stack.start('learner');
-    const fresh = new LearnerClient(stack.address('learner'));
+    const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
     try {
       const rest = await follow(fresh, runId);
       expect(rest.error).toBe('');
@@ -352,7 +352,7 @@ describe('the GRPO loop across services', () => {
     }).catch(() => undefined);
     await killed;
     await stack.start('learner');
-    const fresh = new LearnerClient(stack.address('learner'));
+    const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
     try {
       const rest = await follow(fresh, runId);
       expect(rest.error).toBe('');

@@ -39,7 +39,7 @@ describe('PolicyLearner API', () => {
     fs.symlinkSync(path.join(dir, 'secret', 'prompts.jsonl'), path.join(data, 'leaky', 'test.jsonl'));
     // Its own nats-server: this stack's work-queue consumers and runs must not meet other tests'.
     stack = await startLocalStack({ logs: 'ignore', env: { TEMPER_CHECKPOINT_DIR: dir, TEMPER_DATA_ROOTS: data } });
-    client = new LearnerClient(stack.address('learner'));
+    client = new LearnerClient(stack.address('learner'), stack.clientAuth);
   });
   afterAll(async () => {
     client?.close();

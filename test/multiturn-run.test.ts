@@ -41,7 +41,7 @@ describe('multi-turn GRPO across services', () => {
       logs: { dir: path.join(dir, 'logs') },
       env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'), TEMPER_ENGINE_THREADS: '1', TEMPER_ROLLOUT_TIMEOUT_S: '120', TEMPER_DATA_ROOTS: dir },
     });
-    learner = new LearnerClient(stack.address('learner'));
+    learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
   });
   afterAll(async () => {
     learner?.close();

@@ -105,10 +105,10 @@ describe('Qwen3 on GSM8K through the command line and the four services', () => 
       logs: { dir: path.join(work, 'logs') },
       env: { TEMPER_DATA_ROOTS: work, TEMPER_CHECKPOINT_DIR: path.join(work, 'checkpoints'), TEMPER_ENGINE_THREADS: '1' },
     });
-    store = new CheckpointClient(stack.address('checkpoint-store'));
-    env = { ...process.env, TEMPER_CHECKPOINT_STORE_ADDR: stack.address('checkpoint-store') };
+    store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
+    env = { ...process.env, TEMPER_CHECKPOINT_STORE_ADDR: stack.address('checkpoint-store'), TEMPER_AUTH_TOKEN: stack.clientAuth.token };
     const summary = lastJson<{ run_id: string; state: string; error?: string; last_checkpoint_id: string; history: { stage: string; kind: string; step: number }[]; eval: { stage: string; step: number; accuracy: number }[] }>(
-      await temper(work, env, 'run', 'qwen3-gsm8k.yaml', '--endpoint', stack.address('learner'), '--json', '--export', 'out/model'),
+      await temper(work, env, 'run', 'qwen3-gsm8k.yaml', '--endpoint', stack.address('learner'), '--token', stack.clientAuth.token, '--json', '--export', 'out/model'),
     );
     expect(summary.error).toBeUndefined();
     expect(summary.state).toBe('succeeded');

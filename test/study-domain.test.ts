@@ -45,7 +45,7 @@ describe('the domain study (examples/study-domain.yaml) at CI size', () => {
   });
 
   const temper = async (...args: string[]) => {
-    const { stdout } = await run(process.execPath, [cli, ...args, '--endpoint', stack!.address('learner')], { cwd: dir, maxBuffer: 64 << 20 });
+    const { stdout } = await run(process.execPath, [cli, ...args, '--endpoint', stack!.address('learner'), '--token', stack!.clientAuth.token], { cwd: dir, maxBuffer: 64 << 20 });
     const lines = stdout.trim().split('\n');
     return JSON.parse(lines[lines.length - 1]) as Summary;
   };

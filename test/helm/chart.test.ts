@@ -69,7 +69,7 @@ describe('schemas', () => {
     expect(results.filter((r) => r.errors.length)).toEqual([]);
     // Every kind the chart renders was checked against a schema, the CRDs included.
     const kinds = new Set(all.map((o) => o.kind));
-    for (const k of ['Deployment', 'Service', 'ServiceAccount', 'Role', 'PodDisruptionBudget', 'NetworkPolicy', 'PersistentVolumeClaim', 'ScaledObject', 'ServiceMonitor']) expect(kinds).toContain(k);
+    for (const k of ['Deployment', 'Service', 'ServiceAccount', 'Role', 'PodDisruptionBudget', 'NetworkPolicy', 'PersistentVolumeClaim', 'ScaledObject', 'ServiceMonitor', 'Certificate', 'Issuer', 'Secret']) expect(kinds).toContain(k);
   });
 
   it('the validator reports wrong types, unknown fields and unknown kinds (it can fail)', async () => {
@@ -153,7 +153,8 @@ describe('every service', () => {
       const d = r.find('Deployment', name(svc));
       const c = container(d) as Container & Record<string, { grpc: { port: number } }>;
       const port = defaultPorts[svc];
-      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect(c[probe].grpc.port).toBe(port);
+      // Kubernetes' gRPC probes cannot speak TLS: the pod's own probe script asks over TLS.
+      for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe']) expect((c[probe] as unknown as { exec: { command: string[] } }).exec.command).toEqual(['node', 'packages/service/dist/health-probe.js', String(port)]);
       expect(env(d, 'TEMPER_GRPC_ADDR')?.value).toBe(`0.0.0.0:${port}`);
       const pod = d.spec.template.spec;
       expect(pod.securityContext).toEqual(expect.objectContaining({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } }));
@@ -217,6 +218,84 @@ describe('every service', () => {
     const np = rendered['object-store'].find('NetworkPolicy', name('scorer'));
     expect(np.spec.ingress.map((i: { ports: { port: unknown }[] }) => i.ports[0].port)).toEqual(['grpc', 'metrics']);
     expect(np.spec.egress.some((e: { ports: { port: number }[] }) => e.ports[0].port === 4318)).toBe(true);
+  });
+});
+
+describe('security by default', () => {
+  const tlsEnv = { TEMPER_TLS_CERT: '/var/run/secrets/temper/tls/tls.crt', TEMPER_TLS_KEY: '/var/run/secrets/temper/tls/tls.key', TEMPER_TLS_CA: '/var/run/secrets/temper/tls/ca.crt' };
+
+  it.each(Object.keys(variants))('every service serves TLS from its cert-manager Secret and takes its tokens from a Secret (%s)', (v) => {
+    const r = rendered[v];
+    for (const svc of services) {
+      const d = r.find('Deployment', name(svc));
+      for (const [k, val] of Object.entries(tlsEnv)) expect(env(d, k)?.value).toBe(val);
+      expect(env(d, 'TEMPER_TLS_CLIENT_AUTH')?.value).toBe('none');
+      // Nothing turns the defences off.
+      expect(env(d, 'TEMPER_PLAINTEXT')).toBeUndefined();
+      expect(env(d, 'TEMPER_AUTH')).toBeUndefined();
+      expect(env(d, 'TEMPER_READ_ACCESS')?.value).toBe('credential');
+      expect(env(d, 'TEMPER_CONTROL_TOKENS')?.valueFrom).toEqual({ secretKeyRef: { name: 'rl-temper-auth', key: 'control-token' } });
+      expect(env(d, 'TEMPER_READ_TOKENS')?.valueFrom).toEqual({ secretKeyRef: { name: 'rl-temper-auth', key: 'read-token' } });
+      expect(env(d, 'TEMPER_AUTH_TOKEN')?.valueFrom).toEqual({ secretKeyRef: { name: 'rl-temper-auth', key: 'control-token' } });
+      const pod = d.spec.template.spec;
+      expect(pod.volumes).toContainEqual({ name: 'tls', secret: { secretName: name(`${svc}-tls`), defaultMode: 0o440 } });
+      expect(container(d).volumeMounts).toContainEqual({ name: 'tls', mountPath: '/var/run/secrets/temper/tls', readOnly: true });
+      const cert = r.find('Certificate', name(svc));
+      expect(cert.spec.secretName).toBe(name(`${svc}-tls`));
+      expect(cert.spec.commonName).toBe(name(svc));
+      expect(cert.spec.dnsNames).toEqual([name(svc), `${name(svc)}.temper`, `${name(svc)}.temper.svc`, `${name(svc)}.temper.svc.cluster.local`, 'localhost']);
+      expect(cert.spec.usages).toEqual(expect.arrayContaining(['server auth', 'client auth']));
+      expect(cert.spec.issuerRef).toEqual({ name: 'rl-temper-ca', kind: 'Issuer', group: 'cert-manager.io' });
+    }
+    // The release's own CA: a self-signed root, kept in a Secret, issuing through a CA issuer.
+    expect(r.find('Issuer', 'rl-temper-selfsigned').spec).toEqual({ selfSigned: {} });
+    expect(r.find('Certificate', 'rl-temper-ca').spec).toEqual(expect.objectContaining({ isCA: true, secretName: 'rl-temper-ca', issuerRef: expect.objectContaining({ name: 'rl-temper-selfsigned' }) }));
+    expect(r.find('Issuer', 'rl-temper-ca').spec).toEqual({ ca: { secretName: 'rl-temper-ca' } });
+    const tokens = r.find('Secret', 'rl-temper-auth');
+    const control = Buffer.from(tokens.data['control-token'], 'base64').toString();
+    const read = Buffer.from(tokens.data['read-token'], 'base64').toString();
+    expect(control).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(read).toMatch(/^[A-Za-z0-9]{40}$/);
+    expect(read).not.toBe(control);
+    expect(tokens.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+  });
+
+  it('mutual TLS, the user’s issuer and the user’s token Secret', async () => {
+    const r = await render(chart, {
+      set: [
+        'tls.mutual=true',
+        'tls.certManager.issuerRef.name=corp-ca',
+        'tls.certManager.issuerRef.kind=ClusterIssuer',
+        'auth.existingSecret=team-tokens',
+        'auth.readAccess=open',
+        'auth.controlIdentities[0]=ops',
+        'auth.controlIdentities[1]=ci-bot',
+      ],
+    });
+    const d = r.find('Deployment', name('learner'));
+    expect(env(d, 'TEMPER_TLS_CLIENT_AUTH')?.value).toBe('require');
+    expect(env(d, 'TEMPER_CONTROL_TOKENS')?.valueFrom).toEqual({ secretKeyRef: { name: 'team-tokens', key: 'control-token' } });
+    expect(env(d, 'TEMPER_READ_ACCESS')?.value).toBe('open');
+    expect(env(d, 'TEMPER_CONTROL_IDENTITIES')?.value).toBe('ops,ci-bot');
+    expect(r.find('Certificate', name('learner')).spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+    expect(r.all('Issuer')).toEqual([]);
+    expect(r.all('Secret')).toEqual([]);
+  });
+
+  it('one Secret of the user’s for every service instead of cert-manager, and a clear message without its name', async () => {
+    const r = await render(chart, { set: ['tls.source=existingSecret', 'tls.existingSecret=temper-tls'] });
+    expect(r.all('Certificate')).toEqual([]);
+    for (const svc of services) expect(r.find('Deployment', name(svc)).spec.template.spec.volumes).toContainEqual({ name: 'tls', secret: { secretName: 'temper-tls', defaultMode: 0o440 } });
+    const unnamed = await template(chart, { set: ['tls.source=existingSecret'] });
+    expect(unnamed.code).not.toBe(0);
+    expect(unnamed.stderr).toContain('tls.existingSecret must name the Secret with tls.crt, tls.key and ca.crt');
+    const plaintext = await template(chart, { set: ['tls.source=none'] });
+    expect(plaintext.stderr).toMatch(/\/tls\/source': value must be one of 'certManager', 'existingSecret'/);
+  });
+
+  it('the probe the pods run is a file of the build (test/security.test.ts runs it over TLS)', () => {
+    const command = container(rendered.default.find('Deployment', name('scorer'))).startupProbe as { exec: { command: string[] } };
+    expect(fs.existsSync(path.join(chartDir, '..', '..', command.exec.command[1]))).toBe(true);
   });
 });
 
@@ -377,6 +456,8 @@ describe('NOTES.txt', () => {
     const notes = r.stdout.slice(r.stdout.indexOf('NOTES:'));
     expect(notes).toContain('temper k8s submit examples/<spec>.yaml --release rl --namespace ml');
     expect(notes).toContain('kubectl port-forward -n ml svc/rl-temper-learner 50053:50053');
-    expect(notes).toContain('temper run --endpoint 127.0.0.1:50053');
+    expect(notes).toContain('temper run --endpoint 127.0.0.1:50053 --tls-server-name rl-temper-learner.ml.svc');
+    expect(notes).toContain("kubectl get secret -n ml rl-temper-learner-tls -o jsonpath='{.data.ca\\.crt}' | base64 -d > temper-ca.crt");
+    expect(notes).toContain("export TEMPER_AUTH_TOKEN=$(kubectl get secret -n ml rl-temper-auth -o jsonpath='{.data.control-token}' | base64 -d)");
   });
 });

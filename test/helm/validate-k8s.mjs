@@ -3,8 +3,8 @@
 //
 // Two checks per object:
 //  - the OpenAPI schema of its apiVersion/kind (types, required fields, enums, formats), from
-//    the kubernetes-models packages: core kinds, KEDA (keda.sh) and the Prometheus Operator
-//    (monitoring.coreos.com);
+//    the kubernetes-models packages: core kinds, KEDA (keda.sh), the Prometheus Operator
+//    (monitoring.coreos.com) and cert-manager (cert-manager.io);
 //  - unknown fields (what `kubectl --validate=strict` reports), by walking the object along the
 //    field tables of @kubernetes/client-node's generated models (core kinds only).
 // Kept as an ES module run in its own node process because these packages are ES modules only.
@@ -16,6 +16,7 @@ const groups = {
   '': 'kubernetes-models',
   keda: '@kubernetes-models/keda',
   monitoring: '@kubernetes-models/prometheus-operator',
+  certManager: '@kubernetes-models/cert-manager',
 };
 
 function modelModule(apiVersion, kind) {
@@ -23,6 +24,7 @@ function modelModule(apiVersion, kind) {
   let pkg = groups[''];
   if (group === 'keda.sh') pkg = groups.keda;
   else if (group === 'monitoring.coreos.com') pkg = groups.monitoring;
+  else if (group === 'cert-manager.io') pkg = groups.certManager;
   const dir = group === '' ? version : `${group}/${version}`;
   return `${pkg}/${dir}/${kind}`;
 }

@@ -1,5 +1,4 @@
 // A PolicyLearner client with promises, and where to find the learner.
-import * as grpc from '@grpc/grpc-js';
 import {
   CancelRunResponse,
   CreateRunRequest,
@@ -10,7 +9,7 @@ import {
   RunEvent,
   RunState,
 } from '@temper/proto';
-import { addressEnvVar, defaultPorts, traceInterceptor } from '@temper/service';
+import { addressEnvVar, ClientAuthOptions, defaultPorts, grpcClientSetup } from '@temper/service';
 
 export function learnerAddress(endpoint?: string): string {
   return endpoint || process.env[addressEnvVar('learner')] || `127.0.0.1:${defaultPorts.learner}`;
@@ -19,8 +18,10 @@ export function learnerAddress(endpoint?: string): string {
 export class LearnerClient {
   private readonly raw: PolicyLearnerClient;
 
-  constructor(readonly address: string) {
-    this.raw = new PolicyLearnerClient(address, grpc.credentials.createInsecure(), { interceptors: [traceInterceptor] });
+  /** `auth`: TLS and bearer token (default: from the environment, TEMPER_TLS_* and TEMPER_AUTH_TOKEN). */
+  constructor(readonly address: string, auth: ClientAuthOptions = {}) {
+    const { credentials, options } = grpcClientSetup(address, auth);
+    this.raw = new PolicyLearnerClient(address, credentials, options);
   }
 
   createRun(req: Partial<CreateRunRequest>): Promise<CreateRunResponse> {

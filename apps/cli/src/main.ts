@@ -7,6 +7,7 @@ import { score } from './commands/score';
 import { k8s } from './commands/k8s';
 import { exportCommand, initModelCommand } from './commands/models';
 import { up } from './commands/up';
+import { credentialUsage, takeCredentialFlags } from './credentials';
 
 const usage = `temper <command>
 
@@ -33,10 +34,11 @@ const usage = `temper <command>
                           score {"completion","answer"} lines offline: one {"reward","components"} line each.
   k8s status | logs <service> | submit <spec.yaml> [--release R] [--namespace NS] [--context C]
                           a release on Kubernetes via your kubeconfig; temper k8s help lists the options.
-`;
+
+${credentialUsage}`;
 
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...rest] = takeCredentialFlags(argv);
   const flag = (name: string) => rest.includes(`--${name}`);
   const option = (name: string) => {
     const i = rest.indexOf(`--${name}`);

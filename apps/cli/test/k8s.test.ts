@@ -1,12 +1,14 @@
 // temper k8s status|logs|submit, run as the built CLI (a separate node process, since
 // @kubernetes/client-node is an ES module) against an API server on loopback that replays
-// stored responses; submit reaches a real learner process through the replayed port-forward.
+// stored responses; submit reaches a real learner process (TLS with a certificate made here,
+// a control token) through the replayed port-forward.
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { freePort, NatsServer, startNatsServer } from '@temper/bus';
 import { waitForServing } from '@temper/service';
+import { makeTestCa } from '../../../test/harness/certificates';
 import { loadFixture, ReplayServer, startReplay, writeKubeconfig } from './k8s-replay';
 
 const repoRoot = path.resolve(__dirname, '..', '..', '..');
@@ -187,6 +189,7 @@ describe('temper k8s submit', () => {
   let learner: ChildProcess | undefined;
   let learnerPort: number;
   let work: string;
+  let credentials: string[];
   // A nats-server of its own: a learner resumes every unfinished run it finds on its NATS.
   let nats: NatsServer | undefined;
   afterAll(async () => {
@@ -200,8 +203,22 @@ describe('temper k8s submit', () => {
     learnerPort = await freePort();
     nats = await startNatsServer();
     const address = `127.0.0.1:${learnerPort}`;
+    // The certificate names the learner's Service, as the chart's does; a port-forward reaches it on loopback.
+    const ca = makeTestCa(path.join(work, 'pki'), 'submit-ca');
+    const cert = ca.issue('learner', ['rl-temper-learner.ml.svc']);
+    credentials = ['--tls-ca', ca.cert, '--token', 'submit-token'];
     learner = spawn(process.execPath, [path.join(repoRoot, 'services', 'learner', 'dist', 'main.js')], {
-      env: { PATH: process.env.PATH, HOME: work, NATS_URL: nats.url, TEMPER_GRPC_ADDR: address, TEMPER_CHECKPOINT_STORE_ADDR: `127.0.0.1:${await freePort()}`, TEMPER_ENGINE_THREADS: '1' },
+      env: {
+        PATH: process.env.PATH,
+        HOME: work,
+        NATS_URL: nats.url,
+        TEMPER_GRPC_ADDR: address,
+        TEMPER_CHECKPOINT_STORE_ADDR: `127.0.0.1:${await freePort()}`,
+        TEMPER_ENGINE_THREADS: '1',
+        TEMPER_TLS_CERT: cert.cert,
+        TEMPER_TLS_KEY: cert.key,
+        TEMPER_CONTROL_TOKENS: 'submit-token',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -209,7 +226,7 @@ describe('temper k8s submit', () => {
     // A learner that dies at start fails the tests at once, with its own words.
     const exited = new Promise<never>((_, reject) => learner!.once('exit', (code) => setTimeout(() => reject(new Error(`the learner exited (${code}) before serving:\n${stderr}`)), 50)));
     try {
-      await Promise.race([waitForServing(address, '', 30000), exited]);
+      await Promise.race([waitForServing(address, '', 30000, { kind: 'tls', files: { ca: ca.cert } }), exited]);
     } catch (err) {
       throw new Error(`${String(err)}\nlearner stderr: ${stderr}`);
     }
@@ -219,7 +236,7 @@ describe('temper k8s submit', () => {
     const { server, kubeconfig } = await replay(['submit'], { portForward: { 50053: learnerPort } });
     const spec = path.join(work, 'empty-stages.yaml');
     fs.writeFileSync(spec, 'name: no-stages\nstages: []\n');
-    const r = await temper(['submit', spec, '--release', 'rl'], kubeconfig);
+    const r = await temper(['submit', spec, '--release', 'rl', ...credentials], kubeconfig);
     expect(r.stderr).toBe('temper k8s submit: the learner refused the run spec:\n  invalid run spec:\n    stages: a run needs at least one stage\n');
     expect(r.code).toBe(1);
     expect(server.seen).toContain('GET /api/v1/namespaces/ml/pods/rl-temper-learner-7c9d5b6f4-x2k9p/portforward?ports=50053 (websocket)');
@@ -229,9 +246,25 @@ describe('temper k8s submit', () => {
   it('--endpoint talks to a learner directly, without the cluster', async () => {
     const spec = path.join(work, 'empty-stages.yaml');
     fs.writeFileSync(spec, 'stages: []\n');
-    const r = await temper(['submit', spec, '--endpoint', `127.0.0.1:${learnerPort}`], path.join(work, 'no-kubeconfig'));
+    // The token may come from the environment instead of --token.
+    const [caFlag, caFile] = credentials;
+    const r = await temper(['submit', spec, '--endpoint', `127.0.0.1:${learnerPort}`, caFlag, caFile, '--tls-server-name', 'localhost'], path.join(work, 'no-kubeconfig'), { TEMPER_AUTH_TOKEN: 'submit-token' });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('stages: a run needs at least one stage');
+  });
+
+  it('without the control token the learner refuses, and says which credential it wants', async () => {
+    const spec = path.join(work, 'empty-stages.yaml');
+    fs.writeFileSync(spec, 'stages: []\n');
+    const endpoint = ['--endpoint', `127.0.0.1:${learnerPort}`, credentials[0], credentials[1]];
+    const none = await temper(['submit', spec, ...endpoint], path.join(work, 'no-kubeconfig'));
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/temper k8s submit: the learner \(endpoint 127\.0\.0\.1:\d+\) refused the credentials: .*CreateRun needs a credential/);
+    const wrong = await temper(['submit', spec, ...endpoint, '--token', 'guess'], path.join(work, 'no-kubeconfig'));
+    expect(wrong.stderr).toContain('the bearer token is not valid');
+    // Plaintext to a TLS learner does not get through either.
+    const plain = await temper(['submit', spec, '--endpoint', `127.0.0.1:${learnerPort}`, '--plaintext', '--token', 'submit-token'], path.join(work, 'no-kubeconfig'));
+    expect(plain.stderr).toMatch(/cannot reach the learner/);
   });
 
 });

@@ -92,6 +92,19 @@ default
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret with a service's tls.crt, tls.key and ca.crt: (dict "root" $ "name" "learner") */}}
+{{- define "temper.tlsSecret" -}}
+{{- if eq .root.Values.tls.source "existingSecret" -}}
+{{- .root.Values.tls.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tls" (include "temper.componentName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "temper.authSecret" -}}
+{{- default (printf "%s-auth" (include "temper.fullname" .)) .Values.auth.existingSecret -}}
+{{- end -}}
+
 {{- define "temper.dataClaim" -}}
 {{- default (printf "%s-data" (include "temper.fullname" .)) .Values.data.pvc.existingClaim -}}
 {{- end -}}
@@ -116,6 +129,9 @@ default
 {{- end -}}
 {{- if and (not .Values.nats.enabled) (ne .Values.externalNats.auth.type "none") (not .Values.externalNats.auth.existingSecret) -}}
 {{- fail (printf "externalNats.auth.type is %s: externalNats.auth.existingSecret must name the Secret with the credentials" .Values.externalNats.auth.type) -}}
+{{- end -}}
+{{- if and (eq .Values.tls.source "existingSecret") (not .Values.tls.existingSecret) -}}
+{{- fail "tls.source is existingSecret: tls.existingSecret must name the Secret with tls.crt, tls.key and ca.crt" -}}
 {{- end -}}
 {{- if and .Values.keda.enabled (not (.Capabilities.APIVersions.Has "keda.sh/v1alpha1")) -}}
 {{- fail "keda.enabled needs KEDA in the cluster (API keda.sh/v1alpha1 is not served); install KEDA or set keda.enabled=false" -}}

@@ -1,4 +1,5 @@
 export * from './connect';
+export * from './dead-letters';
 export * from './messages';
 export * from './nats-server';
 export * from './streams';

@@ -1,12 +1,15 @@
 // Typed protobuf messages over JetStream. Publishing carries a Nats-Msg-Id so a retry is
 // dropped as a duplicate; consuming acks only after the handler succeeded, so a crash
-// means redelivery (at-least-once), and a message that cannot be decoded is terminated
-// with a log line rather than redelivered forever. The active trace context rides along in
-// the headers, and the handler runs inside the context it arrived with.
+// means redelivery (at-least-once). A message that cannot be decoded, or that has been
+// delivered more than maxDeliveries times (its handler failed, or its consumer died, each
+// time), is parked on the dead-letter subject with the reason rather than redelivered
+// forever. The active trace context rides along in the headers, and the handler runs inside
+// the context it arrived with.
 import { JetStreamClient, JetStreamManager, JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders, MsgHdrs } from '@nats-io/transport-node';
 import { Context, context } from '@opentelemetry/api';
 import { contextFromHeaders, counter, traceHeaders } from '@temper/telemetry';
+import { DEFAULT_MAX_DELIVERIES, parkMessage } from './dead-letters';
 import { streams } from './streams';
 
 /** What ts-proto generates for every message. */
@@ -73,6 +76,12 @@ export interface ConsumeOptions {
   retryDelayMs?: number;
   /** The handler acks (via Delivery.raw) when it is really done, e.g. after a training step. */
   manualAck?: boolean;
+  /**
+   * Deliveries before a message is parked on the dead-letter subject (default 10): a failure
+   * on the last one parks it, and a delivery past it (its consumer died on each) is parked
+   * unhandled. The consumer's max_deliver should be above it (or unbounded).
+   */
+  maxDeliveries?: number;
 }
 
 /**
@@ -88,15 +97,23 @@ export async function consumeMessages<T>(
 ): Promise<{ stop(): Promise<void>; done: Promise<void> }> {
   const consumer = await js.consumers.get(opts.stream, opts.consumer);
   const messages = await consumer.consume();
+  const maxDeliveries = opts.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
+  const park = (m: JsMsg, reason: string, outcome: string) => {
+    consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome });
+    return parkMessage(js, m, opts.consumer, reason);
+  };
   const done = (async () => {
     for await (const m of messages) {
+      if (m.info.deliveryCount > maxDeliveries) {
+        await park(m, `delivered ${m.info.deliveryCount} times without being handled (its consumer failed or died on it each time)`, 'parked');
+        continue;
+      }
       let message: T;
       try {
         message = type.decode(m.data);
       } catch (err) {
         opts.onError?.(err, m);
-        m.term(`undecodable: ${String(err)}`);
-        consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'undecodable' });
+        await park(m, `undecodable: ${err instanceof Error ? err.message : String(err)}`, 'undecodable');
         continue;
       }
       try {
@@ -119,6 +136,10 @@ export async function consumeMessages<T>(
         consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'handled' });
       } catch (err) {
         opts.onError?.(err, m);
+        if (m.info.deliveryCount >= maxDeliveries) {
+          await park(m, `failed on each of ${m.info.deliveryCount} deliveries, the last with: ${err instanceof Error ? err.message : String(err)}`, 'parked');
+          continue;
+        }
         m.nak(opts.retryDelayMs ?? 1000);
         consumed.inc({ stream: opts.stream, consumer: opts.consumer, outcome: 'failed' });
       }

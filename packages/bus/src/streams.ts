@@ -2,6 +2,7 @@
 // learner -> ROLLOUT_REQUESTS -> generators -> ROLLOUTS -> scorers -> SCORED -> learner,
 // and EVENTS carries what everyone may want to know (new checkpoints, policy versions).
 import { JetStreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
+import { deadLetterStream } from './dead-letters';
 
 export interface StreamSpec {
   name: string;
@@ -9,6 +10,8 @@ export interface StreamSpec {
   retention: RetentionPolicy;
   /** Seconds JetStream remembers a Nats-Msg-Id to drop duplicate publishes. */
   duplicateWindowS: number;
+  /** Seconds a message is kept at most (default: until consumed or the limits say). */
+  maxAgeS?: number;
 }
 
 export const streams = {
@@ -40,6 +43,8 @@ export const streams = {
     retention: RetentionPolicy.Limits,
     duplicateWindowS: 120,
   },
+  /** Poison messages parked by their consumers, with the reason (see dead-letters.ts). */
+  deadLetters: deadLetterStream,
 } as const satisfies Record<string, StreamSpec>;
 
 /** Subjects, by run so consumers can filter to one run. */
@@ -78,6 +83,7 @@ export async function ensureStreams(jsm: JetStreamManager, which: StreamSpec[] =
       retention: s.retention,
       storage: StorageType.File,
       duplicate_window: s.duplicateWindowS * 1e9,
+      ...(s.maxAgeS ? { max_age: s.maxAgeS * 1e9 } : {}),
     };
     try {
       await jsm.streams.info(s.name);

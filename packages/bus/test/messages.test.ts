@@ -1,5 +1,5 @@
 import { AckPolicy } from '@nats-io/jetstream';
-import { Bus, connectBus, consumeMessages, ensureStreams, natsAuth, publishMessage, startNatsServer, StreamSpec } from '@temper/bus';
+import { Bus, connectBus, consumeMessages, ensureStreams, natsAuth, publishMessage, startNatsServer, streams, StreamSpec } from '@temper/bus';
 import { RetentionPolicy } from '@nats-io/jetstream';
 import { RolloutGroup, FinishReason } from '@temper/proto';
 import { initTracing, traceIds, withSpan } from '@temper/telemetry';
@@ -15,7 +15,7 @@ describe('protobuf over JetStream', () => {
   const subject = (runId: string) => `bus-test.${process.pid}.${runId}`;
   beforeAll(async () => {
     bus = await connectBus(testNatsUrl(), 'bus-test');
-    await ensureStreams(bus.jsm, [stream]);
+    await ensureStreams(bus.jsm, [stream, streams.deadLetters]);
   });
   afterAll(async () => {
     await bus.jsm.streams.delete(stream.name);
@@ -92,7 +92,7 @@ describe('protobuf over JetStream', () => {
     expect(again.seq).toBe(first.seq);
   });
 
-  it('redelivers a message whose handler failed, and terminates one that cannot be decoded', async () => {
+  it('redelivers a message whose handler failed, and parks one that cannot be decoded (dead-letters.test.ts)', async () => {
     const { runId, consumer } = await freshRun();
     await bus.js.publish(subject(runId), new Uint8Array([0xff, 0xff, 0xff]));
     await publishMessage(bus.js, subject(runId), RolloutGroup, group(runId, 2));

@@ -17,7 +17,7 @@ import {
   PutCheckpointResponse,
   PutHeader,
 } from '@temper/proto';
-import { addressEnvVar, defaultPorts, traceInterceptor } from '@temper/service';
+import { addressEnvVar, ClientAuthOptions, defaultPorts, grpcClientSetup } from '@temper/service';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -101,16 +101,17 @@ export async function manifestForDir(dir: string, fields: ManifestFields = {}, k
 export class CheckpointClient {
   readonly raw: CheckpointStoreClient;
 
-  constructor(readonly address: string = checkpointStoreAddress()) {
+  /** `auth`: TLS and bearer token (default: from the environment, TEMPER_TLS_* and TEMPER_AUTH_TOKEN). */
+  constructor(readonly address: string = checkpointStoreAddress(), auth: ClientAuthOptions = {}) {
     const Client = grpc.makeGenericClientConstructor(checkpointStoreDefinition, 'temper.v1.CheckpointStore') as unknown as typeof CheckpointStoreClient;
-    this.raw = new Client(address, grpc.credentials.createInsecure(), {
+    // The caller's trace continues in the store (traceparent in the call metadata).
+    const { credentials, options } = grpcClientSetup(address, auth, {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       // Downloads would otherwise wait for a window update every 64 KiB.
       'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW,
-      // The caller's trace continues in the store (traceparent in the call metadata).
-      interceptors: [traceInterceptor],
     });
+    this.raw = new Client(address, credentials, options);
   }
 
   close(): void {

@@ -2,6 +2,7 @@
 // with registerRewardComponent (in code) or as plugin modules the scorer loads at start
 // (loadRewardPlugins), so a new reward needs no change to the service.
 import * as path from 'node:path';
+import { loadSandboxedPlugin } from './plugin-sandbox';
 import { accuracy } from './components/accuracy';
 import { choiceGuard } from './components/choice-guard';
 import { cosineLength } from './components/cosine-length';
@@ -66,9 +67,8 @@ export function loadRewardPlugins(modules: string[], registry = defaultRegistry)
   const added: string[] = [];
   for (const m of modules) {
     const specifier = m.startsWith('.') || path.isAbsolute(m) ? path.resolve(m) : m;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(specifier) as { components?: AnyRewardComponent[]; default?: AnyRewardComponent };
-    const list = mod.components ?? (mod.default ? [mod.default] : []);
+    // The file is evaluated in a sandbox of its own (plugin-sandbox.ts), never required.
+    const list = loadSandboxedPlugin(require.resolve(specifier));
     if (list.length === 0) throw new Error(`reward plugin ${m} exports no components (export const components = [...])`);
     for (const c of list) {
       registry.register(c);

@@ -112,7 +112,7 @@ describe('reward spec', () => {
     expect(loadRewardPlugins([path.join(__dirname, 'fixtures', 'plugin.js')], registry)).toEqual(['mentions_units']);
     const spec = compileRewardSpec({ components: [{ name: 'mentions_units', weight: 1, options: { unit: 'kg' } }] }, { registry });
     expect(spec.score({ completion: '5 kg', reference: '' }).components.mentions_units).toBe(1);
-    expect(() => loadRewardPlugins([path.join(__dirname, 'spec.test.ts')], createRegistry())).toThrow('exports no components');
+    expect(() => loadRewardPlugins([path.join(__dirname, 'fixtures', 'no-components-plugin.js')], createRegistry())).toThrow('exports no components');
   });
 });
 

@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { protoPath as healthProtoPath } from 'grpc-health-check';
+import { ClientSecurity, clientCredentials } from './transport-security';
 
 type HealthClient = grpc.Client & {
   check(
@@ -12,20 +13,22 @@ type HealthClient = grpc.Client & {
   ): void;
 };
 
-let HealthCtor: (new (address: string, creds: grpc.ChannelCredentials) => HealthClient) | undefined;
+let HealthCtor: (new (address: string, creds: grpc.ChannelCredentials, options: grpc.ChannelOptions) => HealthClient) | undefined;
 
-function healthClient(address: string): HealthClient {
+function healthClient(address: string, security?: ClientSecurity): HealthClient {
   if (!HealthCtor) {
     const def = protoLoader.loadSync(healthProtoPath, { keepCase: true, enums: String, defaults: true });
     const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: typeof HealthCtor } } } };
     HealthCtor = pkg.grpc.health.v1.Health;
   }
-  return new HealthCtor!(address, grpc.credentials.createInsecure());
+  // Health is open to every caller, but still goes over TLS unless plaintext is asked for.
+  const { credentials, options } = clientCredentials(address, security);
+  return new HealthCtor!(address, credentials, options);
 }
 
 /** The serving status of `service` ('' for the whole server): 'SERVING', 'NOT_SERVING', ... */
-export async function checkHealth(address: string, service = '', timeoutMs = 2000): Promise<string> {
-  const client = healthClient(address);
+export async function checkHealth(address: string, service = '', timeoutMs = 2000, security?: ClientSecurity): Promise<string> {
+  const client = healthClient(address, security);
   try {
     return await new Promise<string>((resolve, reject) =>
       client.check({ service }, { deadline: Date.now() + timeoutMs }, (err, res) =>
@@ -38,12 +41,12 @@ export async function checkHealth(address: string, service = '', timeoutMs = 200
 }
 
 /** Polls until `service` reports SERVING or the time is up. */
-export async function waitForServing(address: string, service = '', timeoutMs = 15000): Promise<void> {
+export async function waitForServing(address: string, service = '', timeoutMs = 15000, security?: ClientSecurity): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
-      if ((await checkHealth(address, service, 1000)) === 'SERVING') return;
+      if ((await checkHealth(address, service, 1000, security)) === 'SERVING') return;
     } catch (err) {
       last = err;
     }

@@ -27,6 +27,17 @@ export function checkpointStoreBinding(store: CheckpointStore, opts: HandlerOpti
     name: serviceNames.checkpointStore,
     definition: checkpointStoreDefinition,
     implementation: checkpointStoreHandlers(store, opts),
+    // Writing, tagging and deleting change what is stored; the rest only reads it.
+    access: {
+      putCheckpoint: 'control',
+      startUpload: 'control',
+      tagCheckpoint: 'control',
+      deleteCheckpoint: 'control',
+      getUploadStatus: 'read',
+      getCheckpoint: 'read',
+      listCheckpoints: 'read',
+      getLineage: 'read',
+    },
   };
 }
 

@@ -23,7 +23,13 @@ export interface GeneratorApiOptions {
 }
 
 export function rolloutGeneratorBinding(opts: GeneratorApiOptions): ServiceBinding {
-  return { name: serviceNames.generator, definition: RolloutGeneratorService, implementation: rolloutGeneratorHandlers(opts) };
+  return {
+    name: serviceNames.generator,
+    definition: RolloutGeneratorService,
+    implementation: rolloutGeneratorHandlers(opts),
+    // Sampling changes nothing; loading a policy changes what every later caller gets.
+    access: { loadPolicy: 'control', generate: 'read', getServingInfo: 'read' },
+  };
 }
 
 export function rolloutGeneratorHandlers(opts: GeneratorApiOptions): RolloutGeneratorServer {

@@ -7,7 +7,7 @@
 //   grpc.ts       the RolloutGenerator API (Generate, LoadPolicy, GetServingInfo)
 import { connectBus } from '@temper/bus';
 import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
-import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, logRefusal, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import { rolloutGeneratorBinding } from './grpc';
 import { PolicyManager } from './policy';
@@ -39,9 +39,10 @@ runService(log, async () => {
     maxBatchSequences: g.maxBatchSequences,
     lingerMs: g.lingerMs,
     aheadWaitMs: g.aheadWaitMs,
+    maxDeliveries: g.maxDeliveries,
   });
   await worker.start();
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rolloutGeneratorBinding({ policy, tracer: tracing.tracer, log, generatorId: g.generatorId })] });
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rolloutGeneratorBinding({ policy, tracer: tracing.tracer, log, generatorId: g.generatorId })], onRefused: logRefusal(log) });
   log.info('serving', { address: grpc.address, nats: settings.natsUrl, store: store.address, checkpoint: policy.current?.manifest.id, policy_version: policy.current?.version, generator_id: g.generatorId, traces: tracing.endpoint });
   return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => policy.close(), () => worker.stop(), () => grpc.stop()];
 });

@@ -20,6 +20,12 @@ export interface GeneratorSettings {
   consumer: string;
   /** Only requests on this subject (a work queue allows one consumer per subject; tests use it). */
   filterSubject?: string;
+  /**
+   * Deliveries of one request before it is parked on the dead-letter subject:
+   * TEMPER_GENERATOR_MAX_DELIVERIES (default 100; a request waiting for its policy is handed
+   * back about once a second, so this also bounds that wait when the policy never comes).
+   */
+  maxDeliveries: number;
 }
 
 export function generatorSettings(env: NodeJS.ProcessEnv = process.env): GeneratorSettings {
@@ -39,6 +45,7 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
     aheadWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_AHEAD_WAIT_S', 600, 0) * 1000),
     consumer: env.TEMPER_GENERATOR_CONSUMER || 'generators',
     filterSubject: env.TEMPER_GENERATOR_FILTER || undefined,
+    maxDeliveries: int(env, 'TEMPER_GENERATOR_MAX_DELIVERIES', 100, 1),
   };
 }
 

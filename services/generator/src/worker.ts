@@ -17,7 +17,7 @@
 // holding up requests behind it that can be sampled now; it starts the moment they do.
 import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
-import { Bus, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, parkMessage, publishMessage, streams, subjects } from '@temper/bus';
 import { Completion, RolloutGroup, RolloutRequest } from '@temper/proto';
 import type { Logger } from '@temper/service';
 import { contextFromHeaders, traceIds } from '@temper/telemetry';
@@ -60,6 +60,8 @@ export interface WorkerOptions {
   lingerQuietMs?: number;
   /** Delay before a request that cannot be served yet is redelivered (default 1 s). */
   retryDelayMs?: number;
+  /** Deliveries of one request before it is parked on the dead-letter subject (default 100). */
+  maxDeliveries?: number;
   /**
    * How long a request for a version of the followed run that nobody has announced yet is held
    * here waiting for it (default 10 min; a learner asks for a step's rollouts while it trains
@@ -131,6 +133,7 @@ export class RolloutWorker {
       lingerQuietMs: 1,
       retryDelayMs: 1000,
       aheadWaitMs: 600_000,
+      maxDeliveries: 100,
       ...opts,
       maxBatchGroups,
     };
@@ -201,13 +204,19 @@ export class RolloutWorker {
       if (!this.abandoned) m.nak();
       return;
     }
+    if (m.info.deliveryCount > this.o.maxDeliveries) {
+      this.o.log.error('rollout request delivered too often; parked on the dead-letter subject', { subject: m.subject, deliveries: m.info.deliveryCount });
+      this.stats.rejected++;
+      void parkMessage(this.o.bus.js, m, this.o.consumer, `delivered ${m.info.deliveryCount} times without being sampled (the bound is ${this.o.maxDeliveries})`);
+      return;
+    }
     let request: RolloutRequest;
     try {
       request = RolloutRequest.decode(m.data);
     } catch (err) {
-      this.o.log.error('undecodable rollout request dropped', { err, subject: m.subject });
-      // No reason text: servers before 2.10 ignore a +TERM that carries one.
-      m.term();
+      this.o.log.error('undecodable rollout request parked on the dead-letter subject', { err, subject: m.subject });
+      this.stats.rejected++;
+      void parkMessage(this.o.bus.js, m, this.o.consumer, `undecodable: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     const headers: Record<string, string> = {};
@@ -322,13 +331,12 @@ export class RolloutWorker {
     return batch.filter((g) => checked.has(g)).map((g) => ({ g, c: checked.get(g)! }));
   }
 
-  /** Drops a request that can never be sampled: logged with the reason, terminated (not redelivered). */
+  /** Parks a request that can never be sampled on the dead-letter subject, with the reason (not redelivered). */
   private reject(g: PendingGroup, err: GeneratorError): void {
     this.stats.rejected++;
-    this.groupLog(g).error('rollout request rejected', { reason: err.message });
+    this.groupLog(g).error('rollout request rejected; parked on the dead-letter subject', { reason: err.message });
     this.pending.remove([g]);
-    // No reason text: servers before 2.10 ignore a +TERM that carries one.
-    g.msg.term();
+    void parkMessage(this.o.bus.js, g.msg, this.o.consumer, `rejected: ${err.message}`);
   }
 
   private async sample(p: ServedPolicy, batch: { g: PendingGroup; c: Checked }[]): Promise<void> {

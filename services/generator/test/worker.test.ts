@@ -7,7 +7,7 @@
 import { context, trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
-import { Bus, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, publishMessage, readParked, streams, subjects } from '@temper/bus';
 import { Model } from '@temper/native';
 import { CheckpointCommitted, FinishReason, RolloutGroup, RolloutRequest } from '@temper/proto';
 import { groupSeed } from '../src/batcher';
@@ -246,7 +246,7 @@ describe('rollout worker', () => {
     expect(got[0].group.completions.map((c) => c.tokenIds)).toEqual(alone.map((c) => Array.from(c.tokens)));
   }, 30000);
 
-  it('terminates a request that can never be sampled, naming the field in the log', async () => {
+  it('parks a request that can never be sampled on the dead-letter subject, naming the field', async () => {
     const rejected = worker.stats.rejected;
     await publishRequest(stack.bus, request(9, 0, { sampling: { temperature: 1, topP: 1, topK: 0, maxNewTokens: 0, seed: 0, n: 2, stopTokenIds: [], stopStrings: [] }, minPolicyVersion: 1 }));
     // A request without a run id, on the run's subject.
@@ -255,7 +255,7 @@ describe('rollout worker', () => {
     expect(await reader.next(1000)).toBeUndefined();
     // Terminated, not retried: no redelivery however long we wait, nothing left pending.
     expect(worker.stats.rejected).toBe(rejected + 2);
-    const entries = logs.entries.filter((e) => e.msg === 'rollout request rejected');
+    const entries = logs.entries.filter((e) => e.msg === 'rollout request rejected; parked on the dead-letter subject');
     expect(entries).toEqual([
       expect.objectContaining({ level: 'error', run: RUN, step: 9, group: 0, reason: expect.stringMatching(/^sampling\.max_new_tokens /) }),
       expect.objectContaining({ level: 'error', step: 9, group: 1, reason: 'key.run_id is required' }),
@@ -263,6 +263,8 @@ describe('rollout worker', () => {
     const c = await stack.bus.jsm.consumers.info(streams.rolloutRequests.name, 'generators');
     expect(c.num_ack_pending).toBe(0);
     expect(c.num_pending).toBe(0);
+    const parked = await readParked(stack.bus.js, streams.rolloutRequests.name, 'generators', 2);
+    expect(parked.map((p) => p.reason)).toEqual([expect.stringMatching(/^rejected: sampling\.max_new_tokens /), 'rejected: key.run_id is required']);
   }, 30000);
 
   it('holds a request for a version still to come without holding up others, and samples it when that version comes', async () => {

@@ -3,7 +3,7 @@
 // the PolicyLearner API.
 import { connectBus } from '@temper/bus';
 import { CheckpointClient, checkpointStoreAddress } from '@temper/checkpoint-client';
-import { createLogger, runService, serviceSettings, spaceOutFullCollections, startGrpcServer } from '@temper/service';
+import { createLogger, runService, serviceSettings, spaceOutFullCollections, logRefusal, startGrpcServer } from '@temper/service';
 import { initTracing } from '@temper/telemetry';
 import * as os from 'node:os';
 import { DataRoots } from './data-roots';
@@ -28,7 +28,7 @@ runService(log, async () => {
     rolloutTimeoutMs: Number(process.env.TEMPER_ROLLOUT_TIMEOUT_S || 600) * 1000,
     dataRoots: DataRoots.fromEnv(),
   });
-  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [policyLearnerService(runs)] });
+  const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [policyLearnerService(runs)], onRefused: logRefusal(log) });
   const resumed = await runs.resumeUnfinished();
   log.info('serving', { address: grpc.address, nats: settings.natsUrl, resumed, dataRoots: runs.dataRoots.roots });
   return [() => tracing.shutdown(), () => bus.close(), () => store.close(), () => runs.shutdown(), () => grpc.stop()];

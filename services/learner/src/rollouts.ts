@@ -5,7 +5,7 @@
 // that dies mid-step gets them again when it comes back: its consumer is recreated at start,
 // which redelivers everything unacked at once instead of after the ack timeout.
 import { AckPolicy, JsMsg } from '@nats-io/jetstream';
-import { Bus, consumeMessages, publishMessage, streams, subjects } from '@temper/bus';
+import { Bus, consumeMessages, parkMessage, publishMessage, streams, subjects } from '@temper/bus';
 import { RolloutRequest, ScoredGroup } from '@temper/proto';
 import type { Logger } from '@temper/service';
 
@@ -37,7 +37,8 @@ export class RolloutExchange {
     const c = await consumeMessages(this.bus.js, ScoredGroup, { stream: streams.scored.name, consumer: this.consumer, manualAck: true }, async (d) => {
       const key = d.message.group?.key;
       if (!key) {
-        d.raw.term('scored group without a key');
+        this.log.error('scored group without a key; parked on the dead-letter subject', { subject: d.subject });
+        await parkMessage(this.bus.js, d.raw, this.consumer, 'scored group without a key');
         return;
       }
       if (key.attempt !== this.attempt) {

@@ -18,8 +18,16 @@ export function runSpecFromYaml(text: string): RunSpec {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) throw new SpecError(doc.errors.map((e) => e.message.replace(/\s+/g, ' ').trim()));
   let checked;
+  let value: unknown;
   try {
-    checked = checkDocument('temper.v1.RunSpec', doc.toJS());
+    // toJS resolves aliases: one that names no anchor (or an alias bomb past the YAML
+    // library's limit) throws here, a mistake in the spec like any other.
+    value = doc.toJS();
+  } catch (err) {
+    throw new SpecError([`YAML: ${err instanceof Error ? err.message : String(err)}`]);
+  }
+  try {
+    checked = checkDocument('temper.v1.RunSpec', value);
   } catch (err) {
     if (err instanceof DocumentError) throw new SpecError(err.problems);
     throw err;

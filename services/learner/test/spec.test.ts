@@ -78,6 +78,11 @@ stages:
     expect(p).toMatch(/line \d+/);
   });
 
+  it('reports an alias without its anchor as a spec mistake (the fuzz test found it answered INTERNAL)', () => {
+    expect(() => runSpecFromYaml('name: *nothing')).toThrow(SpecError);
+    expect(() => runSpecFromYaml('name: *nothing')).toThrow('YAML: Unresolved alias (the anchor must be set before the alias): nothing');
+  });
+
   it('reports every problem with its path', () => {
     expect(
       problems(`

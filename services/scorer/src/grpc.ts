@@ -24,7 +24,7 @@ export interface HandlerOptions {
 }
 
 export function rewardScorerBinding(pool: ScoringPool, opts: HandlerOptions): ServiceBinding {
-  return { name: serviceNames.scorer, definition: RewardScorerService, implementation: rewardScorerHandlers(pool, opts) };
+  return { name: serviceNames.scorer, definition: RewardScorerService, implementation: rewardScorerHandlers(pool, opts), access: { score: 'read', listRewards: 'read' } };
 }
 
 export class InvalidArgument extends Error {}

@@ -2,10 +2,12 @@
 // that all scorers share (so each group goes to one of them), score every completion on
 // the pool and publish the ScoredGroup for the learner. The publish carries a msgId made
 // of the group's ids and policy version, so a group delivered twice (a scorer died
-// before its ack) is stored once: at-least-once delivery, one result.
+// before its ack) is stored once: at-least-once delivery, one result. A group that cannot be
+// scored (malformed, an invalid reward spec, or failing on every delivery) is parked on the
+// dead-letter subject with the reason.
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { context, trace, Tracer } from '@opentelemetry/api';
-import { Bus, consumeMessages, Delivery, publishEncoded, streams, subjects } from '@temper/bus';
+import { Bus, consumeMessages, DEFAULT_MAX_DELIVERIES, Delivery, parkMessage, publishEncoded, streams, subjects } from '@temper/bus';
 import { BinaryWriter, RolloutGroup, ScoredGroup } from '@temper/proto';
 import { RewardSpecError, ScoreInput } from '@temper/rewards';
 import type { Logger } from '@temper/service';
@@ -19,8 +21,8 @@ export interface WorkerOptions {
   log: Logger;
   /** How long a delivery may stay unacknowledged before it goes to another scorer. */
   ackWaitMs?: number;
-  /** Deliveries before a group that keeps failing is given up on. */
-  maxDeliver?: number;
+  /** Deliveries before a group that keeps failing is parked on the dead-letter subject (default 10). */
+  maxDeliveries?: number;
   /** How often the consumer is checked (and retried while it cannot be created). */
   consumerCheckMs?: number;
   /** Groups scored at once (default 4). */
@@ -127,21 +129,33 @@ async function consumeConcurrently(bus: Bus, pool: ScoringPool, opts: WorkerOpti
   const scoring = new Set<Promise<void>>();
   const inFlight = new Set<Promise<void>>();
   const tracer = opts.tracer ?? trace.getTracer('temper.scorer');
+  const maxDeliveries = opts.maxDeliveries ?? DEFAULT_MAX_DELIVERIES;
   const sub = await consumeMessages(
     bus.js,
     RolloutGroup,
-    { stream: streams.rollouts.name, consumer: opts.consumer, manualAck: true, onError: (err) => log.warn('undecodable rollout group dropped', { err }) },
+    {
+      stream: streams.rollouts.name,
+      consumer: opts.consumer,
+      manualAck: true,
+      maxDeliveries,
+      onError: (err) => log.warn('undecodable rollout group parked on the dead-letter subject', { err }),
+    },
     async (d) => {
       while (scoring.size >= limit) await Promise.race(scoring);
       let release: () => void = () => {};
       const slot = new Promise<void>((resolve) => (release = resolve));
       scoring.add(slot);
       void slot.then(() => scoring.delete(slot));
-      const work = withSpan(tracer, 'scorer.score_group', { parent: context.active(), attributes: groupAttributes(d.message) }, () => handle(bus, pool, d, log, release))
+      const work = withSpan(tracer, 'scorer.score_group', { parent: context.active(), attributes: groupAttributes(d.message) }, () => handle(bus, pool, d, log, release, opts.consumer))
         .then((outcome) => {
           if (outcome === 'published') d.raw.ack();
         })
-        .catch((err: unknown) => {
+        .catch(async (err: unknown) => {
+          if (d.deliveryCount >= maxDeliveries) {
+            log.error('rollout group failed on every delivery; parked on the dead-letter subject', { err, key: d.message.key, deliveries: d.deliveryCount });
+            await parkMessage(bus.js, d.raw, opts.consumer, `failed on each of ${d.deliveryCount} deliveries, the last with: ${err instanceof Error ? err.message : String(err)}`);
+            return;
+          }
           log.warn('rollout group failed; it will be redelivered', { err, key: d.message.key });
           d.raw.nak(1000);
         })
@@ -166,14 +180,14 @@ function groupAttributes(g: RolloutGroup): Record<string, string | number> {
 }
 
 /** Scores a group and publishes its scores; `scored` is called once the scoring is done. */
-async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger, scored: () => void): Promise<'published' | 'dropped'> {
+async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, log: Logger, scored: () => void, consumer: string): Promise<'published' | 'parked'> {
   const group = d.message;
   const problem = invalidGroup(group);
   if (problem) {
-    // Redelivering cannot fix a malformed group; drop it loudly.
-    log.error('dropping an invalid rollout group', { problem, subject: d.subject });
-    d.raw.term(problem);
-    return 'dropped';
+    // Redelivering cannot fix a malformed group; park it, loudly.
+    log.error('parking an invalid rollout group', { problem, subject: d.subject });
+    await parkMessage(bus.js, d.raw, consumer, `invalid rollout group: ${problem}`);
+    return 'parked';
   }
   let result: ScoredGroup;
   try {
@@ -181,9 +195,9 @@ async function handle(bus: Bus, pool: ScoringPool, d: Delivery<RolloutGroup>, lo
     scored();
   } catch (err) {
     if (err instanceof RewardSpecError) {
-      log.error('dropping a rollout group with an invalid reward spec', { problem: err.message, key: group.key });
-      d.raw.term(err.message);
-      return 'dropped';
+      log.error('parking a rollout group with an invalid reward spec', { problem: err.message, key: group.key });
+      await parkMessage(bus.js, d.raw, consumer, `invalid reward spec: ${err.message}`);
+      return 'parked';
     }
     throw err;
   }
@@ -219,7 +233,8 @@ async function ensureConsumer(bus: Bus, opts: WorkerOptions, updateExisting = tr
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: (opts.ackWaitMs ?? 60000) * 1e6,
-    max_deliver: opts.maxDeliver ?? 10,
+    // One past the bound, so the delivery after the last failure arrives to be parked.
+    max_deliver: (opts.maxDeliveries ?? DEFAULT_MAX_DELIVERIES) + 1,
     inactive_threshold: 30e9,
     ...(opts.filterSubject ? { filter_subject: opts.filterSubject } : {}),
   };

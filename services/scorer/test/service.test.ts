@@ -2,7 +2,7 @@
 // scoring through gRPC and through JetStream, errors, time limits and idempotent results.
 import { AckPolicy } from '@nats-io/jetstream';
 import * as grpc from '@grpc/grpc-js';
-import { Bus, connectBus, consumeMessages, publishMessage, streams, subjects, freePort } from '@temper/bus';
+import { Bus, connectBus, consumeMessages, publishMessage, readParked, streams, subjects, freePort } from '@temper/bus';
 import {
   FinishReason,
   ListRewardsResponse,
@@ -282,7 +282,7 @@ describe('scorer service', () => {
       await waitFor(() => received.find((r) => r.group.group?.key?.step === 200));
     });
 
-    it('drops a malformed group and goes on with the next', async () => {
+    it('parks a malformed group on the dead-letter subject with its reason and goes on with the next', async () => {
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, RolloutGroup.fromPartial({ reference: '1', completions: [{ text: 'x' }] }));
       const bad = group(4, 0);
       bad.reward = RewardSpec.fromPartial({ components: [{ name: 'bogus', weight: 1 }] });
@@ -290,8 +290,11 @@ describe('scorer service', () => {
       await publishMessage(bus.js, subjects.rollout(runId), RolloutGroup, group(5, 0));
       await waitFor(() => received.find((r) => r.group.group?.key?.step === 5));
       expect(received.find((r) => r.group.group?.key?.step === 4)).toBeUndefined();
-      expect(stderr()).toContain('dropping an invalid rollout group');
+      expect(stderr()).toContain('parking an invalid rollout group');
       expect(stderr()).toContain('spec.components[0].name');
+      const parked = await readParked(bus.js, streams.rollouts.name, `scorer_test_${process.pid}`, 2);
+      expect(parked.map((p) => p.reason)).toEqual(['invalid rollout group: key: required', expect.stringMatching(/^invalid reward spec: .*spec\.components\[0\]\.name/)]);
+      expect(RolloutGroup.decode(parked[1].data).key?.step).toBe(4);
     });
   });
 });

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   const warmupSteps = Math.min(shape.warmupSteps, steps - 1);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-bench-loop-'));
   const stack = await startLocalStack({ logs: { dir: path.join(dir, 'logs') }, env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints') } });
-  const client = new LearnerClient(stack.address('learner'));
+  const client = new LearnerClient(stack.address('learner'), stack.clientAuth);
   // The per-step metrics of one run of `yaml`; the first steps pay for loading models, and the
   // next few for code still being compiled (each service's message path runs a few dozen times
   // a step): they are left out.

@@ -16,6 +16,8 @@ export const k8sUsage = `temper k8s <status|logs|submit> [--release NAME] [--nam
                                        the cluster, its Service inside it (--via overrides)
 
   --release defaults to "temper", --namespace to the context's namespace, --context to the current one.
+  submit sends the token of --token (or TEMPER_AUTH_TOKEN) and verifies the learner's certificate with
+  --tls-ca (or TEMPER_TLS_CA): the ca.crt of the learner's TLS Secret (the chart's NOTES show both commands).
 `;
 
 interface Parsed {

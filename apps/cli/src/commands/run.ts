@@ -49,7 +49,7 @@ export async function run(args: RunArgs): Promise<number> {
     const logDir = path.resolve('.temper', 'logs');
     process.stderr.write(`temper: no learner at ${client.address}; starting a local stack (logs in ${path.relative(process.cwd(), logDir)})\n`);
     stack = await startLocalStack({ logs: { dir: logDir } });
-    client = new LearnerClient(stack.address('learner'));
+    client = new LearnerClient(stack.address('learner'), stack.clientAuth);
   }
   const interrupted = () => {
     process.stderr.write('\ntemper: cancelling the run\n');
@@ -67,7 +67,7 @@ export async function run(args: RunArgs): Promise<number> {
       process.stderr.write(`temper: report written to ${args.report}\n`);
     }
     if (args.export && summary.state === 'succeeded') {
-      const exported = await exportCheckpoint(summary.last_checkpoint_id, args.export, { endpoint: stack?.address('checkpoint-store') });
+      const exported = await exportCheckpoint(summary.last_checkpoint_id, args.export, { endpoint: stack?.address('checkpoint-store'), auth: stack?.clientAuth });
       process.stderr.write(`temper: checkpoint ${summary.last_checkpoint_id.slice(0, 12)} exported to ${exported.dir}\n`);
     }
     if (args.json) process.stdout.write(JSON.stringify(summary) + '\n');

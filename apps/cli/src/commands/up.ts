@@ -9,7 +9,10 @@ export async function up(args: { smoke: boolean; json: boolean }): Promise<numbe
   const stack = await startLocalStack({ logs: args.smoke ? 'ignore' : 'inherit' });
   if (!args.smoke) {
     for (const s of stack.services) process.stdout.write(`${s.name.padEnd(18)} ${s.address}\n`);
-    process.stdout.write(`nats               ${stack.natsUrl}\nTemper is up; Ctrl-C stops it.\n`);
+    process.stdout.write(`nats               ${stack.natsUrl}\n`);
+    // Other terminals reach this stack with these settings (plaintext on loopback, its control token).
+    const plaintext = stack.clientAuth.security.kind === 'plaintext-loopback' ? 'TEMPER_PLAINTEXT=loopback ' : '';
+    process.stdout.write(`clients            export ${plaintext}TEMPER_AUTH_TOKEN=${stack.clientAuth.token}\nTemper is up; Ctrl-C stops it.\n`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
@@ -42,7 +45,7 @@ async function smoke(stack: LocalStack): Promise<SmokeReport> {
     stack.services.map(async (s) => ({
       name: s.name,
       address: s.address,
-      status: await checkHealth(s.address).catch((e: Error) => `error: ${e.message}`),
+      status: await checkHealth(s.address, '', 2000, stack.clientAuth.security).catch((e: Error) => `error: ${e.message}`),
     })),
   );
   const t0 = performance.now();

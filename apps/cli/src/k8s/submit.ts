@@ -4,6 +4,7 @@
 // --endpoint) it calls the learner's Service directly.
 import * as grpc from '@grpc/grpc-js';
 import { PolicyLearnerClient, RunStatus, runStateToJSON } from '@temper/proto';
+import { ClientAuthOptions, clientSecurityFromEnv, grpcClientSetup } from '@temper/service';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { PassThrough } from 'node:stream';
@@ -22,6 +23,8 @@ export interface SubmitOptions {
    */
   via?: 'auto' | 'port-forward' | 'service';
   timeoutMs?: number;
+  /** TLS and bearer token (default: from the environment, as the flags set it). */
+  auth?: ClientAuthOptions;
 }
 
 export interface SubmitResult {
@@ -33,6 +36,8 @@ export interface SubmitResult {
 interface Target {
   address: string;
   via: string;
+  /** The name the learner's certificate carries when the address does not (a port-forward). */
+  tlsServerName?: string;
   close(): Promise<void>;
 }
 
@@ -135,11 +140,16 @@ async function target(cluster: Cluster | null, opts: SubmitOptions): Promise<Tar
     return { address: `${host}:${port}`, via: `service ${host}:${port}`, close: none };
   }
   const pod = await learnerPod(cluster);
-  return portForward(cluster, pod.name, pod.port);
+  // The certificate names the learner's Service, not the loopback end of the tunnel.
+  const { host } = await learnerService(cluster);
+  return { ...(await portForward(cluster, pod.name, pod.port)), tlsServerName: host };
 }
 
-function createRun(address: string, spec: string, runId: string | undefined, timeoutMs: number): Promise<RunStatus> {
-  const client = new PolicyLearnerClient(address, grpc.credentials.createInsecure());
+function createRun(t: Target, spec: string, runId: string | undefined, timeoutMs: number, auth: ClientAuthOptions = {}): Promise<RunStatus> {
+  let security = auth.security ?? clientSecurityFromEnv();
+  if (security.kind === 'tls' && !security.serverName && t.tlsServerName) security = { ...security, serverName: t.tlsServerName };
+  const { credentials, options } = grpcClientSetup(t.address, { ...auth, security });
+  const client = new PolicyLearnerClient(t.address, credentials, options);
   return new Promise<RunStatus>((resolve, reject) => {
     client.createRun({ spec: { $case: 'specYaml', value: spec }, runId: runId ?? '' }, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => {
       client.close();
@@ -157,6 +167,9 @@ function describeGrpcError(err: grpc.ServiceError, via: string): Error {
       return new Error(`the learner refused the run spec:\n  ${details.split('\n').join('\n  ')}`);
     case grpc.status.UNIMPLEMENTED:
       return new Error(`the learner (${via}) does not implement PolicyLearner.CreateRun: is its image older than this CLI? (${details})`);
+    case grpc.status.UNAUTHENTICATED:
+    case grpc.status.PERMISSION_DENIED:
+      return new Error(`the learner (${via}) refused the credentials: ${details} (give a control token with --token or TEMPER_AUTH_TOKEN)`);
     case grpc.status.UNAVAILABLE:
       return new Error(`cannot reach the learner (${via}): ${details}`);
     case grpc.status.DEADLINE_EXCEEDED:
@@ -170,7 +183,7 @@ export async function submitRun(cluster: Cluster | null, opts: SubmitOptions): P
   const spec = readSpec(opts.specPath);
   const t = await target(cluster, opts);
   try {
-    const run = await createRun(t.address, spec, opts.runId, opts.timeoutMs ?? 30000);
+    const run = await createRun(t, spec, opts.runId, opts.timeoutMs ?? 30000, opts.auth);
     return { run, via: t.via };
   } catch (err) {
     if (err && typeof (err as grpc.ServiceError).code === 'number' && 'details' in (err as object)) throw describeGrpcError(err as grpc.ServiceError, t.via);

@@ -6,7 +6,7 @@
 // export.
 import { CheckpointClient, checkpointStoreAddress, pullPolicyDir } from '@temper/checkpoint-client';
 import { Dtype, Model } from '@temper/native';
-import { ADAPTER_DIR } from '@temper/service';
+import { ADAPTER_DIR, ClientAuthOptions } from '@temper/service';
 import { GENERATION_CONFIG_FILE, HF_TOKENIZER_FILE, HF_TOKENIZER_FILES, TOKENIZER_SPEC_FILE } from '@temper/tokenizers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -64,9 +64,9 @@ export async function exportModelDir(src: string, out: string, opts: ExportOptio
  * Exports a checkpoint: `ref` is a directory, or a checkpoint id, id prefix or tag in the store
  * at `endpoint` (pulled into a temporary directory, removed after).
  */
-export async function exportCheckpoint(ref: string, out: string, opts: ExportOptions & { endpoint?: string } = {}): Promise<ExportResult & { checkpoint?: string }> {
+export async function exportCheckpoint(ref: string, out: string, opts: ExportOptions & { endpoint?: string; auth?: ClientAuthOptions } = {}): Promise<ExportResult & { checkpoint?: string }> {
   if (fs.existsSync(ref) && fs.statSync(ref).isDirectory()) return exportModelDir(ref, out, opts);
-  const client = new CheckpointClient(checkpointStoreAddress(opts.endpoint));
+  const client = new CheckpointClient(checkpointStoreAddress(opts.endpoint), opts.auth);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-export-'));
   try {
     const { manifest } = await pullPolicyDir(client, ref, tmp);

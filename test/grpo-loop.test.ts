@@ -237,7 +237,7 @@ describe('the GRPO loop across services', () => {
 
     // The last version exports as a whole model: its base with the adapters merged in.
     const out = path.join(dir, 'lora-export');
-    const exported = await exportCheckpoint(at(3).id, out, { endpoint: stack.address('checkpoint-store') });
+    const exported = await exportCheckpoint(at(3).id, out, { endpoint: stack.address('checkpoint-store'), auth: stack.clientAuth });
     expect(exported.files).toContain('model.safetensors');
   });
 

@@ -133,7 +133,7 @@ describe('the staged run-time tree', () => {
     nats = await startNatsServer();
     child = spawn(process.execPath, ['services/scorer/dist/main.js'], {
       cwd: out,
-      env: { PATH: process.env.PATH, HOME: out, NATS_URL: nats.url, TEMPER_GRPC_ADDR: address },
+      env: { PATH: process.env.PATH, HOME: out, NATS_URL: nats.url, TEMPER_GRPC_ADDR: address, TEMPER_PLAINTEXT: 'loopback' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';

@@ -199,7 +199,7 @@ describe('multi-turn rollouts', () => {
     await publish(stack, request(21, { name: 'chess' } as never));
     for (let i = 0; i < 100 && worker.stats.rejected < before + 2; i++) await new Promise((r) => setTimeout(r, 100));
     expect(worker.stats.rejected).toBe(before + 2);
-    const reasons = logs.entries.filter((e) => e.msg === 'rollout request rejected').map((e) => e.reason);
+    const reasons = logs.entries.filter((e) => e.msg === 'rollout request rejected; parked on the dead-letter subject').map((e) => e.reason);
     expect(reasons).toContain('environment.options.highest unknown option (known: low, high)');
     expect(reasons).toContainEqual(expect.stringContaining('environment.name unknown environment "chess"'));
   }, 30000);

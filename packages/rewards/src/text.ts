@@ -44,3 +44,17 @@ export function reasoningInPrompt(prompt: string | undefined, tag: string): 'non
   if (tail.endsWith(`</${tag}>`)) return 'closed';
   return 'none';
 }
+
+/** The word n-grams of `text`, lower-cased, in order (none when it has fewer than n words). */
+export function wordNgrams(text: string, n: number): string[] {
+  const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+  const out: string[] = [];
+  for (let i = 0; i + n <= words.length; i++) out.push(words.slice(i, i + n).join(' '));
+  return out;
+}
+
+/** Distinct word n-grams over all of them (1 when there are too few words to repeat). */
+export function distinctShare(text: string, n: number): number {
+  const grams = wordNgrams(text, n);
+  return grams.length <= 1 ? 1 : new Set(grams).size / grams.length;
+}

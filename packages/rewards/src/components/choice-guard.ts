@@ -13,9 +13,8 @@
 // hacked right answer scores no more than an honest wrong one.
 import { choicesIn } from '../answer/choice';
 import { RewardSpecError } from '../errors';
-import { textInScope } from '../text';
+import { distinctShare, textInScope, wordNgrams } from '../text';
 import { OptionValue, RewardComponent } from '../types';
-import { distinctShare } from './reasoning';
 
 interface GuardSettings {
   choices: string;
@@ -92,13 +91,6 @@ function answerInReasoning(answer: string, reasoningText: string, s: GuardSettin
   const bare = new RegExp(`^\\(?\\s*[${s.choices}]\\s*\\)?[.:]?(?:\\s*[+-]?\\d+)?$`);
   const text = unwrap(answer).trim();
   return choicesIn(text, s.choices).length > 0 && !bare.test(text);
-}
-
-function wordNgrams(text: string, n: number): string[] {
-  const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-  const out: string[] = [];
-  for (let i = 0; i + n <= words.length; i++) out.push(words.slice(i, i + n).join(' '));
-  return out;
 }
 
 function copiedQuestion(completion: string, prompt: string, s: GuardSettings): boolean {

@@ -8,7 +8,7 @@
 //               (prose repeats a phrase now and then), falling linearly to 0 when all do.
 // Reasoning is what textInScope calls it: inside <think>…</think>, else before the answer.
 import { RewardSpecError } from '../errors';
-import { textInScope } from '../text';
+import { distinctShare, textInScope } from '../text';
 import { OptionValue, RewardComponent } from '../types';
 
 interface ReasoningSettings {
@@ -68,14 +68,4 @@ export function correctSteps(text: string): Set<string> {
     if (value === c) out.add(`${a}${op === 'x' || op === '×' ? '*' : op}${b}=${c}`);
   }
   return out;
-}
-
-/** Distinct word n-grams over all of them (1 when there are too few words to repeat). */
-export function distinctShare(text: string, n: number): number {
-  const words = text.toLowerCase().split(/\s+/).filter(Boolean);
-  const total = words.length - n + 1;
-  if (total <= 1) return 1;
-  const seen = new Set<string>();
-  for (let i = 0; i < total; i++) seen.add(words.slice(i, i + n).join(' '));
-  return seen.size / total;
 }

@@ -2,7 +2,7 @@
 // answer is so the answer is ...") that long generations fall into. Value
 // maxPenalty × (1 − distinct n-grams / n-grams): 0 for text with no repeated n-gram,
 // approaching maxPenalty as it becomes one phrase over and over.
-import { scopes, Scope, textInScope } from '../text';
+import { distinctShare, scopes, Scope, textInScope } from '../text';
 import { RewardComponent } from '../types';
 
 interface RepetitionSettings {
@@ -21,16 +21,7 @@ export const repetition: RewardComponent<RepetitionSettings> = {
   },
   prepare: (o) => ({ n: Math.round(o.n as number), maxPenalty: o.maxPenalty as number, scope: o.scope as Scope }),
   score: (input, s) => {
-    const words = textInScope(input.completion, s.scope).toLowerCase().split(/\s+/).filter(Boolean);
-    const total = words.length - s.n + 1;
-    if (total <= 1) return 0;
-    const seen = new Set<string>();
-    for (let i = 0; i < total; i++) {
-      let gram = words[i];
-      for (let j = 1; j < s.n; j++) gram += ' ' + words[i + j];
-      seen.add(gram);
-    }
-    const value = s.maxPenalty * (1 - seen.size / total);
+    const value = s.maxPenalty * (1 - distinctShare(textInScope(input.completion, s.scope), s.n));
     return value < 0 ? { value, flags: value <= s.maxPenalty / 2 ? ['repetitive'] : [] } : 0;
   },
 };

@@ -126,7 +126,9 @@ describe('multi-turn rollouts', () => {
       tracer: trace.getTracer('temper.generator'),
       generatorId: 'gen-mt',
       ackWaitMs: 5000,
-      lingerMs: 100,
+      // Long enough for requests already queued to arrive together on a loaded machine; a batch
+      // with nothing more pending is sampled at once all the same.
+      lingerMs: 2000,
       retryDelayMs: 200,
       environments: extra,
       onBatch: (groups) => batches.push(groups.map((g) => g.key!.groupIndex)),

@@ -306,17 +306,22 @@ describe('the GRPO loop across services', () => {
     expect(said).toMatchObject({ level: 'warn', step: 1, asked: 2, groups: 0, missing: 2, degenerate: 8, refills: 3 });
   });
 
+  /** Follows `runId` until `step` is reported, then kills the learner (the watch ends with it). */
+  async function killLearnerAtStep(runId: string, step: number): Promise<void> {
+    let killed: Promise<void> | undefined;
+    await follow(learner, runId, (s) => {
+      if (s === step) killed ??= stack.kill('learner');
+    }).catch(() => undefined);
+    await killed;
+  }
+
   it('resumes a run after the learner is killed, with no step lost or done twice', async () => {
     // Longer completions make a step last long enough for the kill to land inside the run.
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('resume', 4, 2, 48) } });
     const runId = run!.runId;
     // Kill the learner once step 3 has been reported. Checkpoints upload in the background, so
     // its last committed resumable checkpoint may be step 2's or (upload still running) step 0's.
-    let killed: Promise<void> | undefined;
-    await follow(learner, runId, (step) => {
-      if (step === 3) killed ??= stack.kill('learner');
-    }).catch(() => undefined);
-    await killed;
+    await killLearnerAtStep(runId, 3);
     const resumable = (await store.list({ runId })).checkpoints.filter((c) => c.files.some((f) => f.path === 'temper-run-state.json'));
     const resumeFrom = Math.max(...resumable.map((c) => c.step));
     expect([0, 2, 4]).toContain(resumeFrom); // 4: it finished before the kill landed
@@ -346,11 +351,7 @@ describe('the GRPO loop across services', () => {
     const options = '\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj] }';
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora-resume', 4, 2, 48, 0, rewards, options) } });
     const runId = run!.runId;
-    let killed: Promise<void> | undefined;
-    await follow(learner, runId, (step) => {
-      if (step === 3) killed ??= stack.kill('learner');
-    }).catch(() => undefined);
-    await killed;
+    await killLearnerAtStep(runId, 3);
     await stack.start('learner');
     const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
     try {

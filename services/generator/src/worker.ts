@@ -153,6 +153,9 @@ export class RolloutWorker {
     if (!this.running) return;
     this.running = false;
     await this.fetching?.close();
+    // The server may still hold this worker's pull request: until it has seen the unsubscribe,
+    // it would hand a request published now to an inbox nobody reads, for ack_wait.
+    await this.o.bus.nc.flush().catch(() => undefined);
     this.pending.wake();
     await Promise.all(this.loops);
     for (const g of this.pending.drain()) g.msg.nak();

@@ -36,6 +36,8 @@ export interface LocalStackOptions {
   /** Where service logs go: this process's stderr (default), nowhere, or one file per service in a directory. */
   logs?: 'inherit' | 'ignore' | { dir: string };
   env?: Record<string, string>;
+  /** Settings for one service only (its NATS credentials, ...), over `env`. */
+  serviceEnv?: Partial<Record<ServiceName, Record<string, string>>>;
 }
 
 export function serviceEntry(name: ServiceName): string {
@@ -55,7 +57,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const [out, err] = logTargets(opts.logs, name);
     const child = spawn(process.execPath, [serviceEntry(name)], {
       // A local learner may read the files under the directory it is started from (its data roots).
-      env: { TEMPER_DATA_ROOTS: process.cwd(), ...process.env, ...opts.env, ...securityEnv, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
+      env: { TEMPER_DATA_ROOTS: process.cwd(), ...process.env, ...opts.env, ...opts.serviceEnv?.[name], ...securityEnv, NATS_URL: natsUrl, ...addresses, [addressEnvVar(name)]: address },
       stdio: ['ignore', out, err],
     });
     if (typeof out === 'number') fs.closeSync(out); // the child has its own copy

@@ -24,6 +24,9 @@ export const DEFAULT_MAX_DELIVERIES = 10;
 
 export const deadLetterSubject = (stream: string, consumer: string) => `temper.dead.${safe(stream)}.${safe(consumer)}`;
 
+/** Every consumer's dead-letter subject of `stream`. */
+export const deadLetterSubjectsOf = (stream: string) => `temper.dead.${safe(stream)}.*`;
+
 const safe = (s: string) => s.replace(/[.*>\s]/g, '_') || '_';
 
 const parked = counter('temper_dead_letters_total', 'Messages parked on a dead-letter subject, by stream and consumer.');

@@ -1,5 +1,6 @@
 import { AckPolicy } from '@nats-io/jetstream';
-import { Bus, connectBus, consumeMessages, ensureStreams, natsAuth, publishMessage, startNatsServer, streams, StreamSpec } from '@temper/bus';
+import * as fs from 'node:fs';
+import { Bus, connectBus, consumeMessages, ensureStreams, natsAuth, natsTls, publishMessage, startNatsServer, streams, StreamSpec } from '@temper/bus';
 import { RetentionPolicy } from '@nats-io/jetstream';
 import { RolloutGroup, FinishReason } from '@temper/proto';
 import { initTracing, traceIds, withSpan } from '@temper/telemetry';
@@ -122,6 +123,13 @@ describe('NATS credentials from the environment', () => {
     expect(natsAuth({ NATS_USER: 'u', NATS_PASSWORD: 'p' })).toEqual({ user: 'u', pass: 'p' });
     expect(natsAuth({ NATS_TOKEN: 't', NATS_USER: 'u' })).toEqual({ token: 't' });
     expect(() => natsAuth({ NATS_CREDS: '/nonexistent/temper.creds' })).toThrow(/cannot read NATS_CREDS \/nonexistent\/temper.creds/);
+  });
+
+  it('reads TLS files from NATS_TLS_*, naming the variable of a file it cannot read', () => {
+    expect(natsTls({})).toEqual({});
+    expect(() => natsTls({ NATS_TLS_CA: '/nonexistent/ca.crt' })).toThrow(/cannot read NATS_TLS_CA \/nonexistent\/ca.crt/);
+    expect(() => natsTls({ NATS_TLS_CERT: __filename })).toThrow(/NATS_TLS_CERT and NATS_TLS_KEY go together/);
+    expect(natsTls({ NATS_TLS_CA: __filename })).toEqual({ tls: { ca: fs.readFileSync(__filename, 'utf8') } });
   });
 
   it('connects to a server that requires a user and password', async () => {

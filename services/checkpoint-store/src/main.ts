@@ -15,7 +15,7 @@ runService(log, async () => {
   const settings = serviceSettings('checkpoint-store');
   const storage = storeSettings();
   const tracing = initTracing('checkpoint-store');
-  const bus = await connectBus(settings.natsUrl, 'temper-checkpoint-store');
+  const bus = await connectBus(settings.natsUrl, 'temper-checkpoint-store', { service: 'checkpoint-store' });
   const store = await openStore(storage, bus, log);
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [checkpointStoreBinding(store, { log, tracer: tracing.tracer })], onRefused: logRefusal(log) });
   widenFlowControl(grpc.server);

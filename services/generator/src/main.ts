@@ -22,7 +22,7 @@ runService(log, async () => {
   const settings = serviceSettings('generator');
   const g = generatorSettings();
   const tracing = initTracing('generator', { attributes: { 'temper.generator_id': g.generatorId } });
-  const bus = await connectBus(settings.natsUrl, 'temper-generator');
+  const bus = await connectBus(settings.natsUrl, 'temper-generator', { service: 'generator' });
   const store = new CheckpointClient(checkpointStoreAddress());
   const policy = new PolicyManager({ bus, store, log, threads: g.threads });
   if (g.checkpoint) await policy.loadPolicy(g.checkpoint, g.policyVersion);

@@ -17,7 +17,7 @@ spaceOutFullCollections();
 runService(log, async () => {
   const settings = serviceSettings('learner');
   const tracing = initTracing('learner');
-  const bus = await connectBus(settings.natsUrl, 'temper-learner');
+  const bus = await connectBus(settings.natsUrl, 'temper-learner', { service: 'learner' });
   const store = new CheckpointClient(checkpointStoreAddress());
   const runs = new RunManager({
     bus,

@@ -16,7 +16,7 @@ runService(log, async () => {
   const scorer = scorerSettings();
   const tracing = initTracing('scorer');
   const pool = new ScoringPool({ ...scorer, onReplace: (reason) => log.warn('replaced a scoring thread', { reason }) });
-  const bus = await connectBus(settings.natsUrl, 'temper-scorer');
+  const bus = await connectBus(settings.natsUrl, 'temper-scorer', { service: 'scorer' });
   const grpc = await startGrpcServer({ address: settings.grpcAddress, services: [rewardScorerBinding(pool, { maxItems: scorer.maxItems, log, tracer: tracing.tracer })], onRefused: logRefusal(log) });
   const worker = startRolloutWorker(bus, pool, { ...scorer, log, tracer: tracing.tracer });
   log.info('serving', { address: grpc.address, nats: settings.natsUrl, threads: pool.threads, consumer: scorer.consumer, plugins: scorer.plugins, traces: tracing.endpoint });

@@ -7,11 +7,13 @@ import { AckPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { Bus, BusService, busAccess, busServices, connectBus, natsAuthorization, NatsServer, startNatsServer, streams, subjects } from '@temper/bus';
 import { RunState } from '@temper/proto';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../apps/cli/src/learner-client';
 import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
+import { ObjectStoreBackend } from '../services/checkpoint-store/src';
 import { makeTestCa, TestCa } from './harness/certificates';
 
 const spec = `
@@ -130,6 +132,25 @@ describe('NATS with mutual TLS and per-service permissions', () => {
     await expect(as('scorer').jsm.streams.purge(streams.rolloutRequests.name)).rejects.toThrow(/permission|timeout/i);
     // A service's own subscriptions stay open.
     expect(await subscribeRefused('generator', subjects.policyWeights('natsec-own'))).toBe('still open');
+  });
+
+  it('lets the checkpoint store keep checkpoints in its object store buckets, and no one else', async () => {
+    const before = violations().length;
+    const store = await ObjectStoreBackend.open(as('checkpoint-store').nc, { bucketPrefix: 'temper-checkpoints' });
+    const bytes = Buffer.from('weights of a checkpoint');
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    const file = path.join(dir, 'blob');
+    fs.writeFileSync(file, bytes);
+    await store.importBlob(sha, file);
+    expect(await store.hasBlob(sha)).toBe(true);
+    const back: Buffer[] = [];
+    for await (const chunk of store.readBlob(sha, 1024)) back.push(Buffer.from(chunk));
+    expect(Buffer.concat(back)).toEqual(bytes);
+    await store.deleteBlob(sha);
+    expect(await store.hasBlob(sha)).toBe(false);
+    expect(violations().slice(before)).toEqual([]);
+    // The learner reaches checkpoints through the store's API only.
+    await expect(ObjectStoreBackend.open(as('learner').nc, { bucketPrefix: 'temper-checkpoints' })).rejects.toThrow(/permission|timeout/i);
   });
 
   describe('the services as processes, with these credentials', () => {

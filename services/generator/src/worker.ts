@@ -15,7 +15,7 @@
 // for the next step's groups while it is still training the version that must sample them.
 // Such a request is held (and kept alive) until that version's weights arrive, without
 // holding up requests behind it that can be sampled now; it starts the moment they do.
-import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
 import { Bus, parkMessage, publishMessage, streams, subjects } from '@temper/bus';
 import { Completion, RolloutGroup, RolloutRequest } from '@temper/proto';
@@ -182,7 +182,8 @@ export class RolloutWorker {
   }
 
   private async pullLoop(): Promise<void> {
-    const consumer = await this.o.bus.js.consumers.get(streams.rolloutRequests.name, this.o.consumer);
+    // Looked up inside the retry below: on a loaded server the lookup itself can time out.
+    let consumer: Consumer | undefined;
     while (this.running) {
       const room = this.o.maxHeld - this.pending.length - this.inFlight.size;
       if (room <= 0) {
@@ -190,6 +191,7 @@ export class RolloutWorker {
         continue;
       }
       try {
+        consumer ??= await this.o.bus.js.consumers.get(streams.rolloutRequests.name, this.o.consumer);
         this.fetching = await consumer.fetch({ max_messages: room, expires: 5000 });
         for await (const m of this.fetching) this.hold(m);
       } catch (err) {

@@ -5,7 +5,7 @@
 // on another's replies or weights) is refused by the server.
 import { AckPolicy } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { Bus, BusService, busAccess, busServices, connectBus, natsAuthorization, NatsServer, startNatsServer, streams, subjects } from '@temper/bus';
+import { Bus, BusService, busAccess, busServices, CHART_PERMISSIONS_FILE, chartPermissions, connectBus, natsAuthorization, NatsServer, startNatsServer, streams, subjects } from '@temper/bus';
 import { RunState } from '@temper/proto';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -76,6 +76,12 @@ describe('NATS with mutual TLS and per-service permissions', () => {
 
   const violations = () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => / Violation - /.test(l)) : []);
 
+  it('is the table the Helm chart renders its NATS users from', () => {
+    const file = path.join(__dirname, '..', CHART_PERMISSIONS_FILE);
+    // After a change to the table: npm run gen:nats-permissions.
+    expect(JSON.parse(fs.readFileSync(file, 'utf8'))).toEqual(chartPermissions());
+  });
+
   it('refuses a client without TLS, without a certificate, without a user or with a wrong password', async () => {
     const refused = (opts: Parameters<typeof connect>[0]) => connect({ servers: nats.url, reconnect: false, timeout: 3000, ...opts }).then((nc) => nc.close().then(() => 'connected'), (e: Error) => e.message);
     const tls = { ca: fs.readFileSync(ca.cert, 'utf8'), cert: fs.readFileSync(client.cert, 'utf8'), key: fs.readFileSync(client.key, 'utf8') };
@@ -88,12 +94,13 @@ describe('NATS with mutual TLS and per-service permissions', () => {
   });
 
   it('refuses a service publishing a subject outside its set', async () => {
-    // The scorer may not request rollouts, the generator may not score, only the learner and
-    // the store write events.
+    // The scorer may not request rollouts, the generator may not score, only the learner
+    // announces runs and only the store commits checkpoints.
     const forgeries: [BusService, string][] = [
       ['scorer', subjects.rolloutRequest('victim')],
       ['generator', subjects.scored('victim')],
       ['scorer', subjects.checkpointCommitted('victim')],
+      ['learner', subjects.checkpointCommitted('victim')],
       ['generator', subjects.runStatus('victim')],
     ];
     for (const [service, subject] of forgeries) {

@@ -16,8 +16,8 @@ export interface BusAccess {
   user: string;
   /** Its reply subjects start with this, so no other service can subscribe to its replies. */
   inboxPrefix: string;
-  /** Streams it publishes to (JetStream publishes: the subjects of the stream, and their acks). */
-  writes: StreamSpec[];
+  /** Streams it publishes to, and on which of their subjects. */
+  writes: Write[];
   /** Streams it pulls work from with durable consumers: it manages them, acks and parks poison messages. */
   consumes: StreamSpec[];
   /** Streams it reads by subject (last message, ordered consumers, stream info). */
@@ -32,13 +32,25 @@ export interface BusAccess {
   objectStore: boolean;
 }
 
+export interface Write {
+  stream: StreamSpec;
+  subjects: readonly string[];
+}
+
+/** Every subject of a stream. */
+const all = (stream: StreamSpec): Write => ({ stream, subjects: stream.subjects });
+
 const weights = 'temper.weights.>';
+// Of the events (subjects in streams.ts): runs and policy versions are the learner's to
+// announce, checkpoint commits the store's alone.
+const runAndPolicyEvents: Write = { stream: streams.events, subjects: ['temper.events.runs.>', 'temper.events.policies.>'] };
+const checkpointEvents: Write = { stream: streams.events, subjects: ['temper.events.checkpoints.>'] };
 
 export const busAccess: Record<BusService, BusAccess> = {
   learner: {
     user: 'temper-learner',
     inboxPrefix: '_INBOX_temper_learner',
-    writes: [streams.rolloutRequests, streams.events],
+    writes: [all(streams.rolloutRequests), runAndPolicyEvents],
     consumes: [streams.scored],
     reads: [streams.events],
     purges: [streams.rolloutRequests],
@@ -49,7 +61,7 @@ export const busAccess: Record<BusService, BusAccess> = {
   generator: {
     user: 'temper-generator',
     inboxPrefix: '_INBOX_temper_generator',
-    writes: [streams.rollouts],
+    writes: [all(streams.rollouts)],
     consumes: [streams.rolloutRequests],
     reads: [streams.events],
     purges: [],
@@ -60,7 +72,7 @@ export const busAccess: Record<BusService, BusAccess> = {
   scorer: {
     user: 'temper-scorer',
     inboxPrefix: '_INBOX_temper_scorer',
-    writes: [streams.scored],
+    writes: [all(streams.scored)],
     consumes: [streams.rollouts],
     reads: [],
     purges: [],
@@ -71,7 +83,7 @@ export const busAccess: Record<BusService, BusAccess> = {
   'checkpoint-store': {
     user: 'temper-checkpoint-store',
     inboxPrefix: '_INBOX_temper_checkpoint_store',
-    writes: [streams.events],
+    writes: [checkpointEvents],
     consumes: [],
     reads: [],
     purges: [],
@@ -102,7 +114,7 @@ export function natsPermissions(access: BusAccess, checkpointBucket = 'temper-ch
   const api = (s: string) => pub.add(`$JS.API.${s}`);
   // Every service creates (or brings up to date) the streams it uses, whichever starts first.
   for (const s of usedStreams(access)) for (const verb of ['INFO', 'CREATE', 'UPDATE']) api(`STREAM.${verb}.${s.name}`);
-  for (const s of access.writes) for (const subject of s.subjects) pub.add(subject);
+  for (const w of access.writes) for (const subject of w.subjects) pub.add(subject);
   for (const s of access.consumes) {
     consumerApi(api, s.name);
     pub.add(`$JS.ACK.${s.name}.>`);
@@ -144,7 +156,7 @@ export function streamsOf(service: BusService): StreamSpec[] {
 }
 
 function usedStreams(a: BusAccess): StreamSpec[] {
-  const used = new Set<StreamSpec>([...a.writes, ...a.consumes, ...a.reads, ...a.purges]);
+  const used = new Set<StreamSpec>([...a.writes.map((w) => w.stream), ...a.consumes, ...a.reads, ...a.purges]);
   if (a.consumes.length) used.add(streams.deadLetters);
   return [...used];
 }
@@ -166,4 +178,19 @@ export function natsAuthorization(passwords: Record<BusService, string>, checkpo
       users: busServices.map((s) => ({ user: busAccess[s].user, password: passwords[s], permissions: natsPermissions(busAccess[s], checkpointBucket) })),
     },
   };
+}
+
+/** Where the Helm chart reads the table from (relative to the repository root). */
+export const CHART_PERMISSIONS_FILE = 'helm/temper/files/nats-permissions.json';
+
+/**
+ * The table as the chart renders it: per service its user and permissions, the object
+ * store's bucket prefix left as CHECKPOINT_BUCKET_PLACEHOLDER for the chart's value.
+ * `npm run gen:nats-permissions` writes it to CHART_PERMISSIONS_FILE.
+ */
+export function chartPermissions(): Record<BusService, { user: string; permissions: NatsPermissions }> {
+  return Object.fromEntries(busServices.map((s) => [s, { user: busAccess[s].user, permissions: natsPermissions(busAccess[s], CHECKPOINT_BUCKET_PLACEHOLDER) }])) as Record<
+    BusService,
+    { user: string; permissions: NatsPermissions }
+  >;
 }

@@ -2,9 +2,14 @@
 // object is validated against the Kubernetes schema of its apiVersion/kind, and the placement,
 // hardening and wiring rules are asserted on what helm actually renders.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { streams } from '../../packages/bus/src/streams';
+import { connectBus } from '../../packages/bus/src/connect';
+import { startNatsServer } from '../../packages/bus/src/nats-server';
+import { busAccess } from '../../packages/bus/src/permissions';
+import { streams, subjects } from '../../packages/bus/src/streams';
+import { makeTestCa } from '../harness/certificates';
 import { defaultPorts } from '../../packages/service/src/ports';
 import { helm } from './helm-bin';
 import { chartDir, crdApis, K8sObject, offlineChart, render, Rendered, template, validate } from './render';
@@ -279,7 +284,8 @@ describe('security by default', () => {
     expect(env(d, 'TEMPER_CONTROL_IDENTITIES')?.value).toBe('ops,ci-bot');
     expect(r.find('Certificate', name('learner')).spec.issuerRef).toEqual({ name: 'corp-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' });
     expect(r.all('Issuer')).toEqual([]);
-    expect(r.all('Secret')).toEqual([]);
+    // No tokens of the chart's: only the NATS users' Secrets.
+    expect(r.all('Secret').map((x) => x.metadata.name)).toEqual(['rl-temper-nats-users', 'rl-temper-nats-auth']);
   });
 
   it('one Secret of the user’s for every service instead of cert-manager, and a clear message without its name', async () => {
@@ -300,8 +306,100 @@ describe('security by default', () => {
 });
 
 describe('NATS', () => {
-  it('bundled: the services reach the NATS chart’s service', () => {
-    for (const svc of services) expect(env(rendered.default.find('Deployment', name(svc)), 'NATS_URL')?.value).toBe('nats://rl-nats.temper.svc:4222');
+  it('bundled: the services reach the NATS chart’s service over TLS, each as its own user', () => {
+    const users = rendered.default.find('Secret', 'rl-temper-nats-users');
+    expect(Object.keys(users.data).sort()).toEqual([...services].sort());
+    for (const svc of services) {
+      const d = rendered.default.find('Deployment', name(svc));
+      expect(env(d, 'NATS_URL')?.value).toBe('tls://rl-nats.temper.svc:4222');
+      expect(env(d, 'NATS_USER')?.value).toBe(busAccess[svc].user);
+      expect(env(d, 'NATS_PASSWORD')?.valueFrom).toEqual({ secretKeyRef: { name: 'rl-temper-nats-users', key: svc } });
+      // The service's own certificate (signed by the CA that signs the NATS server's) is its NATS client certificate.
+      expect(env(d, 'NATS_TLS_CA')?.value).toBe('/var/run/secrets/temper/tls/ca.crt');
+      expect(env(d, 'NATS_TLS_CERT')?.value).toBe('/var/run/secrets/temper/tls/tls.crt');
+      expect(env(d, 'NATS_TLS_KEY')?.value).toBe('/var/run/secrets/temper/tls/tls.key');
+    }
+    // The passwords are random and differ per service.
+    expect(new Set(Object.values(users.data)).size).toBe(services.length);
+  });
+
+  it('bundled: cert-manager certifies the NATS service’s names with the services’ issuer', () => {
+    const cert = rendered.default.find('Certificate', 'rl-temper-nats');
+    expect(cert.spec.secretName).toBe('rl-temper-nats-tls');
+    expect(cert.spec.dnsNames).toEqual(['rl-nats', 'rl-nats.temper', 'rl-nats.temper.svc', 'rl-nats.temper.svc.cluster.local']);
+    expect(cert.spec.issuerRef).toEqual(rendered.default.find('Certificate', name('learner')).spec.issuerRef);
+  });
+
+  it('bundled: the NATS chart’s values serve that certificate, verify clients and include the users', () => {
+    const values = parseYaml(fs.readFileSync(path.join(chartDir, 'values.yaml'), 'utf8')).nats;
+    // The NATS chart templates `tplYaml` values; the release is "rl" here.
+    const tpl = (v: { tplYaml: string }) => v.tplYaml.replace('{{ .Release.Name }}', 'rl');
+    const tls = values.config.nats.tls;
+    expect(tls.enabled).toBe(true);
+    expect(tpl(tls.secretName)).toBe(rendered.default.find('Certificate', 'rl-temper-nats').spec.secretName);
+    expect(tls.merge).toEqual({ ca_file: `${tls.dir}/ca.crt`, verify: true });
+    const volume = values.podTemplate.patch[0].value;
+    const mount = values.container.patch[0].value;
+    expect(mount.name).toBe(volume.name);
+    expect(tpl(volume.secret.secretName)).toBe(rendered.default.find('Secret', 'rl-temper-nats-auth').metadata.name);
+    // Included relative to the NATS chart's config file, /etc/nats-config/nats.conf.
+    expect(path.posix.join('/etc/nats-config', values.config.merge.$include)).toBe(`${mount.mountPath}/auth.conf`);
+    expect(values.natsBox.enabled).toBe(false);
+  });
+
+  it('bundled: a real nats-server with the rendered users admits each service with its password, to its own subjects only', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-chart-nats-'));
+    const ca = makeTestCa(path.join(dir, 'pki'), 'chart-ca');
+    const server = ca.issue('nats');
+    const client = ca.issue('service');
+    // The layout of the NATS pod: the chart's config includes the users from the mounted Secret.
+    fs.mkdirSync(path.join(dir, 'nats-config'));
+    fs.mkdirSync(path.join(dir, 'temper-nats-auth'));
+    fs.writeFileSync(path.join(dir, 'temper-nats-auth', 'auth.conf'), rendered.default.find('Secret', 'rl-temper-nats-auth').stringData['auth.conf']);
+    const values = parseYaml(fs.readFileSync(path.join(chartDir, 'values.yaml'), 'utf8')).nats;
+    fs.writeFileSync(
+      path.join(dir, 'nats-config', 'nats.conf'),
+      `tls { cert_file: "${server.cert}", key_file: "${server.key}", ca_file: "${ca.cert}", verify: true }\ninclude ${values.config.merge.$include}\n`,
+    );
+    const nats = await startNatsServer({ args: ['-c', path.join(dir, 'nats-config', 'nats.conf')] });
+    const passwords = rendered.default.find('Secret', 'rl-temper-nats-users').data;
+    const saved = { ...process.env };
+    try {
+      for (const svc of services) {
+        Object.assign(process.env, { NATS_USER: busAccess[svc].user, NATS_PASSWORD: Buffer.from(passwords[svc], 'base64').toString(), NATS_TLS_CA: ca.cert, NATS_TLS_CERT: client.cert, NATS_TLS_KEY: client.key });
+        const bus = await connectBus(nats.url, `chart-${svc}`, { service: svc });
+        try {
+          // Each may do its own part, and not another's: only the scorer scores.
+          const scored = bus.js.publish(subjects.scored('chart'), new Uint8Array([1]));
+          if (svc === 'scorer') await expect(scored).resolves.toMatchObject({ stream: streams.scored.name });
+          else await expect(scored).rejects.toThrow(/Permissions Violation/);
+        } finally {
+          await bus.close();
+        }
+      }
+      process.env.NATS_PASSWORD = 'not-the-password';
+      await expect(connectBus(nats.url, 'chart-guess', { service: 'scorer' })).rejects.toThrow(/cannot reach NATS/);
+    } finally {
+      process.env = saved;
+      await nats.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('bundled with TLS switched off: plaintext NATS, still one user per service', async () => {
+    const r = await render(chart, { set: ['nats.config.nats.tls.enabled=false'] });
+    const d = r.find('Deployment', name('generator'));
+    expect(env(d, 'NATS_URL')?.value).toBe('nats://rl-nats.temper.svc:4222');
+    expect(env(d, 'NATS_TLS_CA')).toBeUndefined();
+    expect(env(d, 'NATS_USER')?.value).toBe(busAccess.generator.user);
+    expect(r.all('Certificate').map((c) => c.metadata.name)).not.toContain('rl-temper-nats');
+  });
+
+  it('bundled: the users are rendered from the object store’s bucket prefix', async () => {
+    const r = await render(chart, { values: ['ci/object-store-values.yaml'], set: ['checkpoints.nats.bucket=ckpt'], extra: crdApis });
+    const conf = r.find('Secret', 'rl-temper-nats-auth').stringData['auth.conf'];
+    expect(conf).toContain('"$O.ckpt-blobs.>"');
+    expect(conf).not.toContain('__CHECKPOINT_BUCKET__');
   });
 
   it('external: the URL from values, credentials from the Secret', () => {
@@ -322,6 +420,22 @@ describe('NATS', () => {
     expect(env(d, 'NATS_CREDS')?.value).toBe('/var/run/secrets/temper/nats/nats.creds');
     expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-creds', secret: { secretName: 'nats-creds', defaultMode: 0o440, items: [{ key: 'nats.creds', path: 'nats.creds' }] } });
     expect(container(d).volumeMounts).toContainEqual({ name: 'nats-creds', mountPath: '/var/run/secrets/temper/nats', readOnly: true });
+  });
+
+  it('external over TLS: the CA (and a client certificate) from a Secret of the user’s', async () => {
+    const r = await render(chart, {
+      set: ['nats.enabled=false', 'externalNats.url=tls://n:4222', 'externalNats.tls.enabled=true', 'externalNats.tls.existingSecret=nats-ca', 'externalNats.tls.certKey=tls.crt', 'externalNats.tls.keyKey=tls.key'],
+    });
+    const d = r.find('Deployment', name('scorer'));
+    expect(env(d, 'NATS_TLS_CA')?.value).toBe('/var/run/secrets/temper/nats-tls/ca.crt');
+    expect(env(d, 'NATS_TLS_CERT')?.value).toBe('/var/run/secrets/temper/nats-tls/tls.crt');
+    expect(env(d, 'NATS_USER')).toBeUndefined();
+    expect(d.spec.template.spec.volumes).toContainEqual({ name: 'nats-tls', secret: { secretName: 'nats-ca', defaultMode: 0o440 } });
+    expect(container(d).volumeMounts).toContainEqual({ name: 'nats-tls', mountPath: '/var/run/secrets/temper/nats-tls', readOnly: true });
+    expect(r.all('Secret').map((x) => x.metadata.name)).not.toContain('rl-temper-nats-users');
+    const noSecret = await template(chart, { set: ['nats.enabled=false', 'externalNats.url=tls://n:4222', 'externalNats.tls.enabled=true'] });
+    expect(noSecret.code).not.toBe(0);
+    expect(noSecret.stderr).toContain('externalNats.tls.existingSecret must name the Secret');
   });
 
   it('external without a URL, or credentials without a Secret, fail with a clear message', async () => {

@@ -78,10 +78,29 @@ default
 
 {{- define "temper.natsUrl" -}}
 {{- if .Values.nats.enabled -}}
-{{- printf "nats://%s.%s.svc:4222" (include "temper.natsFullname" .) .Release.Namespace -}}
+{{- printf "%s://%s.%s.svc:4222" (ternary "tls" "nats" (eq (include "temper.natsTls" .) "true")) (include "temper.natsFullname" .) .Release.Namespace -}}
 {{- else -}}
 {{- required "externalNats.url is required when nats.enabled is false" .Values.externalNats.url -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Whether the services reach NATS over TLS: the bundled NATS's TLS, or externalNats.tls. */}}
+{{- define "temper.natsTls" -}}
+{{- if .Values.nats.enabled -}}
+{{- if dig "config" "nats" "tls" "enabled" false .Values.nats -}}true{{- end -}}
+{{- else if .Values.externalNats.tls.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* The bundled NATS's Secrets; the NATS chart's values name the first and the last the same
+     way (tplYaml in values.yaml), so they are built from the release name alone. */}}
+{{- define "temper.natsTlsSecret" -}}{{ printf "%s-temper-nats-tls" .Release.Name }}{{- end -}}
+{{- define "temper.natsUsersSecret" -}}{{ printf "%s-temper-nats-users" .Release.Name }}{{- end -}}
+{{- define "temper.natsAuthSecret" -}}{{ printf "%s-temper-nats-auth" .Release.Name }}{{- end -}}
+
+{{/* Each service's NATS user and permissions (JSON), from the table in
+     packages/bus/src/permissions.ts, with the object store's bucket prefix filled in. */}}
+{{- define "temper.natsPermissions" -}}
+{{- .Files.Get "files/nats-permissions.json" | replace "__CHECKPOINT_BUCKET__" .Values.checkpoints.nats.bucket -}}
 {{- end -}}
 
 {{- define "temper.natsMonitoringEndpoint" -}}
@@ -129,6 +148,12 @@ default
 {{- end -}}
 {{- if and (not .Values.nats.enabled) (ne .Values.externalNats.auth.type "none") (not .Values.externalNats.auth.existingSecret) -}}
 {{- fail (printf "externalNats.auth.type is %s: externalNats.auth.existingSecret must name the Secret with the credentials" .Values.externalNats.auth.type) -}}
+{{- end -}}
+{{- if and (not .Values.nats.enabled) .Values.externalNats.tls.enabled (not .Values.externalNats.tls.existingSecret) -}}
+{{- fail "externalNats.tls.enabled: externalNats.tls.existingSecret must name the Secret with the CA (caKey) that signed the NATS server's certificate" -}}
+{{- end -}}
+{{- if and (not .Values.nats.enabled) .Values.externalNats.tls.enabled (ne (empty .Values.externalNats.tls.certKey) (empty .Values.externalNats.tls.keyKey)) -}}
+{{- fail "externalNats.tls.certKey and externalNats.tls.keyKey go together: both for a client certificate, or neither" -}}
 {{- end -}}
 {{- if and (eq .Values.tls.source "existingSecret") (not .Values.tls.existingSecret) -}}
 {{- fail "tls.source is existingSecret: tls.existingSecret must name the Secret with tls.crt, tls.key and ca.crt" -}}

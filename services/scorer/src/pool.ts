@@ -2,7 +2,9 @@
 // so one slow item holds up only its own thread. A watchdog reads each thread's progress
 // from shared memory; an item past its time limit gets a result flagged "timeout", its
 // thread is terminated and replaced, and the rest of its chunk is scored again elsewhere
-// (scoring is deterministic, so redoing finished items changes nothing).
+// (scoring is deterministic, so redoing finished items changes nothing). Each thread's heap
+// is limited too: an item whose scoring runs it out of memory (a plugin that allocates
+// without bound) ends its thread the same way, with a result flagged "out_of_memory".
 //
 // A small request whose spec can only take bounded time per item (built-in components, no
 // free text among the options set: no user regular expression) is scored on the calling
@@ -27,6 +29,8 @@ import type { ChunkReply, ChunkRequest, ThreadData } from './thread-protocol';
 export interface PoolOptions {
   threads: number;
   itemTimeoutMs: number;
+  /** Heap limit of each thread in MiB (V8's old generation; default 256). */
+  threadMemoryMb?: number;
   plugins?: string[];
   maxCompletionChars?: number;
   /** Most items per chunk (default 64). */
@@ -68,12 +72,14 @@ export interface PoolStats {
   /** Of those, scored on the calling thread. */
   scoredInline: number;
   timeouts: number;
+  /** Items whose scoring ran their thread out of memory. */
+  outOfMemory: number;
   replaced: number;
 }
 
 export class ScoringPool {
   readonly registry: RewardRegistry;
-  readonly stats: PoolStats = { scored: 0, scoredInline: 0, timeouts: 0, replaced: 0 };
+  readonly stats: PoolStats = { scored: 0, scoredInline: 0, timeouts: 0, outOfMemory: 0, replaced: 0 };
   private readonly slots: Slot[] = [];
   private readonly queue: Chunk[] = [];
   private readonly specs = new Map<string, { compiled: CompiledRewardSpec; bounded: boolean }>();
@@ -154,7 +160,7 @@ export class ScoringPool {
     const progress = new SharedArrayBuffer(16);
     const data: ThreadData = { plugins: this.opts.plugins ?? [], maxCompletionChars: this.opts.maxCompletionChars ?? 0, progress };
     if (!data.maxCompletionChars) delete (data as Partial<ThreadData>).maxCompletionChars;
-    const worker = new Worker(threadFile(), { workerData: data });
+    const worker = new Worker(threadFile(), { workerData: data, resourceLimits: { maxOldGenerationSizeMb: this.opts.threadMemoryMb ?? 256 } });
     const slot: Slot = { worker, current: new Int32Array(progress, 0, 1), startedAt: new Float64Array(progress, 8, 1), chunkId: 0 };
     worker.on('message', (reply: ChunkReply) => this.onReply(slot, reply));
     worker.on('error', (err) => this.onCrash(slot, err));
@@ -206,23 +212,36 @@ export class ScoringPool {
       const slot = this.slots[i];
       const index = Atomics.load(slot.current, 0) - 1;
       if (!slot.chunk || index < 0 || now - slot.startedAt[0] <= this.opts.itemTimeoutMs) continue;
-      const chunk = slot.chunk;
       this.stats.timeouts++;
-      this.deliver(chunk.request, chunk.positions[index], timedOut(chunk.request.names));
-      const rest = chunk.positions.map((p, j) => ({ p, item: chunk.items[j] })).filter((_, j) => j !== index);
-      if (rest.length > 0) {
-        this.queue.unshift({ ...chunk, items: rest.map((r) => r.item), positions: rest.map((r) => r.p) });
-      }
+      this.giveUpOn(slot, index, 'timeout');
       this.replace(i, `item timed out after ${this.opts.itemTimeoutMs} ms`);
     }
     this.dispatch();
   }
 
+  /** The item at `index` of the slot's chunk gets a result flagged `flag`; the rest of the chunk is scored again. */
+  private giveUpOn(slot: Slot, index: number, flag: string): void {
+    const chunk = slot.chunk!;
+    this.deliver(chunk.request, chunk.positions[index], flagged(chunk.request.names, flag));
+    const rest = chunk.positions.map((p, j) => ({ p, item: chunk.items[j] })).filter((_, j) => j !== index);
+    if (rest.length > 0) {
+      this.queue.unshift({ ...chunk, items: rest.map((r) => r.item), positions: rest.map((r) => r.p) });
+    }
+  }
+
   private onCrash(slot: Slot, err: Error): void {
     const i = this.slots.indexOf(slot);
     if (i < 0 || this.closed) return;
-    if (slot.chunk) this.fail(slot.chunk.request, new Error(`scoring thread failed: ${err.message}`));
-    this.replace(i, `thread failed: ${err.message}`);
+    // Which item ran the heap out is in shared memory, readable after the thread is gone.
+    const index = Atomics.load(slot.current, 0) - 1;
+    if ((err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY' && slot.chunk && index >= 0) {
+      this.stats.outOfMemory++;
+      this.giveUpOn(slot, index, 'out_of_memory');
+      this.replace(i, `item ran its thread out of memory (limit ${this.opts.threadMemoryMb ?? 256} MiB)`);
+    } else {
+      if (slot.chunk) this.fail(slot.chunk.request, new Error(`scoring thread failed: ${err.message}`));
+      this.replace(i, `thread failed: ${err.message}`);
+    }
     this.dispatch();
   }
 
@@ -254,8 +273,9 @@ export function boundedSpec(spec: RewardSpecInput | null | undefined, registry: 
   return true;
 }
 
-function timedOut(names: string[]): RewardResult {
-  return { total: 0, components: Object.fromEntries(names.map((n) => [n, 0])), truncated: false, flags: ['timeout'], extractedAnswer: '' };
+/** A result of 0 for an item the pool gave up on, saying why ("timeout", "out_of_memory"). */
+function flagged(names: string[], flag: string): RewardResult {
+  return { total: 0, components: Object.fromEntries(names.map((n) => [n, 0])), truncated: false, flags: [flag], extractedAnswer: '' };
 }
 
 // The compiled thread beside this file; under ts-jest this file runs from src/, so the

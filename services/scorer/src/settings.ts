@@ -7,6 +7,11 @@ export interface ScorerSettings {
   threads: number;
   /** Time one completion may take before its thread is replaced: TEMPER_SCORER_ITEM_TIMEOUT_MS. */
   itemTimeoutMs: number;
+  /**
+   * Heap one scoring thread may use, in MiB: an item that needs more gets a result flagged
+   * "out_of_memory" and its thread is replaced: TEMPER_SCORER_THREAD_MEMORY_MB (default 256).
+   */
+  threadMemoryMb: number;
   /** Reward plugin modules (comma-separated): TEMPER_REWARD_PLUGINS. */
   plugins: string[];
   /** Completions longer than this many characters are cut and flagged: TEMPER_SCORER_MAX_CHARS. */
@@ -33,6 +38,7 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
   return {
     threads: positiveInt(env, 'TEMPER_SCORER_THREADS', os.availableParallelism()),
     itemTimeoutMs: positiveInt(env, 'TEMPER_SCORER_ITEM_TIMEOUT_MS', 2000),
+    threadMemoryMb: positiveInt(env, 'TEMPER_SCORER_THREAD_MEMORY_MB', 256),
     plugins: (env.TEMPER_REWARD_PLUGINS ?? '').split(',').map((s) => s.trim()).filter(Boolean),
     maxCompletionChars: positiveInt(env, 'TEMPER_SCORER_MAX_CHARS', defaultMaxCompletionChars),
     maxItems: positiveInt(env, 'TEMPER_SCORER_MAX_ITEMS', 4096),

@@ -115,6 +115,31 @@ describe('scoring small requests on the calling thread', () => {
   });
 });
 
+describe('scoring pool memory limit', () => {
+  // A time limit far off, so that only the heap limit can end the item (running a heap out
+  // takes V8 a few full collections: about a second at 32 MiB on a loaded machine).
+  let pool: ScoringPool;
+  const replaced: string[] = [];
+  beforeAll(() => {
+    pool = new ScoringPool({ threads: 2, itemTimeoutMs: 60000, threadMemoryMb: 32, chunkSize: 3, inlineMaxChars: 0, plugins: [path.join(fixtures, 'hoard-plugin.js')], onReplace: (r) => replaced.push(r) });
+  });
+  afterAll(async () => {
+    await pool.close();
+  });
+
+  it('ends an item that allocates without bound at its thread’s heap limit, flags it and scores the rest', async () => {
+    const spec = { components: [{ name: 'accuracy', weight: 1 }, { name: 'hoard', weight: 1 }] };
+    const items = Array.from({ length: 6 }, (_, i) => ({ completion: `${i === 2 ? 'HOARD ' : ''}<answer>${i}</answer>`, reference: String(i) }));
+    const results = await pool.score(spec, items);
+    expect(results[2]).toEqual({ total: 0, components: { accuracy: 0, hoard: 0 }, truncated: false, flags: ['out_of_memory'], extractedAnswer: '' });
+    results.forEach((r, i) => i !== 2 && expect([r.total, r.flags]).toEqual([2, []]));
+    expect(pool.stats).toMatchObject({ outOfMemory: 1, timeouts: 0, replaced: 1 });
+    expect(replaced).toEqual(['item ran its thread out of memory (limit 32 MiB)']);
+    expect(pool.threads).toBe(2);
+    expect((await pool.score(spec, [{ completion: '<answer>1</answer>', reference: '1' }]))[0].total).toBe(2);
+  });
+});
+
 describe('boundedSpec', () => {
   const registry = createRegistry();
   registry.register({ name: 'custom', description: '', options: {}, score: () => 1 });

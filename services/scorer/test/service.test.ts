@@ -30,7 +30,7 @@ interface Scorer {
 
 // A scorer process; all of this test's scorers share one consumer, on this test's run
 // only (other tests use the same nats-server).
-async function startScorer(): Promise<Scorer> {
+async function startScorer(env: Record<string, string> = {}): Promise<Scorer> {
   const address = `127.0.0.1:${await freePort()}`;
   const child = spawn(process.execPath, [path.join(__dirname, '..', 'dist', 'main.js')], {
     env: {
@@ -43,6 +43,7 @@ async function startScorer(): Promise<Scorer> {
       TEMPER_SCORER_CONSUMER: `scorer_test_${process.pid}`,
       TEMPER_SCORER_FILTER: subjects.rollout(runId),
       TEMPER_SCORER_CONSUMER_CHECK_MS: '300',
+      ...env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -160,6 +161,40 @@ describe('scorer service', () => {
       expect(res.rewards.map((r) => [r.total, r.flags])).toEqual([[1, []], [0, ['timeout']], [1, []]]);
       const after = await score({ items: [{ completion: '<think>a</think><answer>1</answer>', reference: '1' }] });
       expect(after.rewards[0].total).toBe(1.5);
+    });
+  });
+
+  describe('with a plugin that allocates without bound', () => {
+    // A scorer of its own: a small heap per thread and a time limit far off, so that only the
+    // memory limit can end the item (running a heap out takes V8 about a second at 32 MiB).
+    let hoarder: Scorer;
+    let hoarderClient: InstanceType<typeof RewardScorerClient>;
+    beforeAll(async () => {
+      hoarder = await startScorer({
+        TEMPER_REWARD_PLUGINS: path.join(__dirname, 'fixtures', 'hoard-plugin.js'),
+        TEMPER_SCORER_THREAD_MEMORY_MB: '32',
+        TEMPER_SCORER_ITEM_TIMEOUT_MS: '60000',
+        TEMPER_SCORER_FILTER: subjects.rollout(`${runId}-hoard`),
+        TEMPER_SCORER_CONSUMER: `scorer_hoard_${process.pid}`,
+      });
+      hoarderClient = new RewardScorerClient(hoarder.address, grpc.credentials.createInsecure());
+    });
+    afterAll(async () => {
+      hoarderClient?.close();
+      await hoarder?.stop();
+      await bus.jsm.consumers.delete(streams.rollouts.name, `scorer_hoard_${process.pid}`).catch(() => undefined);
+    });
+
+    it('ends that item at the thread’s memory limit with the reason, stays up and scores the next request', async () => {
+      const scoreThere = (req: ScoreRequestInput) =>
+        new Promise<ScoreResponse>((resolve, reject) => hoarderClient.score(ScoreRequest.fromPartial(req), (err, res) => (err ? reject(err) : resolve(res))));
+      const spec = { components: [{ name: 'hoard', weight: 1 }] };
+      const res = await scoreThere({ spec, items: [{ completion: 'fine', reference: '' }, { completion: 'HOARD', reference: '' }, { completion: 'fine', reference: '' }] });
+      expect(res.rewards.map((r) => [r.total, r.flags])).toEqual([[1, []], [0, ['out_of_memory']], [1, []]]);
+      expect(hoarder.child.exitCode).toBeNull();
+      expect(hoarder.stderr()).toContain('item ran its thread out of memory (limit 32 MiB)');
+      const next = await scoreThere({ spec, items: [{ completion: 'fine again', reference: '' }] });
+      expect(next.rewards.map((r) => r.total)).toEqual([1]);
     });
   });
 

@@ -15,7 +15,7 @@
 // for the next step's groups while it is still training the version that must sample them.
 // Such a request is held (and kept alive) until that version's weights arrive, without
 // holding up requests behind it that can be sampled now; it starts the moment they do.
-import { AckPolicy, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, Consumer, ConsumerMessages, JsMsg } from '@nats-io/jetstream';
 import { context, Span, SpanStatusCode, trace, Tracer } from '@opentelemetry/api';
 import { Bus, parkMessage, publishMessage, streams, subjects } from '@temper/bus';
 import { Completion, RolloutGroup, RolloutRequest } from '@temper/proto';
@@ -182,7 +182,9 @@ export class RolloutWorker {
   }
 
   private async pullLoop(): Promise<void> {
-    const consumer = await this.o.bus.js.consumers.get(streams.rolloutRequests.name, this.o.consumer);
+    // Looked up inside the retry loop: a JetStream request that times out (a loaded or
+    // restarting nats-server) is retried like a failed fetch instead of ending the process.
+    let consumer: Consumer | undefined;
     while (this.running) {
       const room = this.o.maxHeld - this.pending.length - this.inFlight.size;
       if (room <= 0) {
@@ -190,11 +192,13 @@ export class RolloutWorker {
         continue;
       }
       try {
+        consumer ??= await this.o.bus.js.consumers.get(streams.rolloutRequests.name, this.o.consumer);
         this.fetching = await consumer.fetch({ max_messages: room, expires: 5000 });
         for await (const m of this.fetching) this.hold(m);
       } catch (err) {
         if (!this.running) break;
         this.o.log.warn('fetching rollout requests failed; retrying', { err });
+        consumer = undefined;
         await sleep(1000);
         // The consumer may have been deleted: put it back.
         await ensureGeneratorConsumer(this.o.bus, this.o.consumer, this.o.ackWaitMs, this.o.filterSubject).catch(() => undefined);

@@ -88,4 +88,31 @@ describe('checkpoint uploads behind the GRPO steps', () => {
       fs.rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('holds a step back while more than a few uploads are behind it, until the store takes them', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const client = new CheckpointClient(address);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-late-store-'));
+    const ctx = { ...context(), store: client };
+    const uploads = new CheckpointUploads(ctx, '');
+    for (const step of [1, 2, 3]) uploads.add(step, write(ctx.runId, step), false);
+    let caughtUp = false;
+    const waiting = uploads.behindAtMost(1).then(() => (caughtUp = true));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(caughtUp).toBe(false); // nothing could be stored: three behind
+    const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
+    const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+    try {
+      await waiting;
+      // Steps 1 and 2 are stored; step 3's, the newest, is still held back for the next step's requests.
+      expect((await client.list({ runId: ctx.runId })).checkpoints.map((c) => c.step).sort()).toEqual([1, 2]);
+      await uploads.latest();
+      expect((await client.list({ runId: ctx.runId })).checkpoints).toHaveLength(3);
+    } finally {
+      client.close();
+      await server.stop(1000);
+      await store.close();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -148,6 +148,7 @@ async function publish(ctx: StageContext, g: GrpoSettings, model: Model, tokeniz
   uploads.add(next.step, writing, full);
   if (!streamed || next.step === g.steps) uploads.startHeld();
   if (!streamed) await uploads.latest();
+  else await uploads.behindAtMost();
   return streamed;
 }
 

@@ -76,7 +76,7 @@ export function auditTraining(run: TrainedStep[], faultFree: TrainedStep[], step
 
 export interface StoreAudit {
   checkpoints: number;
-  /** Checkpoints that could not be pulled whole or whose files do not match their sha256. */
+  /** Checkpoints (of those verified) that could not be pulled whole or whose files do not match their sha256. */
   corrupt: string[];
   /** Steps 0..N missing from the final checkpoint's lineage (or there more than once). */
   missingFromLineage: number[];
@@ -86,13 +86,16 @@ export interface StoreAudit {
   initialWeightsSha256: string;
 }
 
-export async function auditStore(store: CheckpointClient, runId: string, steps: number): Promise<StoreAudit> {
+/** `verify: 'ends'` pulls only the first and the final checkpoint (for their weights), 'all' every one. */
+export async function auditStore(store: CheckpointClient, runId: string, steps: number, verify: 'all' | 'ends' = 'all'): Promise<StoreAudit> {
   const { checkpoints } = await store.list({ runId });
+  const final = newest(checkpoints.filter((c) => c.step === steps));
+  const initial = newest(checkpoints.filter((c) => c.step === 0));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-chaos-audit-'));
   const corrupt: string[] = [];
   const weights = new Map<string, string>();
   try {
-    for (const c of checkpoints) {
+    for (const c of verify === 'all' ? checkpoints : [initial, final].filter((x) => x !== undefined)) {
       const into = path.join(dir, c.id);
       try {
         await store.pullDir(c.id, into);
@@ -109,7 +112,6 @@ export async function auditStore(store: CheckpointClient, runId: string, steps: 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const final = newest(checkpoints.filter((c) => c.step === steps));
   const missingFromLineage: number[] = [];
   if (!final) for (let s = 0; s <= steps; s++) missingFromLineage.push(s);
   else {
@@ -117,7 +119,6 @@ export async function auditStore(store: CheckpointClient, runId: string, steps: 
     const seen = counts([final, ...ancestors].map((c) => String(c.step)));
     for (let s = 0; s <= steps; s++) if (seen.get(String(s)) !== 1) missingFromLineage.push(s);
   }
-  const initial = newest(checkpoints.filter((c) => c.step === 0));
   const sha = (c?: CheckpointManifest) => (c ? (weights.get(c.id) ?? '') : '');
   return { checkpoints: checkpoints.length, corrupt, missingFromLineage, finalWeightsSha256: sha(final), initialWeightsSha256: sha(initial) };
 }

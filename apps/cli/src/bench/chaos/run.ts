@@ -30,7 +30,7 @@ export interface ChaosOptions {
   log: (line: string) => void;
 }
 
-export const chaosDefaults: ChaosOptions = { seed: 1, steps: 60, faults: 14, everyS: 4, natsRestarts: 2, pauses: 2, ackWaitS: 4, reproducible: true, log: () => undefined };
+export const chaosDefaults: ChaosOptions = { seed: 1, steps: 300, faults: 14, everyS: 4, natsRestarts: 2, pauses: 2, ackWaitS: 4, reproducible: true, log: () => undefined };
 
 const spec = (o: ChaosOptions) => `
 name: chaos
@@ -96,7 +96,7 @@ export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<Record
     const learnerLog = path.join(dir, 'logs', 'learner.log');
     const training = auditTraining(trainedSteps(learnerLog, chaos.runId), trainedSteps(learnerLog, calm.runId), o.steps);
     const stored = await auditStore(store, chaos.runId, o.steps);
-    const calmStored = await auditStore(store, calm.runId, o.steps);
+    const calmStored = await auditStore(store, calm.runId, o.steps, 'ends');
     return {
       bench: 'chaos',
       seed: o.seed,

@@ -55,7 +55,37 @@ stages:
       optimizer: { lr: 0.003 }
 ${o.reproducible ? 'reproducible: true\n' : ''}`;
 
-export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<Record<string, unknown>> {
+export interface ChaosReport {
+  bench: 'chaos';
+  seed: number;
+  steps: number;
+  schedule: string[];
+  faults_scheduled: number;
+  /** By kind: kill_<service>, pause_<service>, nats_restart. */
+  faults_injected: Record<string, number>;
+  completed: boolean;
+  state: string;
+  error: string;
+  steps_redone: number;
+  steps_missing: number;
+  groups_lost: number;
+  groups_duplicated: number;
+  checkpoints: number;
+  checkpoints_corrupt: number;
+  checkpoints_missing_from_lineage: number;
+  missing_steps: number[];
+  wall_s: { fault_free: number; chaos: number; ratio: number };
+  reproducible: boolean;
+  final_weights_sha256: { fault_free: string; chaos: string };
+  final_weights_equal: boolean;
+  weights_changed: boolean;
+  fault_free_completed: boolean;
+  cpus: number;
+  load_average: number;
+  dir?: string;
+}
+
+export async function runChaos(opts: Partial<ChaosOptions> = {}): Promise<ChaosReport> {
   const o: ChaosOptions = { ...chaosDefaults, ...opts };
   const replicas = { 'checkpoint-store': 1, scorer: 2, generator: 2, learner: 1 };
   const scheduleOptions: ScheduleOptions = { seed: o.seed, count: o.faults, everyS: o.everyS, natsRestarts: o.natsRestarts, pauses: o.pauses, pauseS: o.ackWaitS + 2, replicas };

@@ -43,8 +43,28 @@ export async function publishEncoded(js: JetStreamClient, subject: string, bytes
     hdrs = natsHeaders();
     for (const [k, v] of Object.entries(all)) hdrs.set(k, v);
   }
-  const ack = await js.publish(subject, bytes, { msgID: opts.msgId, headers: hdrs });
-  return { seq: ack.seq, duplicate: ack.duplicate };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const ack = await js.publish(subject, bytes, { msgID: opts.msgId, headers: hdrs });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      // With a message id a retry cannot store the message twice, so a publish rides out a
+      // nats-server that is restarting (no answer, or JetStream not enabled yet while it
+      // recovers its store): the chaos run failed a run on "jetstream is not enabled".
+      if (!opts.msgId || !transient(err) || attempt >= PUBLISH_RETRIES) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
+    }
+  }
+}
+
+/** Tries of a publish with a message id after a transient failure: about 60 s in all. */
+export const PUBLISH_RETRIES = 35;
+
+/** Failures of a server that is away or starting, as opposed to a refused message or a closed connection. */
+function transient(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : String(err);
+  if (/connection closed|closed connection/i.test(message)) return false;
+  return (err instanceof Error && err.name === 'TimeoutError') || /timeout|jetstream is not enabled|no responders|503|disconnect|reconnect/i.test(message);
 }
 
 /** The last message on `subject` of TEMPER_EVENTS, decoded; undefined when there is none (or NATS cannot say). */

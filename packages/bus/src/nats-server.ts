@@ -21,6 +21,11 @@ export interface NatsServerOptions {
   port?: number;
   /** How long to wait for the server to accept connections. */
   readyTimeoutMs?: number;
+  /**
+   * JetStream's store: kept when the server stops, so a server started again on it (same
+   * port) finds its streams and consumers (default: a temporary directory, removed on stop).
+   */
+  storeDir?: string;
   /** More nats-server arguments (e.g. --user/--pass). */
   args?: string[];
 }
@@ -40,7 +45,8 @@ export async function freePort(): Promise<number> {
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = opts.bin ?? process.env.NATS_SERVER_BIN ?? 'nats-server';
   const port = opts.port || (await freePort());
-  const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-nats-'));
+  const ownStore = !opts.storeDir;
+  const storeDir = opts.storeDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'temper-nats-'));
   const child = spawn(bin, ['-js', '-sd', storeDir, '-a', '127.0.0.1', '-p', String(port), ...(opts.args ?? [])], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -61,7 +67,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const ready = waitForPort(port, opts.readyTimeoutMs ?? 10000);
   const outcome = await Promise.race([ready.then(() => null), exited]);
   if (outcome) {
-    fs.rmSync(storeDir, { recursive: true, force: true });
+    if (ownStore) fs.rmSync(storeDir, { recursive: true, force: true });
     throw outcome;
   }
   return {
@@ -69,13 +75,13 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     port,
     storeDir,
     pid: child.pid!,
-    stop: () => stopProcess(child, storeDir),
+    stop: () => stopProcess(child, ownStore ? storeDir : undefined),
   };
 }
 
-async function stopProcess(child: ChildProcess, storeDir: string): Promise<void> {
+async function stopProcess(child: ChildProcess, storeDir: string | undefined): Promise<void> {
   await terminate(child, 5000);
-  fs.rmSync(storeDir, { recursive: true, force: true });
+  if (storeDir) fs.rmSync(storeDir, { recursive: true, force: true });
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited after graceMs; resolves once it is gone. */

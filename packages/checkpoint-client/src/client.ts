@@ -80,6 +80,9 @@ export class CheckpointClientError extends Error {
 const MAX_MESSAGE_BYTES = 64 << 20;
 /** A download starts over (for the files not yet complete) after these. */
 const PULL_RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.CANCELLED, grpc.status.DEADLINE_EXCEEDED, grpc.status.INTERNAL]);
+/** Calls that read, retried while the store is UNAVAILABLE: about 35 s of tries. */
+const READS = new Set(['getUploadStatus', 'listCheckpoints', 'getLineage']);
+const READ_RETRIES = 20;
 const RETRIABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.ABORTED, grpc.status.CANCELLED, grpc.status.DEADLINE_EXCEEDED, grpc.status.OUT_OF_RANGE, grpc.status.INTERNAL]);
 
 /** Where the store is: the given endpoint, else TEMPER_CHECKPOINT_STORE_ADDR, else the local default. */
@@ -288,11 +291,24 @@ export class CheckpointClient {
     });
   }
 
-  private call<Res>(method: 'startUpload' | 'getUploadStatus' | 'listCheckpoints' | 'getLineage' | 'tagCheckpoint' | 'deleteCheckpoint', req: unknown): Promise<Res> {
-    return new Promise<Res>((resolve, reject) => {
-      const fn = this.raw[method] as unknown as (req: unknown, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
-      fn.call(this.raw, req, (err, res) => (err ? reject(clientError(err)) : resolve(res)));
-    });
+  private async call<Res>(method: 'startUpload' | 'getUploadStatus' | 'listCheckpoints' | 'getLineage' | 'tagCheckpoint' | 'deleteCheckpoint', req: unknown): Promise<Res> {
+    const once = () =>
+      new Promise<Res>((resolve, reject) => {
+        const fn = this.raw[method] as unknown as (req: unknown, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+        fn.call(this.raw, req, (err, res) => (err ? reject(clientError(err)) : resolve(res)));
+      });
+    // Reads wait out a store that is away (restarting): a learner resuming a run reads its
+    // lineage and checkpoints, and the chaos run failed a run on a store killed just then.
+    // Uploads retry in put(); a delete repeated after it succeeded would answer NOT_FOUND.
+    const retries = READS.has(method) ? READ_RETRIES : 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await once();
+      } catch (err) {
+        if (attempt >= retries || (err as CheckpointClientError).code !== grpc.status.UNAVAILABLE) throw err;
+        await sleep(Math.min(2000, 100 * 2 ** attempt));
+      }
+    }
   }
 }
 

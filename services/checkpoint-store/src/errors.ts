@@ -19,3 +19,4 @@ export const dataLoss = (msg: string) => new StoreError(status.DATA_LOSS, msg);
 export const aborted = (msg: string) => new StoreError(status.ABORTED, msg);
 export const outOfRange = (msg: string) => new StoreError(status.OUT_OF_RANGE, msg);
 export const resourceExhausted = (msg: string) => new StoreError(status.RESOURCE_EXHAUSTED, msg);
+export const unavailable = (msg: string) => new StoreError(status.UNAVAILABLE, msg);

@@ -7,7 +7,7 @@ import { CheckpointManifest, FileChunk, FileProgress, PutHeader } from '@temper/
 import type { Logger } from '@temper/service';
 import { createHash } from 'node:crypto';
 import { Backend } from './backends/backend';
-import { dataLoss, failedPrecondition, invalidArgument, notFound } from './errors';
+import { dataLoss, failedPrecondition, invalidArgument, notFound, unavailable } from './errors';
 import { chronological, LineageGraph } from './lineage';
 import { sealManifest } from './manifest';
 import { checkTag, isSha256 } from './names';
@@ -141,8 +141,12 @@ export class CheckpointStore {
         try {
           await this.opts.onCommitted(result.manifest, upload.header.policyVersion);
         } catch (err) {
-          // The checkpoint is stored either way; the event is a notification.
-          this.opts.log?.error('could not publish CheckpointCommitted', { id: result.manifest.id, err });
+          // The checkpoint is stored; its announcement is not, and generators waiting for the
+          // version would never hear of it (the chaos run lost two to a NATS restart). The put
+          // fails as UNAVAILABLE: the client's retry finds the checkpoint stored and announces
+          // it again (the message id keeps that to one event).
+          this.opts.log?.warn('could not publish CheckpointCommitted; the put is refused so that its retry announces it', { id: result.manifest.id, err });
+          throw unavailable(`checkpoint ${result.manifest.id} is stored but could not be announced (${err instanceof Error ? err.message : String(err)}); put it again to announce it`);
         }
       }
     }

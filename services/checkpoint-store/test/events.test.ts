@@ -81,3 +81,36 @@ async function committedEvents(bus: Bus, runId: string): Promise<CheckpointCommi
   }
   return events;
 }
+
+describe('an announcement that cannot be published', () => {
+  let t: TestStore;
+  let work: string;
+  const published: [string, number][] = [];
+  let failNext = true;
+  beforeAll(async () => {
+    // NATS is away for the first announcement (restarting), back for the next.
+    t = await startTestStore({
+      onCommitted: async (manifest, version) => {
+        if (failNext) {
+          failNext = false;
+          throw new Error('timeout');
+        }
+        published.push([manifest.id, version]);
+      },
+    });
+    work = await tempDir();
+  });
+  afterAll(async () => {
+    await t?.stop();
+    await fsp.rm(work, { recursive: true, force: true });
+  });
+
+  it('fails the put as UNAVAILABLE, so that the client\'s retry finds the checkpoint stored and announces it', async () => {
+    const runId = `unannounced-${process.pid}`;
+    const src = await makeModelDir(path.join(work, 'src'), { shards: 1, shardBytes: 10_000 });
+    const pushed = await t.client.pushDir(src, { runId, branch: 'main', stage: 'grpo', step: 2 }, { policyVersion: 3 });
+    expect(published).toEqual([[pushed.manifest.id, 3]]);
+    expect((await t.store.list({ runId })).checkpoints.map((c) => c.id)).toEqual([pushed.manifest.id]);
+  });
+});
+

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { CheckpointClient, ManifestFields, manifestForDir } from '@temper/checkpoint-client';
 import { PutCheckpointRequest, PutHeader } from '@temper/proto';
 import { Backend, CheckpointStore, checkpointStoreBinding, FsBackend, widenFlowControl, ObjectStoreBackend, RetentionPolicy, StagingQuota } from '../src';
+import type { CheckpointStoreOptions } from '../src/store';
 import { publishCommitted } from '../src/events';
 import { tempDir } from '../../../test/harness/checkpoint-dirs';
 import { testNatsUrl } from '../../../test/harness/nats';
@@ -35,6 +36,8 @@ export interface TestStoreOptions {
   root?: string;
   bucketPrefix?: string;
   quota?: StagingQuota;
+  /** Called for each announcement instead of publishing it (`events` unset). */
+  onCommitted?: CheckpointStoreOptions['onCommitted'];
 }
 
 export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestStore> {
@@ -48,7 +51,7 @@ export async function startTestStore(opts: TestStoreOptions = {}): Promise<TestS
     backend,
     stagingDir: path.join(root, opts.backend === 'nats' ? 'staging' : 'store/uploads'),
     retention: opts.retention,
-    onCommitted: opts.events ? publishCommitted(bus!) : undefined,
+    onCommitted: opts.events ? publishCommitted(bus!) : opts.onCommitted,
     quota: opts.quota,
   });
   const server = await startGrpcServer({ address: '127.0.0.1:0', services: [checkpointStoreBinding(store)] });

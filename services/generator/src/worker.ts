@@ -182,7 +182,8 @@ export class RolloutWorker {
   }
 
   private async pullLoop(): Promise<void> {
-    // Looked up inside the retry below: on a loaded server the lookup itself can time out.
+    // Looked up inside the retry loop: a JetStream request that times out (a loaded or
+    // restarting nats-server) is retried like a failed fetch instead of ending the process.
     let consumer: Consumer | undefined;
     while (this.running) {
       const room = this.o.maxHeld - this.pending.length - this.inFlight.size;
@@ -197,6 +198,7 @@ export class RolloutWorker {
       } catch (err) {
         if (!this.running) break;
         this.o.log.warn('fetching rollout requests failed; retrying', { err });
+        consumer = undefined;
         await sleep(1000);
         // The consumer may have been deleted: put it back.
         await ensureGeneratorConsumer(this.o.bus, this.o.consumer, this.o.ackWaitMs, this.o.filterSubject).catch(() => undefined);

@@ -68,6 +68,14 @@ export async function saveCheckpoint(store: CheckpointClient, model: Model, opts
   }
 }
 
+/**
+ * Tries of a checkpoint upload while the store cannot be reached. A store that restarts (a
+ * crash, a rescheduled pod) is away for seconds to tens of seconds, and the upload runs behind
+ * the steps, so it waits that out: 40 tries at most 2 s apart are about 75 s. (With the
+ * client's default of 5, about 3 s, a killed store failed the run.)
+ */
+export const UPLOAD_RETRIES = 40;
+
 /** A checkpoint written to a local folder, to push when the caller likes. */
 export interface WrittenCheckpoint {
   /** Pushes it to the store, with `more` manifest fields known only by then (its parent). */
@@ -105,7 +113,7 @@ export async function writeCheckpoint(model: Model, opts: SaveOptions): Promise<
   return {
     push: async (store, more = {}) => {
       const knownSha256 = opts.weights ? { [opts.adapterBase ? ADAPTER_WEIGHTS_FILE : WEIGHTS_FILE]: opts.weights.sha256 } : undefined;
-      const pushed = await store.pushDir(dir, { ...manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256 });
+      const pushed = await store.pushDir(dir, { ...manifest, ...more }, { policyVersion: opts.policyVersion, knownSha256, retries: UPLOAD_RETRIES });
       return pushed.manifest;
     },
     discard: () => fs.rmSync(dir, { recursive: true, force: true }),

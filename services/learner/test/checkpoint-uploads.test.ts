@@ -1,9 +1,16 @@
 // The GRPO stage's checkpoint uploads against a real store: held until released, in step
 // order, each the child of the one before; a failed upload fails what follows it and is
 // thrown with its cause (the first one) where the stage waits or checks, never dropped.
+import { freePort } from '@temper/bus';
+import { CheckpointClient } from '@temper/checkpoint-client';
+import { CheckpointStore, checkpointStoreBinding, FsBackend } from '@temper/checkpoint-store';
 import { HfConfig, Model } from '@temper/native';
 import { RunSpec, StageSpec } from '@temper/proto';
+import { startGrpcServer } from '@temper/service';
 import { createTokenizer } from '@temper/tokenizers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { writeCheckpoint } from '../src/checkpoints';
 import { CheckpointUploads } from '../src/grpo/checkpoint-uploads';
 import { StageHarness, startStageHarness, tinyConfig } from './stage-harness';
@@ -59,4 +66,53 @@ describe('checkpoint uploads behind the GRPO steps', () => {
     expect(await uploads.end()).toBe(failure);
     expect((await h.store.list({ runId: ctx.runId })).checkpoints).toEqual([]);
   });
+
+  it('waits out a store that is away for a while (restarting) instead of failing the run', async () => {
+    // Nothing listens at the store's address for 6 s (the client's default tries gave up after
+    // about 3 s: a killed store failed the chaos run), then a store comes up there.
+    const address = `127.0.0.1:${await freePort()}`;
+    const client = new CheckpointClient(address);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-late-store-'));
+    const ctx = context();
+    const pushed = (await write(ctx.runId, 0)).push(client);
+    await new Promise((r) => setTimeout(r, 6000));
+    const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
+    const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+    try {
+      const manifest = await pushed;
+      expect((await client.list({ runId: ctx.runId })).checkpoints.map((c) => c.id)).toEqual([manifest.id]);
+    } finally {
+      client.close();
+      await server.stop(1000);
+      await store.close();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('holds a step back while more than a few uploads are behind it, until the store takes them', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const client = new CheckpointClient(address);
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-late-store-'));
+    const ctx = { ...context(), store: client };
+    const uploads = new CheckpointUploads(ctx, '');
+    for (const step of [1, 2, 3]) uploads.add(step, write(ctx.runId, step), false);
+    let caughtUp = false;
+    const waiting = uploads.behindAtMost(1).then(() => (caughtUp = true));
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(caughtUp).toBe(false); // nothing could be stored: three behind
+    const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
+    const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+    try {
+      await waiting;
+      // Steps 1 and 2 are stored; step 3's, the newest, is still held back for the next step's requests.
+      expect((await client.list({ runId: ctx.runId })).checkpoints.map((c) => c.step).sort()).toEqual([1, 2]);
+      await uploads.latest();
+      expect((await client.list({ runId: ctx.runId })).checkpoints).toHaveLength(3);
+    } finally {
+      client.close();
+      await server.stop(1000);
+      await store.close();
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

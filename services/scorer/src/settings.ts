@@ -32,6 +32,8 @@ export interface ScorerSettings {
    * (default 65536, about a millisecond of scoring; 0 sends everything to the threads).
    */
   inlineMaxChars: number;
+  /** How long a group may stay unacknowledged before it goes to another scorer: TEMPER_SCORER_ACK_WAIT_S (default 60). */
+  ackWaitMs: number;
 }
 
 export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSettings {
@@ -47,6 +49,7 @@ export function scorerSettings(env: NodeJS.ProcessEnv = process.env): ScorerSett
     consumerCheckMs: positiveInt(env, 'TEMPER_SCORER_CONSUMER_CHECK_MS', 5000),
     concurrency: positiveInt(env, 'TEMPER_SCORER_CONCURRENCY', 2 * Math.max(1, positiveInt(env, 'TEMPER_SCORER_THREADS', os.availableParallelism()))),
     inlineMaxChars: integer(env, 'TEMPER_SCORER_INLINE_CHARS', 65536, 0),
+    ackWaitMs: positiveInt(env, 'TEMPER_SCORER_ACK_WAIT_S', 60) * 1000,
   };
 }
 

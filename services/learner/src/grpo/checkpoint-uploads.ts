@@ -6,8 +6,19 @@ import type { WrittenCheckpoint } from '../checkpoints';
 import type { StageContext } from '../stages/context';
 import { Behind } from './behind';
 
+/**
+ * Uploads a step may leave queued behind it. Past this the step waits: a store that is away
+ * (restarting) or slower than the steps would otherwise let the queue grow without bound, and
+ * a learner that dies then resumes from a checkpoint that many steps back (the chaos run saw
+ * 45 steps redone after the store had been restarted). A resume now redoes at most this many
+ * steps plus save_every.
+ */
+export const MAX_UPLOADS_BEHIND = 4;
+
 export class CheckpointUploads {
   private last: Behind<string>;
+  /** The uploads not yet over, oldest first. */
+  private readonly queued: Behind<string>[] = [];
   private held?: () => void;
   /** The first upload that failed (later ones fail with it: each is the child of the one before). */
   private failure?: Error;
@@ -25,7 +36,19 @@ export class CheckpointUploads {
     this.startHeld(); // never two held: the one before goes now
     const released = new Promise<void>((resolve) => (this.held = resolve));
     const work = this.upload(writing, released, this.last, full);
-    this.last = new Behind(work, `the checkpoint of step ${step} could not be stored`, (failure) => (this.failure ??= failure));
+    const upload = new Behind(work, `the checkpoint of step ${step} could not be stored`, (failure) => (this.failure ??= failure));
+    this.last = upload;
+    this.queued.push(upload);
+    void upload.end().then(() => this.queued.splice(this.queued.indexOf(upload), 1));
+  }
+
+  /**
+   * Waits until at most `max` (>= 1) uploads are queued or running; the first failure is
+   * thrown. The one held back is the newest, never waited for here.
+   */
+  async behindAtMost(max = MAX_UPLOADS_BEHIND): Promise<void> {
+    while (this.queued.length > max) await this.queued[this.queued.length - 1 - max].end();
+    this.check();
   }
 
   /** Starts the upload held back, if one is. */

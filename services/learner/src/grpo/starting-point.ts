@@ -7,7 +7,7 @@
 import { HfConfig, Model } from '@temper/native';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import type { AdapterSettings } from '../stages/adapter';
-import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint } from '../checkpoints';
+import { latestPolicyVersion, latestResumable, loadCheckpoint, RunState, saveCheckpoint, UPLOAD_RETRIES } from '../checkpoints';
 import type { StageContext } from '../stages/context';
 
 export interface StartingPoint {
@@ -31,7 +31,7 @@ export async function startingPoint(ctx: StageContext, adapter?: AdapterSettings
     const state: RunState = { ...loaded.runState!, attempt: loaded.runState!.attempt + 1, policyVersion };
     ctx.log.info('resuming grpo stage', { stage, step: state.step, checkpoint: resumable.id, policyVersion });
     // The store announces it as that version (CheckpointCommitted): generators pull it, or attach it to weights they hold.
-    await ctx.store.announce(loaded.manifest, policyVersion);
+    await ctx.store.announce(loaded.manifest, policyVersion, { retries: UPLOAD_RETRIES }); // a store restarting is waited for, as uploads wait
     return { model: loaded.model, tokenizerSpec: loaded.tokenizer!, state, referenceId: await referenceOf(ctx, resumable.id), lastCheckpointId: resumable.id };
   }
   let model: Model;

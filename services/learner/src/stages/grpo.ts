@@ -33,6 +33,7 @@ import { collectStep, toPromptGroup } from '../grpo/collect';
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
 import { describeShortfall, reportedComponents, stepMetrics } from '../grpo/metrics';
 import { startingPoint } from '../grpo/starting-point';
+import { stepRecord } from '../grpo/step-record';
 import { StepRollouts } from '../grpo/step-rollouts';
 import { StageContext, StageResult } from './context';
 import { evalDue, evaluatePolicy } from './eval';
@@ -91,6 +92,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
         return { collected, batch, train, lr, policyVersion: next.policyVersion, streamed, waitedMs, learnMs, syncMs, next };
       });
       // report
+      ctx.log.info('step trained', { ...stepRecord(step, state.attempt, report.collected.groups) });
       rollouts.done(step);
       state = next;
       await ctx.emitMetrics(step, g.steps, stepMetrics({ ...report, stepMs: performance.now() - stepStart }, reported));
@@ -146,6 +148,7 @@ async function publish(ctx: StageContext, g: GrpoSettings, model: Model, tokeniz
   uploads.add(next.step, writing, full);
   if (!streamed || next.step === g.steps) uploads.startHeld();
   if (!streamed) await uploads.latest();
+  else await uploads.behindAtMost();
   return streamed;
 }
 

@@ -145,7 +145,7 @@ async function generatePhase(model, p) {
   for (let r = 0; r < 2; r++) prefill_s = Math.min(prefill_s, await run(1));
   let gen_s = Infinity;
   for (let r = 0; r < p.reps; r++) gen_s = Math.min(gen_s, await run(p.new));
-  return { prefill_s: round(prefill_s), gen_s: round(gen_s), tokens: p.seqs * p.new };
+  return { prefill_s: round(prefill_s, 6), gen_s: round(gen_s, 6), tokens: p.seqs * p.new };
 }
 
 async function childPhase(p) {
@@ -289,7 +289,8 @@ function addTrainFigures(r, n, p, rate) {
 
 function addGenerateFigures(r, n, p, weightBytes, gbps) {
   if (!r || r.na || r.error || r.gen_s === undefined) return r;
-  const decode = (p.seqs * (p.new - 1)) / (r.gen_s - r.prefill_s);
+  // Decode time is what the whole run took beyond a prefill-only run; none left means no figure.
+  const decode = r.gen_s > r.prefill_s ? (p.seqs * (p.new - 1)) / (r.gen_s - r.prefill_s) : NaN;
   const bound = decodeBound(n, p, weightBytes, gbps);
   return {
     ...r,
@@ -449,7 +450,8 @@ async function main(shape, json) {
   else console.log(JSON.stringify(result, null, 2));
 }
 
-module.exports = { main };
+// counts, trainFlops and decodeBound are exported for test/bench_shape.test.ts.
+module.exports = { main, counts, trainFlops, decodeBound };
 
 if (require.main === module) {
   const at = process.argv.indexOf('--phase');

@@ -206,7 +206,7 @@ def generate(cfg, a):
     run(2)
     prefill_s = best_of(2, 1)
     gen_s = best_of(a.reps, a.new)
-    return {"load_s": round(load_s, 3), "prefill_s": round(prefill_s, 3), "gen_s": round(gen_s, 3), "tokens": a.seqs * a.new}
+    return {"load_s": round(load_s, 3), "prefill_s": round(prefill_s, 6), "gen_s": round(gen_s, 6), "tokens": a.seqs * a.new}
 
 
 def main():

@@ -399,11 +399,14 @@ async function main(shape, json) {
   ];
   const engineRaw = {}, torchRaw = {};
   for (const [name, p, torchToo] of plan) {
+    // Each phase's raw figures go to stderr as they come: a long run cut short keeps them.
     log(`engine ${name}`);
     engineRaw[name] = enginePhase(p);
+    log(`engine ${name}: ${JSON.stringify(engineRaw[name])}`);
     if (withTorch && torchToo) {
       log(`torch ${name}`);
       torchRaw[name] = torchPhase(torchSetup.python, p);
+      log(`torch ${name}: ${JSON.stringify(torchRaw[name])}`);
     }
   }
   log('read bandwidth again');

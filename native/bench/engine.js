@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Engine benchmark (`--device cuda`: see cuda.js). CPU (issue: vocab 8192, hidden 512, intermediate 1408, 8 layers, 8 heads, 4 kv heads,
+// Engine benchmark (`--device cuda`: see cuda.js; `--shape <preset>`, a released model's shape
+// beside PyTorch eager on the CPU: see shape.js). CPU (issue: vocab 8192, hidden 512, intermediate 1408, 8 layers, 8 heads, 4 kv heads,
 // tied head, fp32, 2 threads). Prints one JSON object with --json, a readable summary otherwise.
 //   train: batch 8 x 256 tokens, logprobs + backward + AdamW step     -> train_tokens_per_s, train_mfu
 //   generate: 16 prompts x 32 tokens, 128 new, temperature 1, top-p 0.95 -> gen_tokens_per_s
@@ -99,6 +100,7 @@ async function main() {
     console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
     return;
   }
+  if (option('--shape')) return require('./shape.js').main(option('--shape'), json);
   const device = option('--device') ?? 'cpu';
   if (device === 'cuda') return require('./cuda.js').main(json, !process.argv.includes('--no-torch'));
   if (device !== 'cpu') throw new Error(`--device must be cpu or cuda (got ${device})`);

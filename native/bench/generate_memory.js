@@ -16,11 +16,11 @@ function option(name, fallback) {
 
 const { Model, MODEL_PRESETS } = require(path.resolve(option('--addon', path.join(__dirname, '..')), 'dist', 'index.js'));
 
-/** Resident and peak resident memory of this process, in MB (Linux). */
+/** Resident and peak resident memory of this process, in MiB (Linux). */
 function rss() {
   const status = fs.readFileSync('/proc/self/status', 'utf8');
   const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)[1]);
-  return { rss_mb: Math.round(kb('VmRSS') / 1024), peak_rss_mb: Math.round(kb('VmHWM') / 1024) };
+  return { rss_mib: Math.round(kb('VmRSS') / 1024), peak_rss_mib: Math.round(kb('VmHWM') / 1024) };
 }
 
 function randomTokens(n, vocab, seed) {
@@ -51,7 +51,7 @@ async function main() {
   const after = rss();
   console.log(JSON.stringify({
     shape, prompts, n, completions: out.length, prompt_tokens: promptLen, max_new_tokens: maxNew, threads,
-    rss_after_load_mb: loaded.rss_mb, peak_rss_mb: after.peak_rss_mb,
+    rss_after_load_mib: loaded.rss_mib, peak_rss_mib: after.peak_rss_mib,
     generated_tokens: tokens, seconds: Number(seconds.toFixed(2)), tokens_per_s: Number((tokens / seconds).toFixed(1)),
   }));
 }

@@ -1,8 +1,8 @@
 // Unit tests of the backends' host-side logic, built with the system C++ compiler and run by
 // cuda_host.test.ts on any machine (no GPU, no CUDA toolkit needed): the CUDA backend's GEMM
-// tiling and split-K, bf16 rounding, attention limits and KV-cache slots, the scratch-block cache
-// both backends allocate from, and the model's continuous-batching scheduler driven through whole
-// generations with random stop tokens.
+// tiling and split-K, bf16 rounding, attention limits, KV-cache slots and blocks, the
+// scratch-block cache both backends allocate from, and the model's continuous-batching scheduler
+// driven through whole generations with random stop tokens over a simulated paged cache.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -1,8 +1,8 @@
 // Unit tests of the backends' host-side logic, built with the system C++ compiler and run by
 // cuda_host.test.ts on any machine (no GPU, no CUDA toolkit needed): the CUDA backend's GEMM
-// tiling and split-K, bf16 rounding, attention limits and KV-cache slots, the scratch-block cache
-// both backends allocate from, and the model's continuous-batching scheduler driven through whole
-// generations with random stop tokens.
+// tiling and split-K, bf16 rounding, attention limits, KV-cache slots and blocks, the
+// scratch-block cache both backends allocate from, and the model's continuous-batching scheduler
+// driven through whole generations with random stop tokens over a simulated paged cache.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -147,68 +147,88 @@ static void test_attention_limits() {
 
 // Drives the scheduler through a whole generation as the CUDA model does, with a fake model
 // that "samples" a token from a seeded stream, and checks the invariants on every step.
-static void run_generation(std::vector<int64_t> lens, int64_t n, int64_t slots, int64_t max_new, int64_t budget,
-                           uint32_t seed) {
+// Drives the scheduler through a whole generation with random tokens (1 in 8 stops, or none when
+// `stops` is false: every completion runs to max_new) against a
+// simulated paged cache: every block holds the tokens written into it, copies are made before a
+// step's rows write, and each row reads its completion's earlier positions through the block
+// table. Any block reused while a table still holds it, any wrong copy or table entry, shows up
+// as a position that does not hold the prompt and the tokens sampled so far.
+struct GenRun {
+  int64_t preemptions = 0, most_blocks = 0;
+};
+static GenRun run_generation(std::vector<int64_t> lens, int64_t n, int64_t slots, int64_t max_new, int64_t budget,
+                             int64_t blocks, int64_t block, uint32_t seed, bool stops = true) {
   std::vector<std::vector<int32_t>> prompts;
   for (size_t p = 0; p < lens.size(); p++) {
     std::vector<int32_t> t;
     for (int64_t i = 0; i < lens[p]; i++) t.push_back((int32_t)(100 + p * 10 + i));
     prompts.push_back(t);
   }
-  BatchScheduler s(lens, n, slots, max_new, budget);
+  BatchScheduler s(lens, n, slots, max_new, budget, blocks, block);
+  const int64_t width = s.cap() / block;
+  std::vector<std::vector<int32_t>> pool(blocks, std::vector<int32_t>(block, -1));
   std::mt19937 rng(seed);
   const std::set<int32_t> stop = {0};
-  // What each slot holds: the completion and how many positions are valid.
-  std::map<int32_t, std::pair<int64_t, int64_t>> holder;
-  std::map<int32_t, int64_t> filled;  // slot -> positions written
   int steps = 0;
   int64_t most_running = 0;
   bool joined_midway = false;
+  auto full = [&](int64_t q) {
+    std::vector<int32_t> t = prompts[q / n];
+    t.insert(t.end(), s.tokens(q).begin(), s.tokens(q).end());
+    return t;
+  };
   while (!s.finished()) {
     StepPlan st = s.next(prompts);
     CHECK(!st.empty());
-    if (st.empty()) return;
+    if (st.empty()) return {};
     steps++;
     CHECK(st.tok.size() == st.slot.size() && st.slot.size() == st.pos.size());
     CHECK(st.pick_row.size() == st.pick_seq.size());
     std::set<int64_t> seqs_this_step;
-    int64_t prefill_rows = 0;
-    bool has_decode = false;
+    std::map<int32_t, int64_t> seq_of_slot;  // a prompt's prefill runs in its first sample's slot
     for (size_t i = 0; i < st.pick_seq.size(); i++) {
       CHECK(seqs_this_step.insert(st.pick_seq[i]).second);  // one pick per completion per step
       CHECK(st.pick_row[i] >= 0 && st.pick_row[i] < (int64_t)st.want.size());
+      const int32_t sl = st.slot[st.want[st.pick_row[i]]];
+      if (!seq_of_slot.count(sl)) seq_of_slot[sl] = st.pick_seq[i];
     }
-    // Rows: positions within the slot's capacity, each slot's rows contiguous positions.
-    std::map<int32_t, std::vector<int32_t>> by_slot;
+    for (const BlockCopy& cp : st.copies) {
+      CHECK(cp.from != cp.to && cp.length > 0 && cp.length < block);
+      std::copy(pool[cp.from].begin(), pool[cp.from].begin() + cp.length, pool[cp.to].begin());
+    }
+    const std::vector<int32_t>& table = s.table();
+    std::map<int32_t, int64_t> rows_of_slot;
+    for (size_t r = 0; r < st.tok.size(); r++) rows_of_slot[st.slot[r]]++;
+    int64_t prefill_rows = 0;
+    bool has_decode = false;
     for (size_t r = 0; r < st.tok.size(); r++) {
-      CHECK(st.slot[r] >= 0 && st.slot[r] < slots);
+      CHECK(st.slot[r] >= 0 && st.slot[r] < slots && seq_of_slot.count(st.slot[r]));
       CHECK(st.pos[r] >= 0 && st.pos[r] < s.cap());
-      by_slot[st.slot[r]].push_back(st.pos[r]);
-    }
-    for (auto& [slot, ps] : by_slot) {
-      if (ps.size() == 1 && ps[0] > 0) {
+      const std::vector<int32_t> want = full(seq_of_slot[st.slot[r]]);
+      CHECK(st.pos[r] < (int32_t)want.size() && st.tok[r] == want[st.pos[r]]);  // the row feeds the right token
+      auto at = [&](int64_t p) -> int32_t& {
+        return pool[table[st.slot[r] * width + p / block]][p % block];
+      };
+      if (rows_of_slot[st.slot[r]] == 1 && st.pos[r] > 0) {  // a decode row reads what came before
         has_decode = true;
-        CHECK(filled[slot] == ps[0]);  // a decode row extends exactly what the slot holds
+        for (int64_t p = 0; p < st.pos[r]; p++) CHECK(at(p) == want[p]);
       } else {
-        for (size_t i = 0; i < ps.size(); i++) CHECK(ps[i] == (int32_t)i);  // a prefill starts at 0
-        prefill_rows += (int64_t)ps.size();
+        prefill_rows++;
       }
-      filled[slot] = ps.back() + 1;
+      at(st.pos[r]) = st.tok[r];
     }
     if (prefill_rows > 0 && has_decode) joined_midway = true;
-    for (auto& cp : st.copies) {
-      CHECK(filled[cp.from] == cp.length);
-      filled[cp.to] = cp.length;
-    }
     std::vector<int32_t> toks;
-    for (size_t i = 0; i < st.pick_seq.size(); i++) toks.push_back((int32_t)(rng() % 8));  // 1 in 8 stops
+    for (size_t i = 0; i < st.pick_seq.size(); i++) toks.push_back((int32_t)(stops ? rng() % 8 : 1 + rng() % 7));
     s.commit(st, toks, stop);
     CHECK(s.running() + s.free_slots() == slots);
     most_running = std::max(most_running, s.running());
     CHECK(steps < 100000);
-    if (steps >= 100000) return;
+    if (steps >= 100000) return {};
   }
   CHECK(most_running <= slots);
+  CHECK(s.free_blocks() == s.blocks());  // every block given back
+  CHECK(s.most_blocks_used() <= blocks);
   for (int64_t q = 0; q < (int64_t)lens.size() * n; q++) {
     const auto& t = s.tokens(q);
     CHECK(!t.empty() && (int64_t)t.size() <= max_new);
@@ -218,38 +238,89 @@ static void run_generation(std::vector<int64_t> lens, int64_t n, int64_t slots, 
   }
   // With fewer slots than completions, later prompts must have joined while others decoded.
   if ((int64_t)lens.size() * n > slots) CHECK(joined_midway);
+  return {s.preemptions(), s.most_blocks_used()};
+}
+
+// Blocks for every completion at its longest.
+static int64_t worst(const std::vector<int64_t>& lens, int64_t n, int64_t max_new, int64_t block) {
+  int64_t b = 0;
+  for (int64_t l : lens) b += n * ((l + max_new + block - 1) / block);
+  return b;
 }
 
 static void test_scheduler() {
-  run_generation({3, 1, 7, 2}, 1, 64, 5, 4096, 1);      // everything in flight at once
-  run_generation({3, 1, 7, 2, 5, 5, 9, 1}, 2, 4, 6, 4096, 2);  // continuous batching, 2 samples each
+  const std::vector<int64_t> four = {3, 1, 7, 2}, eight = {3, 1, 7, 2, 5, 5, 9, 1};
+  run_generation(four, 1, 64, 5, 4096, worst(four, 1, 5, 4), 4, 1);  // everything in flight at once
+  run_generation(eight, 2, 4, 6, 4096, worst(eight, 2, 6, 4), 4, 2);  // continuous batching, 2 samples each
   std::vector<int64_t> many;
   for (int i = 0; i < 300; i++) many.push_back(1 + i % 13);
-  run_generation(many, 1, 64, 20, 4096, 3);
-  run_generation(many, 4, 256, 12, 64, 4);  // a small prefill budget spreads admissions over steps
+  GenRun all = run_generation(many, 1, 64, 20, 4096, worst(many, 1, 20, 16), 16, 3);
+  CHECK(all.preemptions == 0);
+  run_generation(many, 4, 256, 12, 64, worst(many, 4, 12, 4), 4, 4);  // a small prefill budget spreads admissions
+  // Shared prefixes: 3 samples of 10-token prompts in blocks of 4 share two full blocks and copy
+  // the third; the pool holds far less than the worst case, so the longest completions preempt
+  // others, which come back with their tokens and finish.
+  std::vector<int64_t> ten(12, 10);
+  const int64_t tight = 40;
+  CHECK(tight < worst(ten, 3, 30, 4) / 2);
+  GenRun t = run_generation(ten, 3, 36, 30, 4096, tight, 4, 5, false);
+  CHECK(t.preemptions > 0 && t.most_blocks <= tight);
+  // The smallest pool: one completion at its longest, so completions run nearly one at a time.
+  GenRun one = run_generation({5, 9, 2}, 2, 6, 12, 4096, (9 + 12 + 3) / 4, 4, 6, false);
+  CHECK(one.preemptions > 0);
+  // With the worst case in the pool and one slot per completion nothing is preempted; the
+  // samples' shared blocks mean fewer blocks are used than the worst case even then.
+  GenRun shared = run_generation(ten, 8, 96, 3, 4096, worst(ten, 8, 3, 4), 4, 7);
+  CHECK(shared.preemptions == 0 && shared.most_blocks < worst(ten, 8, 3, 4));
   // max_new 0: finished before the first step.
-  BatchScheduler z({2, 3}, 1, 4, 0, 16);
+  BatchScheduler z({2, 3}, 1, 4, 0, 16, 1, 16);
   CHECK(z.finished() && z.finish(0) == "length" && z.tokens(1).empty());
-  // Refusals: too few slots for one prompt's samples, an empty prompt.
+  // Refusals: too few slots for one prompt's samples, an empty prompt, a pool smaller than one
+  // completion at its longest.
   bool threw = false;
   try {
-    BatchScheduler bad({2}, 4, 3, 5, 16);
+    BatchScheduler bad({2}, 4, 3, 5, 16, 1, 16);
   } catch (const std::exception&) {
     threw = true;
   }
   CHECK(threw);
   threw = false;
   try {
-    BatchScheduler bad({2, 0}, 1, 3, 5, 16);
+    BatchScheduler bad({2, 0}, 1, 3, 5, 16, 1, 16);
   } catch (const std::exception& e) {
     threw = std::string(e.what()).find("prompts[1]") != std::string::npos;
   }
   CHECK(threw);
-  // Samples of a prompt share its prefill: one set of prompt rows, copies to the other slots.
-  BatchScheduler g({4}, 3, 8, 2, 4096);
-  StepPlan st = g.next({{5, 6, 7, 8}});
-  CHECK(st.tok.size() == 4 && st.want.size() == 1 && st.pick_seq.size() == 3 && st.copies.size() == 2);
-  CHECK(st.copies[0].length == 4 && st.copies[0].from == st.slot[0] && st.copies[0].to != st.slot[0]);
+  threw = false;
+  try {
+    BatchScheduler bad({20}, 1, 3, 20, 16, 2, 16);  // 40 positions need 3 blocks
+  } catch (const std::exception& e) {
+    threw = std::string(e.what()).find("cannot hold one completion") != std::string::npos;
+  }
+  CHECK(threw);
+  // Samples of a prompt share its prefill: one set of prompt rows in blocks every sample's table
+  // holds; the first decode step copies the shared partial block for all but one of them.
+  BatchScheduler g({6}, 3, 8, 2, 4096, 16, 4);
+  StepPlan st = g.next({{5, 6, 7, 8, 9, 10}});
+  CHECK(st.tok.size() == 6 && st.want.size() == 1 && st.pick_seq.size() == 3 && st.copies.empty());
+  CHECK(g.blocks() - g.free_blocks() == 2);
+  g.commit(st, {1, 2, 3}, {0});
+  st = g.next({{5, 6, 7, 8, 9, 10}});
+  CHECK(st.tok.size() == 3 && st.copies.size() == 2 && st.copies[0].length == 2);
+  CHECK(g.blocks() - g.free_blocks() == 4);
+}
+
+static void test_kv_blocks() {
+  const double mib = 1 << 20;
+  CHECK(plan_kv_blocks(500, 10, 1 * mib, 80e3 * mib) == 500);      // the worst case when it fits
+  CHECK(plan_kv_blocks(500000, 10, 1 * mib, 1e3 * mib) == 500);    // else half the memory
+  bool threw = false;
+  try {
+    plan_kv_blocks(500, 10, 1 * mib, 10 * mib);  // 5 fit, one completion needs 10
+  } catch (const std::exception& e) {
+    threw = std::string(e.what()).find("one completion") != std::string::npos;
+  }
+  CHECK(threw);
 }
 
 int main() {
@@ -258,6 +329,7 @@ int main() {
   test_bf16();
   test_attention_limits();
   test_kv_slots();
+  test_kv_blocks();
   test_scheduler();
   if (failures) {
     std::printf("%d check(s) failed\n", failures);

@@ -1,5 +1,7 @@
 // Generation: the KV cache against full recomputation, batching against one-by-one, seeds,
-// n samples, stop tokens, and the sampling distribution itself.
+// n samples, stop tokens, the sampling distribution itself, and a paged cache that holds what
+// the completions really take rather than their worst case.
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { Model } from '@temper/native';
@@ -113,6 +115,34 @@ describe('generation', () => {
     // The reported log-prob is the model's own, not the truncated sampling distribution's.
     const lse = Math.log(last.reduce((s, l) => s + Math.exp(l - Math.max(...last)), 0)) + Math.max(...last);
     expect(out[0].logprobs[0]).toBeCloseTo(last[out[0].tokens[0]] - lse, 4);
+  });
+
+  // 64 completions of up to 60,000 new tokens on a model with 8 KB of keys and values per
+  // position: their worst case is more than this machine's memory (a cache of fixed slots was
+  // refused), but they stop within a few tokens, and the paged cache holds only what they write.
+  it('runs a batch whose worst case would not fit, because the real lengths do', async () => {
+    const model = await Model.create(
+      tinyConfig({ num_key_value_heads: 4, head_dim: 128, max_position_embeddings: 65536 }),
+      { seed: 9, threads: 2 },
+    );
+    const prompts = Array.from({ length: 16 }, (_, i) => prompt(5 + (i % 7) * 3, 20 + i, 50));
+    const free = await model.generate({ prompts, maxNewTokens: 6, temperature: 0 });
+    // Each prompt's greedy completion stops at its third token at the latest.
+    const stopTokens = [...new Set(free.map((c) => c.tokens[2]))];
+    const maxNewTokens = 60_000, n = 4;
+    const kvBytesPerPosition = 2 * 2 * 4 * 128 * 4;  // k and v, 2 layers, 4 kv heads, head_dim 128, fp32
+    const worst = prompts.reduce((s, p) => s + n * (p.length + maxNewTokens) * kvBytesPerPosition, 0);
+    expect(worst).toBeGreaterThan(os.totalmem());
+    const out = await model.generate({ prompts, maxNewTokens, temperature: 0, n, stopTokens });
+    expect(out.length).toBe(prompts.length * n);
+    for (const c of out) {
+      const ref = free[c.prompt];
+      const end = ref.tokens.findIndex((t) => stopTokens.includes(t));
+      expect(end).toBeGreaterThanOrEqual(0);
+      expect(c.finishReason).toBe('stop');
+      expect(Array.from(c.tokens)).toEqual(Array.from(ref.tokens.slice(0, end + 1)));
+      expect(relErr(c.logprobs, ref.logprobs.slice(0, end + 1))).toBeLessThan(1e-5);
+    }
   });
 
   it('handles zero new tokens and top-k 1 as greedy', async () => {

@@ -97,11 +97,12 @@ static bool check_training(int B, int T, int H, int KV, int D, unsigned seed) {
   return ok;
 }
 
-// Rows of several slots at different positions against a cache that holds the same keys and
-// values as a training batch: each row must equal the training output at its position.
+// Rows of several slots at different positions against a paged cache that holds the same keys and
+// values as a training batch: each row must equal the training output at its position. The
+// slots' blocks are scattered over the pool in a shuffled order, with spare blocks between them.
 template <typename KVT>
 static bool check_decode(int H, int KV, int D, unsigned seed) {
-  const int slots = 3, cap = 150, T = 140;
+  const int slots = 3, block = 16, cap = 144, T = 140, width = cap / block, pool = slots * width + 5;
   const size_t nq = (size_t)slots * T * H * D, nk = (size_t)slots * T * KV * D;
   auto q = random_vec(nq, seed), k = random_vec(nk, seed + 1), v = random_vec(nk, seed + 2);
   if (sizeof(KVT) == 2)  // the reference sees what a bf16 cache holds
@@ -115,10 +116,14 @@ static bool check_decode(int H, int KV, int D, unsigned seed) {
   const int R = (int)slot.size();
   float *dk = to_device(k), *dv = to_device(v);
   int32_t *dslot = to_device(slot), *dpos = to_device(pos);
+  std::vector<int32_t> ids(pool);
+  for (int i = 0; i < pool; i++) ids[i] = (int32_t)((i * 7 + 3) % pool);  // 7 is prime to pool: a permutation
+  std::vector<int32_t> table(ids.begin(), ids.begin() + slots * width);
+  int32_t* dtable = to_device(table);
   KVT *kc, *vc;
-  DEV_CHECK(cudaMalloc(&kc, (size_t)slots * KV * cap * D * sizeof(KVT)));
-  DEV_CHECK(cudaMalloc(&vc, (size_t)slots * KV * cap * D * sizeof(KVT)));
-  kv_write<KVT>(0, kc, vc, dk, dv, dslot, dpos, R, cap, KV, D);
+  DEV_CHECK(cudaMalloc(&kc, (size_t)pool * KV * block * D * sizeof(KVT)));
+  DEV_CHECK(cudaMalloc(&vc, (size_t)pool * KV * block * D * sizeof(KVT)));
+  kv_write<KVT>(0, kc, vc, dk, dv, dslot, dpos, R, dtable, width, block, KV, D);
   std::vector<int32_t> rslot, rpos;
   std::vector<float> rq;
   std::vector<double> want;
@@ -134,11 +139,11 @@ static bool check_decode(int H, int KV, int D, unsigned seed) {
   int32_t *ds = to_device(rslot), *dp = to_device(rpos);
   DEV_CHECK(cudaMalloc(&out, (size_t)n * H * D * 4));
   poison(out, (size_t)n * H * D);
-  attention_decode<KVT>(0, out, dq, kc, vc, ds, dp, n, cap, H, KV, D);
+  attention_decode<KVT>(0, out, dq, kc, vc, ds, dp, n, dtable, width, block, H, KV, D);
   char name[96];
   std::snprintf(name, sizeof name, "decode %s cache H%d KV%d D%d", sizeof(KVT) == 2 ? "bf16" : "fp32", H, KV, D);
   bool ok = report(name, rel_err(to_host(out, (size_t)n * H * D), want), 1e-5);
-  for (void* p : {(void*)dk, (void*)dv, (void*)dslot, (void*)dpos, (void*)kc, (void*)vc, (void*)dq, (void*)ds, (void*)dp, (void*)out}) cudaFree(p);
+  for (void* p : {(void*)dk, (void*)dv, (void*)dslot, (void*)dpos, (void*)dtable, (void*)kc, (void*)vc, (void*)dq, (void*)ds, (void*)dp, (void*)out}) cudaFree(p);
   return ok;
 }
 

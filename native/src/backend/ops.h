@@ -38,12 +38,17 @@ struct Weight {
   Mat as_is(int64_t in) const { return {p, dtype, in, false}; }
 };
 
-// One layer's KV cache: k and v are [slots, KV, cap, D] in dtype.
+// One layer's paged KV cache: k and v are [blocks, KV, block, D] in dtype, a pool of blocks of
+// `block` positions each. A slot (one completion) reads and writes its positions through its row
+// of the block table: position p of slot s is in block table[s * (cap / block) + p / block], at
+// p % block. Slots may share blocks (a prompt's samples share its prefill).
 struct KvLayer {
   void* k;
   void* v;
   DType dtype;
-  int64_t slots, cap;
+  int64_t slots, cap;     // cap: the positions a slot's table row addresses, a multiple of block
+  int64_t block;          // positions per block
+  const int32_t* table;   // [slots, cap / block] block ids (backend memory)
 };
 
 // One product of project(): out[N,O] = x · w^T + bias (+ out when accumulate); bias may be null.
@@ -94,15 +99,22 @@ class Backend {
   // "<what> would need ..." with the figures.
   virtual void check_memory(double bytes, const std::string& what) = 0;
   // How generate batches S completions (n samples per prompt, prompt_rows prompt tokens in all,
-  // the longest `longest`): how many hold a KV-cache slot at once, and how many prompt rows a step
-  // may prefill beyond its first prompt. The CPU runs them all at once, prefill then decode
-  // (refused when that would not fit in memory); CUDA fills half of the device memory left with
-  // slots, the rest waiting for one, and prefills at most 4096 rows a step.
+  // the longest `longest`): how many hold a KV-cache slot (a block-table row) at once, how many
+  // prompt rows a step may prefill beyond its first prompt, and how many KV-cache blocks of
+  // bytes_per_block the pool holds (worst_blocks would hold every completion at its longest; the
+  // pool is never more, and may be less: completions take blocks as they grow, and the scheduler
+  // preempts when they run out). The CPU gives every completion a slot and prefills every prompt
+  // at once, its pool what fits in half of the machine's memory (refused when not even one
+  // completion's worst case fits); CUDA fills half of the device memory left with blocks and
+  // prefills at most 4096 rows a step.
   struct Batching {
-    int64_t slots, prefill_rows;
+    int64_t slots, prefill_rows, blocks;
   };
-  virtual Batching batching(int64_t S, int64_t n, int64_t prompt_rows, int64_t longest, double bytes_per_slot,
-                            double bytes_per_row, const std::string& what) = 0;
+  // A running completion also holds bytes_per_slot (its decode row and row of logits), a prefill
+  // row bytes_per_row (its activations).
+  virtual Batching batching(int64_t S, int64_t n, int64_t prompt_rows, int64_t longest, double bytes_per_block,
+                            int64_t worst_blocks, int64_t min_blocks, double bytes_per_slot, double bytes_per_row,
+                            const std::string& what) = 0;
 
   // --- matrix products ---
   // C[M,N] = alpha * op(A)[M,K] · op(B)[K,N] + bias[N] (+ C when accumulate). A is fp32 (the
@@ -148,11 +160,12 @@ class Backend {
                                   const float* saved, const float* q, const float* k, const float* v, int64_t B,
                                   int64_t T, int64_t H, int64_t KV, int64_t D) = 0;
   // A decode step's rows: q[R,H,D] and k[R,KV,D] rotated at pos[R], then k and v[R,KV,D] written
-  // into the cache at (slot[r], pos[r]).
+  // into the cache at (slot[r], pos[r]) through the block table.
   virtual void rope_kv_write(float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos, int64_t R,
                              int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin,
                              const KvLayer& cache) = 0;
-  // One query row per r against its cache slot, positions [0, pos[r]]: q[R,H,D] -> out[R,H,D].
+  // One query row per r against its cache slot, positions [0, pos[r]] read through the block
+  // table: q[R,H,D] -> out[R,H,D].
   virtual void attention_decode(float* out, const float* q, const KvLayer& cache, const int32_t* slot,
                                 const int32_t* pos, int64_t R, int64_t H, int64_t KV, int64_t D) = 0;
 

@@ -90,31 +90,39 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
   });
 }
 
-// q[R,H,D] -> out[R,H,D]; row r attends to kcache/vcache[slot[r], 0..pos[r]].
+// Where (slot, position, kv head h) starts in a layer's k or v pool, in floats.
+static inline int64_t cache_at(const KvLayer& c, int32_t slot, int64_t p, int64_t h, int64_t KV, int64_t D) {
+  const int64_t blk = c.table[(int64_t)slot * (c.cap / c.block) + p / c.block];
+  return ((blk * KV + h) * c.block + p % c.block) * D;
+}
+
+// q[R,H,D] -> out[R,H,D]; row r attends to its slot's positions 0..pos[r] through the block table.
 // One task per (row, kv head): the query heads of a group share each key and value row read,
-// and a (slot, kv head)'s positions are contiguous in the cache, so the reads stream.
-void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
-                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
-                      int64_t D) {
-  const int64_t group = H / KV, D8 = D & ~int64_t(7);
+// and within a block a kv head's positions are contiguous, so the reads stream block by block.
+void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& c, const int32_t* slot,
+                      const int32_t* pos, int64_t R, int64_t H, int64_t KV, int64_t D) {
+  const int64_t group = H / KV, D8 = D & ~int64_t(7), B = c.block;
   const float scale = 1.0f / std::sqrt((float)D);
+  const float* kcache = static_cast<const float*>(c.k);
+  const float* vcache = static_cast<const float*>(c.v);
   pool.run(R * KV, [&](int64_t rg) {
     int64_t r = rg / KV, g = rg % KV, len = (int64_t)pos[r] + 1;
     thread_local std::vector<float> s;  // [group, len] scores, then weights
     if ((int64_t)s.size() < group * len) s.resize(group * len);
-    const float* kb = kcache + ((int64_t)slot[r] * KV + g) * cap * D;
-    const float* vb = vcache + ((int64_t)slot[r] * KV + g) * cap * D;
     const float* qg = q + (r * H + g * group) * D;
     float* og = out + (r * H + g * group) * D;
-    for (int64_t j = 0; j < len; j++) {
-      const float* kj = kb + j * D;
-      for (int64_t h = 0; h < group; h++) {
-        const float* qh = qg + h * D;
-        v8 acc = splat8(0);
-        for (int64_t d = 0; d < D8; d += 8) acc += load8(qh + d) * load8(kj + d);
-        float dot = hsum8(acc);
-        for (int64_t d = D8; d < D; d++) dot += qh[d] * kj[d];
-        s[h * len + j] = dot * scale;
+    for (int64_t j0 = 0; j0 < len; j0 += B) {
+      const float* kb = kcache + cache_at(c, slot[r], j0, g, KV, D);
+      for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
+        const float* kj = kb + (j - j0) * D;
+        for (int64_t h = 0; h < group; h++) {
+          const float* qh = qg + h * D;
+          v8 acc = splat8(0);
+          for (int64_t d = 0; d < D8; d += 8) acc += load8(qh + d) * load8(kj + d);
+          float dot = hsum8(acc);
+          for (int64_t d = D8; d < D; d++) dot += qh[d] * kj[d];
+          s[h * len + j] = dot * scale;
+        }
       }
     }
     for (int64_t h = 0; h < group; h++) {
@@ -125,14 +133,17 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
       for (int64_t j = 0; j < len; j++) sh[j] *= inv;
     }
     std::fill(og, og + group * D, 0.0f);
-    for (int64_t j = 0; j < len; j++) {
-      const float* vj = vb + j * D;
-      for (int64_t h = 0; h < group; h++) {
-        float* oh = og + h * D;
-        const float w = s[h * len + j];
-        const v8 wv = splat8(w);
-        for (int64_t d = 0; d < D8; d += 8) store8(oh + d, load8(oh + d) + wv * load8(vj + d));
-        for (int64_t d = D8; d < D; d++) oh[d] += w * vj[d];
+    for (int64_t j0 = 0; j0 < len; j0 += B) {
+      const float* vb = vcache + cache_at(c, slot[r], j0, g, KV, D);
+      for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
+        const float* vj = vb + (j - j0) * D;
+        for (int64_t h = 0; h < group; h++) {
+          float* oh = og + h * D;
+          const float w = s[h * len + j];
+          const v8 wv = splat8(w);
+          for (int64_t d = 0; d < D8; d += 8) store8(oh + d, load8(oh + d) + wv * load8(vj + d));
+          for (int64_t d = D8; d < D; d++) oh[d] += w * vj[d];
+        }
       }
     }
   });
@@ -141,15 +152,17 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const float*
 // The decode step's rope and cache append in one loop over the rows (the cache rows written are
 // the ones attention_cached reads next).
 void rope_kv_write(ThreadPool& pool, float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos,
-                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin, float* kcache,
-                   float* vcache, int64_t cap) {
+                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin,
+                   const KvLayer& c) {
   const int64_t K = KV * D;
+  float* kcache = static_cast<float*>(c.k);
+  float* vcache = static_cast<float*>(c.v);
   pool.chunks(R, [&](int64_t lo, int64_t hi, int) {
     rope_rows(q, pos, lo, hi, H, D, cos, sin, false);
     rope_rows(k, pos, lo, hi, KV, D, cos, sin, false);
     for (int64_t r = lo; r < hi; r++)
       for (int64_t h = 0; h < KV; h++) {
-        const int64_t at = (((int64_t)slot[r] * KV + h) * cap + pos[r]) * D;
+        const int64_t at = cache_at(c, slot[r], pos[r], h, KV, D);
         std::copy_n(k + r * K + h * D, D, kcache + at);
         std::copy_n(v + r * K + h * D, D, vcache + at);
       }

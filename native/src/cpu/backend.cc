@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -66,10 +67,17 @@ class CpuBackend : public Backend {
                                " MB, more than this machine's " + std::to_string((int64_t)(total / 1e6)) +
                                " MB allow; use smaller batches");
   }
-  Batching batching(int64_t S, int64_t, int64_t prompt_rows, int64_t, double bytes_per_slot, double bytes_per_row,
-                    const std::string& what) override {
-    check_memory((double)S * bytes_per_slot + (double)prompt_rows * bytes_per_row, what);
-    return {S, prompt_rows};
+  // Every completion a slot and every prompt prefilled at once; the block pool as large as the
+  // worst case or half of the machine's memory, whichever is less. The pool is address space:
+  // pages are touched only as blocks are first used, and freed blocks are reused first, so what
+  // the process holds follows the completions' real lengths.
+  Batching batching(int64_t S, int64_t, int64_t prompt_rows, int64_t, double bytes_per_block, int64_t worst_blocks,
+                    int64_t min_blocks, double bytes_per_slot, double bytes_per_row, const std::string& what) override {
+    const double total = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+    check_memory((double)min_blocks * bytes_per_block + (double)S * bytes_per_slot + (double)prompt_rows * bytes_per_row,
+                 what);
+    const int64_t fit = (int64_t)(0.5 * total / bytes_per_block);
+    return {S, prompt_rows, std::max(min_blocks, std::min(worst_blocks, fit))};
   }
 
   // --- matrix products ---
@@ -132,14 +140,12 @@ class CpuBackend : public Backend {
   void rope_kv_write(float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos, int64_t R, int64_t H,
                      int64_t KV, int64_t D, const float* cos, const float* sin, const KvLayer& c) override {
     f32_cache(c);
-    temper::rope_kv_write(pool_, q, k, v, slot, pos, R, H, KV, D, cos, sin, static_cast<float*>(c.k),
-                          static_cast<float*>(c.v), c.cap);
+    temper::rope_kv_write(pool_, q, k, v, slot, pos, R, H, KV, D, cos, sin, c);
   }
   void attention_decode(float* out, const float* q, const KvLayer& c, const int32_t* slot, const int32_t* pos,
                         int64_t R, int64_t H, int64_t KV, int64_t D) override {
     f32_cache(c);
-    attention_cached(pool_, out, q, static_cast<const float*>(c.k), static_cast<const float*>(c.v), slot, pos, R,
-                     c.cap, H, KV, D);
+    attention_cached(pool_, out, q, c, slot, pos, R, H, KV, D);
   }
 
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {

@@ -82,16 +82,15 @@ void attention_forward(ThreadPool& pool, float* out, float* att, const float* q,
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
                         const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
                         int64_t D);
-// One query row per r against a KV cache: row r reads cache slot slot[r], positions [0, pos[r]].
-// kcache, vcache: [slots, KV, cap, D] for one layer.  q[R,H,D] -> out[R,H,D].
-void attention_cached(ThreadPool& pool, float* out, const float* q, const float* kcache, const float* vcache,
-                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
-                      int64_t D);
+// One query row per r against a paged KV cache (ops.h, KvLayer; F32): row r reads slot slot[r],
+// positions [0, pos[r]], through the block table.  q[R,H,D] -> out[R,H,D].
+void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& cache, const int32_t* slot,
+                      const int32_t* pos, int64_t R, int64_t H, int64_t KV, int64_t D);
 // Rows' q[R,H,D] and k[R,KV,D] rotated at pos[r], then k and v written into the cache at
 // (slot[r], pos[r]): one parallel loop.
 void rope_kv_write(ThreadPool& pool, float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos,
-                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin, float* kcache,
-                   float* vcache, int64_t cap);
+                   int64_t R, int64_t H, int64_t KV, int64_t D, const float* cos, const float* sin,
+                   const KvLayer& cache);
 
 // --- swiglu.cc ---
 // h[n] = silu(g[n]) * u[n] over n elements

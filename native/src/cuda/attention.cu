@@ -275,12 +275,18 @@ __global__ void __launch_bounds__(THREADS) flash_dkv_k(float* dk, float* dv, con
   }
 }
 
+// Where (slot, position p, kv head h) starts in a layer's pool [blocks, KV, block, D].
+__device__ __forceinline__ int64_t cache_at(const int32_t* table, int64_t width, int64_t block, int64_t slot,
+                                            int64_t p, int64_t h, int64_t KV, int64_t D) {
+  return (((int64_t)table[slot * width + p / block] * KV + h) * block + p % block) * D;
+}
+
 template <typename KVT>
 __global__ void kv_write_k(KVT* kc, KVT* vc, const float* k, const float* v, const int32_t* slot, const int32_t* pos,
-                           int64_t R, int64_t cap, int64_t KV, int64_t D) {
+                           int64_t R, const int32_t* table, int64_t width, int64_t block, int64_t KV, int64_t D) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < R * KV * D; i += (int64_t)gridDim.x * blockDim.x) {
     int64_t r = i / (KV * D), hd = i % (KV * D), h = hd / D, d = hd % D;
-    int64_t at = (((int64_t)slot[r] * KV + h) * cap + pos[r]) * D + d;
+    int64_t at = cache_at(table, width, block, slot[r], pos[r], h, KV, D) + d;
     kc[at] = from_float<KVT>(k[i]);
     vc[at] = from_float<KVT>(v[i]);
   }
@@ -291,8 +297,8 @@ constexpr int CHUNK = 128, MAX_GROUP = 16, DECODE_OUT = MAX_GROUP * (int)kMaxHea
 // One block per (row, key/value head): the group's query heads against positions [0, pos[r]].
 template <typename KVT>
 __global__ void __launch_bounds__(THREADS) decode_k(float* out, const float* q, const KVT* kc, const KVT* vc,
-                                                    const int32_t* slot, const int32_t* pos, int64_t cap, int H,
-                                                    int KV, int D, float scale) {
+                                                    const int32_t* slot, const int32_t* pos, const int32_t* table,
+                                                    int64_t width, int64_t block, int H, int KV, int D, float scale) {
   extern __shared__ float sm[];
   const int G = H / KV;
   float* qs = sm;              // [G][D], pre-scaled
@@ -303,8 +309,7 @@ __global__ void __launch_bounds__(THREADS) decode_k(float* out, const float* q, 
   const int64_t r = blockIdx.x;
   const int kvh = blockIdx.y, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int64_t P = (int64_t)pos[r] + 1;
-  const KVT* kb = kc + ((int64_t)slot[r] * KV + kvh) * cap * D;
-  const KVT* vb = vc + ((int64_t)slot[r] * KV + kvh) * cap * D;
+  const int64_t sl = slot[r];
   for (int e = threadIdx.x; e < G * D; e += THREADS) qs[e] = q[(r * H + (int64_t)kvh * G) * D + e] * scale;
   if (threadIdx.x < G) ms[threadIdx.x] = -INFINITY, ls[threadIdx.x] = 0;
   float acc[DECODE_OUT];
@@ -314,7 +319,7 @@ __global__ void __launch_bounds__(THREADS) decode_k(float* out, const float* q, 
     const int n = (int)(P - c0 < CHUNK ? P - c0 : CHUNK);
     __syncthreads();
     if ((int)threadIdx.x < n) {
-      const KVT* kr = kb + (c0 + threadIdx.x) * D;
+      const KVT* kr = kc + cache_at(table, width, block, sl, c0 + threadIdx.x, kvh, KV, D);
       float dots[MAX_GROUP];
 #pragma unroll
       for (int gi = 0; gi < MAX_GROUP; gi++) dots[gi] = 0;
@@ -355,7 +360,7 @@ __global__ void __launch_bounds__(THREADS) decode_k(float* out, const float* q, 
       int gi = o / D, d = o % D;
       float a = acc[i] * as[gi];
       const float* p = sc + gi * CHUNK;
-      for (int j = 0; j < n; j++) a += p[j] * to_float(vb[(c0 + j) * D + d]);
+      for (int j = 0; j < n; j++) a += p[j] * to_float(vc[cache_at(table, width, block, sl, c0 + j, kvh, KV, D) + d]);
       acc[i] = a;
     }
   }
@@ -421,34 +426,38 @@ void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* 
 
 template <typename KVT>
 void kv_write(cudaStream_t s, KVT* kcache, KVT* vcache, const float* k, const float* v, const int32_t* slot,
-              const int32_t* pos, int64_t R, int64_t cap, int64_t KV, int64_t D) {
+              const int32_t* pos, int64_t R, const int32_t* table, int64_t width, int64_t block, int64_t KV,
+              int64_t D) {
   if (R == 0) return;
   int64_t blocks = ceil_div(R * KV * D, 256);
-  kv_write_k<KVT><<<(unsigned)(blocks < 65535 ? blocks : 65535), 256, 0, s>>>(kcache, vcache, k, v, slot, pos, R, cap, KV, D);
+  kv_write_k<KVT><<<(unsigned)(blocks < 65535 ? blocks : 65535), 256, 0, s>>>(kcache, vcache, k, v, slot, pos, R, table,
+                                                                             width, block, KV, D);
   CUDA_LAUNCHED("kv_write");
 }
 
 template <typename KVT>
 void attention_decode(cudaStream_t s, float* out, const float* q, const KVT* kcache, const KVT* vcache,
-                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
-                      int64_t D) {
+                      const int32_t* slot, const int32_t* pos, int64_t R, const int32_t* table, int64_t width,
+                      int64_t block, int64_t H, int64_t KV, int64_t D) {
   if (R == 0) return;
   check_shape(H, KV, D);
   const int64_t G = H / KV;
   size_t smem = sizeof(float) * (G * D + G * CHUNK + 3 * G);
-  decode_k<KVT><<<dim3((unsigned)R, (unsigned)KV), THREADS, smem, s>>>(out, q, kcache, vcache, slot, pos, cap, (int)H,
-                                                                       (int)KV, (int)D, 1.0f / sqrtf((float)D));
+  decode_k<KVT><<<dim3((unsigned)R, (unsigned)KV), THREADS, smem, s>>>(out, q, kcache, vcache, slot, pos, table, width,
+                                                                       block, (int)H, (int)KV, (int)D,
+                                                                       1.0f / sqrtf((float)D));
   CUDA_LAUNCHED("attention_decode");
 }
 
-template void kv_write<float>(cudaStream_t, float*, float*, const float*, const float*, const int32_t*,
-                              const int32_t*, int64_t, int64_t, int64_t, int64_t);
-template void kv_write<bf16>(cudaStream_t, bf16*, bf16*, const float*, const float*, const int32_t*, const int32_t*,
-                             int64_t, int64_t, int64_t, int64_t);
-template void attention_decode<float>(cudaStream_t, float*, const float*, const float*, const float*, const int32_t*,
-                                      const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t);
-template void attention_decode<bf16>(cudaStream_t, float*, const float*, const bf16*, const bf16*, const int32_t*,
-                                     const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t);
+#define TEMPER_KV_OPS(KVT)                                                                                          \
+  template void kv_write<KVT>(cudaStream_t, KVT*, KVT*, const float*, const float*, const int32_t*, const int32_t*, \
+                              int64_t, const int32_t*, int64_t, int64_t, int64_t, int64_t);                         \
+  template void attention_decode<KVT>(cudaStream_t, float*, const float*, const KVT*, const KVT*, const int32_t*,   \
+                                      const int32_t*, int64_t, const int32_t*, int64_t, int64_t, int64_t, int64_t,  \
+                                      int64_t);
+TEMPER_KV_OPS(float)
+TEMPER_KV_OPS(bf16)
+#undef TEMPER_KV_OPS
 
 }  // namespace cuda
 }  // namespace temper

@@ -111,14 +111,17 @@ class CudaBackend : public Backend {
                                " MiB cached");
   }
   // Memory the cache holds counts as available: it is freed before a larger block is refused.
-  Batching batching(int64_t S, int64_t n, int64_t, int64_t longest, double bytes_per_slot, double bytes_per_row,
-                    const std::string&) override {
+  Batching batching(int64_t S, int64_t n, int64_t, int64_t longest, double bytes_per_block, int64_t worst_blocks,
+                    int64_t min_blocks, double bytes_per_slot, double bytes_per_row, const std::string&) override {
     on();
     size_t free_b = 0, total_b = 0;
     CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
     const int64_t prefill = std::max<int64_t>(4096, longest);
-    const double available = (double)free_b + (double)cache_.cached() - (double)prefill * bytes_per_row;
-    return {plan_kv_slots(S, n, o_.max_slots, bytes_per_slot, available > 0 ? available : 0), prefill};
+    double available = (double)free_b + (double)cache_.cached() - (double)prefill * bytes_per_row;
+    if (available < 0) available = 0;
+    const int64_t blocks = plan_kv_blocks(worst_blocks, min_blocks, bytes_per_block, available);
+    return {plan_kv_slots(S, n, o_.max_slots, bytes_per_slot, available - (double)blocks * bytes_per_block), prefill,
+            blocks};
   }
 
   // --- matrix products ---
@@ -190,19 +193,21 @@ class CudaBackend : public Backend {
     cuda::rope(st_, q, pos, R, H, D, cos, sin, false);
     cuda::rope(st_, k, pos, R, KV, D, cos, sin, false);
     if (c.dtype == DType::BF16)
-      kv_write<bf16>(st_, static_cast<bf16*>(c.k), static_cast<bf16*>(c.v), k, v, slot, pos, R, c.cap, KV, D);
+      kv_write<bf16>(st_, static_cast<bf16*>(c.k), static_cast<bf16*>(c.v), k, v, slot, pos, R, c.table,
+                     c.cap / c.block, c.block, KV, D);
     else
-      kv_write<float>(st_, static_cast<float*>(c.k), static_cast<float*>(c.v), k, v, slot, pos, R, c.cap, KV, D);
+      kv_write<float>(st_, static_cast<float*>(c.k), static_cast<float*>(c.v), k, v, slot, pos, R, c.table,
+                      c.cap / c.block, c.block, KV, D);
   }
   void attention_decode(float* out, const float* q, const KvLayer& c, const int32_t* slot, const int32_t* pos,
                         int64_t R, int64_t H, int64_t KV, int64_t D) override {
     on();
     if (c.dtype == DType::BF16)
       cuda::attention_decode<bf16>(st_, out, q, static_cast<const bf16*>(c.k), static_cast<const bf16*>(c.v), slot,
-                                   pos, R, c.cap, H, KV, D);
+                                   pos, R, c.table, c.cap / c.block, c.block, H, KV, D);
     else
       cuda::attention_decode<float>(st_, out, q, static_cast<const float*>(c.k), static_cast<const float*>(c.v), slot,
-                                    pos, R, c.cap, H, KV, D);
+                                    pos, R, c.table, c.cap / c.block, c.block, H, KV, D);
   }
 
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {

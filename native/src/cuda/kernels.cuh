@@ -74,15 +74,17 @@ void attention_forward(cudaStream_t s, float* out, float* lse, const float* q, c
 void attention_backward(cudaStream_t s, float* dq, float* dk, float* dv, float* scratch, const float* dout,
                         const float* out, const float* lse, const float* q, const float* k, const float* v,
                         int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
-// Writes rows' k, v[R, KV, D] into the cache [slots, KV, cap, D] at (slot[r], pos[r]).
+// Writes rows' k, v[R, KV, D] into the paged cache (pool [blocks, KV, block, D], block table
+// [slots, width]) at (slot[r], pos[r]).
 template <typename KVT>
 void kv_write(cudaStream_t s, KVT* kcache, KVT* vcache, const float* k, const float* v, const int32_t* slot,
-              const int32_t* pos, int64_t R, int64_t cap, int64_t KV, int64_t D);
-// One query row per r against its slot's cache, positions [0, pos[r]]. q[R,H,D] -> out[R,H,D].
+              const int32_t* pos, int64_t R, const int32_t* table, int64_t width, int64_t block, int64_t KV,
+              int64_t D);
+// One query row per r against its slot's paged cache, positions [0, pos[r]]. q[R,H,D] -> out[R,H,D].
 template <typename KVT>
 void attention_decode(cudaStream_t s, float* out, const float* q, const KVT* kcache, const KVT* vcache,
-                      const int32_t* slot, const int32_t* pos, int64_t R, int64_t cap, int64_t H, int64_t KV,
-                      int64_t D);
+                      const int32_t* slot, const int32_t* pos, int64_t R, const int32_t* table, int64_t width,
+                      int64_t block, int64_t H, int64_t KV, int64_t D);
 
 // --- logprob.cu ---
 // Rows with target >= 0: lse, logprob = logit[target] - lse, entropy (may be null); others 0.

@@ -64,17 +64,32 @@ inline std::string attention_unsupported(int64_t head_dim) {
   return "";
 }
 
-// How many completions hold a KV-cache slot at once during generate: all S of them, at most
-// max_slots (the option; 0: 1024), fewer when their caches would take more than half of the
-// device memory available for them; never fewer than one prompt's n samples (that is an error).
+// How many blocks the paged KV cache's pool holds during generate: enough for every completion at
+// its longest (worst_blocks) when that fits in half of the device memory available, else what
+// fits; never fewer than min_blocks, one completion at its longest (that is an error).
+inline int64_t plan_kv_blocks(int64_t worst_blocks, int64_t min_blocks, double bytes_per_block, double available) {
+  const double fit = available * 0.5 / bytes_per_block;
+  const int64_t blocks = (double)worst_blocks <= fit ? worst_blocks : (int64_t)fit;
+  if (blocks < min_blocks)
+    throw std::runtime_error("the KV cache for one completion (" + std::to_string(min_blocks) + " blocks of " +
+                             std::to_string((int64_t)(bytes_per_block / 1024)) +
+                             " KiB) does not fit in half of the device's free memory (" +
+                             std::to_string((int64_t)(available / (1 << 20))) + " MiB)");
+  return blocks;
+}
+
+// How many completions hold a KV-cache slot (a block-table row and a row of the step's
+// activations, bytes_per_slot) at once during generate: all S of them, at most max_slots (the
+// option; 0: 1024), fewer when they would take more than half of the memory `available`; never
+// fewer than one prompt's n samples (that is an error).
 inline int64_t plan_kv_slots(int64_t S, int64_t n, int64_t max_slots, double bytes_per_slot, double available) {
   int64_t want = S < (max_slots > 0 ? max_slots : 1024) ? S : (max_slots > 0 ? max_slots : 1024);
   const double fit = available * 0.5 / bytes_per_slot;
   if ((double)want > fit) want = (int64_t)fit;
   if (want < n)
-    throw std::runtime_error("the KV cache for the " + std::to_string(n) + " samples of one prompt (" +
-                             std::to_string((int64_t)(bytes_per_slot / (1 << 20))) +
-                             " MiB each) does not fit in half of the device's free memory (" +
+    throw std::runtime_error("the decode rows and logits of the " + std::to_string(n) + " samples of one prompt (" +
+                             std::to_string((int64_t)(bytes_per_slot / 1024)) +
+                             " KiB each) do not fit in half of the device memory left beside the KV cache (" +
                              std::to_string((int64_t)(available / (1 << 20))) + " MiB)");
   return want;
 }

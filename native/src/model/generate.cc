@@ -1,10 +1,11 @@
-// Sampling with a KV cache and continuous batching. Every running completion holds a cache slot;
-// a step runs the rows of all of them through the decoder at once (one product per projection),
-// whatever their lengths, because each row carries its own slot and position. A prompt is
-// prefilled once and its cache copied to its other samples; the scheduler (scheduler.h) admits
-// waiting prompts as slots free up. The backend decides how many slots there are and how much a
-// step prefills: on the CPU every completion at once (prefill, then decode), on a device as many
-// as fit.
+// Sampling with a paged KV cache and continuous batching. Every running completion holds a slot
+// (a row of the cache's block table) and the blocks its positions fill; a step runs the rows of
+// all of them through the decoder at once (one product per projection), whatever their lengths,
+// because each row carries its own slot and position. A prompt is prefilled once into blocks its
+// samples share; the scheduler (scheduler.h) hands out blocks as completions grow, copies a
+// shared block when a sample first writes into it, and admits waiting prompts as slots and blocks
+// free up. The backend decides how many slots and blocks there are and how much a step prefills:
+// on the CPU every completion at once (prefill, then decode), on a device as many as fit.
 #include <algorithm>
 #include <set>
 #include <stdexcept>
@@ -101,16 +102,19 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
     prompt_rows += lens.back();
   }
   acts_.reset();
-  const int64_t cap = longest + sp.max_new;
+  const int64_t B = KvCache::kBlock, width = (longest + sp.max_new + B - 1) / B, cap = width * B;
   if (cap > (int64_t)INT32_MAX) throw std::runtime_error("prompt plus maxNewTokens is too long");
-  // A slot holds its cache, its row's activations and a row of logits; a prefill row the first two.
-  const double row_bytes = 4.0 * (4.0 * cfg.hidden + 3.0 * cfg.inter + V);
-  const Backend::Batching plan = be.batching(
-      S, sp.n, prompt_rows, longest,
-      KvCache::slot_bytes(be.compute_dtype(), cfg.layers, cap, cfg.kv_heads, cfg.head_dim) + row_bytes, row_bytes,
-      "generating " + std::to_string(S) + " completions of up to " + std::to_string(cap) + " tokens");
-  const int64_t slots = plan.slots;
-  BatchScheduler sched(lens, sp.n, slots, sp.max_new, plan.prefill_rows);
+  // A step's row holds its activations (residual, norm, q/k/v, attention out, gate/up); only the
+  // rows that sample hold a row of logits: a running completion's decode row, a prompt's last row.
+  const double row_bytes = 4.0 * (4.0 * cfg.hidden + 2.0 * cfg.heads * cfg.head_dim + 3.0 * cfg.inter);
+  const double block_bytes = KvCache::block_bytes(be.compute_dtype(), cfg.layers, cfg.kv_heads, cfg.head_dim);
+  int64_t worst_blocks = 0;
+  for (int64_t len : lens) worst_blocks += sp.n * ((len + sp.max_new + B - 1) / B);
+  const Backend::Batching plan =
+      be.batching(S, sp.n, prompt_rows, longest, block_bytes, worst_blocks, width, row_bytes + 4.0 * V, row_bytes,
+                  "generating " + std::to_string(S) + " completions of up to " + std::to_string(longest + sp.max_new) +
+                      " tokens");
+  BatchScheduler sched(lens, sp.n, plan.slots, sp.max_new, plan.prefill_rows, plan.blocks, B);
   std::vector<Completion> out(S);
   std::vector<Rng> rngs;
   for (int64_t i = 0; i < P; i++)
@@ -120,14 +124,15 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
     }
   std::set<int32_t> stop(sp.stop.begin(), sp.stop.end());
   if (!sched.finished()) {
-    KvCache kv(be, cfg.layers, slots, cap, cfg.kv_heads, cfg.head_dim);
+    KvCache kv(be, cfg.layers, sched.blocks(), plan.slots, cap, cfg.kv_heads, cfg.head_dim);
     while (!sched.finished()) {
       StepPlan step = sched.next(prompts);
       if (step.empty()) throw std::runtime_error("generate: the scheduler stalled (no slot could be filled)");
       const int64_t W = (int64_t)step.want.size(), picks = (int64_t)step.pick_seq.size();
+      for (const BlockCopy& cp : step.copies) kv.copy_block(cp.from, cp.to, cp.length);
+      kv.set_table(sched.table());
       Buffer logits = scratch(W * V, "a decode step's logits");
       infer_rows(step, kv, logits.f());
-      for (const SlotCopy& cp : step.copies) kv.copy_prefix(cp.from, cp.to, cp.length);
       // Each completion draws from its own stream, so its tokens do not depend on the others'.
       std::vector<double> u(picks, 0.0);
       if (sp.temperature > 0)
@@ -146,6 +151,9 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
       sched.commit(step, tokens, stop);
     }
   }
+  if (sched.free_blocks() != sched.blocks())
+    throw std::runtime_error("generate: " + std::to_string(sched.blocks() - sched.free_blocks()) +
+                             " KV-cache blocks were not given back");
   for (int64_t s = 0; s < S; s++) {
     out[s].tokens = sched.tokens(s);
     out[s].finish = sched.finish(s);

@@ -1,11 +1,11 @@
-// The keys and values of the completions being generated, per layer, in fixed slots of `cap`
-// positions each ([slots, KV, cap, D] per layer, in the backend's compute dtype). A completion
-// holds one slot while it runs (the scheduler hands them out) and writes position p of it at
-// step p; the decode ops find a row's keys through (slot, position). Paging (blocks of positions
-// handed out as completions grow, instead of a worst case per slot) belongs here: the generation
-// loop asks only for layer views and prefix copies.
+// The keys and values of the completions being generated, per layer, in a pool of blocks of
+// `block` positions ([blocks, KV, block, D] per layer, in the backend's compute dtype). The
+// scheduler (scheduler.h) decides which blocks each completion's positions live in and keeps the
+// block table; this class holds the memory, uploads the table when it changes, and copies blocks
+// for copy on write. The decode ops find a row's keys through (slot, position) and the table.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "backend/buffer.h"
 
@@ -13,21 +13,28 @@ namespace temper {
 
 class KvCache {
  public:
-  KvCache(Backend& be, int64_t layers, int64_t slots, int64_t cap, int64_t kv_heads, int64_t head_dim);
-  // Bytes one slot takes over all layers.
-  static double slot_bytes(DType dtype, int64_t layers, int64_t cap, int64_t kv_heads, int64_t head_dim);
+  // Positions per block: small enough that a completion wastes little of its last block, large
+  // enough that a block's rows stream (16 x head_dim of one head are contiguous).
+  static constexpr int64_t kBlock = 16;
 
+  // cap: positions a slot's table row addresses (a multiple of kBlock).
+  KvCache(Backend& be, int64_t layers, int64_t blocks, int64_t slots, int64_t cap, int64_t kv_heads, int64_t head_dim);
+  // Bytes one block takes over all layers.
+  static double block_bytes(DType dtype, int64_t layers, int64_t kv_heads, int64_t head_dim);
+
+  // The block table [slots, cap / kBlock], uploaded when it differs from the last one.
+  void set_table(const std::vector<int32_t>& table);
   KvLayer layer(int64_t l) const;
-  // Positions [0, length) of slot `from`, copied into slot `to` in every layer: a prompt's
-  // prefill shared by its other samples.
-  void copy_prefix(int32_t from, int32_t to, int64_t length);
+  // Positions [0, length) of block `from` copied into block `to` in every layer.
+  void copy_block(int32_t from, int32_t to, int64_t length);
 
  private:
   Backend& be_;
   DType dtype_;
-  int64_t slots_, cap_, kv_heads_, head_dim_, layers_;
+  int64_t blocks_, slots_, cap_, kv_heads_, head_dim_, layers_;
   size_t elem_, layer_bytes_;
-  Buffer k_, v_;
+  Buffer k_, v_, table_;
+  std::vector<int32_t> uploaded_;
 };
 
 }  // namespace temper

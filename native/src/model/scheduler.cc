@@ -5,64 +5,174 @@
 
 namespace temper {
 
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 BatchScheduler::BatchScheduler(std::vector<int64_t> prompt_lens, int64_t n, int64_t slots, int64_t max_new,
-                               int64_t prefill_budget)
-    : lens_(std::move(prompt_lens)), n_(n), max_new_(max_new), budget_(prefill_budget) {
+                               int64_t prefill_budget, int64_t blocks, int64_t block)
+    : lens_(std::move(prompt_lens)), n_(n), max_new_(max_new), budget_(prefill_budget), block_(block) {
   if (n_ < 1) throw std::runtime_error("n must be at least 1");
+  if (block_ < 1) throw std::runtime_error("KV-cache blocks must hold at least one position");
   if (slots < n_)
     throw std::runtime_error("the KV cache has " + std::to_string(slots) + " slots, fewer than the " +
                              std::to_string(n_) + " samples of one prompt");
+  int64_t longest = 0;
   for (size_t p = 0; p < lens_.size(); p++) {
     if (lens_[p] < 1) throw std::runtime_error("prompts[" + std::to_string(p) + "] is empty");
-    cap_ = std::max(cap_, lens_[p] + max_new_);
+    longest = std::max(longest, lens_[p] + max_new_);
   }
+  width_ = ceil_div(longest, block_);
+  if (blocks < width_)
+    throw std::runtime_error("the KV cache's " + std::to_string(blocks) + " blocks cannot hold one completion of " +
+                             std::to_string(longest) + " positions (" + std::to_string(width_) + " blocks)");
   seqs_.resize(lens_.size() * n_);
   for (int64_t s = slots - 1; s >= 0; s--) free_.push_back((int32_t)s);
+  for (int64_t b = blocks - 1; b >= 0; b--) free_blocks_.push_back((int32_t)b);
+  refs_.assign(blocks, 0);
+  table_.assign(slots * width_, 0);
   if (max_new_ == 0) {
     for (auto& q : seqs_) q.finish = "length";
     done_ = (int64_t)seqs_.size();
   }
 }
 
+int32_t BatchScheduler::take_block() {
+  if (free_blocks_.empty()) throw std::runtime_error("the KV cache ran out of blocks");  // callers check first
+  const int32_t b = free_blocks_.back();
+  free_blocks_.pop_back();
+  refs_[b] = 1;
+  most_used_ = std::max(most_used_, blocks() - free_blocks());
+  return b;
+}
+
+void BatchScheduler::drop_block(int32_t b) {
+  if (--refs_[b] == 0) free_blocks_.push_back(b);
+}
+
+// Gives completion s the slot and writes its blocks into the slot's table row.
+void BatchScheduler::attach(int64_t s, int32_t slot) {
+  Seq& q = seqs_[s];
+  q.slot = slot;
+  q.admitted = admitted_++;
+  std::copy(q.blocks.begin(), q.blocks.end(), table_.begin() + slot * width_);
+  running_++;
+}
+
+// A completion leaves the running set (finished or preempted): its blocks and slot go back.
+void BatchScheduler::release(Seq& q) {
+  for (int32_t b : q.blocks) drop_block(b);
+  q.blocks.clear();
+  std::fill(table_.begin() + q.slot * width_, table_.begin() + (q.slot + 1) * width_, 0);
+  free_.push_back(q.slot);
+  q.slot = -1;
+  running_--;
+}
+
+void BatchScheduler::preempt(int64_t s) {
+  release(seqs_[s]);
+  resume_.push_back(s);
+  preemptions_++;
+}
+
+// Admitting `newcomers` completions whose prefill takes `blocks_needed` leaves a block for every
+// running completion, the newcomers included, to grow into in the next step, so that admission
+// does not cause preemption straight away. With nothing running, whatever fits is admitted (the
+// pool holds one completion at its longest, so the work always goes on).
+bool BatchScheduler::room_for(int64_t blocks_needed, int64_t newcomers) const {
+  if (running_ == 0) return free_blocks() >= blocks_needed;
+  return free_blocks() - blocks_needed >= running_ + newcomers;
+}
+
+void BatchScheduler::add_prefill(StepPlan& plan, int32_t slot, const std::vector<int32_t>& toks) {
+  for (size_t t = 0; t < toks.size(); t++) {
+    plan.tok.push_back(toks[t]);
+    plan.slot.push_back(slot);
+    plan.pos.push_back((int32_t)t);
+  }
+  plan.want.push_back((int64_t)plan.tok.size() - 1);
+}
+
 StepPlan BatchScheduler::next(const std::vector<std::vector<int32_t>>& prompts) {
   StepPlan plan;
-  // Decode rows first: each running completion feeds back its last token.
+  // Decode rows first: each running completion feeds back its last token, writing position pos.
+  // The block pos falls in is new when pos starts a block, and copied when it is shared (the
+  // prompt's last partial block); when no block is free, the completion admitted last that has
+  // no row in this step yet is preempted (this one, if it is that one).
+  std::vector<bool> has_row(seqs_.size(), false);
   for (int64_t s = 0; s < (int64_t)seqs_.size(); s++) {
     Seq& q = seqs_[s];
     if (q.slot < 0 || !q.finish.empty() || q.tokens.empty()) continue;
+    const int64_t pos = lens_[s / n_] + (int64_t)q.tokens.size() - 1, at = pos / block_;
+    const bool fresh = at == (int64_t)q.blocks.size(), shared = !fresh && refs_[q.blocks[at]] > 1;
+    if (fresh || shared) {
+      while (free_blocks_.empty()) {
+        int64_t victim = -1;
+        for (int64_t o = 0; o < (int64_t)seqs_.size(); o++)
+          if (seqs_[o].slot >= 0 && !has_row[o] && (victim < 0 || seqs_[o].admitted > seqs_[victim].admitted))
+            victim = o;
+        preempt(victim);  // s itself is a candidate, so there is one
+        if (victim == s) break;
+      }
+      if (q.slot < 0) continue;
+      const int32_t b = take_block();
+      if (fresh) {
+        q.blocks.push_back(b);
+      } else {
+        plan.copies.push_back({q.blocks[at], b, pos % block_});
+        drop_block(q.blocks[at]);
+        q.blocks[at] = b;
+      }
+      table_[q.slot * width_ + at] = b;
+    }
+    has_row[s] = true;
     plan.pick_row.push_back((int64_t)plan.want.size());
     plan.pick_seq.push_back(s);
     plan.want.push_back((int64_t)plan.tok.size());
     plan.tok.push_back(q.tokens.back());
     plan.slot.push_back(q.slot);
-    plan.pos.push_back((int32_t)(lens_[s / n_] + (int64_t)q.tokens.size() - 1));
+    plan.pos.push_back((int32_t)pos);
   }
-  // Then waiting prompts, in order, while their samples find slots and the prefill budget lasts.
   int64_t prefill = 0;
-  while (next_prompt_ < (int64_t)lens_.size() && (int64_t)free_.size() >= n_ &&
-         (prefill == 0 || prefill + lens_[next_prompt_] <= budget_)) {
+  auto budget_allows = [&](int64_t rows) { return prefill == 0 || prefill + rows <= budget_; };
+  // Then preempted completions, first preempted first: prompt and sampled tokens prefilled again
+  // into blocks of their own, the last token's row sampling the next.
+  while (!resume_.empty() && !free_.empty()) {
+    const int64_t s = resume_.front();
+    Seq& q = seqs_[s];
+    std::vector<int32_t> toks = prompts[s / n_];
+    toks.insert(toks.end(), q.tokens.begin(), q.tokens.end());
+    const int64_t rows = (int64_t)toks.size(), need = ceil_div(rows, block_);
+    if (!budget_allows(rows) || !room_for(need, 1)) break;
+    resume_.erase(resume_.begin());
+    for (int64_t i = 0; i < need; i++) q.blocks.push_back(take_block());
+    const int32_t slot = free_.back();
+    free_.pop_back();
+    attach(s, slot);
+    plan.pick_row.push_back((int64_t)plan.want.size());
+    plan.pick_seq.push_back(s);
+    add_prefill(plan, slot, toks);
+    prefill += rows;
+  }
+  // Then waiting prompts, in order, while their samples find slots, the blocks their shared
+  // prefill takes are free and the prefill budget lasts.
+  while (resume_.empty() && next_prompt_ < (int64_t)lens_.size() && (int64_t)free_.size() >= n_ &&
+         budget_allows(lens_[next_prompt_]) && room_for(ceil_div(lens_[next_prompt_], block_), n_)) {
     const int64_t p = next_prompt_++, len = lens_[p];
     const std::vector<int32_t>& toks = prompts[p];
     if ((int64_t)toks.size() != len) throw std::runtime_error("prompts changed while generating");
-    std::vector<int32_t> slots;
+    std::vector<int32_t> shared;
+    for (int64_t i = 0; i < ceil_div(len, block_); i++) shared.push_back(take_block());
+    for (int32_t b : shared) refs_[b] = (int32_t)n_;
+    int32_t first = -1;
     for (int64_t j = 0; j < n_; j++) {
-      slots.push_back(free_.back());
+      seqs_[p * n_ + j].blocks = shared;
+      const int32_t slot = free_.back();
       free_.pop_back();
-      seqs_[p * n_ + j].slot = slots.back();
-    }
-    running_ += n_;
-    for (int64_t t = 0; t < len; t++) {
-      plan.tok.push_back(toks[t]);
-      plan.slot.push_back(slots[0]);
-      plan.pos.push_back((int32_t)t);
-    }
-    const int64_t row = (int64_t)plan.want.size();
-    plan.want.push_back((int64_t)plan.tok.size() - 1);
-    for (int64_t j = 0; j < n_; j++) {
-      plan.pick_row.push_back(row);
+      attach(p * n_ + j, slot);
+      if (j == 0) first = slot;
+      plan.pick_row.push_back((int64_t)plan.want.size());
       plan.pick_seq.push_back(p * n_ + j);
-      if (j > 0) plan.copies.push_back({slots[0], slots[j], len});
     }
+    add_prefill(plan, first, toks);
     prefill += len;
   }
   return plan;
@@ -76,9 +186,7 @@ void BatchScheduler::commit(const StepPlan& plan, const std::vector<int32_t>& to
     if (stop.count(tokens[i])) q.finish = "stop";
     else if ((int64_t)q.tokens.size() >= max_new_) q.finish = "length";
     if (!q.finish.empty()) {
-      free_.push_back(q.slot);
-      q.slot = -1;
-      running_--;
+      release(q);
       done_++;
     }
   }

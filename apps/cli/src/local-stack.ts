@@ -126,6 +126,13 @@ function stackSecurity(env: NodeJS.ProcessEnv): { env: Record<string, string>; c
   return { env: out, clientAuth: { security, token } };
 }
 
+/**
+ * How long a started service may take to serve. A process that dies is noticed at once, so
+ * this only bounds a slow start: on a loaded 2-core machine, a service started beside four
+ * others (or restarted by the chaos run) took over 30 s.
+ */
+const SERVING_TIMEOUT_MS = 120_000;
+
 async function readyOrExited(s: ServiceProcess, security: ClientSecurity): Promise<void> {
   let onExit: ((code: number | null) => void) | undefined;
   const exited = new Promise<never>((_, reject) => {
@@ -133,7 +140,7 @@ async function readyOrExited(s: ServiceProcess, security: ClientSecurity): Promi
     s.process.once('exit', onExit);
   });
   try {
-    await Promise.race([waitForServing(s.address, '', 30000, security), exited]);
+    await Promise.race([waitForServing(s.address, '', SERVING_TIMEOUT_MS, security), exited]);
   } finally {
     s.process.off('exit', onExit!);
   }

@@ -1,4 +1,7 @@
-import { Bus, connectBus } from '@temper/bus';
+import { Bus, connectBus, freePort, startNatsServer } from '@temper/bus';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { RunEvent, RunState, RunStatus } from '@temper/proto';
 import { allStatuses, latestStatus, publishRunEvent, publishStatus, runEvents } from '../src/runs/events';
 import { testNatsUrl } from '../../../test/harness/nats';
@@ -49,4 +52,29 @@ describe('run events on JetStream', () => {
     await following;
     expect(seen).toHaveLength(1);
   });
+});
+
+describe('run events while nats-server restarts', () => {
+  it('are published once it is back, each stored once', async () => {
+    const storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-events-restart-'));
+    const port = await freePort();
+    let server = await startNatsServer({ port, storeDir });
+    const bus = await connectBus(server.url, 'learner-events-restart-test');
+    const runId = 'restarted';
+    try {
+      await server.stop();
+      const status = publishStatus(bus, RunStatus.fromPartial({ runId, name: 'demo', state: RunState.RUN_STATE_RUNNING, step: 3 }));
+      const metrics = publishRunEvent(bus, RunEvent.fromPartial({ runId, time: new Date(), event: { $case: 'metrics', value: { stage: 'grpo', step: 3, values: { loss: 1 } } } }));
+      await new Promise((r) => setTimeout(r, 2000));
+      server = await startNatsServer({ port, storeDir });
+      await Promise.all([status, metrics]);
+      expect((await latestStatus(bus, runId))?.step).toBe(3);
+      const info = await bus.jsm.streams.info('TEMPER_EVENTS', { subjects_filter: `temper.events.runs.${runId}.>` });
+      expect(info.state.messages).toBe(2);
+    } finally {
+      await bus.close().catch(() => undefined);
+      await server.stop();
+      fs.rmSync(storeDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

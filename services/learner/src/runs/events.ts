@@ -4,14 +4,18 @@
 import { DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, publishMessage, streams, subjects } from '@temper/bus';
 import { RunEvent, RunStatus } from '@temper/proto';
+import { randomUUID } from 'node:crypto';
 
+// Each event carries an id of its own, so the publish retries while nats-server is away or
+// starting (see publishEncoded) and is still stored once: without one, the chaos run's NATS
+// restart failed a run on its step's metrics ("jetstream is not enabled").
 export async function publishStatus(bus: Bus, status: RunStatus): Promise<void> {
   const event = RunEvent.fromPartial({ runId: status.runId, time: new Date(), event: { $case: 'status', value: status } });
-  await publishMessage(bus.js, subjects.runStatus(status.runId), RunEvent, event);
+  await publishMessage(bus.js, subjects.runStatus(status.runId), RunEvent, event, { msgId: randomUUID() });
 }
 
 export async function publishRunEvent(bus: Bus, event: RunEvent): Promise<void> {
-  await publishMessage(bus.js, subjects.runLog(event.runId), RunEvent, event);
+  await publishMessage(bus.js, subjects.runLog(event.runId), RunEvent, event, { msgId: randomUUID() });
 }
 
 /** The run's current status, or undefined when no such run exists. */

@@ -71,6 +71,8 @@ class Backend {
   // What the compute copies of base weights and the KV cache are held in: F32 means no copies
   // (products read the fp32 weights), BF16 means bf16 copies refreshed by every update.
   virtual DType compute_dtype() const = 0;
+  // What the KV cache of generate is held in (the CPU keeps F32 whatever its compute dtype).
+  virtual DType kv_dtype() const { return compute_dtype(); }
   // Why this backend cannot run attention with these heads ("" when it can).
   virtual std::string attention_unsupported(int64_t H, int64_t KV, int64_t D) const = 0;
 

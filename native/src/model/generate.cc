@@ -107,7 +107,7 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   const double row_bytes = 4.0 * (4.0 * cfg.hidden + 3.0 * cfg.inter + V);
   const Backend::Batching plan = be.batching(
       S, sp.n, prompt_rows, longest,
-      KvCache::slot_bytes(be.compute_dtype(), cfg.layers, cap, cfg.kv_heads, cfg.head_dim) + row_bytes, row_bytes,
+      KvCache::slot_bytes(be.kv_dtype(), cfg.layers, cap, cfg.kv_heads, cfg.head_dim) + row_bytes, row_bytes,
       "generating " + std::to_string(S) + " completions of up to " + std::to_string(cap) + " tokens");
   const int64_t slots = plan.slots;
   BatchScheduler sched(lens, sp.n, slots, sp.max_new, plan.prefill_rows);

@@ -3,7 +3,7 @@
 namespace temper {
 
 KvCache::KvCache(Backend& be, int64_t layers, int64_t slots, int64_t cap, int64_t kv_heads, int64_t head_dim)
-    : be_(be), dtype_(be.compute_dtype()), slots_(slots), cap_(cap), kv_heads_(kv_heads), head_dim_(head_dim),
+    : be_(be), dtype_(be.kv_dtype()), slots_(slots), cap_(cap), kv_heads_(kv_heads), head_dim_(head_dim),
       layers_(layers) {
   elem_ = dtype_ == DType::BF16 ? 2 : 4;
   layer_bytes_ = (size_t)(slots * kv_heads * cap * head_dim) * elem_;

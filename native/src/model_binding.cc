@@ -242,7 +242,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto out = std::make_shared<NamedData>();
     return run(info, [out, kind](Model& m) {
       auto list = kind == "base" ? m.base_params() : kind == "adapters" ? m.adapter_params() : m.trainable();
-      for (auto& n : list) out->emplace_back(n.name, m.read(n.t->data, n.t->numel()));
+      for (auto& n : list) out->emplace_back(n.name, m.values(*n.t));
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
 

@@ -107,4 +107,69 @@ describe("precision 'bf16' on the CPU", () => {
     expect(err).toBeGreaterThan(0);
     expect(err).toBeLessThan(1e-2);
   });
+
+  describe('a frozen base (adapters) keeps only its bf16 copies', () => {
+    const lora = { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'], seed: 2 };
+
+    /** SFT steps maximising the tokens' log-prob: the mean log-prob before each step, and the adapters at the end. */
+    async function sft(m: Model, steps: number): Promise<{ means: number[]; adapters: Record<string, Float32Array> }> {
+      const t = tokens(3 * 16, 8);
+      const shape = { batch: 3, seqLen: 16 };
+      const w = new Float32Array(3 * 15).fill(-1 / (3 * 15));  // the step descends: minus the mean log-prob
+      const means: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const { logprobs } = await m.logprobs(t, shape);
+        means.push(logprobs.reduce((a, b) => a + b, 0) / logprobs.length);
+        await m.zeroGrad();
+        await m.backward(w);
+        await m.step({ lr: 2e-2 });
+      }
+      return { means, adapters: await m.weights('adapters') };
+    }
+
+    it.each([
+      ['LoRA', false],
+      ['DoRA', true],
+    ])('%s SFT on a bf16 base tracks the fp32 run', async (_, useDora) => {
+      const { f32, b16 } = await pair();
+      for (const m of [f32, b16]) await m.addAdapters({ ...lora, useDora });
+      const [a, b] = [await sft(f32, 6), await sft(b16, 6)];
+      expect(b.means[5]).toBeGreaterThan(b.means[0] + 0.05);  // it learns
+      for (let s = 0; s < 6; s++) expect(Math.abs(b.means[s] - a.means[s])).toBeLessThan(1e-5 * Math.abs(a.means[s]) + 1e-6);
+      for (const k of Object.keys(a.adapters)) {
+        const err = relErr(b.adapters[k], a.adapters[k]);
+        if (err >= 1e-4) throw new Error(`adapter ${k}: relative error ${err}`);
+      }
+    });
+
+    it('LoRA SFT on a base rounded to bf16 stays within 1% of the fp32 run', async () => {
+      const f32 = await Model.create(config, { seed: 9, threads: 2 });
+      const b16 = await Model.create(config, { seed: 9, threads: 2, precision: 'bf16' });
+      for (const m of [f32, b16]) await m.addAdapters(lora);
+      const [a, b] = [await sft(f32, 6), await sft(b16, 6)];
+      for (let s = 0; s < 6; s++) expect(Math.abs(b.means[s] - a.means[s])).toBeLessThan(1e-2 * Math.abs(a.means[s]));
+    });
+
+    it('still gives its values, exports, merges, and trains in full again after merging', async () => {
+      const { f32, b16 } = await pair();
+      const before = await f32.weights('base');
+      for (const m of [f32, b16]) await m.addAdapters(lora);
+      const base = await b16.weights('base');
+      for (const k of Object.keys(before)) expect(Array.from(base[k])).toEqual(Array.from(before[k]));
+      await sft(f32, 2);
+      await sft(b16, 2);
+      const t = tokens(2 * 10, 1);
+      const shape = { batch: 2, seqLen: 10 };
+      const exported = await Model.create(config, { seed: 1, threads: 2 });
+      await exported.importWeights(await b16.exportWeights());
+      expect(relErr(await exported.forward(t, shape), await b16.forward(t, shape))).toBeLessThan(1e-5);
+      // Merged, the base has fp32 masters again (W + s B A); its products read them rounded to bf16.
+      for (const m of [f32, b16]) await m.mergeAdapters();
+      const [m32, m16] = [await f32.weights('base'), await b16.weights('base')];
+      for (const k of Object.keys(m32)) expect(relErr(m16[k], m32[k])).toBeLessThan(1e-4);
+      expect(relErr(await b16.forward(t, shape), await f32.forward(t, shape))).toBeLessThan(1e-2);
+      const { means } = await sft(b16, 3);
+      expect(means[2]).toBeGreaterThan(means[0]);
+    });
+  });
 });

@@ -169,6 +169,12 @@ class CpuBackend : public Backend {
     });
   }
 
+  void widen(float* out, const uint16_t* in, int64_t n) override {
+    pool_.chunks(n, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; i++) out[i] = bf16_value(in[i]);
+    });
+  }
+
   void dora_norms(float* norm, float* colscale, const float* w, const float* dw, const float* mag, int64_t out,
                   int64_t in) override {
     temper::dora_norms(pool_, norm, colscale, w, dw, mag, out, in);

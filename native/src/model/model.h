@@ -149,9 +149,9 @@ class Model {
   std::vector<Named> base_params();  // Hugging Face names, lm_head omitted when tied
   std::vector<Named> trainable();    // the adapters' tensors when there are any, else base_params
   bool has_adapters() const;
-  // Gives trainable tensors gradients and frees the others'. In bf16 precision a frozen base
-  // (the model has adapters) keeps only the bf16 copies of its matrices, half their memory; its
-  // fp32 masters come back (as the bf16 values) once it trains again.
+  // Gives trainable tensors gradients and frees the others'. In bf16 precision on the CPU a frozen
+  // base (the model has adapters) keeps only the bf16 copies of its projections, half their
+  // memory; its fp32 masters come back (as the bf16 values) once it trains again.
   void refresh_trainable();
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
   // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend computes in bf16.

@@ -170,7 +170,9 @@ bool Model::has_adapters() const {
 std::vector<Named> Model::trainable() { return has_adapters() ? adapter_params() : base_params(); }
 
 void Model::refresh_trainable() {
-  const bool frozen = has_adapters();
+  // On the CPU only for now: on CUDA, DoRA's norms would widen the copy through the host on
+  // every forward (a device widen kernel would lift this).
+  const bool frozen = has_adapters() && be().host_address(embed.data.get()) != nullptr;
   for (auto& L : layers)
     for (Linear* x : L.linears) {
       Param& w = x->w;

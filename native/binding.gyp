@@ -31,6 +31,7 @@
         "src/cpu/blas.cc",
         "src/cpu/threadpool.cc",
         "src/cpu/matmul.cc",
+        "src/cpu/matmul_bf16.cc",
         "src/cpu/embedding.cc",
         "src/cpu/rmsnorm.cc",
         "src/cpu/rope.cc",

@@ -14,6 +14,8 @@
 // dist/) runs this benchmark in child processes, this build and that one alternately
 // (`--rounds`, default 3, each one process per build), and prints both builds' best figures and
 // their ratios (this / that). `--addon <native dir>` runs one benchmark on that build.
+// `--precision bf16` runs this build with bf16 weights (default fp32); with --compare it applies
+// to this build's runs only, so `--compare <this native dir> --precision bf16` puts bf16 beside fp32.
 'use strict';
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
@@ -71,12 +73,13 @@ function sgemmRate(reps) {
  * Alternates child runs of this build and `other` (this, other, this, other, ...), so both see the
  * same machine; returns each build's best figures over its runs and the ratios this / other.
  */
-function compare(other, rounds) {
+function compare(other, rounds, precision) {
   const builds = { this: path.join(__dirname, '..'), other: path.resolve(other) };
   const runs = { this: [], other: [] };
   for (let r = 0; r < rounds; r++) {
     for (const [side, dir] of Object.entries(builds)) {
-      const run = spawnSync(process.execPath, [path.join(__dirname, 'engine.js'), '--json', '--addon', dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const args = [path.join(__dirname, 'engine.js'), '--json', '--addon', dir, ...(side === 'this' && precision ? ['--precision', precision] : [])];
+      const run = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
       if (run.status !== 0) throw new Error(`the ${side} build's run failed:\n${run.stderr}`);
       runs[side].push(JSON.parse(run.stdout.trim().split('\n').pop()));
     }
@@ -96,7 +99,7 @@ function compare(other, rounds) {
 async function main() {
   const json = process.argv.includes('--json');
   if (option('--compare')) {
-    const result = compare(option('--compare'), Number(option('--rounds') ?? 3));
+    const result = compare(option('--compare'), Number(option('--rounds') ?? 3), option('--precision'));
     console.log(json ? JSON.stringify(result) : JSON.stringify(result, null, 2));
     return;
   }
@@ -107,7 +110,10 @@ async function main() {
   setThreads(THREADS);
   sgemm(gemmA, gemmB, G, G, G);
   sgemmRate(3);
-  const model = await Model.create(config, { seed: 1, threads: THREADS });
+  const precision = option('--precision') ?? 'fp32';
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`--precision must be fp32 or bf16 (got ${precision})`);
+  // fp32 is left to the default, so a build from before CPU precisions runs too.
+  const model = await Model.create(config, { seed: 1, threads: THREADS, ...(precision === 'bf16' ? { precision } : {}) });
 
   const B = 8, T = 256, steps = 4;
   const tokens = randomTokens(B * T, config.vocab_size, 7);
@@ -153,7 +159,7 @@ async function main() {
   const sgemm_gflops = sgemmBest;
   const train_mfu = flops / train_step_s / (sgemm_gflops * 1e9);
   const result = {
-    config: 'vocab 8192, hidden 512, inter 1408, 8 layers, 8 heads, 4 kv heads, tied, fp32',
+    config: `vocab 8192, hidden 512, inter 1408, 8 layers, 8 heads, 4 kv heads, tied, ${precision}`,
     threads: THREADS,
     timing: 'best of 14 (sgemm), 4 (train step), 3 (generate)',
     sgemm_gflops: +sgemm_gflops.toFixed(1),

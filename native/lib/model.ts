@@ -14,7 +14,11 @@ export interface DeviceOptions {
   device?: 'cpu' | 'cuda';
   /** Which CUDA device (default 0). */
   deviceIndex?: number;
-  /** CUDA only: 'bf16' (default; fp32 master weights and AdamW state) or 'fp32' (for checking). */
+  /**
+   * What the base matrices' products read. CUDA: 'bf16' (default; fp32 master weights and AdamW
+   * state) or 'fp32' (for checking). CPU: 'fp32' (default) or 'bf16' (bf16 copies of the base
+   * matrices, widened inside each product: half the bytes a decode step reads).
+   */
   precision?: Precision;
   /** CUDA only: completions in flight during generate; more wait and join as others finish (default: all that fit, up to 1024). */
   maxSlots?: number;
@@ -163,10 +167,12 @@ function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
   const device = o.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new Error(`device "${String(device)}" is not one of "cpu", "cuda"`);
   if (device === 'cpu') {
-    for (const k of ['deviceIndex', 'precision', 'maxSlots'] as const) {
+    for (const k of ['deviceIndex', 'maxSlots'] as const) {
       if (o[k] !== undefined) throw new Error(`${k} applies to device 'cuda' only`);
     }
-    return undefined;
+    const precision = o.precision ?? 'fp32';
+    if (precision !== 'bf16' && precision !== 'fp32') throw new RangeError(`precision must be "bf16" or "fp32" (got ${String(o.precision)})`);
+    return precision === 'fp32' ? undefined : { device: 'cpu', deviceIndex: 0, precision, maxSlots: 0 };
   }
   const index = o.deviceIndex ?? 0;
   if (!Number.isInteger(index) || index < 0) throw new RangeError(`deviceIndex must be a non-negative integer (got ${o.deviceIndex})`);
@@ -428,7 +434,7 @@ export class Model {
     this.adapter = null;
   }
 
-  /** "cpu", or "cuda: <device name> (sm_XY, bf16|fp32)". */
+  /** "cpu", "cpu (bf16)", or "cuda: <device name> (sm_XY, bf16|fp32)". */
   get device(): string {
     return this.native.device();
   }

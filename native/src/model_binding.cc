@@ -125,7 +125,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     Config c = read_config(env, info[0].As<Napi::Object>());
     int threads = (int)js::integer(env, info[1], "threads", 1, 256);
     // Optional third argument: { device: 'cuda', deviceIndex, precision: 'bf16' | 'fp32', maxSlots }.
-    bool cuda = false;
+    bool cuda = false, cpu_bf16 = false;
     CudaOptions co;
     if (info.Length() > 2 && !info[2].IsUndefined()) {
       if (!info[2].IsObject()) js::type_error(env, "device options must be an object");
@@ -137,10 +137,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       std::string prec = js::string(env, o.Get("precision"), "precision");
       if (prec != "bf16" && prec != "fp32") js::range_error(env, "precision must be \"bf16\" or \"fp32\" (got \"" + prec + "\")");
       co.fp32 = prec == "fp32";
+      cpu_bf16 = !cuda && prec == "bf16";
       co.max_slots = js::integer(env, o.Get("maxSlots"), "maxSlots", 0, 1 << 20);
     }
     try {
-      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads));
+      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads, cpu_bf16));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -241,7 +242,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     auto out = std::make_shared<NamedData>();
     return run(info, [out, kind](Model& m) {
       auto list = kind == "base" ? m.base_params() : kind == "adapters" ? m.adapter_params() : m.trainable();
-      for (auto& n : list) out->emplace_back(n.name, m.read(n.t->data, n.t->numel()));
+      for (auto& n : list) out->emplace_back(n.name, m.values(*n.t));
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }
 

@@ -16,7 +16,10 @@ describe('device options', () => {
     );
     await expect(Model.create(tinyConfig(), { device: 'cuda', maxSlots: -1 })).rejects.toThrow(/maxSlots must be a non-negative integer/);
     await expect(Model.create(tinyConfig(), { device: 'cuda', deviceIndex: 0.5 })).rejects.toThrow(/deviceIndex must be/);
-    await expect(Model.create(tinyConfig(), { device: 'cpu', precision: 'fp32' })).rejects.toThrow(/precision applies to device 'cuda' only/);
+    await expect(Model.create(tinyConfig(), { device: 'cpu', maxSlots: 4 })).rejects.toThrow(/maxSlots applies to device 'cuda' only/);
+    await expect(Model.create(tinyConfig(), { device: 'cpu', precision: 'fp16' as 'bf16' })).rejects.toThrow(
+      /precision must be "bf16" or "fp32" \(got fp16\)/,
+    );
     await expect(Model.create(tinyConfig(), { device: 'gpu' as 'cuda' })).rejects.toThrow(/device "gpu" is not one of "cpu", "cuda"/);
   });
 

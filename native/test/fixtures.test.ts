@@ -1,14 +1,22 @@
 // Every fixture in ../shared/fixtures and ../shared/fixtures/next against the engine: logits and
 // log-probs within 1e-4, gradients within 1e-3, one AdamW step within 1e-5 (relative norms),
-// greedy tokens identical.
+// greedy tokens identical. The bf16 fixtures (weights that are bf16 values) run in bf16 precision
+// too, at the same tolerances: there the bf16 copies the products read hold the weights exactly.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { Model } from '@temper/native';
+import { Model, Precision } from '@temper/native';
 
 import { fixtureNames, fixturesDir, readGolden, relErr } from './helpers';
 
-describe.each(fixtureNames())('fixture %s', (name) => {
+const cases: [string, Precision][] = [
+  ...fixtureNames().map((n): [string, Precision] => [n, 'fp32']),
+  ...fixtureNames()
+    .filter((n) => n.endsWith('-bf16'))
+    .map((n): [string, Precision] => [n, 'bf16']),
+];
+
+describe.each(cases)('fixture %s in %s', (name, precision) => {
   const dir = path.join(fixturesDir, name);
   const { tensors: g, metadata } = readGolden(path.join(dir, 'golden.safetensors'));
   const ids = g.get('input_ids')!;
@@ -17,7 +25,7 @@ describe.each(fixtureNames())('fixture %s', (name) => {
   let model: Model;
 
   beforeAll(async () => {
-    model = await Model.load(dir, { threads: 2 });
+    model = await Model.load(dir, { threads: 2, precision });
     if (fs.existsSync(path.join(dir, 'adapter_config.json'))) await model.loadAdapters(dir);
   });
 
@@ -67,7 +75,7 @@ describe.each(fixtureNames())('fixture %s', (name) => {
   });
 
   it('continues the prompt greedily', async () => {
-    const fresh = await Model.load(dir, { threads: 2 });
+    const fresh = await Model.load(dir, { threads: 2, precision });
     if (fs.existsSync(path.join(dir, 'adapter_config.json'))) await fresh.loadAdapters(dir);
     const want = g.get('greedy.tokens')!.data;
     const [c] = await fresh.generate({

@@ -9,7 +9,8 @@
 namespace temper {
 
 // The CPU backend on its own pool of `threads` threads (OpenBLAS single-threaded inside them).
-std::unique_ptr<Backend> make_cpu_backend(int threads);
+// bf16: base matrices get bf16 copies that the products read (widened inside each product).
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16 = false);
 
 struct CudaOptions {
   int device = 0;

@@ -76,6 +76,8 @@ class Backend {
   // What the compute copies of base weights and the KV cache are held in: F32 means no copies
   // (products read the fp32 weights), BF16 means bf16 copies refreshed by every update.
   virtual DType compute_dtype() const = 0;
+  // What the KV cache of generate is held in (the CPU keeps F32 whatever its compute dtype).
+  virtual DType kv_dtype() const { return compute_dtype(); }
   // Why this backend cannot run attention with these heads ("" when it can).
   virtual std::string attention_unsupported(int64_t H, int64_t KV, int64_t D) const = 0;
 
@@ -182,6 +184,15 @@ class Backend {
   virtual void gather_rows(float* out, const float* in, const int64_t* idx, int64_t W, int64_t C) = 0;
   // out[n] = in[n] rounded to dtype (the compute copy of a weight; dtype BF16).
   virtual void convert(void* out, DType dtype, const float* in, int64_t n) = 0;
+  // out[n] = the bf16 in[n] as fp32 (a weight whose fp32 master was dropped, for the rare calls
+  // that need its values: merging, exporting, DoRA's norms). Through the host unless overridden.
+  virtual void widen(float* out, const uint16_t* in, int64_t n) {
+    std::vector<uint16_t> h((size_t)n);
+    std::vector<float> f((size_t)n);
+    download(h.data(), in, (size_t)n * 2);
+    for (int64_t i = 0; i < n; i++) f[i] = bf16_value(h[i]);
+    upload(out, f.data(), (size_t)n * 4);
+  }
 
   // --- DoRA (a learned magnitude per output row of W + s B A; the norm a constant in backward) ---
   // norm[o] = ‖w[o,:] + dw[o,:]‖ (dw may be null); colscale[o] = mag[o] / norm[o] (both may be null).

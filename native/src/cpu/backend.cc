@@ -32,10 +32,11 @@ BlockCache& host_cache() {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int threads) : pool_(threads) { openblas_set_num_threads(1); }
+  CpuBackend(int threads, bool bf16) : pool_(threads), bf16_(bf16) { openblas_set_num_threads(1); }
 
-  std::string describe() const override { return "cpu"; }
-  DType compute_dtype() const override { return DType::F32; }
+  std::string describe() const override { return bf16_ ? "cpu (bf16)" : "cpu"; }
+  DType compute_dtype() const override { return bf16_ ? DType::BF16 : DType::F32; }
+  DType kv_dtype() const override { return DType::F32; }
   std::string attention_unsupported(int64_t, int64_t, int64_t) const override { return ""; }
 
   // --- memory ---
@@ -88,12 +89,13 @@ class CpuBackend : public Backend {
 
   void project(const float* x, int64_t N, int64_t I, const float* norm, float eps,
                const std::vector<Projection>& products, Epilogue epilogue) override {
-    bool f32 = true;
-    for (const Projection& p : products) f32 = f32 && p.w.dtype == DType::F32;
-    if (!f32) return project_widened(x, N, I, norm, eps, products, epilogue);
     std::vector<Product> ps;
-    for (const Projection& p : products)
-      ps.push_back({p.out, static_cast<const float*>(p.w.p), p.bias, p.O, p.accumulate});
+    for (const Projection& p : products) {
+      if (p.w.dtype != DType::F32 && p.w.dtype != DType::BF16) throw std::runtime_error("project: weights must be F32 or BF16");
+      const bool bf16 = p.w.dtype == DType::BF16;
+      ps.push_back({p.out, bf16 ? nullptr : static_cast<const float*>(p.w.p),
+                    bf16 ? static_cast<const uint16_t*>(p.w.p) : nullptr, p.bias, p.O, p.accumulate});
+    }
     std::function<void(int64_t, int64_t)> swiglu;
     if (epilogue == Epilogue::SwiGLU) {
       float *g = products[0].out, *u = products[1].out;
@@ -173,6 +175,12 @@ class CpuBackend : public Backend {
     });
   }
 
+  void widen(float* out, const uint16_t* in, int64_t n) override {
+    pool_.chunks(n, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t i = lo; i < hi; i++) out[i] = bf16_value(in[i]);
+    });
+  }
+
   void dora_norms(float* norm, float* colscale, const float* w, const float* dw, const float* mag, int64_t out,
                   int64_t in) override {
     temper::dora_norms(pool_, norm, colscale, w, dw, mag, out, in);
@@ -213,30 +221,16 @@ class CpuBackend : public Backend {
 
  private:
   ThreadPool pool_;
+  const bool bf16_;
 
   static void f32_cache(const KvLayer& c) {
     if (c.dtype != DType::F32) throw std::runtime_error("the CPU backend keeps its KV cache in F32");
-  }
-
-  // project() for weights held in bf16: normalise, then one widened product each (reference path).
-  void project_widened(const float* x, int64_t N, int64_t I, const float* norm, float eps,
-                       const std::vector<Projection>& products, Epilogue epilogue) {
-    std::vector<float> normed;
-    if (norm) {
-      normed.resize((size_t)(N * I));
-      temper::rmsnorm_forward(pool_, normed.data(), nullptr, x, norm, N, I, eps);
-      x = normed.data();
-    }
-    for (const Projection& p : products)
-      matmul(pool_, N, p.O, I, 1.0f, {x, DType::F32, I, false}, p.w.transposed(I), p.accumulate, p.out, p.O, p.bias);
-    if (epilogue == Epilogue::SwiGLU)
-      temper::swiglu_forward(pool_, products[0].out, products[0].out, products[1].out, N * products[0].O);
   }
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) { return std::make_unique<CpuBackend>(threads); }
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16) { return std::make_unique<CpuBackend>(threads, bf16); }
 
 size_t trim_host_cache() { return host_cache().trim(); }
 

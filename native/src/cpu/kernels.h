@@ -22,10 +22,24 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
 // The same on the calling thread only (inside work that is already parallel).
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
-// C[M,N] = alpha * op(A) · op(B) + bias[N] (+ C when accumulate): the gemm op. A bf16 operand is
-// widened to fp32 first (a reference path; the CPU keeps its weights in fp32).
+// C[M,N] = alpha * op(A) · op(B) + bias[N] (+ C when accumulate): the gemm op. A is fp32; a bf16 B
+// is widened inside the product (matmul_bf16.cc), never copied whole.
 void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
             int64_t ldc, const float* bias);
+
+// --- matmul_bf16.cc --- (products with a bf16 weight; beta 0 or 1)
+// Up to this many rows of activations, a product with a bf16 W^T streams W once (bf16_stream).
+constexpr int64_t kStreamRows = 64;
+// c[r, o] = alpha * Σ_k x[r,k] w[o,k] + beta * c[r, o] for r < R, o in [lo, hi), on this thread.
+void bf16_stream(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                 const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc);
+// Columns [lo, hi) of C[M,N] = alpha * op(A) · op(B) + beta * C with B bf16, B's block widened
+// first, on this thread.
+void bf16_block(bool ta, bool tb, int64_t M, int64_t lo, int64_t hi, int64_t K, float alpha, const float* a,
+                int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// The width of those blocks for N columns of depth K over `parts` threads (a multiple of 16).
+int64_t bf16_block_columns(int64_t N, int64_t K, int parts);
+
 // dbias[O] += Σ_n dy[n, O]
 void column_sums(ThreadPool& pool, float* dbias, const float* dy, int64_t N, int64_t O);
 
@@ -36,7 +50,8 @@ void column_sums(ThreadPool& pool, float* dbias, const float* dy, int64_t N, int
 // rows are few, so repeating that is cheaper than another loop).
 struct Product {
   float* out;
-  const float* w;
+  const float* w;      // fp32 weight [O, I], or null when w16 holds it
+  const uint16_t* w16;  // bf16 weight [O, I]
   const float* bias;
   int64_t O;
   bool accumulate;

@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "cpu/kernels.h"
@@ -45,24 +46,10 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
   });
 }
 
-namespace {
-
-// A bf16 operand widened to fp32 (rows of `width` values at stride ld), for the reference path.
-std::vector<float> widened(Mat m, int64_t rows, int64_t width) {
-  std::vector<float> out((size_t)(rows * m.ld));
-  const uint16_t* p = static_cast<const uint16_t*>(m.p);
-  for (int64_t r = 0; r < rows; r++)
-    for (int64_t c = 0; c < width; c++) out[r * m.ld + c] = bf16_value(p[r * m.ld + c]);
-  return out;
-}
-
-}  // namespace
-
 void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
             int64_t ldc, const float* bias) {
-  std::vector<float> wa, wb;
-  if (a.dtype == DType::BF16) wa = widened(a, a.trans ? K : M, a.trans ? M : K), a.p = wa.data();
-  if (b.dtype == DType::BF16) wb = widened(b, b.trans ? N : K, b.trans ? K : N), b.p = wb.data();
+  if (a.dtype != DType::F32) throw std::runtime_error("gemm: the CPU backend takes operand A in F32 only");
+  if (b.dtype != DType::F32 && b.dtype != DType::BF16) throw std::runtime_error("gemm: operand B must be F32 or BF16");
   if (bias) {
     pool.chunks(M, [&](int64_t lo, int64_t hi, int) {
       for (int64_t m = lo; m < hi; m++) {
@@ -72,8 +59,30 @@ void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat 
       }
     });
   }
-  gemm(pool, a.trans, b.trans, M, N, K, alpha, static_cast<const float*>(a.p), a.ld, static_cast<const float*>(b.p),
-       b.ld, bias || accumulate ? 1.0f : 0.0f, c, ldc);
+  const float beta = bias || accumulate ? 1.0f : 0.0f;
+  if (b.dtype == DType::F32) {
+    gemm(pool, a.trans, b.trans, M, N, K, alpha, static_cast<const float*>(a.p), a.ld, static_cast<const float*>(b.p),
+         b.ld, beta, c, ldc);
+    return;
+  }
+  const uint16_t* w = static_cast<const uint16_t*>(b.p);
+  const float* x = static_cast<const float*>(a.p);
+  // Few rows of A in row order against a weight read as W^T: stream each weight row once.
+  if (!a.trans && b.trans && M <= kStreamRows) {
+    const int64_t parts = std::min<int64_t>(pool.size(), (N + 15) / 16);
+    pool.run(parts, [&](int64_t p) {
+      auto [lo, hi] = column_slice(N, p, parts);
+      bf16_stream(M, lo, hi, K, alpha, x, a.ld, w, b.ld, beta, c, ldc);
+    });
+    return;
+  }
+  // Otherwise blocks of B's columns, each widened on its own thread just before its product.
+  const int64_t block = bf16_block_columns(N, K, pool.size());
+  const int64_t blocks = (N + block - 1) / block;
+  pool.run(blocks, [&](int64_t i) {
+    const int64_t lo = i * block, hi = std::min(N, lo + block);
+    bf16_block(a.trans, b.trans, M, lo, hi, K, alpha, x, a.ld, w, b.ld, beta, c, ldc);
+  });
 }
 
 std::pair<int64_t, int64_t> column_slice(int64_t O, int64_t p, int64_t parts) {
@@ -101,12 +110,23 @@ void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const
           for (int64_t c = lo; c < hi; c++) o[c] = (prod.accumulate ? o[c] : 0.0f) + prod.bias[c];
         }
       }
+      const float beta = prod.bias || prod.accumulate ? 1.0f : 0.0f;
+      if (prod.w16) {
+        if (N <= kStreamRows) {
+          bf16_stream(N, lo, hi, I, 1.0f, x, I, prod.w16, I, beta, prod.out, prod.O);
+        } else {
+          const int64_t block = bf16_block_columns(hi - lo, I, 1);
+          for (int64_t c = lo; c < hi; c += block)
+            bf16_block(false, true, N, c, std::min(hi, c + block), I, 1.0f, x, I, prod.w16, I, beta, prod.out, prod.O);
+        }
+        continue;
+      }
       // With few rows (a decode step) OpenBLAS's packing of W costs more than the product; in
       // slices of 32 columns it takes its small-matrix kernels, which read W unpacked.
       const int64_t step = N <= 32 ? 32 : hi - lo;
       for (int64_t c = lo; c < hi; c += step)
         gemm_serial(false, true, N, std::min(step, hi - c), I, 1.0f, x, I, prod.w + c * I, I,
-                    prod.bias || prod.accumulate ? 1.0f : 0.0f, prod.out + c, prod.O);
+                    beta, prod.out + c, prod.O);
     }
     if (epilogue) epilogue(p, parts);
   });

@@ -74,7 +74,8 @@ void Model::add_adapters(const AdapterSpec& spec, uint64_t seed) {
       write(x.lora->A, [&](float* a) {
         for (int64_t j = 0; j < x.lora->A.numel(); j++) a[j] = (float)((2 * rng.uniform() - 1) * bound);
       });
-      if (spec.dora) be().dora_norms(x.lora->mag.data.f(), nullptr, x.w.data.f(), nullptr, nullptr, x.out, x.in);
+      Buffer tmp;
+      if (spec.dora) be().dora_norms(x.lora->mag.data.f(), nullptr, fp32_values(be(), x.w, tmp), nullptr, nullptr, x.out, x.in);
     }
   refresh_trainable();
 }
@@ -183,6 +184,9 @@ std::vector<uint8_t> Model::export_weights(DType dtype, bool merged) {
     const float* p;
     if (adapted) {
       keep.push_back(read(adapted->merged_weight(be(), false), n.t->numel()));
+      p = keep.back().data();
+    } else if (!n.t->data) {
+      keep.push_back(values(*n.t));
       p = keep.back().data();
     } else {
       p = host_view(n.t->data, n.t->numel(), keep);

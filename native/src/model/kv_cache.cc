@@ -6,7 +6,7 @@ namespace temper {
 
 KvCache::KvCache(Backend& be, int64_t layers, int64_t blocks, int64_t slots, int64_t cap, int64_t kv_heads,
                  int64_t head_dim)
-    : be_(be), dtype_(be.compute_dtype()), blocks_(blocks), slots_(slots), cap_(cap), kv_heads_(kv_heads),
+    : be_(be), dtype_(be.kv_dtype()), blocks_(blocks), slots_(slots), cap_(cap), kv_heads_(kv_heads),
       head_dim_(head_dim), layers_(layers) {
   if (cap % kBlock != 0) throw std::runtime_error("KvCache: cap must be a multiple of the block size");
   elem_ = dtype_ == DType::BF16 ? 2 : 4;

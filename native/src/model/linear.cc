@@ -16,7 +16,8 @@ const float* bias_of(const Linear& x) { return x.b.exists() ? x.b.data.f() : nul
 
 Buffer Linear::merged_weight(Backend& be, bool resident) const {
   Buffer w2(be, (size_t)(out * in) * 4, "a merged weight", resident);
-  be.copy(w2.get(), w.data.get(), w2.bytes());
+  Buffer tmp;
+  be.copy(w2.get(), fp32_values(be, w, tmp), w2.bytes());
   if (!lora) return w2;
   const Adapter& a = *lora;
   be.gemm(out, in, a.r, a.scale, rows(a.B.data.f(), a.r), rows(a.A.data.f(), in), true, w2.f(), in, nullptr, GemmMode::Exact);
@@ -49,7 +50,8 @@ void Linear::forward(Backend& be, float* y, const float* x, int64_t N, LinearSav
   be.gemm(out, in, a.r, a.scale, rows(a.B.data.f(), a.r), rows(a.A.data.f(), in), false, dw.f(), in, nullptr, GemmMode::Train);
   s.norm = Buffer(be, (size_t)out * 4, "DoRA's weight norms");
   s.colscale = Buffer(be, (size_t)out * 4, "DoRA's weight norms");
-  be.dora_norms(s.norm.f(), s.colscale.f(), w.data.f(), dw.f(), a.mag.data.f(), out, in);
+  Buffer tmp;
+  be.dora_norms(s.norm.f(), s.colscale.f(), fp32_values(be, w, tmp), dw.f(), a.mag.data.f(), out, in);
   if (save) s.z = Buffer(be, (size_t)(N * out) * 4, "DoRA's activations");
   be.dora_scale(y, save ? s.z.f() : nullptr, s.colscale.f(), bias_of(*this), N, out);
 }

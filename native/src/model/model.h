@@ -46,6 +46,10 @@ struct Param {
   Weight weight() const;
 };
 
+// A parameter's fp32 values: its master, or, where that was dropped (a frozen base matrix in bf16
+// precision keeps only its bf16 copy), the copy widened into `tmp`.
+const float* fp32_values(Backend& be, const Param& p, Buffer& tmp);
+
 struct Named {
   std::string name;
   Param* t;
@@ -145,7 +149,10 @@ class Model {
   std::vector<Named> base_params();  // Hugging Face names, lm_head omitted when tied
   std::vector<Named> trainable();    // the adapters' tensors when there are any, else base_params
   bool has_adapters() const;
-  void refresh_trainable();          // gives trainable tensors gradients, frees the others'
+  // Gives trainable tensors gradients and frees the others'. In bf16 precision on the CPU a frozen
+  // base (the model has adapters) keeps only the bf16 copies of its projections, half their
+  // memory; its fp32 masters come back (as the bf16 values) once it trains again.
+  void refresh_trainable();
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
   // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend computes in bf16.
   void allocate(Param& p, std::vector<int64_t> shape, bool copy);
@@ -156,6 +163,7 @@ class Model {
   // downloaded into `keep`.
   const float* host_view(const Buffer& b, int64_t n, std::vector<std::vector<float>>& keep);
   std::vector<float> read(const Buffer& b, int64_t n);
+  std::vector<float> values(const Param& p);  // fp32_values, downloaded
   Buffer scratch(int64_t floats, const char* what) { return Buffer(*backend, (size_t)floats * 4, what); }
   Buffer upload_ints(const std::vector<int32_t>& v, const char* what);
   // The rotary table covering positions [0, positions).

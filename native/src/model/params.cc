@@ -18,6 +18,13 @@ int64_t Param::numel() const {
 
 Weight Param::weight() const { return compute ? Weight{compute.get(), DType::BF16} : Weight{data.get(), DType::F32}; }
 
+const float* fp32_values(Backend& be, const Param& p, Buffer& tmp) {
+  if (p.data || !p.compute) return p.data.f();
+  tmp = Buffer(be, (size_t)p.numel() * 4, "a bf16 weight widened");
+  be.widen(tmp.f(), p.compute.as<uint16_t>(), p.numel());
+  return tmp.f();
+}
+
 void validate_config(const Config& c) {
   auto need = [](bool ok, const std::string& why) {
     if (!ok) throw std::runtime_error("invalid config: " + why);
@@ -92,20 +99,32 @@ void Model::allocate(Param& p, std::vector<int64_t> shape, bool copy) {
 
 void Model::write(Param& p, const std::function<void(float*)>& fill) {
   const int64_t n = p.numel();
-  if (void* host = be().host_address(p.data.get())) {
+  // A dropped master (a frozen base in bf16): the values pass through scratch into the copy.
+  Buffer passing;
+  if (!p.data) passing = Buffer(be(), (size_t)n * 4, "a weight being converted");
+  const Buffer& values = p.data ? p.data : passing;
+  if (void* host = be().host_address(values.get())) {
     fill(static_cast<float*>(host));
   } else {
     std::vector<float> staging((size_t)n);
     fill(staging.data());
-    be().upload(p.data.get(), staging.data(), (size_t)n * 4);
+    be().upload(values.get(), staging.data(), (size_t)n * 4);
   }
-  if (p.compute) be().convert(p.compute.get(), DType::BF16, p.data.f(), n);
+  if (p.compute) be().convert(p.compute.get(), DType::BF16, values.f(), n);
 }
 
 const float* Model::host_view(const Buffer& b, int64_t n, std::vector<std::vector<float>>& keep) {
   if (void* host = be().host_address(b.get())) return static_cast<const float*>(host);
   keep.push_back(read(b, n));
   return keep.back().data();
+}
+
+std::vector<float> Model::values(const Param& p) {
+  Buffer tmp;
+  const float* v = fp32_values(be(), p, tmp);
+  std::vector<float> out((size_t)p.numel());
+  if (!out.empty()) be().download(out.data(), v, out.size() * 4);
+  return out;
 }
 
 std::vector<float> Model::read(const Buffer& b, int64_t n) {
@@ -151,6 +170,21 @@ bool Model::has_adapters() const {
 std::vector<Named> Model::trainable() { return has_adapters() ? adapter_params() : base_params(); }
 
 void Model::refresh_trainable() {
+  // On the CPU only for now: on CUDA, DoRA's norms would widen the copy through the host on
+  // every forward (a device widen kernel would lift this).
+  const bool frozen = has_adapters() && be().host_address(embed.data.get()) != nullptr;
+  for (auto& L : layers)
+    for (Linear* x : L.linears) {
+      Param& w = x->w;
+      if (!w.compute) continue;
+      if (frozen) {
+        w.data.reset();
+      } else if (!w.data) {
+        Buffer master(be(), (size_t)w.numel() * 4, "a parameter", true);
+        be().widen(master.f(), w.compute.as<uint16_t>(), w.numel());
+        w.data = std::move(master);
+      }
+    }
   std::vector<Named> all = base_params(), ad = adapter_params();
   all.insert(all.end(), ad.begin(), ad.end());
   for (auto& n : all) n.t->grad.reset();

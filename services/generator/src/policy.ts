@@ -54,6 +54,8 @@ export interface PolicyManagerOptions {
   log: Logger;
   /** Engine threads per model (default: all cores). */
   threads?: number;
+  /** What the engine's products read (default: the engine's, fp32 on the CPU); TEMPER_GENERATOR_PRECISION. */
+  precision?: 'fp32' | 'bf16';
   /** Where checkpoints are pulled to before loading (default: the OS temp dir). */
   workDir?: string;
   /** Load announced versions of the served run ahead of need (default true). */
@@ -103,6 +105,12 @@ export class PolicyManager {
   get current(): ServedPolicy | undefined {
     return this.served;
   }
+
+  /** How every model this manager makes is made. */
+  private engineOptions(): { threads?: number; precision?: 'fp32' | 'bf16' } {
+    return { threads: this.opts.threads, precision: this.opts.precision };
+  }
+
 
   /** A newer version of the served run, loaded ahead and waiting for the next batch boundary. */
   get loadedAhead(): ServedPolicy | undefined {
@@ -275,7 +283,7 @@ export class PolicyManager {
       try {
         const { manifest, bytes } = await pullPolicyDir(this.opts.store, ref, dir);
         const tokenizer = loadModelTokenizer(dir);
-        const model = await Model.load(dir, { threads: this.opts.threads });
+        const model = await Model.load(dir, this.engineOptions());
         const adapterBase = manifest.labels[ADAPTER_BASE_LABEL] ?? '';
         const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
         if (hasAdapters) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
@@ -399,7 +407,7 @@ export class PolicyManager {
     const base = adapters ? served.base : '';
     const staged = (async (): Promise<ServedPolicy | undefined> => {
       const published = this.publishedVersion(runId);
-      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.opts.threads) : await Model.create(served.model.config, { threads: this.opts.threads }));
+      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.engineOptions()) : await Model.create(served.model.config, this.engineOptions()));
       try {
         if (adapters) await model.importAdapters(w.bytes);
         else await model.importWeights(w.bytes);
@@ -470,7 +478,7 @@ export class PolicyManager {
   private makeSpare(): void {
     const config = this.served?.model.config;
     if (this.spare || !config) return;
-    Model.create(config, { threads: this.opts.threads }).then(
+    Model.create(config, this.engineOptions()).then(
       (m) => (this.spare ??= { model: m, base: '' }),
       (err: unknown) => this.opts.log.warn('could not make a spare model for streamed weights', { err }),
     );
@@ -523,8 +531,8 @@ function weightsSha256(m: CheckpointManifest): string {
 }
 
 /** A model with `served`'s base and adapters (their values to be replaced): a spare for adapters. */
-async function copyBase(served: Model, threads?: number): Promise<Model> {
-  const model = await Model.create(served.config, { threads });
+async function copyBase(served: Model, engine: { threads?: number; precision?: 'fp32' | 'bf16' }): Promise<Model> {
+  const model = await Model.create(served.config, engine);
   await model.importWeights(await served.exportWeights({ merged: false }));
   await model.addAdapters(served.adapterSpec!);
   return model;

@@ -9,6 +9,12 @@ export interface GeneratorSettings {
   policyVersion: number;
   /** Engine threads: TEMPER_GENERATOR_THREADS, else TEMPER_ENGINE_THREADS (shared with the learner), else all cores. */
   threads?: number;
+  /**
+   * What the engine's products read: TEMPER_GENERATOR_PRECISION, 'fp32' (default on the CPU) or
+   * 'bf16' (bf16 copies of the weights: half the bytes a decode step reads; log-probs then differ
+   * from an fp32 learner's by the weights' rounding, which the mismatch metrics show).
+   */
+  precision?: 'fp32' | 'bf16';
   generatorId: string;
   ackWaitMs: number;
   maxBatchGroups: number;
@@ -37,6 +43,7 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
       : env.TEMPER_ENGINE_THREADS
         ? int(env, 'TEMPER_ENGINE_THREADS', 1, 1)
         : undefined,
+    precision: precision(env, 'TEMPER_GENERATOR_PRECISION'),
     generatorId: env.TEMPER_GENERATOR_ID || `${os.hostname()}-${process.pid}`,
     ackWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_ACK_WAIT_S', 60, 0.5) * 1000),
     maxBatchGroups: int(env, 'TEMPER_GENERATOR_MAX_BATCH_GROUPS', 16, 1),
@@ -47,6 +54,13 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
     filterSubject: env.TEMPER_GENERATOR_FILTER || undefined,
     maxDeliveries: int(env, 'TEMPER_GENERATOR_MAX_DELIVERIES', 100, 1),
   };
+}
+
+function precision(env: NodeJS.ProcessEnv, name: string): 'fp32' | 'bf16' | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  if (raw !== 'fp32' && raw !== 'bf16') throw new Error(`${name} must be "fp32" or "bf16" (got ${JSON.stringify(raw)})`);
+  return raw;
 }
 
 function num(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {

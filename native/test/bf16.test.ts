@@ -1,0 +1,175 @@
+// precision: 'bf16' on the CPU: base matrices read from bf16 copies, widened inside each product.
+// A model whose weights are bf16 values computes the same function in either precision (only the
+// summation order differs), through both product paths: few rows streaming the weight (a decode
+// step, up to 64 rows) and many rows widening it block by block (training, prefill).
+import { Model } from '@temper/native';
+
+import { relErr, tinyConfig } from './helpers';
+
+// Widths that are not multiples of 16 (the kernels' vector width), so their tails run too.
+const config = tinyConfig({ vocab_size: 150, hidden_size: 72, intermediate_size: 136, head_dim: 18, tie_word_embeddings: true });
+
+function tokens(n: number, seed: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => (i * 37 + seed * 101 + 11) % 150);
+}
+
+/** An fp32 model and a bf16 one holding the same bf16-valued weights. */
+async function pair(): Promise<{ f32: Model; b16: Model }> {
+  const source = await Model.create(config, { seed: 5, threads: 2 });
+  const bytes = await source.exportWeights({ dtype: 'BF16' });
+  const f32 = await Model.create(config, { seed: 1, threads: 2 });
+  const b16 = await Model.create(config, { seed: 1, threads: 2, precision: 'bf16' });
+  await f32.importWeights(bytes);
+  await b16.importWeights(bytes);
+  return { f32, b16 };
+}
+
+describe("precision 'bf16' on the CPU", () => {
+  it('says so in its device and leaves fp32 the default', async () => {
+    expect((await Model.create(config, { threads: 1 })).device).toBe('cpu');
+    expect((await Model.create(config, { threads: 1, precision: 'bf16' })).device).toBe('cpu (bf16)');
+  });
+
+  it.each([
+    ['a few rows (weights streamed)', 2, 9],
+    ['many rows (weights widened in blocks)', 3, 40],
+  ])('computes what fp32 computes on bf16 weights: %s', async (_, batch, seqLen) => {
+    const { f32, b16 } = await pair();
+    const t = tokens(batch * seqLen, batch);
+    const shape = { batch, seqLen };
+    expect(relErr(await b16.forward(t, shape), await f32.forward(t, shape))).toBeLessThan(1e-5);
+    const w = Float32Array.from({ length: batch * (seqLen - 1) }, (_, i) => Math.sin(i));
+    for (const m of [f32, b16]) {
+      await m.logprobs(t, shape);
+      await m.zeroGrad();
+      await m.backward(w);
+    }
+    const [g32, g16] = [await f32.grads(), await b16.grads()];
+    expect(Object.keys(g16).sort()).toEqual(Object.keys(g32).sort());
+    for (const k of Object.keys(g32)) {
+      const err = relErr(g16[k], g32[k]);
+      if (err >= 1e-5) throw new Error(`grad ${k}: relative error ${err}`);
+    }
+  });
+
+  it('generates what fp32 generates on bf16 weights, its log-probs those of logprobs()', async () => {
+    const { f32, b16 } = await pair();
+    // 1 and 7 completions: a single row, and tiles of 4 rows with a tail.
+    for (const count of [1, 7]) {
+      const prompts = Array.from({ length: count }, (_, i) => tokens(3 + i, i));
+      const opts = { prompts, maxNewTokens: 10, temperature: 0, seed: 3 };
+      const [a, b] = [await f32.generate(opts), await b16.generate(opts)];
+      for (let i = 0; i < count; i++) {
+        expect(Array.from(b[i].tokens)).toEqual(Array.from(a[i].tokens));
+        expect(relErr(b[i].logprobs, a[i].logprobs)).toBeLessThan(1e-5);
+        const seq = Int32Array.from([...prompts[i], ...b[i].tokens]);
+        const { logprobs } = await b16.logprobs(seq, { batch: 1, seqLen: seq.length });
+        expect(relErr(b[i].logprobs, logprobs.slice(prompts[i].length - 1))).toBeLessThan(1e-5);
+      }
+    }
+  });
+
+  it('keeps fp32 masters in a full fine-tune and refreshes the bf16 copies after every step', async () => {
+    const { f32, b16 } = await pair();
+    const t = tokens(2 * 12, 4);
+    const shape = { batch: 2, seqLen: 12 };
+    const w = new Float32Array(2 * 11).fill(1);
+    for (const m of [f32, b16]) {
+      for (let s = 0; s < 2; s++) {
+        await m.logprobs(t, shape);
+        await m.zeroGrad();
+        await m.backward(w);
+        await m.step({ lr: 1e-2 });
+      }
+    }
+    // The masters moved by less than a bf16 ulp still differ from their start (fp32 kept them).
+    const [m32, m16] = [await f32.weights('base'), await b16.weights('base')];
+    const q = 'model.layers.0.self_attn.q_proj.weight';
+    expect(relErr(m16[q], m32[q])).toBeLessThan(1e-2);
+    expect(m16[q].some((x) => x !== Math.fround(x) || (new Uint32Array(Float32Array.of(x).buffer)[0] & 0xffff) !== 0)).toBe(true);
+    // Its products read the masters rounded to bf16 after each step: what a fresh bf16 model
+    // converting the same masters computes, and no longer what it computed before the steps.
+    const fresh = await Model.create(config, { seed: 1, threads: 2, precision: 'bf16' });
+    await fresh.importWeights(await b16.exportWeights({ dtype: 'F32' }));
+    const now = await b16.forward(t, shape);
+    expect(relErr(now, await fresh.forward(t, shape))).toBeLessThan(1e-6);
+    const start = (await pair()).b16;
+    expect(relErr(now, await start.forward(t, shape))).toBeGreaterThan(1e-3);
+  });
+
+  it('stays close to fp32 on fp32 weights (the rounding of the weights alone)', async () => {
+    const f32 = await Model.create(config, { seed: 9, threads: 2 });
+    const b16 = await Model.create(config, { seed: 9, threads: 2, precision: 'bf16' });
+    const t = tokens(3 * 20, 7);
+    const shape = { batch: 3, seqLen: 20 };
+    const [a, b] = [await f32.logprobs(t, shape), await b16.logprobs(t, shape)];
+    const err = relErr(b.logprobs, a.logprobs);
+    expect(err).toBeGreaterThan(0);
+    expect(err).toBeLessThan(1e-2);
+  });
+
+  describe('a frozen base (adapters) keeps only its bf16 copies', () => {
+    const lora = { r: 4, alpha: 8, targetModules: ['q_proj', 'v_proj', 'down_proj'], seed: 2 };
+
+    /** SFT steps maximising the tokens' log-prob: the mean log-prob before each step, and the adapters at the end. */
+    async function sft(m: Model, steps: number): Promise<{ means: number[]; adapters: Record<string, Float32Array> }> {
+      const t = tokens(3 * 16, 8);
+      const shape = { batch: 3, seqLen: 16 };
+      const w = new Float32Array(3 * 15).fill(-1 / (3 * 15));  // the step descends: minus the mean log-prob
+      const means: number[] = [];
+      for (let s = 0; s < steps; s++) {
+        const { logprobs } = await m.logprobs(t, shape);
+        means.push(logprobs.reduce((a, b) => a + b, 0) / logprobs.length);
+        await m.zeroGrad();
+        await m.backward(w);
+        await m.step({ lr: 2e-2 });
+      }
+      return { means, adapters: await m.weights('adapters') };
+    }
+
+    it.each([
+      ['LoRA', false],
+      ['DoRA', true],
+    ])('%s SFT on a bf16 base tracks the fp32 run', async (_, useDora) => {
+      const { f32, b16 } = await pair();
+      for (const m of [f32, b16]) await m.addAdapters({ ...lora, useDora });
+      const [a, b] = [await sft(f32, 6), await sft(b16, 6)];
+      expect(b.means[5]).toBeGreaterThan(b.means[0] + 0.05);  // it learns
+      for (let s = 0; s < 6; s++) expect(Math.abs(b.means[s] - a.means[s])).toBeLessThan(1e-5 * Math.abs(a.means[s]) + 1e-6);
+      for (const k of Object.keys(a.adapters)) {
+        const err = relErr(b.adapters[k], a.adapters[k]);
+        if (err >= 1e-4) throw new Error(`adapter ${k}: relative error ${err}`);
+      }
+    });
+
+    it('LoRA SFT on a base rounded to bf16 stays within 1% of the fp32 run', async () => {
+      const f32 = await Model.create(config, { seed: 9, threads: 2 });
+      const b16 = await Model.create(config, { seed: 9, threads: 2, precision: 'bf16' });
+      for (const m of [f32, b16]) await m.addAdapters(lora);
+      const [a, b] = [await sft(f32, 6), await sft(b16, 6)];
+      for (let s = 0; s < 6; s++) expect(Math.abs(b.means[s] - a.means[s])).toBeLessThan(1e-2 * Math.abs(a.means[s]));
+    });
+
+    it('still gives its values, exports, merges, and trains in full again after merging', async () => {
+      const { f32, b16 } = await pair();
+      const before = await f32.weights('base');
+      for (const m of [f32, b16]) await m.addAdapters(lora);
+      const base = await b16.weights('base');
+      for (const k of Object.keys(before)) expect(Array.from(base[k])).toEqual(Array.from(before[k]));
+      await sft(f32, 2);
+      await sft(b16, 2);
+      const t = tokens(2 * 10, 1);
+      const shape = { batch: 2, seqLen: 10 };
+      const exported = await Model.create(config, { seed: 1, threads: 2 });
+      await exported.importWeights(await b16.exportWeights());
+      expect(relErr(await exported.forward(t, shape), await b16.forward(t, shape))).toBeLessThan(1e-5);
+      // Merged, the base has fp32 masters again (W + s B A); its products read them rounded to bf16.
+      for (const m of [f32, b16]) await m.mergeAdapters();
+      const [m32, m16] = [await f32.weights('base'), await b16.weights('base')];
+      for (const k of Object.keys(m32)) expect(relErr(m16[k], m32[k])).toBeLessThan(1e-4);
+      expect(relErr(await b16.forward(t, shape), await f32.forward(t, shape))).toBeLessThan(1e-2);
+      const { means } = await sft(b16, 3);
+      expect(means[2]).toBeGreaterThan(means[0]);
+    });
+  });
+});

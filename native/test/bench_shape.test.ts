@@ -65,7 +65,9 @@ describe('bench:engine --shape', () => {
     expect(train.max_rss_bytes).toBeGreaterThan(16 * 2 ** 20);
     const gen = phase({ phase: 'generate', seqs: 2, prompt: 4, new: 48, reps: 1, lora: 0, precision: 'fp32' });
     expect(gen.tokens).toBe(96);
-    expect(gen.gen_s as number).toBeGreaterThan(gen.prefill_s as number);
+    // Not gen_s > prefill_s: on a tiny model both are noise-sized (the bench reports no decode figure then).
+    expect(gen.prefill_s).toBeGreaterThan(0);
+    expect(gen.gen_s).toBeGreaterThan(0);
   });
 
   // Debian's python3-torch goes into the system interpreter, which a python3 earlier on the PATH may not see.

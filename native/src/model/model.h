@@ -169,6 +169,14 @@ class Model {
                 bool keep);
   void backward(const float* dlogprob);
   int64_t pending_rows() const;  // B*(T-1) of the kept batch, 0 when none
+  // Token rows whose logits the head computes at once, in logprobs and again in backward, so no
+  // [rows x vocab] tensor exists beyond one chunk. 0: as many as kHeadChunkBytes hold (tests set it).
+  int64_t head_chunk_rows = 0;
+  static constexpr int64_t kHeadChunkBytes = int64_t(128) << 20;
+  int64_t head_chunk(int64_t N) const;
+  // Keep only each layer's input in logprobs; backward runs the layer's forward again before its
+  // backward (gradient checkpointing per layer: about one more forward, a layer's activations held).
+  bool recompute = false;
 
   // --- optimizer.cc ---
   void zero_grad();

@@ -1,6 +1,12 @@
 // The training pass over B sequences of T tokens: forward keeping what backward needs,
 // and backward from d loss / d logprob. Positions are 0..T-1 in every row; right padding
 // needs no mask because attention is causal and padded rows' logprobs are dropped.
+//
+// The head never holds the logits of the whole batch (at a 152k vocabulary they would outweigh
+// every layer's activations): logprobs computes them a chunk of rows at a time, keeping only
+// each row's log-sum-exp, and backward computes each chunk again, turns it into dlogits in place
+// and folds it into dlnf and the head's gradient before the next chunk.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -12,9 +18,21 @@ namespace {
 
 Mat rows(const float* x, int64_t ld) { return {x, DType::F32, ld, false}; }
 
+// logits[n, V] = lnf rows [lo, lo + n) times the head.
+void head_logits(Backend& be, float* logits, const float* lnf, int64_t lo, int64_t n, const Param& head, int64_t C,
+                 int64_t V) {
+  be.gemm(n, V, C, 1.0f, rows(lnf + lo * C, C), head.weight().transposed(C), false, logits, V, nullptr,
+          GemmMode::Train);
+}
+
 }  // namespace
 
 int64_t Model::pending_rows() const { return acts_ ? acts_->B * (acts_->T - 1) : 0; }
+
+int64_t Model::head_chunk(int64_t N) const {
+  int64_t rows = head_chunk_rows > 0 ? head_chunk_rows : kHeadChunkBytes / (4 * cfg.vocab);
+  return std::max<int64_t>(1, std::min(rows, N));
+}
 
 // Refuses a batch whose buffers would not fit, then puts its tokens, targets and positions in
 // backend memory.
@@ -25,7 +43,7 @@ void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vecto
   double per_layer = N * (6.0 * c.hidden + 4.0 * c.heads * c.head_dim + 2.0 * c.kv_heads * c.head_dim + 3.0 * c.inter) +
                      (double)be().attention_saved(B, T, c.heads);
   if (c.qk_norm) per_layer += N * (double)(c.heads + c.kv_heads) * (c.head_dim + 1);
-  be().check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + c.vocab)),
+  be().check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + 2) + (double)head_chunk(B * T) * c.vocab),
                     "a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
   std::vector<int32_t> pos(B * T);
   for (int64_t n = 0; n < B * T; n++) pos[n] = (int32_t)(n % T);
@@ -37,7 +55,7 @@ void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vecto
 void Model::run_forward(Activations& a) {
   Backend& be = this->be();
   const int64_t N = a.B * a.T, C = cfg.hidden, Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim,
-                F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
+                F = cfg.inter, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
   const float eps = (float)cfg.eps;
   const RopeTable& rt = rope(a.T);
   const int32_t* pos = a.pos.as<int32_t>();
@@ -82,9 +100,6 @@ void Model::run_forward(Activations& a) {
   }
   a.lnf = scratch(N * C, "a batch's activations"), a.rstdf = scratch(N, "a batch's activations");
   be.rmsnorm_forward(a.lnf.f(), a.rstdf.f(), a.x_final.f(), norm.data.f(), N, C, eps);
-  a.logits = scratch(N * V, "a batch's logits");
-  const Param& head = cfg.tied ? embed : lm_head;
-  be.gemm(N, V, C, 1.0f, rows(a.lnf.f(), C), head.weight().transposed(C), false, a.logits.f(), V, nullptr, GemmMode::Train);
 }
 
 void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits) {
@@ -95,7 +110,10 @@ void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<flo
   std::vector<int32_t> tok(tokens, tokens + B * T), targets(B * T, -1);
   setup_batch(a, tok, targets);
   run_forward(a);
-  logits = read(a.logits, B * T * cfg.vocab);
+  // The caller asked for all of them.
+  Buffer all = scratch(B * T * cfg.vocab, "a batch's logits");
+  head_logits(be(), all.f(), a.lnf.f(), 0, B * T, cfg.tied ? embed : lm_head, cfg.hidden, cfg.vocab);
+  logits = read(all, B * T * cfg.vocab);
 }
 
 void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
@@ -118,11 +136,18 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
   a->B = B, a->T = T;
   setup_batch(*a, tok, targets);
   run_forward(*a);
-  const int64_t N = B * T;
+  const int64_t N = B * T, V = cfg.vocab, rc = head_chunk(N);
   Buffer lp = scratch(N, "a batch's log-probs"), ent = scratch(entropy ? N : 0, "a batch's log-probs");
   a->lse = scratch(N, "a batch's log-probs");
-  be().logprob_forward(lp.f(), entropy ? ent.f() : nullptr, a->lse.f(), a->logits.f(), a->targets.as<int32_t>(), N,
-                       cfg.vocab);
+  Buffer logits = scratch(rc * V, "a batch's logits");
+  const Param& head = cfg.tied ? embed : lm_head;
+  for (int64_t lo = 0; lo < N; lo += rc) {
+    int64_t n = std::min(rc, N - lo);
+    head_logits(be(), logits.f(), a->lnf.f(), lo, n, head, cfg.hidden, V);
+    be().logprob_forward(lp.f() + lo, entropy ? ent.f() + lo : nullptr, a->lse.f() + lo, logits.f(),
+                         a->targets.as<int32_t>() + lo, n, V);
+  }
+  logits.reset();
   std::vector<float> lph = read(lp, N), enth = entropy ? read(ent, N) : std::vector<float>();
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t + 1 < T; t++) {
@@ -151,15 +176,29 @@ void Model::backward(const float* dlogprob) {
   Buffer wd = scratch(N, "a batch's gradients");
   be.upload(wd.get(), w.data(), (size_t)N * 4);
   auto buf = [&](int64_t n) { return scratch(n, "a batch's gradients"); };
-  // The head: dlogits in place of the logits, then dlnf and the head's gradient.
-  float* dlogits = a.logits.f();
-  be.logprob_backward(dlogits, dlogits, a.lse.f(), a.targets.as<int32_t>(), wd.f(), N, V);
+  // The head, a chunk of rows at a time: the logits again, dlogits in their place, then that
+  // chunk's rows of dlnf and its share of the head's gradient. A chunk with no weight on any row
+  // (a prompt, padding) has zero dlnf and adds nothing, so it is not computed.
   Buffer dlnf = buf(N * C), dx = buf(N * C);
   be.zero(dx.get(), dx.bytes());
   Param& head = cfg.tied ? embed : lm_head;
-  be.gemm(N, C, V, 1.0f, rows(dlogits, V), head.weight().as_is(C), false, dlnf.f(), C, nullptr, GemmMode::Train);
-  if (head.g()) be.gemm(V, C, N, 1.0f, {dlogits, DType::F32, V, true}, rows(a.lnf.f(), C), true, head.g(), C, nullptr, GemmMode::Train);
-  a.logits.reset();
+  const int64_t rc = head_chunk(N);
+  Buffer dlogits = buf(rc * V);
+  for (int64_t lo = 0; lo < N; lo += rc) {
+    int64_t n = std::min(rc, N - lo);
+    if (std::all_of(w.begin() + lo, w.begin() + lo + n, [](float x) { return x == 0.0f; })) {
+      be.zero(dlnf.f() + lo * C, (size_t)(n * C) * 4);
+      continue;
+    }
+    head_logits(be, dlogits.f(), a.lnf.f(), lo, n, head, C, V);
+    be.logprob_backward(dlogits.f(), dlogits.f(), a.lse.f() + lo, a.targets.as<int32_t>() + lo, wd.f() + lo, n, V);
+    be.gemm(n, C, V, 1.0f, rows(dlogits.f(), V), head.weight().as_is(C), false, dlnf.f() + lo * C, C, nullptr,
+            GemmMode::Train);
+    if (head.g())
+      be.gemm(V, C, n, 1.0f, {dlogits.f(), DType::F32, V, true}, rows(a.lnf.f() + lo * C, C), true, head.g(), C,
+              nullptr, GemmMode::Train);
+  }
+  dlogits.reset();
   be.rmsnorm_backward(dx.f(), norm.g(), dlnf.f(), a.x_final.f(), norm.data.f(), a.rstdf.f(), N, C);
   const RopeTable& rt = rope(T);
   const int32_t* pos = a.pos.as<int32_t>();

@@ -121,6 +121,7 @@ struct RopeTable {
 };
 
 struct Activations;
+struct LayerActs;
 struct StepPlan;
 class KvCache;
 
@@ -202,8 +203,11 @@ class Model {
  private:
   std::unique_ptr<Activations> acts_;
   RopeTable rope_;
-  void setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets);
-  void run_forward(Activations& a);
+  void setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets, bool keep_layers);
+  // keep_layers false: each layer keeps only its input (backward recomputes the rest).
+  void run_forward(Activations& a, bool keep_layers);
+  // Layer l's forward from s.x_in: its activations into s, its output into out (tmp: N x hidden scratch).
+  void layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, float* tmp);
   void infer_rows(const StepPlan& step, KvCache& kv, float* logits);
 };
 

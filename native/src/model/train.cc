@@ -127,6 +127,8 @@ void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<flo
   setup_batch(a, tok, targets, false);
   run_forward(a, false);
   // The caller asked for all of them.
+  be().check_memory(4.0 * (double)(B * T) * cfg.vocab,
+                    "the logits of a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
   Buffer all = scratch(B * T * cfg.vocab, "a batch's logits");
   head_logits(be(), all.f(), a.lnf.f(), 0, B * T, cfg.tied ? embed : lm_head, cfg.hidden, cfg.vocab);
   logits = read(all, B * T * cfg.vocab);
@@ -150,7 +152,7 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
   }
   auto a = std::make_unique<Activations>();
   a->B = B, a->T = T;
-  // Without a backward to follow, no layer's activations outlive the layer.
+  // Only each layer's input outlives the layer when no backward follows or backward recomputes.
   const bool keep_layers = keep && !recompute;
   setup_batch(*a, tok, targets, keep_layers);
   run_forward(*a, keep_layers);

@@ -115,6 +115,7 @@ export interface NativeModel {
   exportAdapters(): Promise<Uint8Array>;
   importAdapters(bytes: Uint8Array): Promise<void>;
   setAdaptersEnabled(enabled: boolean): Promise<void>;
+  setTrainingOptions(headChunkRows: number, recompute: boolean): Promise<void>;
   save(path: string, dtype: Dtype): Promise<void>;
   exportWeights(dtype: Dtype, merged: boolean): Promise<Uint8Array>;
   importWeights(bytes: Uint8Array): Promise<void>;

@@ -22,6 +22,7 @@ export type {
   SaveAdaptersOptions,
   SaveOptions,
   StepOptions,
+  TrainingOptions,
 } from './model';
 
 /** How the addon was built: its backends, BLAS, whether CUDA is compiled in. */

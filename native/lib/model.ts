@@ -24,14 +24,26 @@ export interface DeviceOptions {
   maxSlots?: number;
 }
 
-export interface LoadOptions extends DeviceOptions {
+/** How the training pass (logprobs, then backward) trades memory for time. */
+export interface TrainingOptions {
+  /**
+   * Keep only each layer's input during logprobs and run the layer's forward again in backward
+   * (gradient checkpointing per layer): activation memory of one layer instead of all, for about
+   * one more forward pass. Default false.
+   */
+  recompute?: boolean;
+  /** Token rows whose logits the head computes at once (default 0: as many as 128 MiB of logits hold). */
+  headChunkRows?: number;
+}
+
+export interface LoadOptions extends DeviceOptions, TrainingOptions {
   /** Threads for this model's work (default: the machine's available parallelism). */
   threads?: number;
   /** Also restore AdamW state from optimizer.safetensors (written by save with optimizer: true). */
   optimizer?: boolean;
 }
 
-export interface CreateOptions extends DeviceOptions {
+export interface CreateOptions extends DeviceOptions, TrainingOptions {
   seed?: number;
   threads?: number;
 }
@@ -229,6 +241,7 @@ function peftSpec(file: string): NativeAdapterSpec {
 
 export class Model {
   private adapter: NativeAdapterSpec | null = null;
+  private training: Required<TrainingOptions> = { headChunkRows: 0, recompute: false };
   // Calls on one model run one after another; queueing them here rather than on the engine's
   // lock keeps waiting calls from occupying libuv's worker threads (which fs and dns share).
   private tail: Promise<unknown> = Promise.resolve();
@@ -252,7 +265,9 @@ export class Model {
     const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
     await native.loadWeights(weightFiles(dir));
     if (options.optimizer) await native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
-    return new Model(native, config);
+    const model = new Model(native, config);
+    await model.setTrainingOptions(options);
+    return model;
   }
 
   /** A freshly initialised model (normal(0, 0.02) weights, unit norms), the same for the same seed. */
@@ -260,7 +275,9 @@ export class Model {
     const device = deviceOptions(options);
     const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
     await native.initRandom(options.seed ?? 0);
-    return new Model(native, { ...config });
+    const model = new Model(native, { ...config });
+    await model.setTrainingOptions(options);
+    return model;
   }
 
   /**
@@ -426,6 +443,16 @@ export class Model {
     } finally {
       await this.serial(() => this.native.setAdaptersEnabled(true));
     }
+  }
+
+  /** Changes the options given (the others stay); applies from the next logprobs call. */
+  async setTrainingOptions(options: TrainingOptions): Promise<void> {
+    const rows = options.headChunkRows ?? this.training.headChunkRows;
+    if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`headChunkRows must be a non-negative integer (got ${rows})`);
+    const recompute = options.recompute ?? this.training.recompute;
+    if (typeof recompute !== 'boolean') throw new TypeError(`recompute must be a boolean (got ${String(recompute)})`);
+    this.training = { headChunkRows: rows, recompute };
+    await this.serial(() => this.native.setTrainingOptions(rows, recompute));
   }
 
   /** Folds the adapters into the base weights and removes them; the base trains again. */

@@ -116,6 +116,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::SaveOptimizer>("saveOptimizer"),
                            InstanceMethod<&NativeModel::LoadOptimizer>("loadOptimizer"),
                            InstanceMethod<&NativeModel::Device>("device"),
+                           InstanceMethod<&NativeModel::SetTrainingOptions>("setTrainingOptions"),
                        });
   }
 
@@ -347,6 +348,17 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value SetAdaptersEnabled(const Napi::CallbackInfo& info) {
     bool enabled = js::boolean(info.Env(), info[0], "enabled");
     return run(info, [=](Model& m) { m.set_adapters_enabled(enabled); });
+  }
+
+  // How the training pass trades memory for time (Model::head_chunk_rows, Model::recompute).
+  Napi::Value SetTrainingOptions(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int64_t rows = js::integer(env, info[0], "headChunkRows", 0, (int64_t)1 << 40);
+    bool recompute = js::boolean(env, info[1], "recompute");
+    return run(info, [=](Model& m) {
+      m.head_chunk_rows = rows;
+      m.recompute = recompute;
+    });
   }
 
   Napi::Value MergeAdapters(const Napi::CallbackInfo& info) {

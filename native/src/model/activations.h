@@ -15,9 +15,10 @@ struct LayerActs {
 
 struct Activations {
   int64_t B = 0, T = 0;
+  bool recompute = false;  // layers hold only x_in; backward runs each layer's forward again
   Buffer tokens, targets, pos;  // int32 [B*T]; targets[b,t] = tokens[b,t+1], -1 where none
   std::vector<LayerActs> layers;
-  Buffer x_final, lnf, rstdf, logits, lse;
+  Buffer x_final, lnf, rstdf, lse;  // lse: each row's log-sum-exp of its logits
 };
 
 }  // namespace temper

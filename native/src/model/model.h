@@ -125,6 +125,7 @@ struct RopeTable {
 };
 
 struct Activations;
+struct LayerActs;
 struct StepPlan;
 class KvCache;
 
@@ -177,6 +178,14 @@ class Model {
                 bool keep);
   void backward(const float* dlogprob);
   int64_t pending_rows() const;  // B*(T-1) of the kept batch, 0 when none
+  // Token rows whose logits the head computes at once, in logprobs and again in backward, so no
+  // [rows x vocab] tensor exists beyond one chunk. 0: as many as kHeadChunkBytes hold (tests set it).
+  int64_t head_chunk_rows = 0;
+  static constexpr int64_t kHeadChunkBytes = int64_t(128) << 20;
+  int64_t head_chunk(int64_t N) const;
+  // Keep only each layer's input in logprobs; backward runs the layer's forward again before its
+  // backward (gradient checkpointing per layer: about one more forward, a layer's activations held).
+  bool recompute = false;
 
   // --- optimizer.cc ---
   void zero_grad();
@@ -202,8 +211,11 @@ class Model {
  private:
   std::unique_ptr<Activations> acts_;
   RopeTable rope_;
-  void setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets);
-  void run_forward(Activations& a);
+  void setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets, bool keep_layers);
+  // keep_layers false: each layer keeps only its input (backward recomputes the rest).
+  void run_forward(Activations& a, bool keep_layers);
+  // Layer l's forward from s.x_in: its activations into s, its output into out (tmp: N x hidden scratch).
+  void layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, float* tmp);
   void infer_rows(const StepPlan& step, KvCache& kv, float* logits);
 };
 

@@ -1,6 +1,12 @@
 // The training pass over B sequences of T tokens: forward keeping what backward needs,
 // and backward from d loss / d logprob. Positions are 0..T-1 in every row; right padding
 // needs no mask because attention is causal and padded rows' logprobs are dropped.
+//
+// The head never holds the logits of the whole batch (at a 152k vocabulary they would outweigh
+// every layer's activations): logprobs computes them a chunk of rows at a time, keeping only
+// each row's log-sum-exp, and backward computes each chunk again, turns it into dlogits in place
+// and folds it into dlnf and the head's gradient before the next chunk.
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -12,20 +18,36 @@ namespace {
 
 Mat rows(const float* x, int64_t ld) { return {x, DType::F32, ld, false}; }
 
+// logits[n, V] = lnf rows [lo, lo + n) times the head.
+void head_logits(Backend& be, float* logits, const float* lnf, int64_t lo, int64_t n, const Param& head, int64_t C,
+                 int64_t V) {
+  be.gemm(n, V, C, 1.0f, rows(lnf + lo * C, C), head.weight().transposed(C), false, logits, V, nullptr,
+          GemmMode::Train);
+}
+
 }  // namespace
 
 int64_t Model::pending_rows() const { return acts_ ? acts_->B * (acts_->T - 1) : 0; }
 
+int64_t Model::head_chunk(int64_t N) const {
+  int64_t rows = head_chunk_rows > 0 ? head_chunk_rows : kHeadChunkBytes / (4 * cfg.vocab);
+  return std::max<int64_t>(1, std::min(rows, N));
+}
+
 // Refuses a batch whose buffers would not fit, then puts its tokens, targets and positions in
 // backend memory.
-void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets) {
+void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vector<int32_t>& targets,
+                        bool keep_layers) {
   const Config& c = cfg;
   const int64_t B = a.B, T = a.T;
   double N = (double)B * T;
   double per_layer = N * (6.0 * c.hidden + 4.0 * c.heads * c.head_dim + 2.0 * c.kv_heads * c.head_dim + 3.0 * c.inter) +
                      (double)be().attention_saved(B, T, c.heads);
   if (c.qk_norm) per_layer += N * (double)(c.heads + c.kv_heads) * (c.head_dim + 1);
-  be().check_memory(4.0 * (c.layers * per_layer + N * (2.0 * c.hidden + c.vocab)),
+  // Without keep_layers: one layer's activations at a time, and every layer's input.
+  double layers_held = keep_layers ? (double)c.layers : 1.0, inputs_held = keep_layers ? 0.0 : (double)c.layers;
+  be().check_memory(4.0 * (layers_held * per_layer + N * ((inputs_held + 2.0) * c.hidden + 2) +
+                           (double)head_chunk(B * T) * c.vocab),
                     "a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
   std::vector<int32_t> pos(B * T);
   for (int64_t n = 0; n < B * T; n++) pos[n] = (int32_t)(n % T);
@@ -34,57 +56,66 @@ void Model::setup_batch(Activations& a, std::vector<int32_t>& tokens, std::vecto
   a.pos = upload_ints(pos, "a batch's tokens");
 }
 
-void Model::run_forward(Activations& a) {
+void Model::run_forward(Activations& a, bool keep_layers) {
+  const int64_t N = a.B * a.T, C = cfg.hidden;
+  const float eps = (float)cfg.eps;
+  a.recompute = !keep_layers;
+  a.layers.resize(cfg.layers);
+  // The residual stream: layer l reads x_in and writes the next layer's x_in (x_final at the end).
+  Buffer tmp = scratch(N * C, "a batch's activations");
+  a.layers[0].x_in = scratch(N * C, "a batch's activations");
+  be().embedding_forward(a.layers[0].x_in.f(), a.tokens.as<int32_t>(), embed.data.f(), N, C);
+  for (int64_t l = 0; l < cfg.layers; l++) {
+    LayerActs& s = a.layers[l];
+    Buffer& next = l + 1 < cfg.layers ? a.layers[l + 1].x_in : a.x_final;
+    next = scratch(N * C, "a batch's activations");
+    layer_forward(a, l, s, next.f(), tmp.f());
+    if (!keep_layers) {
+      Buffer x_in = std::move(s.x_in);
+      s = LayerActs();
+      s.x_in = std::move(x_in);
+    }
+  }
+  a.lnf = scratch(N * C, "a batch's activations"), a.rstdf = scratch(N, "a batch's activations");
+  be().rmsnorm_forward(a.lnf.f(), a.rstdf.f(), a.x_final.f(), norm.data.f(), N, C, eps);
+}
+
+void Model::layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, float* tmp) {
   Backend& be = this->be();
   const int64_t N = a.B * a.T, C = cfg.hidden, Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim,
-                F = cfg.inter, V = cfg.vocab, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
+                F = cfg.inter, H = cfg.heads, KV = cfg.kv_heads, D = cfg.head_dim;
   const float eps = (float)cfg.eps;
   const RopeTable& rt = rope(a.T);
   const int32_t* pos = a.pos.as<int32_t>();
-  a.layers.resize(cfg.layers);
-  // The residual stream: layer l reads x_in, writes x_mid and the next layer's x_in (x_final at the end).
-  Buffer tmp = scratch(N * C, "a batch's activations");
-  a.layers[0].x_in = scratch(N * C, "a batch's activations");
-  be.embedding_forward(a.layers[0].x_in.f(), a.tokens.as<int32_t>(), embed.data.f(), N, C);
-  for (int64_t l = 0; l < cfg.layers; l++) {
-    Layer& L = layers[l];
-    LayerActs& s = a.layers[l];
-    auto buf = [&](int64_t n) { return scratch(n, "a batch's activations"); };
-    s.ln1 = buf(N * C), s.rstd1 = buf(N);
-    be.rmsnorm_forward(s.ln1.f(), s.rstd1.f(), s.x_in.f(), L.ln1.data.f(), N, C, eps);
-    s.q = buf(N * Q), s.k = buf(N * K), s.v = buf(N * K);
-    // Qwen3 projects into q_raw and k_raw, then RMS-normalises every head (N·H and N·KV rows of D) into q and k.
-    if (cfg.qk_norm) s.q_raw = buf(N * Q), s.k_raw = buf(N * K), s.rstd_q = buf(N * H), s.rstd_k = buf(N * KV);
-    L.q.forward(be, cfg.qk_norm ? s.q_raw.f() : s.q.f(), s.ln1.f(), N, &s.s[0], GemmMode::Train);
-    L.k.forward(be, cfg.qk_norm ? s.k_raw.f() : s.k.f(), s.ln1.f(), N, &s.s[1], GemmMode::Train);
-    L.v.forward(be, s.v.f(), s.ln1.f(), N, &s.s[2], GemmMode::Train);
-    if (cfg.qk_norm) {
-      be.rmsnorm_forward(s.q.f(), s.rstd_q.f(), s.q_raw.f(), L.q_norm.data.f(), N * H, D, eps);
-      be.rmsnorm_forward(s.k.f(), s.rstd_k.f(), s.k_raw.f(), L.k_norm.data.f(), N * KV, D, eps);
-    }
-    be.rope(s.q.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), false);
-    be.rope(s.k.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), false);
-    s.att = buf(be.attention_saved(a.B, a.T, H)), s.ao = buf(N * Q);
-    be.attention_forward(s.ao.f(), s.att.f(), s.q.f(), s.k.f(), s.v.f(), a.B, a.T, H, KV, D);
-    L.o.forward(be, tmp.f(), s.ao.f(), N, &s.s[3], GemmMode::Train);
-    s.x_mid = buf(N * C);
-    be.add(s.x_mid.f(), s.x_in.f(), tmp.f(), N * C);
-    s.ln2 = buf(N * C), s.rstd2 = buf(N);
-    be.rmsnorm_forward(s.ln2.f(), s.rstd2.f(), s.x_mid.f(), L.ln2.data.f(), N, C, eps);
-    s.g = buf(N * F), s.u = buf(N * F), s.h = buf(N * F);
-    L.gate.forward(be, s.g.f(), s.ln2.f(), N, &s.s[4], GemmMode::Train);
-    L.up.forward(be, s.u.f(), s.ln2.f(), N, &s.s[5], GemmMode::Train);
-    be.swiglu_forward(s.h.f(), s.g.f(), s.u.f(), N * F);
-    L.down.forward(be, tmp.f(), s.h.f(), N, &s.s[6], GemmMode::Train);
-    Buffer& next = l + 1 < cfg.layers ? a.layers[l + 1].x_in : a.x_final;
-    next = buf(N * C);
-    be.add(next.f(), s.x_mid.f(), tmp.f(), N * C);
+  Layer& L = layers[l];
+  auto buf = [&](int64_t n) { return scratch(n, "a batch's activations"); };
+  s.ln1 = buf(N * C), s.rstd1 = buf(N);
+  be.rmsnorm_forward(s.ln1.f(), s.rstd1.f(), s.x_in.f(), L.ln1.data.f(), N, C, eps);
+  s.q = buf(N * Q), s.k = buf(N * K), s.v = buf(N * K);
+  // Qwen3 projects into q_raw and k_raw, then RMS-normalises every head (N·H and N·KV rows of D) into q and k.
+  if (cfg.qk_norm) s.q_raw = buf(N * Q), s.k_raw = buf(N * K), s.rstd_q = buf(N * H), s.rstd_k = buf(N * KV);
+  L.q.forward(be, cfg.qk_norm ? s.q_raw.f() : s.q.f(), s.ln1.f(), N, &s.s[0], GemmMode::Train);
+  L.k.forward(be, cfg.qk_norm ? s.k_raw.f() : s.k.f(), s.ln1.f(), N, &s.s[1], GemmMode::Train);
+  L.v.forward(be, s.v.f(), s.ln1.f(), N, &s.s[2], GemmMode::Train);
+  if (cfg.qk_norm) {
+    be.rmsnorm_forward(s.q.f(), s.rstd_q.f(), s.q_raw.f(), L.q_norm.data.f(), N * H, D, eps);
+    be.rmsnorm_forward(s.k.f(), s.rstd_k.f(), s.k_raw.f(), L.k_norm.data.f(), N * KV, D, eps);
   }
-  a.lnf = scratch(N * C, "a batch's activations"), a.rstdf = scratch(N, "a batch's activations");
-  be.rmsnorm_forward(a.lnf.f(), a.rstdf.f(), a.x_final.f(), norm.data.f(), N, C, eps);
-  a.logits = scratch(N * V, "a batch's logits");
-  const Param& head = cfg.tied ? embed : lm_head;
-  be.gemm(N, V, C, 1.0f, rows(a.lnf.f(), C), head.weight().transposed(C), false, a.logits.f(), V, nullptr, GemmMode::Train);
+  be.rope(s.q.f(), pos, N, H, D, rt.cos.f(), rt.sin.f(), false);
+  be.rope(s.k.f(), pos, N, KV, D, rt.cos.f(), rt.sin.f(), false);
+  s.att = buf(be.attention_saved(a.B, a.T, H)), s.ao = buf(N * Q);
+  be.attention_forward(s.ao.f(), s.att.f(), s.q.f(), s.k.f(), s.v.f(), a.B, a.T, H, KV, D);
+  L.o.forward(be, tmp, s.ao.f(), N, &s.s[3], GemmMode::Train);
+  s.x_mid = buf(N * C);
+  be.add(s.x_mid.f(), s.x_in.f(), tmp, N * C);
+  s.ln2 = buf(N * C), s.rstd2 = buf(N);
+  be.rmsnorm_forward(s.ln2.f(), s.rstd2.f(), s.x_mid.f(), L.ln2.data.f(), N, C, eps);
+  s.g = buf(N * F), s.u = buf(N * F), s.h = buf(N * F);
+  L.gate.forward(be, s.g.f(), s.ln2.f(), N, &s.s[4], GemmMode::Train);
+  L.up.forward(be, s.u.f(), s.ln2.f(), N, &s.s[5], GemmMode::Train);
+  be.swiglu_forward(s.h.f(), s.g.f(), s.u.f(), N * F);
+  L.down.forward(be, tmp, s.h.f(), N, &s.s[6], GemmMode::Train);
+  be.add(out, s.x_mid.f(), tmp, N * C);
 }
 
 void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<float>& logits) {
@@ -93,9 +124,14 @@ void Model::forward(const int32_t* tokens, int64_t B, int64_t T, std::vector<flo
   Activations a;
   a.B = B, a.T = T;
   std::vector<int32_t> tok(tokens, tokens + B * T), targets(B * T, -1);
-  setup_batch(a, tok, targets);
-  run_forward(a);
-  logits = read(a.logits, B * T * cfg.vocab);
+  setup_batch(a, tok, targets, false);
+  run_forward(a, false);
+  // The caller asked for all of them.
+  be().check_memory(4.0 * (double)(B * T) * cfg.vocab,
+                    "the logits of a batch of " + std::to_string(B) + " x " + std::to_string(T) + " tokens");
+  Buffer all = scratch(B * T * cfg.vocab, "a batch's logits");
+  head_logits(be(), all.f(), a.lnf.f(), 0, B * T, cfg.tied ? embed : lm_head, cfg.hidden, cfg.vocab);
+  logits = read(all, B * T * cfg.vocab);
 }
 
 void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t* lengths, float* logprob,
@@ -116,13 +152,22 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
   }
   auto a = std::make_unique<Activations>();
   a->B = B, a->T = T;
-  setup_batch(*a, tok, targets);
-  run_forward(*a);
-  const int64_t N = B * T;
+  // Only each layer's input outlives the layer when no backward follows or backward recomputes.
+  const bool keep_layers = keep && !recompute;
+  setup_batch(*a, tok, targets, keep_layers);
+  run_forward(*a, keep_layers);
+  const int64_t N = B * T, V = cfg.vocab, rc = head_chunk(N);
   Buffer lp = scratch(N, "a batch's log-probs"), ent = scratch(entropy ? N : 0, "a batch's log-probs");
   a->lse = scratch(N, "a batch's log-probs");
-  be().logprob_forward(lp.f(), entropy ? ent.f() : nullptr, a->lse.f(), a->logits.f(), a->targets.as<int32_t>(), N,
-                       cfg.vocab);
+  Buffer logits = scratch(rc * V, "a batch's logits");
+  const Param& head = cfg.tied ? embed : lm_head;
+  for (int64_t lo = 0; lo < N; lo += rc) {
+    int64_t n = std::min(rc, N - lo);
+    head_logits(be(), logits.f(), a->lnf.f(), lo, n, head, cfg.hidden, V);
+    be().logprob_forward(lp.f() + lo, entropy ? ent.f() + lo : nullptr, a->lse.f() + lo, logits.f(),
+                         a->targets.as<int32_t>() + lo, n, V);
+  }
+  logits.reset();
   std::vector<float> lph = read(lp, N), enth = entropy ? read(ent, N) : std::vector<float>();
   for (int64_t b = 0; b < B; b++)
     for (int64_t t = 0; t + 1 < T; t++) {
@@ -151,24 +196,42 @@ void Model::backward(const float* dlogprob) {
   Buffer wd = scratch(N, "a batch's gradients");
   be.upload(wd.get(), w.data(), (size_t)N * 4);
   auto buf = [&](int64_t n) { return scratch(n, "a batch's gradients"); };
-  // The head: dlogits in place of the logits, then dlnf and the head's gradient.
-  float* dlogits = a.logits.f();
-  be.logprob_backward(dlogits, dlogits, a.lse.f(), a.targets.as<int32_t>(), wd.f(), N, V);
+  // The head, a chunk of rows at a time: the logits again, dlogits in their place, then that
+  // chunk's rows of dlnf and its share of the head's gradient. A chunk with no weight on any row
+  // (a prompt, padding) has zero dlnf and adds nothing, so it is not computed.
   Buffer dlnf = buf(N * C), dx = buf(N * C);
   be.zero(dx.get(), dx.bytes());
   Param& head = cfg.tied ? embed : lm_head;
-  be.gemm(N, C, V, 1.0f, rows(dlogits, V), head.weight().as_is(C), false, dlnf.f(), C, nullptr, GemmMode::Train);
-  if (head.g()) be.gemm(V, C, N, 1.0f, {dlogits, DType::F32, V, true}, rows(a.lnf.f(), C), true, head.g(), C, nullptr, GemmMode::Train);
-  a.logits.reset();
+  const int64_t rc = head_chunk(N);
+  Buffer dlogits = buf(rc * V);
+  for (int64_t lo = 0; lo < N; lo += rc) {
+    int64_t n = std::min(rc, N - lo);
+    if (std::all_of(w.begin() + lo, w.begin() + lo + n, [](float x) { return x == 0.0f; })) {
+      be.zero(dlnf.f() + lo * C, (size_t)(n * C) * 4);
+      continue;
+    }
+    head_logits(be, dlogits.f(), a.lnf.f(), lo, n, head, C, V);
+    be.logprob_backward(dlogits.f(), dlogits.f(), a.lse.f() + lo, a.targets.as<int32_t>() + lo, wd.f() + lo, n, V);
+    be.gemm(n, C, V, 1.0f, rows(dlogits.f(), V), head.weight().as_is(C), false, dlnf.f() + lo * C, C, nullptr,
+            GemmMode::Train);
+    if (head.g())
+      be.gemm(V, C, n, 1.0f, {dlogits.f(), DType::F32, V, true}, rows(a.lnf.f() + lo * C, C), true, head.g(), C,
+              nullptr, GemmMode::Train);
+  }
+  dlogits.reset();
   be.rmsnorm_backward(dx.f(), norm.g(), dlnf.f(), a.x_final.f(), norm.data.f(), a.rstdf.f(), N, C);
   const RopeTable& rt = rope(T);
   const int32_t* pos = a.pos.as<int32_t>();
   Buffer dln = buf(N * C), dh = buf(N * F), dg = buf(N * F), du = buf(N * F), dq = buf(N * Q), dk = buf(N * K),
          dv = buf(N * K), dao = buf(N * Q);
   Buffer dq_raw = buf(cfg.qk_norm ? N * Q : 0), dk_raw = buf(cfg.qk_norm ? N * K : 0);
+  // With recompute, each layer's forward runs again from its input (the same ops on the same
+  // values: the same activations, bit for bit); its output is not needed again.
+  Buffer redo_out = buf(a.recompute ? N * C : 0), redo_tmp = buf(a.recompute ? N * C : 0);
   for (int64_t l = cfg.layers - 1; l >= 0; l--) {
     Layer& L = layers[l];
     LayerActs& s = a.layers[l];
+    if (a.recompute) layer_forward(a, l, s, redo_out.f(), redo_tmp.f());
     // MLP: x_out = x_mid + down(silu(gate(ln2)) * up(ln2))
     L.down.backward(be, dh.f(), false, dx.f(), s.h.f(), N, s.s[6]);
     be.swiglu_backward(dg.f(), du.f(), dh.f(), s.g.f(), s.u.f(), N * F);

@@ -41,6 +41,17 @@ stages:
     expect(spec.stages[1].kind?.$case).toBe('grpo');
   });
 
+  it('reads recompute on the training stages (the learner hands it to the engine)', () => {
+    const spec = runSpecFromYaml(`
+stages:
+  - sft: { recompute: true }
+  - grpo: { group_size: 2, recompute: true }
+  - grpo: { group_size: 2 }
+`);
+    expect(spec.stages.map((s) => (s.kind?.$case === 'sft' || s.kind?.$case === 'grpo' ? s.kind.value.recompute : undefined))).toEqual([true, true, false]);
+    expect(problems('stages:\n  - sft: { recompute: 3 }\n')).toEqual([expect.stringMatching(/^stages\[0\]\.sft\.recompute: /)]);
+  });
+
   it('starts from one model: a checkpoint, a model directory or a config', () => {
     expect(problems('model: { path: models/qwen3 }\nstages: [{ eval: {} }]')).toEqual([]);
     expect(problems('model: { path: models/qwen3, checkpoint: base }\nstages: [{ eval: {} }]')).toEqual(['model: set one of checkpoint, path or config, not checkpoint and path']);

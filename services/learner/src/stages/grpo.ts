@@ -42,6 +42,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
   const g = grpoDefaults(stageSpec);
   const start = await startingPoint(ctx, g.adapter);
   const { model, tokenizerSpec } = start;
+  await model.setTrainingOptions({ recompute: stageSpec.recompute });
   const tokenizer = createTokenizer(tokenizerSpec);
   const trainer: Trainer = {
     loss: lossConfig(g),

@@ -231,6 +231,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Grads(const Napi::CallbackInfo& info) {
     auto out = std::make_shared<NamedData>();
     return run(info, [out](Model& m) {
+      m.ensure_gradients();
       for (auto& n : m.trainable()) out->emplace_back(n.name, m.read(n.t->grad, n.t->numel()));
     }, [out](Napi::Env e) -> Napi::Value { return tensors_to_js(e, *out); });
   }

@@ -40,6 +40,9 @@ void validate_config(const Config& c);
 struct Param {
   std::vector<int64_t> shape;  // empty: the parameter does not exist (a bias the config has not)
   Buffer data, compute, grad, m, v;
+  // Whether it trains; its gradient is made at the first backward, step or grads() that needs it,
+  // so a model that only generates (a generator, a frozen reference) holds none.
+  bool trains = false;
   int64_t numel() const;
   bool exists() const { return !shape.empty(); }
   float* g() const { return grad ? grad.f() : nullptr; }
@@ -154,6 +157,7 @@ class Model {
   // base (the model has adapters) keeps only the bf16 copies of its projections, half their
   // memory; its fp32 masters come back (as the bf16 values) once it trains again.
   void refresh_trainable();
+  void ensure_gradients();           // zeroed gradients for every trainable tensor that has none yet
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
   // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend computes in bf16.
   void allocate(Param& p, std::vector<int64_t> shape, bool copy);

@@ -10,11 +10,13 @@
 namespace temper {
 
 void Model::zero_grad() {
-  for (auto& n : trainable()) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
+  for (auto& n : trainable())
+    if (n.t->grad) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
 }
 
 // Returns the gradient norm before clipping (torch.nn.utils.clip_grad_norm_ then AdamW.step).
 double Model::step(double lr, double b1, double b2, double eps, double wd, double max_norm) {
+  ensure_gradients();
   std::vector<Named> params = trainable();
   std::vector<std::pair<const float*, int64_t>> grads;
   for (auto& n : params) grads.emplace_back(n.t->grad.f(), n.t->numel());

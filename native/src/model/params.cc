@@ -187,19 +187,24 @@ void Model::refresh_trainable() {
     }
   std::vector<Named> all = base_params(), ad = adapter_params();
   all.insert(all.end(), ad.begin(), ad.end());
-  for (auto& n : all) n.t->grad.reset();
-  for (auto& n : trainable()) {
-    const size_t bytes = (size_t)n.t->numel() * 4;
-    n.t->grad = Buffer(be(), bytes, "a gradient", true);
-    be().zero(n.t->grad.get(), bytes);
-  }
+  for (auto& n : all) n.t->grad.reset(), n.t->trains = false;
+  for (auto& n : trainable()) n.t->trains = true;
   // Optimizer moments belong to the tensors that train; a change of what trains restarts them.
   for (auto& n : all)
-    if (!n.t->grad) {
+    if (!n.t->trains) {
       n.t->m.reset();
       n.t->v.reset();
     }
   acts_.reset();
+}
+
+void Model::ensure_gradients() {
+  for (auto& n : trainable()) {
+    if (n.t->grad) continue;
+    const size_t bytes = (size_t)n.t->numel() * 4;
+    n.t->grad = Buffer(be(), bytes, "a gradient", true);
+    be().zero(n.t->grad.get(), bytes);
+  }
 }
 
 // Normal(0, 0.02) for matrices and embeddings, ones for norms, zeros for biases: HF's
@@ -266,12 +271,13 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   for (auto& n : want) write(*n.t, [&](float* out) { copy_f32(*found[n.name].first, out); });
   std::vector<Named> trains = trainable();
   bool sized = true;
-  for (auto& n : trains) sized = sized && n.t->grad;
+  for (auto& n : trains) sized = sized && n.t->trains;
   if (!sized) {
-    refresh_trainable();  // the first weights of a new model: gradients are made here
+    refresh_trainable();  // the first weights of a new model: what trains is settled here
     return;
   }
-  for (auto& n : trains) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
+  for (auto& n : trains)
+    if (n.t->grad) be().zero(n.t->grad.get(), (size_t)n.t->numel() * 4);
   acts_.reset();
 }
 

@@ -7,6 +7,7 @@
 //        sequences' cached keys and values once; bandwidth measured by torch_ref.py)
 // torch_ref.py runs first (then exits, freeing the GPU), so both see the same machine.
 'use strict';
+const { seconds, randomTokens } = require('./common');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 const { Model, cudaDevices } = require('../dist/index.js');
@@ -26,23 +27,9 @@ const config = {
 };
 const B = 8, T = 1024, STEPS = 3, PROMPT = 32, NEW = 128, IN_FLIGHT = [64, 256];
 
-function seconds(start) {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
-}
-
-function randomTokens(n, vocab, seed) {
-  let s = seed >>> 0;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s % vocab;
-  }
-  return out;
 }
 
 function torchReference() {

@@ -17,13 +17,10 @@
 // `--precision bf16` runs this build with bf16 weights (default fp32); with --compare it applies
 // to this build's runs only, so `--compare <this native dir> --precision bf16` puts bf16 beside fp32.
 'use strict';
+const { option, seconds, randomTokens } = require('./common');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-function option(name) {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : undefined;
-}
 const { Model, setThreads, sgemm } = require(path.resolve(option('--addon') ?? path.join(__dirname, '..'), 'dist', 'index.js'));
 
 const THREADS = 2;
@@ -40,20 +37,6 @@ const config = {
   rope_theta: 10000,
   rms_norm_eps: 1e-6,
 };
-
-function seconds(start) {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function randomTokens(n, vocab, seed) {
-  let s = seed >>> 0;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s % vocab;
-  }
-  return out;
-}
 
 const G = 2048;
 const gemmA = new Float32Array(G * G).map((_, i) => ((i * 7919) % 1000) / 1000 - 0.5);

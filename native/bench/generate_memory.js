@@ -6,31 +6,14 @@
 // build (a checkout's built native/) with the same arguments, for side-by-side figures.
 //   node native/bench/generate_memory.js --shape qwen2.5-0.5b --prompts 64 --n 1 --new 1024 --prompt 100
 'use strict';
-const fs = require('node:fs');
+const { option, randomTokens, statusMib } = require('./common');
 const path = require('node:path');
-
-function option(name, fallback) {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : fallback;
-}
 
 const { Model, MODEL_PRESETS } = require(path.resolve(option('--addon', path.join(__dirname, '..')), 'dist', 'index.js'));
 
 /** Resident and peak resident memory of this process, in MiB (Linux). */
 function rss() {
-  const status = fs.readFileSync('/proc/self/status', 'utf8');
-  const kb = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)[1]);
-  return { rss_mib: Math.round(kb('VmRSS') / 1024), peak_rss_mib: Math.round(kb('VmHWM') / 1024) };
-}
-
-function randomTokens(n, vocab, seed) {
-  let s = seed >>> 0;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s % vocab;
-  }
-  return out;
+  return { rss_mib: Math.round(statusMib('VmRSS')), peak_rss_mib: Math.round(statusMib('VmHWM')) };
 }
 
 async function main() {

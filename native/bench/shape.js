@@ -41,6 +41,7 @@
 // then the system's /usr/bin/python3, where Debian's package installs).
 // Options an engine does not know are refused by it and reported as "n/a: <its error>".
 'use strict';
+const { seconds, randomTokens } = require('./common');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -49,20 +50,6 @@ const { spawnSync } = require('node:child_process');
 const THREADS = 2;
 const ALL_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const G = 2048;
-
-function seconds(start) {
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function randomTokens(n, vocab, seed) {
-  let s = seed >>> 0;
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s % vocab;
-  }
-  return out;
-}
 
 const round = (x, digits = 3) => (x === null || x === undefined || !Number.isFinite(x) ? null : +x.toFixed(digits));
 

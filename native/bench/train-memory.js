@@ -10,19 +10,9 @@
 // peak_mb: the process's peak resident memory (VmHWM); base_mb: resident after the model and its
 // gradients exist; step_mb = peak_mb - base_mb, what the training pass itself held.
 'use strict';
-const fs = require('node:fs');
+const { option, statusMib } = require('./common');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-
-function option(name, fallback) {
-  const at = process.argv.indexOf(name);
-  return at > 0 ? process.argv[at + 1] : fallback;
-}
-
-function statusMb(field) {
-  const line = fs.readFileSync('/proc/self/status', 'utf8').split('\n').find((l) => l.startsWith(field + ':'));
-  return Number(line.split(/\s+/)[1]) / 1024;
-}
 
 async function child(mode, batch, seq, layers) {
   const { Model, MODEL_PRESETS } = require(path.join(__dirname, '..', 'dist', 'index.js'));
@@ -32,13 +22,13 @@ async function child(mode, batch, seq, layers) {
   if (!training) throw new Error(`unknown mode ${mode}`);
   const model = await Model.create(config, { seed: 1, threads: 2, ...training });
   const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7919 + 13) % config.vocab_size);
-  const base = statusMb('VmRSS');
+  const base = statusMib('VmRSS');
   const t0 = process.hrtime.bigint();
   await model.logprobs(tokens, { batch, seqLen: seq });
   const t1 = process.hrtime.bigint();
   await model.backward(new Float32Array(batch * (seq - 1)).fill(1 / (batch * (seq - 1))));
   const t2 = process.hrtime.bigint();
-  const peak = statusMb('VmHWM');
+  const peak = statusMib('VmHWM');
   const grads = await model.grads();
   let sum = 0;
   for (const g of Object.values(grads)) for (let i = 0; i < g.length; i += 4099) sum += g[i];

@@ -76,15 +76,13 @@ describe('checkpoint uploads behind the GRPO steps', () => {
     const ctx = context();
     const pushed = (await write(ctx.runId, 0)).push(client);
     await new Promise((r) => setTimeout(r, 6000));
-    const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
-    const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+    const late = await serveStoreAt(address, root);
     try {
       const manifest = await pushed;
       expect((await client.list({ runId: ctx.runId })).checkpoints.map((c) => c.id)).toEqual([manifest.id]);
     } finally {
       client.close();
-      await server.stop(1000);
-      await store.close();
+      await late.stop();
       fs.rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
@@ -100,8 +98,7 @@ describe('checkpoint uploads behind the GRPO steps', () => {
     const waiting = uploads.behindAtMost(1).then(() => (caughtUp = true));
     await new Promise((r) => setTimeout(r, 3000));
     expect(caughtUp).toBe(false); // nothing could be stored: three behind
-    const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
-    const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+    const late = await serveStoreAt(address, root);
     try {
       await waiting;
       // Steps 1 and 2 are stored; step 3's, the newest, is still held back for the next step's requests.
@@ -110,9 +107,20 @@ describe('checkpoint uploads behind the GRPO steps', () => {
       expect((await client.list({ runId: ctx.runId })).checkpoints).toHaveLength(3);
     } finally {
       client.close();
-      await server.stop(1000);
-      await store.close();
+      await late.stop();
       fs.rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
 });
+
+/** A checkpoint store served at `address` from `root`, started late: the store a learner waited for. */
+async function serveStoreAt(address: string, root: string): Promise<{ stop: () => Promise<void> }> {
+  const store = await CheckpointStore.open({ backend: await FsBackend.open(path.join(root, 'store')), stagingDir: path.join(root, 'uploads') });
+  const server = await startGrpcServer({ address, services: [checkpointStoreBinding(store)] });
+  return {
+    stop: async () => {
+      await server.stop(1000);
+      await store.close();
+    },
+  };
+}

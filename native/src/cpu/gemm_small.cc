@@ -30,8 +30,10 @@
 
 #include "cpu/kernels.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__AVX512F__) || (defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)))
 #include <immintrin.h>
+#endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define TEMPER_DOT_BF16 1
 #define TEMPER_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #endif
@@ -79,6 +81,44 @@ struct Bf16Row {
 
 inline void store(float* out, float s, float alpha, float beta) { *out = (beta != 0.0f ? *out : 0.0f) + alpha * s; }
 
+#ifdef __AVX512F__
+// The same tile in AVX-512 intrinsics where the build targets it: GCC keeps these accumulators in
+// registers, while the vector-extension arrays below end up spilled in the k loop.
+inline __m512 load_w(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load_w(const uint16_t* p) {
+  // Widened through the vector extension (GCC 12 warns falsely about _mm512_cvtepu16_epi32).
+  const v16 v = Bf16Row::load(p);
+  __m512 m;
+  std::memcpy(&m, &v, sizeof m);
+  return m;
+}
+
+template <int RB, int OB, class Row, class T>
+void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, float alpha, float beta, float* c,
+              int64_t ldc) {
+  __m512 acc[RB][OB];
+  for (int r = 0; r < RB; r++)
+    for (int o = 0; o < OB; o++) acc[r][o] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[OB];
+    for (int o = 0; o < OB; o++) wv[o] = load_w(w + o * ldw + k);
+    for (int r = 0; r < RB; r++) {
+      const __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
+      for (int o = 0; o < OB; o++) acc[r][o] = _mm512_fmadd_ps(xv, wv[o], acc[r][o]);
+    }
+  }
+  for (int r = 0; r < RB; r++)
+    for (int o = 0; o < OB; o++) {
+      v16 lanes;
+      std::memcpy(&lanes, &acc[r][o], sizeof lanes);
+      float s = hsum16(lanes);
+      for (int64_t j = k; j < K; j++) s += x[r * ldx + j] * Row::at(w + o * ldw + j);
+      store(c + r * ldc + o, s, alpha, beta);
+    }
+}
+#else
+
 // RB rows of x against OB weight rows, K deep. The k tail past the last 16 is added per element
 // after the lane sum, the same way for every tile.
 template <int RB, int OB, class Row, class T>
@@ -89,11 +129,13 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
     for (int o = 0; o < OB; o++) acc[r][o] = v16{};
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
-    v16 wv[OB], xv[RB];
+    // OB weight vectors in registers, one x vector at a time: RB * OB + OB + 1 registers.
+    v16 wv[OB];
     for (int o = 0; o < OB; o++) wv[o] = Row::load(w + o * ldw + k);
-    for (int r = 0; r < RB; r++) xv[r] = F32Row::load(x + r * ldx + k);
-    for (int r = 0; r < RB; r++)
-      for (int o = 0; o < OB; o++) acc[r][o] += xv[r] * wv[o];
+    for (int r = 0; r < RB; r++) {
+      const v16 xv = F32Row::load(x + r * ldx + k);
+      for (int o = 0; o < OB; o++) acc[r][o] += xv * wv[o];
+    }
   }
   for (int r = 0; r < RB; r++)
     for (int o = 0; o < OB; o++) {
@@ -102,6 +144,7 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
       store(c + r * ldc + o, s, alpha, beta);
     }
 }
+#endif
 
 template <int RB, class Row, class T>
 void dot_rows(int64_t lo, int64_t hi, const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, float alpha,
@@ -120,10 +163,12 @@ void small_product(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, co
   for (int64_t b = lo; b < hi; b += block) {
     const int64_t e = std::min(hi, b + block);
     int64_t r = 0;
-    for (; r + 4 <= R; r += 4) dot_rows<4, Row>(b, e, x + r * ldx, ldx, w, ldw, K, alpha, beta, c + r * ldc, ldc);
+    for (; r + 6 <= R; r += 6) dot_rows<6, Row>(b, e, x + r * ldx, ldx, w, ldw, K, alpha, beta, c + r * ldc, ldc);
     const float* xr = x + r * ldx;
     float* cr = c + r * ldc;
     switch (R - r) {
+      case 5: dot_rows<5, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
+      case 4: dot_rows<4, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
       case 3: dot_rows<3, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
       case 2: dot_rows<2, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
       case 1: dot_rows<1, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;

@@ -8,7 +8,7 @@ import { HfConfig, Model } from '@temper/native';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bench = require('../bench/shape.js') as {
-  counts(c: HfConfig): { total: number; matmul: number; small: number; loraPerRank: number; L: number; KV: number; D: number };
+  counts(c: HfConfig): { total: number; matmul: number; small: number; loraPerRank: number; L: number; H: number; KV: number; D: number };
   trainFlops(n: ReturnType<typeof bench.counts>, p: { batch: number; seq: number; lora: number }): number;
   decodeBound(n: ReturnType<typeof bench.counts>, p: { seqs: number; prompt: number; new: number }, weightBytes: number, gbps: number): number;
   decodeFlopBound(n: ReturnType<typeof bench.counts>, p: { seqs: number; prompt: number; new: number }, gflops: number): number;

@@ -28,6 +28,11 @@
 //     bound_tokens_per_s: the decode steps' bytes read / read_gb_per_s, where a step reads every
 //     weight once (fp32, or bf16 matrices under --precision bf16) and each sequence's KV cache
 //     (fp32) up to its position; fraction_of_bound = decode_tokens_per_s / bound_tokens_per_s
+//     roofline_tokens_per_s: min(bound_tokens_per_s, the decode steps' FLOPs at sgemm_gflops), since
+//     at 16+ rows a step is compute-bound: 2 x 494M x 16 FLOP per 0.5B step at ~195 GFLOP/s is
+//     ~200 tokens/s, under the fp32 byte bound (~264) and far under bf16's (~530). The CPU's
+//     decode products (gemm_small.cc) run FMA in fp32 for fp32 and bf16 weights alike, the
+//     instruction sgemm uses, so its rate is theirs; fraction_of_roofline = decode / roofline
 //   ratio                    engine / torch per figure (higher is better for rates, lower for s and bytes)
 //   ahead                    per figure, whether the engine is ahead of PyTorch
 //   targets                  the issue's targets as booleans (null when not measured)
@@ -268,23 +273,36 @@ function decodeBound(n, p, weightBytes, gbps) {
   return (p.seqs * (p.new - 1)) / (bytes / (gbps * 1e9));
 }
 
+/**
+ * Tokens/s a decoder reaches when every decode step only does its FLOPs at `gflops`: 2 per
+ * matrix-product parameter per token (head included) plus attention's 4 L H D per cached position.
+ */
+function decodeFlopBound(n, p, gflops) {
+  let flops = 0;
+  for (let k = 1; k < p.new; k++) flops += p.seqs * (2 * n.matmul + 4 * n.L * n.H * n.D * (p.prompt + k));
+  return (p.seqs * (p.new - 1)) / (flops / (gflops * 1e9));
+}
+
 function addTrainFigures(r, n, p, rate) {
   if (!r || r.na || r.error || r.train_step_s === undefined) return r;
   const tokens_per_s = (p.batch * p.seq) / r.train_step_s;
   return { ...r, train_tokens_per_s: round(tokens_per_s, 1), train_mfu: round(trainFlops(n, p) / r.train_step_s / (rate * 1e9)) };
 }
 
-function addGenerateFigures(r, n, p, weightBytes, gbps) {
+function addGenerateFigures(r, n, p, weightBytes, gbps, gflops) {
   if (!r || r.na || r.error || r.gen_s === undefined) return r;
   // Decode time is what the whole run took beyond a prefill-only run; none left means no figure.
   const decode = r.gen_s > r.prefill_s ? (p.seqs * (p.new - 1)) / (r.gen_s - r.prefill_s) : NaN;
   const bound = decodeBound(n, p, weightBytes, gbps);
+  const roofline = Math.min(bound, gflops > 0 ? decodeFlopBound(n, p, gflops) : Infinity);
   return {
     ...r,
     gen_tokens_per_s: round(r.tokens / r.gen_s, 1),
     decode_tokens_per_s: round(decode, 1),
     bound_tokens_per_s: round(bound, 1),
     fraction_of_bound: round(decode / bound),
+    roofline_tokens_per_s: round(roofline, 1),
+    fraction_of_roofline: round(decode / roofline),
   };
 }
 
@@ -409,7 +427,7 @@ async function main(shape, json) {
     for (const s of flags.genBatches) {
       const p = pOf[`generate_${s}`];
       const matrixBytes = engineSide && p.precision === 'bf16' ? 2 : 4;
-      out.generate[s] = addGenerateFigures(raw[`generate_${s}`], n, p, n.matmul * matrixBytes + n.small * 4, gbps);
+      out.generate[s] = addGenerateFigures(raw[`generate_${s}`], n, p, n.matmul * matrixBytes + n.small * 4, gbps, rate);
     }
     return out;
   };
@@ -440,8 +458,8 @@ async function main(shape, json) {
   else console.log(JSON.stringify(result, null, 2));
 }
 
-// counts, trainFlops and decodeBound are exported for test/bench_shape.test.ts.
-module.exports = { main, counts, trainFlops, decodeBound };
+// counts, trainFlops, decodeBound and decodeFlopBound are exported for test/bench_shape.test.ts.
+module.exports = { main, counts, trainFlops, decodeBound, decodeFlopBound };
 
 if (require.main === module) {
   const at = process.argv.indexOf('--phase');

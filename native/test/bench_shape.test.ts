@@ -8,9 +8,10 @@ import { HfConfig, Model } from '@temper/native';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const bench = require('../bench/shape.js') as {
-  counts(c: HfConfig): { total: number; matmul: number; small: number; loraPerRank: number; L: number; KV: number; D: number };
+  counts(c: HfConfig): { total: number; matmul: number; small: number; loraPerRank: number; L: number; H: number; KV: number; D: number };
   trainFlops(n: ReturnType<typeof bench.counts>, p: { batch: number; seq: number; lora: number }): number;
   decodeBound(n: ReturnType<typeof bench.counts>, p: { seqs: number; prompt: number; new: number }, weightBytes: number, gbps: number): number;
+  decodeFlopBound(n: ReturnType<typeof bench.counts>, p: { seqs: number; prompt: number; new: number }, gflops: number): number;
 };
 
 const config: HfConfig = {
@@ -55,6 +56,9 @@ describe('bench:engine --shape', () => {
     const kv = n.L * 2 * n.KV * n.D * 4;
     const bytes = 2 * 1000 + 2 * (5 + 6) * kv;
     expect(bench.decodeBound(n, { seqs: 2, prompt: 4, new: 3 }, 1000, 1)).toBeCloseTo((2 * 2) / (bytes / 1e9), 6);
+    // The same steps' FLOPs: 2 per matrix parameter per token, attention 4 L H D per position.
+    const flops = 2 * (2 * n.matmul * 2) + 2 * 4 * n.L * n.H * n.D * (5 + 6);
+    expect(bench.decodeFlopBound(n, { seqs: 2, prompt: 4, new: 3 }, 1)).toBeCloseTo((2 * 2) / (flops / 1e9), 6);
   });
 
   it('runs an engine phase in its own process and reports its times and peak memory', () => {

@@ -28,17 +28,39 @@ void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat 
             int64_t ldc, const float* bias);
 
 // --- matmul_bf16.cc --- (products with a bf16 weight; beta 0 or 1)
-// Up to this many rows of activations, a product with a bf16 W^T streams W once (bf16_stream).
-constexpr int64_t kStreamRows = 64;
-// c[r, o] = alpha * Σ_k x[r,k] w[o,k] + beta * c[r, o] for r < R, o in [lo, hi), on this thread.
-void bf16_stream(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
-                 const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc);
 // Columns [lo, hi) of C[M,N] = alpha * op(A) · op(B) + beta * C with B bf16, B's block widened
 // first, on this thread.
 void bf16_block(bool ta, bool tb, int64_t M, int64_t lo, int64_t hi, int64_t K, float alpha, const float* a,
                 int64_t lda, const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
 // The width of those blocks for N columns of depth K over `parts` threads (a multiple of 16).
 int64_t bf16_block_columns(int64_t N, int64_t K, int parts);
+
+// --- gemm_small.cc --- (a decode step's products: few rows against a weight read as W^T)
+// Up to this many rows of activations, products with W^T take these kernels (weights read once
+// per call for all rows); above, OpenBLAS or bf16_block.
+constexpr int64_t kSmallRows = 64;
+// c[r, o] = alpha * Σ_k x[r,k] w[o,k] + beta * c[r, o] for r < R, o in [lo, hi), on this thread
+// (beta 0 or 1). Each row's result is the same bits whatever R and the other rows are.
+void gemm_small_f32(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                    const float* w, int64_t ldw, float beta, float* c, int64_t ldc);
+// bf16 w: gemm_small_bf16_widen (w widened to fp32 in registers, x as it is), or
+// gemm_small_bf16_dot (x rounded to bf16, vdpbf16ps) when TEMPER_CPU_BF16_DOT=1 and the CPU has
+// AVX512_BF16 (gemm_small_uses_dot_bf16).
+void gemm_small_bf16(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                     const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc);
+void gemm_small_bf16_dot(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                         const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc);
+void gemm_small_bf16_widen(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                           const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc);
+bool gemm_small_has_dot_bf16();
+bool gemm_small_uses_dot_bf16();
+// The dispatch: the kernel for the weight's dtype (w fp32, or w16 bf16 when w is null).
+void gemm_small_cols(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
+                     const float* w, const uint16_t* w16, int64_t ldw, float beta, float* c, int64_t ldc);
+// The gemm op's C = alpha * A · B + beta * C through these kernels, columns split over the pool,
+// when it is theirs (A fp32 row order, M <= kSmallRows, B a weight read as W^T); false otherwise.
+bool matmul_small(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, float beta, float* c,
+                  int64_t ldc);
 
 // dbias[O] += Σ_n dy[n, O]
 void column_sums(ThreadPool& pool, float* dbias, const float* dy, int64_t N, int64_t O);

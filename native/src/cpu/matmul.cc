@@ -60,6 +60,7 @@ void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat 
     });
   }
   const float beta = bias || accumulate ? 1.0f : 0.0f;
+  if (matmul_small(pool, M, N, K, alpha, a, b, beta, c, ldc)) return;
   if (b.dtype == DType::F32) {
     gemm(pool, a.trans, b.trans, M, N, K, alpha, static_cast<const float*>(a.p), a.ld, static_cast<const float*>(b.p),
          b.ld, beta, c, ldc);
@@ -67,16 +68,7 @@ void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat 
   }
   const uint16_t* w = static_cast<const uint16_t*>(b.p);
   const float* x = static_cast<const float*>(a.p);
-  // Few rows of A in row order against a weight read as W^T: stream each weight row once.
-  if (!a.trans && b.trans && M <= kStreamRows) {
-    const int64_t parts = std::min<int64_t>(pool.size(), (N + 15) / 16);
-    pool.run(parts, [&](int64_t p) {
-      auto [lo, hi] = column_slice(N, p, parts);
-      bf16_stream(M, lo, hi, K, alpha, x, a.ld, w, b.ld, beta, c, ldc);
-    });
-    return;
-  }
-  // Otherwise blocks of B's columns, each widened on its own thread just before its product.
+  // Blocks of B's columns, each widened on its own thread just before its product.
   const int64_t block = bf16_block_columns(N, K, pool.size());
   const int64_t blocks = (N + block - 1) / block;
   pool.run(blocks, [&](int64_t i) {
@@ -111,22 +103,18 @@ void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const
         }
       }
       const float beta = prod.bias || prod.accumulate ? 1.0f : 0.0f;
-      if (prod.w16) {
-        if (N <= kStreamRows) {
-          bf16_stream(N, lo, hi, I, 1.0f, x, I, prod.w16, I, beta, prod.out, prod.O);
-        } else {
-          const int64_t block = bf16_block_columns(hi - lo, I, 1);
-          for (int64_t c = lo; c < hi; c += block)
-            bf16_block(false, true, N, c, std::min(hi, c + block), I, 1.0f, x, I, prod.w16, I, beta, prod.out, prod.O);
-        }
+      // A decode step's few rows: each weight row read once for all of them (gemm_small.cc).
+      if (N <= kSmallRows) {
+        gemm_small_cols(N, lo, hi, I, 1.0f, x, I, prod.w, prod.w16, I, beta, prod.out, prod.O);
         continue;
       }
-      // With few rows (a decode step) OpenBLAS's packing of W costs more than the product; in
-      // slices of 32 columns it takes its small-matrix kernels, which read W unpacked.
-      const int64_t step = N <= 32 ? 32 : hi - lo;
-      for (int64_t c = lo; c < hi; c += step)
-        gemm_serial(false, true, N, std::min(step, hi - c), I, 1.0f, x, I, prod.w + c * I, I,
-                    beta, prod.out + c, prod.O);
+      if (prod.w16) {
+        const int64_t block = bf16_block_columns(hi - lo, I, 1);
+        for (int64_t c = lo; c < hi; c += block)
+          bf16_block(false, true, N, c, std::min(hi, c + block), I, 1.0f, x, I, prod.w16, I, beta, prod.out, prod.O);
+        continue;
+      }
+      gemm_serial(false, true, N, hi - lo, I, 1.0f, x, I, prod.w + lo * I, I, beta, prod.out + lo, prod.O);
     }
     if (epilogue) epilogue(p, parts);
   });

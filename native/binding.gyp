@@ -32,6 +32,7 @@
         "src/cpu/threadpool.cc",
         "src/cpu/matmul.cc",
         "src/cpu/matmul_bf16.cc",
+        "src/cpu/matmul_invariant.cc",
         "src/cpu/embedding.cc",
         "src/cpu/rmsnorm.cc",
         "src/cpu/rope.cc",

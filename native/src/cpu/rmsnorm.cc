@@ -48,4 +48,17 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
   });
 }
 
+void rmsnorm_backward_ordered(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x,
+                              const float* w, const float* rstd, int64_t N, int64_t C) {
+  rmsnorm_backward(pool, dx, nullptr, dout, x, w, rstd, N, C);
+  if (!dw) return;
+  pool.chunks(C, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t n = 0; n < N; n++) {
+      const float *xn = x + n * C, *dn = dout + n * C;
+      const float r = rstd[n];
+      for (int64_t c = lo; c < hi; c++) dw[c] += dn[c] * xn[c] * r;
+    }
+  });
+}
+
 }  // namespace temper

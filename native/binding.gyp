@@ -33,6 +33,7 @@
         "src/cpu/matmul.cc",
         "src/cpu/matmul_bf16.cc",
         "src/cpu/gemm_small.cc",
+        "src/cpu/matmul_invariant.cc",
         "src/cpu/embedding.cc",
         "src/cpu/rmsnorm.cc",
         "src/cpu/rope.cc",

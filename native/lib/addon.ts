@@ -107,6 +107,7 @@ export interface NativeModel {
     stopTokens: Int32Array,
     seed: number,
     n: number,
+    seeds?: number[],
   ): Promise<NativeCompletion[]>;
   addAdapters(spec: NativeAdapterSpec, seed: number): Promise<void>;
   loadAdapters(spec: NativeAdapterSpec, path: string): Promise<void>;
@@ -132,6 +133,8 @@ export interface NativeDeviceOptions {
   precision: Precision;
   /** Completions holding a KV-cache slot at once during generate (0: as many as fit, up to 1024). */
   maxSlots: number;
+  /** CPU only: the batch-invariant mode (DeviceOptions.batchInvariant). */
+  batchInvariant?: boolean;
 }
 
 /** bf16: bf16 weights in products, fp32 accumulation, fp32 master weights and optimizer state. fp32: all fp32 (checking). */

@@ -22,6 +22,14 @@ export interface DeviceOptions {
   precision?: Precision;
   /** CUDA only: completions in flight during generate; more wait and join as others finish (default: all that fit, up to 1024). */
   maxSlots?: number;
+  /**
+   * CPU, fp32 only: every result for a sequence (log-probs, entropy, the gradient it contributes,
+   * its sampled tokens) is the same bits whatever else is in the batch: products in fixed tiles of
+   * rows, attention and norms per row in a fixed order, so a sequence alone and beside others
+   * agree exactly, and decode through the KV cache does the training pass's arithmetic.
+   * Slower (see the README). Default false.
+   */
+  batchInvariant?: boolean;
 }
 
 /** How the training pass (logprobs, then backward) trades memory for time. */
@@ -104,6 +112,11 @@ export interface GenerateOptions {
   topK?: number;
   stopTokens?: Int32Array | number[];
   seed?: number;
+  /**
+   * One seed per prompt (instead of seed): prompt i samples as it would alone in a call with
+   * seed seeds[i], whatever else is in the batch and wherever it sits.
+   */
+  seeds?: number[];
   /** Completions per prompt. */
   n?: number;
 }
@@ -178,14 +191,21 @@ function threadCount(t: number | undefined): number {
 function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
   const device = o.device ?? 'cpu';
   if (device !== 'cpu' && device !== 'cuda') throw new Error(`device "${String(device)}" is not one of "cpu", "cuda"`);
+  const batchInvariant = o.batchInvariant ?? false;
+  if (typeof batchInvariant !== 'boolean') throw new TypeError(`batchInvariant must be a boolean (got ${String(o.batchInvariant)})`);
   if (device === 'cpu') {
     for (const k of ['deviceIndex', 'maxSlots'] as const) {
       if (o[k] !== undefined) throw new Error(`${k} applies to device 'cuda' only`);
     }
     const precision = o.precision ?? 'fp32';
     if (precision !== 'bf16' && precision !== 'fp32') throw new RangeError(`precision must be "bf16" or "fp32" (got ${String(o.precision)})`);
-    return precision === 'fp32' ? undefined : { device: 'cpu', deviceIndex: 0, precision, maxSlots: 0 };
+    if (batchInvariant && precision !== 'fp32') {
+      throw new RangeError('batchInvariant computes in fp32 only: leave precision at "fp32" (got "bf16")');
+    }
+    if (precision === 'fp32' && !batchInvariant) return undefined;
+    return { device: 'cpu', deviceIndex: 0, precision, maxSlots: 0, batchInvariant };
   }
+  if (batchInvariant) throw new RangeError("batchInvariant is a CPU mode: device 'cuda' has no batch-invariant kernels");
   const index = o.deviceIndex ?? 0;
   if (!Number.isInteger(index) || index < 0) throw new RangeError(`deviceIndex must be a non-negative integer (got ${o.deviceIndex})`);
   const precision = o.precision ?? 'bf16';
@@ -359,7 +379,7 @@ export class Model {
     const prompts = o.prompts.map((p) => (p instanceof Int32Array ? p.slice() : p));
     const stop = int32(o.stopTokens ?? [], 'stopTokens');
     const out = await this.serial(() =>
-      this.native.generate(prompts, o.maxNewTokens, o.temperature ?? 1, o.topP ?? 1, o.topK ?? 0, stop, o.seed ?? 0, n),
+      this.native.generate(prompts, o.maxNewTokens, o.temperature ?? 1, o.topP ?? 1, o.topK ?? 0, stop, o.seed ?? 0, n, o.seeds),
     );
     return out.map((c, i) => ({ prompt: Math.floor(i / n), sample: i % n, ...c }));
   }

@@ -125,8 +125,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     if (!info[0].IsObject()) js::type_error(env, "config must be an object");
     Config c = read_config(env, info[0].As<Napi::Object>());
     int threads = (int)js::integer(env, info[1], "threads", 1, 256);
-    // Optional third argument: { device: 'cuda', deviceIndex, precision: 'bf16' | 'fp32', maxSlots }.
-    bool cuda = false, cpu_bf16 = false;
+    // Optional third argument: { device: 'cuda', deviceIndex, precision: 'bf16' | 'fp32', maxSlots,
+    // batchInvariant (absent: false) }.
+    bool cuda = false, cpu_bf16 = false, batch_invariant = false;
     CudaOptions co;
     if (info.Length() > 2 && !info[2].IsUndefined()) {
       if (!info[2].IsObject()) js::type_error(env, "device options must be an object");
@@ -140,9 +141,13 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       co.fp32 = prec == "fp32";
       cpu_bf16 = !cuda && prec == "bf16";
       co.max_slots = js::integer(env, o.Get("maxSlots"), "maxSlots", 0, 1 << 20);
+      if (o.Has("batchInvariant") && !o.Get("batchInvariant").IsUndefined())
+        batch_invariant = js::boolean(env, o.Get("batchInvariant"), "batchInvariant");
+      if (batch_invariant && cuda)
+        js::range_error(env, "batchInvariant: the CUDA backend has no batch-invariant mode (it is a CPU mode)");
     }
     try {
-      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads, cpu_bf16));
+      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads, cpu_bf16, batch_invariant));
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -281,6 +286,14 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     sp.stop = js::int32s(env, info[5], "stopTokens");
     sp.seed = (uint64_t)js::integer(env, info[6], "seed", 0, (int64_t)1 << 53);
     sp.n = js::integer(env, info[7], "n", 1, 1 << 16);
+    if (info.Length() > 8 && !info[8].IsUndefined()) {
+      if (!info[8].IsArray()) js::type_error(env, "seeds must be an array of integers, one per prompt");
+      Napi::Array s = info[8].As<Napi::Array>();
+      if (s.Length() != prompts->size())
+        js::range_error(env, "seeds has " + std::to_string(s.Length()) + " entries for " + std::to_string(prompts->size()) + " prompts");
+      for (uint32_t i = 0; i < s.Length(); i++)
+        sp.prompt_seeds.push_back((uint64_t)js::integer(env, s.Get(i), "seeds[" + std::to_string(i) + "]", 0, (int64_t)1 << 53));
+    }
     if (sp.temperature < 0) js::range_error(env, "temperature must be >= 0");
     if (!(sp.top_p > 0 && sp.top_p <= 1)) js::range_error(env, "topP must be in (0, 1]");
     auto out = std::make_shared<std::vector<Completion>>();

@@ -10,7 +10,9 @@ namespace temper {
 
 // The CPU backend on its own pool of `threads` threads (OpenBLAS single-threaded inside them).
 // bf16: base matrices get bf16 copies that the products read (widened inside each product).
-std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16 = false);
+// batch_invariant: every op's result for a row or sequence is the same bits whatever else is in
+// the batch (cpu/matmul_invariant.cc); fp32 only.
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16 = false, bool batch_invariant = false);
 
 struct CudaOptions {
   int device = 0;

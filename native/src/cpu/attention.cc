@@ -41,6 +41,35 @@ float* thread_block(std::vector<float>& v, int64_t T) {
   return v.data();
 }
 
+// One query row's pieces, shared by the decode path and the batch-invariant training path so
+// both do the same arithmetic in the same order (their log-probs then agree bit for bit).
+inline float dot_row(const float* a, const float* b, int64_t D) {
+  const int64_t D8 = D & ~int64_t(7);
+  v8 acc = splat8(0);
+  for (int64_t d = 0; d < D8; d += 8) acc += load8(a + d) * load8(b + d);
+  float dot = hsum8(acc);
+  for (int64_t d = D8; d < D; d++) dot += a[d] * b[d];
+  return dot;
+}
+
+inline void softmax_row(float* s, int64_t len) {
+  float mx = s[0];
+  for (int64_t j = 1; j < len; j++) mx = std::max(mx, s[j]);
+  float inv = 1.0f / exp_shifted(s, s, mx, len);
+  for (int64_t j = 0; j < len; j++) s[j] *= inv;
+}
+
+// o[D] += w * v[D]
+inline void add_scaled(float* o, float w, const float* v, int64_t D) {
+  const int64_t D8 = D & ~int64_t(7);
+  const v8 wv = splat8(w);
+  for (int64_t d = 0; d < D8; d += 8) store8(o + d, load8(o + d) + wv * load8(v + d));
+  for (int64_t d = D8; d < D; d++) o[d] += w * v[d];
+}
+
+// Query rows per task in the batch-invariant forward.
+constexpr int64_t kRowsPerTask = 16;
+
 }  // namespace
 
 // q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], a block of rows at a time; nothing is kept.
@@ -106,6 +135,72 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
   });
 }
 
+// The same per query row, in attention_cached's arithmetic and order: a row's result depends on
+// its own sequence's rows only, never on T or on the blocks a GEMM would cut.
+void attention_forward_rows(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
+                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
+  const int64_t HD = H * D, KD = KV * D, group = H / KV, tasks_per = (T + kRowsPerTask - 1) / kRowsPerTask;
+  const float scale = 1.0f / std::sqrt((float)D);
+  pool.run(B * KV * tasks_per, [&](int64_t task) {
+    const int64_t bg = task / tasks_per, b = bg / KV, g = bg % KV, i0 = task % tasks_per * kRowsPerTask;
+    const float* kb = k + b * T * KD + g * D;
+    const float* vb = v + b * T * KD + g * D;
+    for (int64_t i = i0; i < std::min(T, i0 + kRowsPerTask); i++) {
+      const float* qg = q + (b * T + i) * HD + g * group * D;
+      float* og = out + (b * T + i) * HD + g * group * D;
+      auto row = [&](int64_t h) { return att + ((b * H + g * group + h) * T + i) * T; };
+      for (int64_t j = 0; j <= i; j++)
+        for (int64_t h = 0; h < group; h++) row(h)[j] = dot_row(qg + h * D, kb + j * KD, D) * scale;
+      for (int64_t h = 0; h < group; h++) softmax_row(row(h), i + 1);
+      std::fill(og, og + group * D, 0.0f);
+      for (int64_t j = 0; j <= i; j++)
+        for (int64_t h = 0; h < group; h++) add_scaled(og + h * D, row(h)[j], vb + j * KV * D, D);
+    }
+  });
+}
+
+// Its backward, row by row in a fixed order per (sequence, kv head): rows of a sequence that get
+// no gradient (padding, masked tokens) add exact zeros to dK and dV.
+void attention_backward_rows(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
+                             const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H,
+                             int64_t KV, int64_t D) {
+  const int64_t HD = H * D, KD = KV * D, group = H / KV;
+  const float scale = 1.0f / std::sqrt((float)D);
+  pool.run(B * KV, [&](int64_t bg) {
+    const int64_t b = bg / KV, g = bg % KV;
+    thread_local std::vector<float> ds;
+    if ((int64_t)ds.size() < T) ds.resize(T);
+    const float* kb = k + b * T * KD + g * D;
+    const float* vb = v + b * T * KD + g * D;
+    float* dkb = dk + b * T * KD + g * D;
+    float* dvb = dv + b * T * KD + g * D;
+    for (int64_t t = 0; t < T; t++) {
+      std::fill(dkb + t * KD, dkb + t * KD + D, 0.0f);
+      std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
+    }
+    for (int64_t h = g * group; h < (g + 1) * group; h++) {
+      for (int64_t i = 0; i < T; i++) {
+        const float* p = att + ((b * H + h) * T + i) * T;
+        const float* doi = dout + (b * T + i) * HD + h * D;
+        const float* qi = q + (b * T + i) * HD + h * D;
+        float* dqi = dq + (b * T + i) * HD + h * D;
+        float dot = 0;
+        for (int64_t j = 0; j <= i; j++) {
+          ds[j] = dot_row(doi, vb + j * KD, D);
+          dot += p[j] * ds[j];
+        }
+        std::fill(dqi, dqi + D, 0.0f);
+        for (int64_t j = 0; j <= i; j++) {
+          const float dsj = p[j] * (ds[j] - dot) * scale;
+          add_scaled(dqi, dsj, kb + j * KD, D);
+          add_scaled(dkb + j * KD, dsj, qi, D);
+          add_scaled(dvb + j * KD, p[j], doi, D);
+        }
+      }
+    }
+  });
+}
+
 // Where (slot, position, kv head h) starts in a layer's k or v pool, in floats.
 static inline int64_t cache_at(const KvLayer& c, int32_t slot, int64_t p, int64_t h, int64_t KV, int64_t D) {
   const int64_t blk = c.table[(int64_t)slot * (c.cap / c.block) + p / c.block];
@@ -117,7 +212,7 @@ static inline int64_t cache_at(const KvLayer& c, int32_t slot, int64_t p, int64_
 // and within a block a kv head's positions are contiguous, so the reads stream block by block.
 void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& c, const int32_t* slot,
                       const int32_t* pos, int64_t R, int64_t H, int64_t KV, int64_t D) {
-  const int64_t group = H / KV, D8 = D & ~int64_t(7), B = c.block;
+  const int64_t group = H / KV, B = c.block;
   const float scale = 1.0f / std::sqrt((float)D);
   const float* kcache = static_cast<const float*>(c.k);
   const float* vcache = static_cast<const float*>(c.v);
@@ -131,35 +226,16 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLaye
       const float* kb = kcache + cache_at(c, slot[r], j0, g, KV, D);
       for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
         const float* kj = kb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) {
-          const float* qh = qg + h * D;
-          v8 acc = splat8(0);
-          for (int64_t d = 0; d < D8; d += 8) acc += load8(qh + d) * load8(kj + d);
-          float dot = hsum8(acc);
-          for (int64_t d = D8; d < D; d++) dot += qh[d] * kj[d];
-          s[h * len + j] = dot * scale;
-        }
+        for (int64_t h = 0; h < group; h++) s[h * len + j] = dot_row(qg + h * D, kj, D) * scale;
       }
     }
-    for (int64_t h = 0; h < group; h++) {
-      float* sh = s.data() + h * len;
-      float mx = sh[0];
-      for (int64_t j = 1; j < len; j++) mx = std::max(mx, sh[j]);
-      float inv = 1.0f / exp_shifted(sh, sh, mx, len);
-      for (int64_t j = 0; j < len; j++) sh[j] *= inv;
-    }
+    for (int64_t h = 0; h < group; h++) softmax_row(s.data() + h * len, len);
     std::fill(og, og + group * D, 0.0f);
     for (int64_t j0 = 0; j0 < len; j0 += B) {
       const float* vb = vcache + cache_at(c, slot[r], j0, g, KV, D);
       for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
         const float* vj = vb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) {
-          float* oh = og + h * D;
-          const float w = s[h * len + j];
-          const v8 wv = splat8(w);
-          for (int64_t d = 0; d < D8; d += 8) store8(oh + d, load8(oh + d) + wv * load8(vj + d));
-          for (int64_t d = D8; d < D; d++) oh[d] += w * vj[d];
-        }
+        for (int64_t h = 0; h < group; h++) add_scaled(og + h * D, s[h * len + j], vj, D);
       }
     }
   });

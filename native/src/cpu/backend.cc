@@ -32,9 +32,13 @@ BlockCache& host_cache() {
 
 class CpuBackend : public Backend {
  public:
-  CpuBackend(int threads, bool bf16) : pool_(threads), bf16_(bf16) { openblas_set_num_threads(1); }
+  CpuBackend(int threads, bool bf16, bool invariant) : pool_(threads), bf16_(bf16), invariant_(invariant) {
+    if (bf16 && invariant)
+      throw std::runtime_error("batchInvariant: the CPU backend's batch-invariant mode computes in fp32 only (precision \"fp32\")");
+    openblas_set_num_threads(1);
+  }
 
-  std::string describe() const override { return bf16_ ? "cpu (bf16)" : "cpu"; }
+  std::string describe() const override { return invariant_ ? "cpu (batch-invariant)" : bf16_ ? "cpu (bf16)" : "cpu"; }
   DType compute_dtype() const override { return bf16_ ? DType::BF16 : DType::F32; }
   DType kv_dtype() const override { return DType::F32; }
   std::string attention_unsupported(int64_t, int64_t, int64_t) const override { return ""; }
@@ -84,11 +88,13 @@ class CpuBackend : public Backend {
   // --- matrix products ---
   void gemm(int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c, int64_t ldc,
             const float* bias, GemmMode) override {
-    matmul(pool_, M, N, K, alpha, a, b, accumulate, c, ldc, bias);
+    if (invariant_) matmul_invariant(pool_, M, N, K, alpha, a, b, accumulate, c, ldc, bias);
+    else matmul(pool_, M, N, K, alpha, a, b, accumulate, c, ldc, bias);
   }
 
   void project(const float* x, int64_t N, int64_t I, const float* norm, float eps,
                const std::vector<Projection>& products, Epilogue epilogue) override {
+    if (invariant_) return project_invariant(x, N, I, norm, eps, products, epilogue);
     std::vector<Product> ps;
     for (const Projection& p : products) {
       if (p.w.dtype != DType::F32 && p.w.dtype != DType::BF16) throw std::runtime_error("project: weights must be F32 or BF16");
@@ -128,17 +134,20 @@ class CpuBackend : public Backend {
     rope_apply(pool_, x, pos, N, heads, D, cos, sin, inverse);
   }
 
-  // Nothing: the backward computes the probabilities again, a block of rows at a time (it would
-  // be [B, H, T, T] floats otherwise, 2.8 GB over 24 layers at 8 x 512).
-  int64_t attention_saved(int64_t, int64_t, int64_t) const override { return 0; }
-  void attention_forward(float* out, float*, const float* q, const float* k, const float* v, int64_t B, int64_t T,
-                         int64_t H, int64_t KV, int64_t D) override {
-    temper::attention_forward(pool_, out, q, k, v, B, T, H, KV, D);
+  // Nothing in the default mode: the backward computes the probabilities again, a block of rows at
+  // a time (it would be [B, H, T, T] floats otherwise, 2.8 GB over 24 layers at 8 x 512). The
+  // batch-invariant mode's row-by-row pair keeps the softmax itself.
+  int64_t attention_saved(int64_t B, int64_t T, int64_t H) const override { return invariant_ ? B * H * T * T : 0; }
+  void attention_forward(float* out, float* saved, const float* q, const float* k, const float* v, int64_t B,
+                         int64_t T, int64_t H, int64_t KV, int64_t D) override {
+    if (invariant_) attention_forward_rows(pool_, out, saved, q, k, v, B, T, H, KV, D);
+    else temper::attention_forward(pool_, out, q, k, v, B, T, H, KV, D);
   }
-  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float*, const float*,
+  void attention_backward(float* dq, float* dk, float* dv, const float* dout, const float*, const float* saved,
                           const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
                           int64_t D) override {
-    temper::attention_backward(pool_, dq, dk, dv, dout, q, k, v, B, T, H, KV, D);
+    if (invariant_) attention_backward_rows(pool_, dq, dk, dv, dout, saved, q, k, v, B, T, H, KV, D);
+    else temper::attention_backward(pool_, dq, dk, dv, dout, q, k, v, B, T, H, KV, D);
   }
   void rope_kv_write(float* q, float* k, const float* v, const int32_t* slot, const int32_t* pos, int64_t R, int64_t H,
                      int64_t KV, int64_t D, const float* cos, const float* sin, const KvLayer& c) override {
@@ -152,10 +161,12 @@ class CpuBackend : public Backend {
   }
 
   void swiglu_forward(float* h, const float* g, const float* u, int64_t n) override {
-    temper::swiglu_forward(pool_, h, g, u, n);
+    if (invariant_) swiglu_forward_grouped(pool_, h, g, u, n);
+    else temper::swiglu_forward(pool_, h, g, u, n);
   }
   void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) override {
-    temper::swiglu_backward(pool_, dg, du, dh, g, u, n);
+    if (invariant_) swiglu_backward_grouped(pool_, dg, du, dh, g, u, n);
+    else temper::swiglu_backward(pool_, dg, du, dh, g, u, n);
   }
   void add(float* out, const float* a, const float* b, int64_t n) override {
     pool_.chunks(n, [&](int64_t lo, int64_t hi, int) {
@@ -223,6 +234,25 @@ class CpuBackend : public Backend {
  private:
   ThreadPool pool_;
   const bool bf16_;
+  const bool invariant_;  // batch-invariant mode: see matmul_invariant.cc
+
+  // project's contract through the batch-invariant products: the rows normalised (per row, as
+  // everywhere), each product on its own, then the SwiGLU elementwise.
+  void project_invariant(const float* x, int64_t N, int64_t I, const float* norm, float eps,
+                         const std::vector<Projection>& products, Epilogue epilogue) {
+    std::vector<float> normed;
+    if (norm) {
+      normed.resize(N * I);
+      temper::rmsnorm_forward(pool_, normed.data(), nullptr, x, norm, N, I, eps);
+      x = normed.data();
+    }
+    for (const Projection& p : products)
+      matmul_invariant(pool_, N, p.O, I, 1.0f, {x, DType::F32, I, false}, p.w.transposed(I), p.accumulate, p.out, p.O, p.bias);
+    if (epilogue == Epilogue::SwiGLU) {
+      const int64_t n = N * products[0].O;
+      swiglu_forward_grouped(pool_, products[0].out, products[0].out, products[1].out, n);
+    }
+  }
 
   static void f32_cache(const KvLayer& c) {
     if (c.dtype != DType::F32) throw std::runtime_error("the CPU backend keeps its KV cache in F32");
@@ -231,7 +261,9 @@ class CpuBackend : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16) { return std::make_unique<CpuBackend>(threads, bf16); }
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool bf16, bool batch_invariant) {
+  return std::make_unique<CpuBackend>(threads, bf16, batch_invariant);
+}
 
 size_t trim_host_cache() { return host_cache().trim(); }
 

@@ -27,6 +27,15 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
             int64_t ldc, const float* bias);
 
+// --- matmul_invariant.cc --- (the batch-invariant mode's products)
+// gemm's contract, but a row's result does not depend on M or on the other rows: fixed tiles of
+// rows and of the reduced dimension, the last ones padded in scratch, and column blocks fixed by N.
+void gemm_invariant(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+// matmul's contract through gemm_invariant; fp32 operands only.
+void matmul_invariant(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate,
+                      float* c, int64_t ldc, const float* bias);
+
 // --- matmul_bf16.cc --- (products with a bf16 weight; beta 0 or 1)
 // Columns [lo, hi) of C[M,N] = alpha * op(A) · op(B) + beta * C with B bf16, B's block widened
 // first, on this thread.
@@ -97,7 +106,8 @@ void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, 
 // The same for rows [lo, hi) on the calling thread.
 void rmsnorm_rows(float* out, float* rstd, const float* x, const float* w, int64_t lo, int64_t hi, int64_t C,
                   float eps);
-// dx[N,C] += d out/dx · dout;  dw[C] += Σ_n dout * x * rstd                  (dw may be null)
+// dx[N,C] += d out/dx · dout;  dw[C] += Σ_n dout * x * rstd (dw may be null), summed over the
+// rows in row order, so it does not depend on how the rows are cut among threads.
 void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x, const float* w,
                       const float* rstd, int64_t N, int64_t C);
 
@@ -118,6 +128,13 @@ void attention_forward(ThreadPool& pool, float* out, const float* q, const float
 // Sets dq[B,T,H,D], dk, dv[B,T,KV,D] from dout[B,T,H,D].
 void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* q,
                         const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
+// The batch-invariant mode's pair: the same contracts, computed per query row in
+// attention_cached's arithmetic (a sequence's rows do not depend on T or on other sequences).
+void attention_forward_rows(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
+                            int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
+void attention_backward_rows(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
+                             const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H,
+                             int64_t KV, int64_t D);
 // One query row per r against a paged KV cache (ops.h, KvLayer; F32): row r reads slot slot[r],
 // positions [0, pos[r]], through the block table.  q[R,H,D] -> out[R,H,D].
 void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& cache, const int32_t* slot,
@@ -135,6 +152,12 @@ void swiglu_serial(float* h, const float* g, const float* u, int64_t n);
 // sets dg, du from dh
 void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
                      int64_t n);
+
+// The same two with every element computed the vector way (a last group under 8 zero-padded): an
+// element's result does not depend on n or the chunks (batch-invariant mode).
+void swiglu_forward_grouped(ThreadPool& pool, float* h, const float* g, const float* u, int64_t n);
+void swiglu_backward_grouped(ThreadPool& pool, float* dg, float* du, const float* dh, const float* g, const float* u,
+                             int64_t n);
 
 // --- logprob.cc ---
 // Rows with target[n] >= 0: lse[n] = logsumexp(logits[n,:]), logprob[n] = logits[n,target] - lse[n],

@@ -1,5 +1,4 @@
 #include <cmath>
-#include <mutex>
 
 #include "cpu/kernels.h"
 
@@ -25,11 +24,11 @@ void rmsnorm_forward(ThreadPool& pool, float* out, float* rstd, const float* x, 
 }
 
 // dx[N,C] += rstd * (dout*w - x * rstd^2 * mean_c(dout*w*x));  dw[C] += Σ_n dout * x * rstd
+// dw is summed over the rows in row order, one column range per thread: the same bits whatever
+// the thread count, the timing or how many rows the batch has before or after a given row.
 void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout, const float* x, const float* w,
                       const float* rstd, int64_t N, int64_t C) {
-  std::mutex mu;
   pool.chunks(N, [&](int64_t lo, int64_t hi, int) {
-    std::vector<float> dw_part(dw ? C : 0, 0.0f);
     for (int64_t n = lo; n < hi; n++) {
       const float *xn = x + n * C, *dn = dout + n * C;
       float r = rstd[n];
@@ -38,12 +37,14 @@ void rmsnorm_backward(ThreadPool& pool, float* dx, float* dw, const float* dout,
       float k = (float)(dot / C) * r * r;
       float* dxn = dx + n * C;
       for (int64_t c = 0; c < C; c++) dxn[c] += r * (dn[c] * w[c] - xn[c] * k);
-      if (dw)
-        for (int64_t c = 0; c < C; c++) dw_part[c] += dn[c] * xn[c] * r;
     }
-    if (dw) {
-      std::lock_guard<std::mutex> l(mu);
-      for (int64_t c = 0; c < C; c++) dw[c] += dw_part[c];
+  });
+  if (!dw) return;
+  pool.chunks(C, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t n = 0; n < N; n++) {
+      const float *xn = x + n * C, *dn = dout + n * C;
+      const float r = rstd[n];
+      for (int64_t c = lo; c < hi; c++) dw[c] += dn[c] * xn[c] * r;
     }
   });
 }

@@ -119,8 +119,10 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
   std::vector<Rng> rngs;
   for (int64_t i = 0; i < P; i++)
     for (int64_t j = 0; j < sp.n; j++) {
-      uint64_t s = sp.seed;
-      rngs.emplace_back(splitmix64(s) ^ ((uint64_t)i * 0xD1B54A32D192ED03ull) ^ ((uint64_t)j * 0x8CB92BA72F3D8DD7ull));
+      const bool own = !sp.prompt_seeds.empty();
+      uint64_t s = own ? sp.prompt_seeds[i] : sp.seed;
+      const uint64_t at = own ? 0 : (uint64_t)i;
+      rngs.emplace_back(splitmix64(s) ^ (at * 0xD1B54A32D192ED03ull) ^ ((uint64_t)j * 0x8CB92BA72F3D8DD7ull));
     }
   std::set<int32_t> stop(sp.stop.begin(), sp.stop.end());
   if (!sched.finished()) {

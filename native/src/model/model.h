@@ -112,6 +112,9 @@ struct SamplingParams {
   double temperature = 1, top_p = 1;
   uint64_t seed = 0;
   std::vector<int32_t> stop;
+  // One seed per prompt, or none: prompt i then draws as prompt 0 of a call seeded prompt_seeds[i]
+  // would, so its samples do not depend on its place in the batch.
+  std::vector<uint64_t> prompt_seeds;
 };
 
 struct Completion {

@@ -88,6 +88,8 @@ describe('the GRPO loop across services', () => {
         TEMPER_ROLLOUT_TIMEOUT_S: '120',
         TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
       },
+      // Batch-invariant engine models: the reproducible test's groups then share batches.
+      serviceEnv: { generator: { TEMPER_GENERATOR_BATCH_INVARIANT: '1' } },
     });
     learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
     store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
@@ -273,6 +275,11 @@ describe('the GRPO loop across services', () => {
     const figures = (f: Followed) => f.steps.map((s) => [s.values['reward/total'], s.values.response_length, s.values.loss, s.values.grad_norm]);
     expect(figures(b)).toEqual(figures(a));
     expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
+    // ... though the generator sampled reproducible groups together (its engine is batch-invariant).
+    const runs = new Set([first.run!.runId, second.run!.runId]);
+    const spans = await receiver.waitFor((got) => got.some((s) => s.name === 'generator.generate' && runs.has(String(s.attributes['temper.run_id']))), 30000);
+    const shared = spans.filter((s) => s.name === 'generator.generate' && runs.has(String(s.attributes['temper.run_id'])) && Number(s.attributes['temper.batch_groups']) > 1);
+    expect(shared.length).toBeGreaterThan(0);
   }, 180_000);
 
   it('runs partial rollouts asynchronously: each token keeps the policy version that produced it', async () => {

@@ -24,7 +24,7 @@ runService(log, async () => {
   const tracing = initTracing('generator', { attributes: { 'temper.generator_id': g.generatorId } });
   const bus = await connectBus(settings.natsUrl, 'temper-generator', { service: 'generator' });
   const store = new CheckpointClient(checkpointStoreAddress());
-  const policy = new PolicyManager({ bus, store, log, threads: g.threads, precision: g.precision });
+  const policy = new PolicyManager({ bus, store, log, threads: g.threads, precision: g.precision, batchInvariant: g.batchInvariant });
   if (g.checkpoint) await policy.loadPolicy(g.checkpoint, g.policyVersion);
   const worker = new RolloutWorker({
     bus,

@@ -56,6 +56,8 @@ export interface PolicyManagerOptions {
   threads?: number;
   /** What the engine's products read (default: the engine's, fp32 on the CPU); TEMPER_GENERATOR_PRECISION. */
   precision?: 'fp32' | 'bf16';
+  /** Every model in the engine's batch-invariant mode; TEMPER_GENERATOR_BATCH_INVARIANT. */
+  batchInvariant?: boolean;
   /** Where checkpoints are pulled to before loading (default: the OS temp dir). */
   workDir?: string;
   /** Load announced versions of the served run ahead of need (default true). */
@@ -107,8 +109,13 @@ export class PolicyManager {
   }
 
   /** How every model this manager makes is made. */
-  private engineOptions(): { threads?: number; precision?: 'fp32' | 'bf16' } {
-    return { threads: this.opts.threads, precision: this.opts.precision };
+  private engineOptions(): { threads?: number; precision?: 'fp32' | 'bf16'; batchInvariant?: boolean } {
+    return { threads: this.opts.threads, precision: this.opts.precision, ...(this.opts.batchInvariant ? { batchInvariant: true } : {}) };
+  }
+
+  /** Whether a sequence's samples here are the same whatever else is in its batch. */
+  get batchInvariant(): boolean {
+    return this.opts.batchInvariant === true;
   }
 
 
@@ -531,7 +538,7 @@ function weightsSha256(m: CheckpointManifest): string {
 }
 
 /** A model with `served`'s base and adapters (their values to be replaced): a spare for adapters. */
-async function copyBase(served: Model, engine: { threads?: number; precision?: 'fp32' | 'bf16' }): Promise<Model> {
+async function copyBase(served: Model, engine: { threads?: number; precision?: 'fp32' | 'bf16'; batchInvariant?: boolean }): Promise<Model> {
   const model = await Model.create(served.config, engine);
   await model.importWeights(await served.exportWeights({ merged: false }));
   await model.addAdapters(served.adapterSpec!);

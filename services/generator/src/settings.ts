@@ -15,6 +15,12 @@ export interface GeneratorSettings {
    * from an fp32 learner's by the weights' rounding, which the mismatch metrics show).
    */
   precision?: 'fp32' | 'bf16';
+  /**
+   * TEMPER_GENERATOR_BATCH_INVARIANT=1: models in the engine's batch-invariant mode (CPU, fp32),
+   * where a sequence's tokens and log-probs do not depend on the rest of its batch; reproducible
+   * groups then share batches (each with its own seed) instead of being sampled alone.
+   */
+  batchInvariant: boolean;
   generatorId: string;
   ackWaitMs: number;
   maxBatchGroups: number;
@@ -44,6 +50,7 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
         ? int(env, 'TEMPER_ENGINE_THREADS', 1, 1)
         : undefined,
     precision: precision(env, 'TEMPER_GENERATOR_PRECISION'),
+    batchInvariant: batchInvariant(env),
     generatorId: env.TEMPER_GENERATOR_ID || `${os.hostname()}-${process.pid}`,
     ackWaitMs: Math.round(num(env, 'TEMPER_GENERATOR_ACK_WAIT_S', 60, 0.5) * 1000),
     maxBatchGroups: int(env, 'TEMPER_GENERATOR_MAX_BATCH_GROUPS', 16, 1),
@@ -54,6 +61,14 @@ export function generatorSettings(env: NodeJS.ProcessEnv = process.env): Generat
     filterSubject: env.TEMPER_GENERATOR_FILTER || undefined,
     maxDeliveries: int(env, 'TEMPER_GENERATOR_MAX_DELIVERIES', 100, 1),
   };
+}
+
+function batchInvariant(env: NodeJS.ProcessEnv): boolean {
+  const raw = env.TEMPER_GENERATOR_BATCH_INVARIANT ?? '';
+  if (!['', '0', '1', 'false', 'true'].includes(raw)) throw new Error(`TEMPER_GENERATOR_BATCH_INVARIANT must be 1 or 0 (got ${JSON.stringify(raw)})`);
+  const on = raw === '1' || raw === 'true';
+  if (on && env.TEMPER_GENERATOR_PRECISION === 'bf16') throw new Error('TEMPER_GENERATOR_BATCH_INVARIANT takes fp32 weights: unset TEMPER_GENERATOR_PRECISION=bf16');
+  return on;
 }
 
 function precision(env: NodeJS.ProcessEnv, name: string): 'fp32' | 'bf16' | undefined {

@@ -321,9 +321,11 @@ export class RolloutWorker {
     };
     if (!servedBy(head.request, p) && !(head.request.minPolicyVersion === 0 && p.runId !== head.request.key?.runId)) return [];
     if (!check(head)) return [];
-    // A reproducible group is sampled alone, and joins no other's batch.
-    if (head.request.reproducible) return [{ g: head, c: checked.get(head)! }];
-    const candidates = this.pending.all().filter((g) => g === head || (servedBy(g.request, p) && !g.request.reproducible));
+    // A reproducible group's samples must not depend on its batch: it shares one only with other
+    // reproducible single-turn groups, and only where the engine is batch-invariant; else alone.
+    const reproducible = head.request.reproducible;
+    if (reproducible && !(this.o.policy.batchInvariant && !checked.get(head)!.makeEnvironment)) return [{ g: head, c: checked.get(head)! }];
+    const candidates = this.pending.all().filter((g) => g === head || (servedBy(g.request, p) && g.request.reproducible === reproducible));
     const batch = selectBatch(
       head,
       candidates,
@@ -440,6 +442,8 @@ export class RolloutWorker {
       topK: s.topK,
       stopTokens: stopTokens(s, p.tokenizer),
       seed: seedOf(lead.g.request, s.seed),
+      // Reproducible groups batch only on a batch-invariant engine, each drawing from its own seed.
+      seeds: lead.g.request.reproducible ? batch.map(({ g, c }) => seedOf(g.request, c.sampling.seed)) : undefined,
       n: s.n,
     };
     const segmentTokens = lead.g.request.partialRolloutTokens;

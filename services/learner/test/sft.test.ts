@@ -165,4 +165,36 @@ stages:
     const loaded = await loadForEval(h.store, manifest.id, 1);
     expect(loaded.model.hasAdapters).toBe(true);
   });
+
+  it('trains LoRA on a bf16 base, tracking the fp32 run, and stores the base as it held it', async () => {
+    const fp32 = await run('{ kind: lora, rank: 4, alpha: 8 }');
+    const bf16 = await run('{ kind: lora, rank: 4, alpha: 8, base_precision: bf16 }');
+    expect(bf16.manifest.labels).toMatchObject({ adapter: 'lora', adapters: 'kept' });
+    // Same data, seed and adapters' start: the losses differ only by the base's bf16 rounding.
+    expect(bf16.ctx.metrics.map((m) => m.step)).toEqual(fp32.ctx.metrics.map((m) => m.step));
+    bf16.ctx.metrics.forEach((m, i) => expect(Math.abs(m.values.loss - fp32.ctx.metrics[i].values.loss)).toBeLessThan(0.02 * fp32.ctx.metrics[i].values.loss));
+    expect(bf16.ctx.metrics.at(-1)!.values.loss).toBeLessThan(bf16.ctx.metrics[0].values.loss);
+    // The base it saved is the one it trained on: the projections (what the adapters sit on) bf16
+    // values, each the input's rounded; the rest (embedding, norms) as they were.
+    const loaded = await loadForEval(h.store, bf16.manifest.id, 1);
+    const base = await loaded.model.weights('base');
+    const original = await (await Model.create(config, { seed: 9, threads: 1 })).weights('base');
+    const projections = Object.keys(base).filter((name) => name.endsWith('_proj.weight'));
+    expect(projections).toHaveLength(7);
+    for (const [name, w] of Object.entries(base)) {
+      if (!projections.includes(name)) {
+        expect(w).toEqual(original[name]);
+        continue;
+      }
+      const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
+      expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true);
+      expect(w).not.toEqual(original[name]);
+      w.forEach((x, i) => expect(Math.abs(x - original[name][i])).toBeLessThanOrEqual(Math.abs(original[name][i]) / 256));
+    }
+  });
+
+  it('refuses a bf16 base for a full fine-tune, naming the field', async () => {
+    await expect(run('{ kind: none, base_precision: bf16 }')).rejects.toThrow(/sft.adapter.base_precision: "bf16" .* kind "none"/);
+    await expect(run('{ kind: lora, base_precision: fp16 }')).rejects.toThrow(/sft.adapter.base_precision: "fp16" is not one of fp32, bf16/);
+  });
 });

@@ -82,7 +82,7 @@ describe('SFT loss masking', () => {
 
   it('reads the adapter kinds', () => {
     expect(adapterSettings(undefined, 'sft.adapter')).toMatchObject({ kind: 'lora', rank: 8, alpha: 16, useRslora: false, useDora: false, merge: false });
-    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true }, 'sft.adapter')).toMatchObject({
+    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true, basePrecision: '' }, 'sft.adapter')).toMatchObject({
       kind: 'dora',
       rank: 4,
       alpha: 8,
@@ -91,8 +91,8 @@ describe('SFT loss masking', () => {
       useDora: true,
       merge: true,
     });
-    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter').useRslora).toBe(true);
-    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter')).toThrow(/sft.adapter.kind: "qlora"/);
+    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false, basePrecision: '' }, 'sft.adapter').useRslora).toBe(true);
+    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false, basePrecision: '' }, 'sft.adapter')).toThrow(/sft.adapter.kind: "qlora"/);
   });
 });
 

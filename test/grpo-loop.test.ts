@@ -271,6 +271,26 @@ describe('the GRPO loop across services', () => {
     expect(Math.abs(first.loss - fp32.steps[0].values.loss)).toBeLessThan(0.05);
   });
 
+  it('holds a full-weight stage\'s KL reference in bf16 when asked, refusing it beside an adapter', async () => {
+    const options = (precision: string) => `\n      kl_beta: 0.05\n      reference_precision: ${precision}`;
+    const kls = [];
+    for (const precision of ['fp32', 'bf16']) {
+      const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec(`reference-${precision}`, 1, 1, 12, 0, rewards, options(precision)) } });
+      const followed = await follow(learner, run!.runId);
+      expect(followed.error).toBe('');
+      expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      kls.push(followed.steps[0].values.kl);
+    }
+    // Step 1's policy is the reference's own weights: KL exactly 0 in fp32, and in bf16 only what
+    // the reference's bf16 products change.
+    expect(kls[0]).toBe(0);
+    expect(kls[1]).toBeGreaterThan(0);
+    expect(kls[1]).toBeLessThan(1e-3);
+    const refused = await learner.createRun({ spec: { $case: 'specYaml', value: spec('reference-lora', 1, 1, 12, 0, rewards, `${options('bf16')}\n      adapter: { kind: lora }`) } });
+    const followed = await follow(learner, refused.run!.runId);
+    expect(followed.error).toMatch(/grpo.reference_precision: with an adapter .* set grpo.adapter.base_precision instead/);
+  });
+
   it('reproduces a run bit for bit with reproducible: true, with a generator and a scorer killed and restarted midway', async () => {
     const reproducible = (name: string) => `${spec(name, 4, 4, 24)}reproducible: true\n`;
     const weightsOf = async (runId: string) => {

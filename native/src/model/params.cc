@@ -284,7 +284,16 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   if (cfg.tied && found.count("lm_head.weight")) check_tied_head(*found["lm_head.weight"].first, *found["model.embed_tokens.weight"].first);
   // Written over in place: a checkpoint of the same model every step (a generator following its
   // learner) costs no allocation, and what trains, its gradients' size and its moments stay.
-  for (auto& n : want) write(*n.t, [&](float* out) { copy_f32(*found[n.name].first, out); });
+  // Converted (bf16 and f16 widened) in slices on the backend's threads.
+  const size_t slice = size_t(1) << 20;
+  for (auto& n : want)
+    write(*n.t, [&](float* out) {
+      const STensor& t = *found[n.name].first;
+      const size_t count = (size_t)t.numel();
+      be().host_parallel((int64_t)((count + slice - 1) / slice), [&](int64_t i) {
+        copy_f32(t, out, (size_t)i * slice, std::min(count, (size_t)(i + 1) * slice));
+      });
+    });
   std::vector<Named> trains = trainable();
   bool sized = true;
   for (auto& n : trains) sized = sized && n.t->trains;

@@ -19,6 +19,7 @@
         "src/io/json.cc",
         "src/io/safetensors.cc",
         "src/model/params.cc",
+        "src/model/normals.cc",
         "src/model/rope.cc",
         "src/model/linear.cc",
         "src/model/train.cc",

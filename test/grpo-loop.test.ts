@@ -243,6 +243,56 @@ describe('the GRPO loop across services', () => {
     expect(exported.files).toContain('model.safetensors');
   });
 
+  it('trains LoRA adapters on a bf16 base, which is the KL reference too, tracking the fp32 base', async () => {
+    const adapter = (precision: string) => `\n      kl_beta: 0.05\n      adapter: { kind: lora, rank: 4, alpha: 8, target_modules: [q_proj, v_proj, up_proj], base_precision: ${precision} }`;
+    const runs = [];
+    const baseFiles = [];
+    for (const precision of ['fp32', 'bf16']) {
+      const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec(`lora-${precision}`, 2, 2, 12, 0, rewards, adapter(precision)) } });
+      runs.push(await follow(learner, run!.runId));
+      const { checkpoints } = await store.list({ runId: run!.runId });
+      baseFiles.push(checkpoints.find((c) => c.step === 0)!.files.find((f) => f.path === 'model.safetensors')!.sha256);
+    }
+    const [fp32, bf16] = runs;
+    // Both bases come from seed 7; the bf16 run's step 0 stores its projections as it holds them, rounded.
+    expect(baseFiles[1]).not.toBe(baseFiles[0]);
+    expect(bf16.error).toBe('');
+    expect(bf16.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    const [first, second] = bf16.steps.map((s) => s.values);
+    // Step 1 trains the base itself (B = 0) and its reference is that same bf16 base: KL exactly 0.
+    expect(first.kl).toBe(0);
+    expect(second.kl).toBeGreaterThan(0);
+    // The generator samples with fp32 products on the stored base (the bf16 values): the learner's
+    // log-probs of the same tokens differ only by its bf16 products.
+    for (const v of [first, second]) {
+      expect(v['mismatch/logprob_diff_max']).toBeLessThan(0.05);
+      expect(v['mismatch/logprob_diff_max']).toBeGreaterThan(fp32.steps[0].values['mismatch/logprob_diff_max']);
+    }
+    // The same seed and prompts: step 1's group rewards and loss are those of the fp32 run's,
+    // within what the bf16 base changes in the sampled tokens' probabilities.
+    expect(Math.abs(first.loss - fp32.steps[0].values.loss)).toBeLessThan(0.05);
+  });
+
+  it('holds a full-weight stage\'s KL reference in bf16 when asked, refusing it beside an adapter', async () => {
+    const options = (precision: string) => `\n      kl_beta: 0.05\n      reference_precision: ${precision}`;
+    const kls = [];
+    for (const precision of ['fp32', 'bf16']) {
+      const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec(`reference-${precision}`, 1, 1, 12, 0, rewards, options(precision)) } });
+      const followed = await follow(learner, run!.runId);
+      expect(followed.error).toBe('');
+      expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      kls.push(followed.steps[0].values.kl);
+    }
+    // Step 1's policy is the reference's own weights: KL exactly 0 in fp32, and in bf16 only what
+    // the reference's bf16 products change.
+    expect(kls[0]).toBe(0);
+    expect(kls[1]).toBeGreaterThan(0);
+    expect(kls[1]).toBeLessThan(1e-3);
+    const refused = await learner.createRun({ spec: { $case: 'specYaml', value: spec('reference-lora', 1, 1, 12, 0, rewards, `${options('bf16')}\n      adapter: { kind: lora }`) } });
+    const followed = await follow(learner, refused.run!.runId);
+    expect(followed.error).toMatch(/grpo.reference_precision: with an adapter .* set grpo.adapter.base_precision instead/);
+  });
+
   it('reproduces a run bit for bit with reproducible: true, with a generator and a scorer killed and restarted midway', async () => {
     const reproducible = (name: string) => `${spec(name, 4, 4, 24)}reproducible: true\n`;
     const weightsOf = async (runId: string) => {

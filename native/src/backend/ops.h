@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -97,6 +98,11 @@ class Backend {
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;
   // rows blocks of `width` bytes: src + i * spitch -> dst + i * dpitch.
   virtual void copy_rows(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, int64_t rows) = 0;
+  // fn(i) for every i in [0, n), on the host, on the backend's threads where it has them (host
+  // work outside the ops: drawing a model's initial weights). Serial unless overridden.
+  virtual void host_parallel(int64_t n, const std::function<void(int64_t)>& fn) {
+    for (int64_t i = 0; i < n; i++) fn(i);
+  }
   // Refuses, before it starts, work that would need more memory than this backend has:
   // "<what> would need ..." with the figures.
   virtual void check_memory(double bytes, const std::string& what) = 0;

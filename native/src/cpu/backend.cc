@@ -2,6 +2,7 @@
 // model's own thread pool (OpenBLAS single-threaded inside it, so one thread count governs the
 // model and nothing is oversubscribed).
 #include <cblas.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,8 +48,14 @@ class CpuBackend : public Backend {
   void* alloc(size_t bytes, bool resident, const char*, size_t* held) override {
     if (!resident) return host_cache().take(bytes, held);
     *held = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, *held);
+    // Parameters, gradients and moments: large, long-lived and touched end to end. Aligned to
+    // 2 MiB and advised onto huge pages (transparent huge pages in madvise mode), a 0.5B
+    // model's weights fault in a thousand pages instead of half a million; the partial page at
+    // the end stays small, so nothing more becomes resident.
+    const size_t huge = size_t(2) << 20;
+    void* p = std::aligned_alloc(*held >= huge ? huge : 64, *held);
     if (!p) throw std::bad_alloc();
+    if (*held >= huge) madvise(p, *held / huge * huge, MADV_HUGEPAGE);
     return p;
   }
   void release(void* p, size_t held, bool resident) override {
@@ -59,6 +66,7 @@ class CpuBackend : public Backend {
   void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+  void host_parallel(int64_t n, const std::function<void(int64_t)>& fn) override { pool_.run(n, fn); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_rows(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, int64_t rows) override {
     for (int64_t i = 0; i < rows; i++)

@@ -210,10 +210,11 @@ void check_f32(const STensor& t, const std::string& what) {
                                std::to_string(i));
 }
 
-void copy_f32(const STensor& t, float* out) {
-  size_t n = (size_t)t.numel();
-  if (t.dtype == DType::F32) std::memcpy(out, t.data, n * 4);
-  else for (size_t i = 0; i < n; i++) out[i] = element_f32(t.dtype, t.data, i);
+void copy_f32(const STensor& t, float* out) { copy_f32(t, out, 0, (size_t)t.numel()); }
+
+void copy_f32(const STensor& t, float* out, size_t begin, size_t end) {
+  if (t.dtype == DType::F32) std::memcpy(out + begin, t.data + begin * 4, (end - begin) * 4);
+  else for (size_t i = begin; i < end; i++) out[i] = element_f32(t.dtype, t.data, i);
 }
 
 std::vector<float> to_f32(const STensor& t, const std::string& what) {

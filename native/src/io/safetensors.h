@@ -44,6 +44,8 @@ std::vector<float> to_f32(const STensor& t, const std::string& what);
 // then the values into `out` (numel floats).
 void check_f32(const STensor& t, const std::string& what);
 void copy_f32(const STensor& t, float* out);
+// Elements [begin, end) only, into out[begin, end): slices of one tensor converted in parallel.
+void copy_f32(const STensor& t, float* out, size_t begin, size_t end);
 // The raw values of any dtype widened to double (for the test-facing reader).
 std::vector<double> to_f64(const STensor& t);
 

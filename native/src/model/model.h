@@ -165,6 +165,7 @@ class Model {
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
   // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend computes in bf16.
   void allocate(Param& p, std::vector<int64_t> shape, bool copy);
+  void zero_resident(void* p, size_t bytes);
   // Writes a parameter's values: fill(values) writes numel floats into host memory (the
   // backend's own on the CPU, else a staging copy that is uploaded); the compute copy follows.
   void write(Param& p, const std::function<void(float*)>& fill);

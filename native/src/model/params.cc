@@ -1,11 +1,13 @@
 // Parameters: shapes from the config, names as Hugging Face writes them, their storage in the
 // backend, loading and initialisation, and which tensors train.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <stdexcept>
 
 #include "model/activations.h"
+#include "model/normals.h"
 #include "model/rng.h"
 
 namespace temper {
@@ -89,12 +91,24 @@ void Model::allocate(Param& p, std::vector<int64_t> shape, bool copy) {
   p.shape = std::move(shape);
   const size_t n = (size_t)p.numel();
   p.data = Buffer(be(), n * 4, "a parameter", true);
-  be().zero(p.data.get(), n * 4);
+  zero_resident(p.data.get(), n * 4);
   p.compute = Buffer();
   if (copy && be().compute_dtype() == DType::BF16) {
     p.compute = Buffer(be(), n * 2, "a parameter's bf16 copy", true);
-    be().zero(p.compute.get(), n * 2);
+    zero_resident(p.compute.get(), n * 2);
   }
+}
+
+// Zeroing is where a new model's memory is first touched (and faulted in): on the host, in
+// parallel slices.
+void Model::zero_resident(void* p, size_t bytes) {
+  char* host = static_cast<char*>(be().host_address(p));
+  const size_t slice = size_t(4) << 20;
+  if (!host || bytes <= slice) return be().zero(p, bytes);
+  be().host_parallel((int64_t)((bytes + slice - 1) / slice), [&](int64_t i) {
+    const size_t at = (size_t)i * slice;
+    std::memset(host + at, 0, std::min(slice, bytes - at));
+  });
 }
 
 void Model::write(Param& p, const std::function<void(float*)>& fill) {
@@ -211,11 +225,13 @@ void Model::ensure_gradients() {
 // initializer_range default. Drawn in the order of base_params so a seed means one model.
 void Model::init_random(uint64_t seed) {
   Rng rng(seed);
+  const ParallelFor parallel = [this](int64_t n, const std::function<void(int64_t)>& fn) { be().host_parallel(n, fn); };
   for (auto& n : base_params()) {
     bool is_norm = n.name.find("norm.weight") != std::string::npos;  // input_layernorm, q_norm, model.norm, ...
     bool is_bias = n.name.size() > 5 && n.name.compare(n.name.size() - 5, 5, ".bias") == 0;
     write(*n.t, [&](float* x) {
-      for (int64_t i = 0; i < n.t->numel(); i++) x[i] = is_norm ? 1.0f : is_bias ? 0.0f : (float)(0.02 * rng.normal());
+      if (is_norm || is_bias) std::fill(x, x + n.t->numel(), is_norm ? 1.0f : 0.0f);
+      else fill_normals(rng, x, n.t->numel(), 0.02, parallel);
     });
   }
   steps = 0;
@@ -268,7 +284,16 @@ void Model::load(std::vector<SafetensorsFile>& files) {
   if (cfg.tied && found.count("lm_head.weight")) check_tied_head(*found["lm_head.weight"].first, *found["model.embed_tokens.weight"].first);
   // Written over in place: a checkpoint of the same model every step (a generator following its
   // learner) costs no allocation, and what trains, its gradients' size and its moments stay.
-  for (auto& n : want) write(*n.t, [&](float* out) { copy_f32(*found[n.name].first, out); });
+  // Converted (bf16 and f16 widened) in slices on the backend's threads.
+  const size_t slice = size_t(1) << 20;
+  for (auto& n : want)
+    write(*n.t, [&](float* out) {
+      const STensor& t = *found[n.name].first;
+      const size_t count = (size_t)t.numel();
+      be().host_parallel((int64_t)((count + slice - 1) / slice), [&](int64_t i) {
+        copy_f32(t, out, (size_t)i * slice, std::min(count, (size_t)(i + 1) * slice));
+      });
+    });
   std::vector<Named> trains = trainable();
   bool sized = true;
   for (auto& n : trains) sized = sized && n.t->trains;

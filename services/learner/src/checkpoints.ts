@@ -147,6 +147,8 @@ export interface LoadOptions {
    * them); by default they are merged into the base, the policy they make.
    */
   keepAdapters?: boolean;
+  /** The engine's precision for the base weights ('bf16': a frozen base under adapters held in bf16). */
+  precision?: 'fp32' | 'bf16';
 }
 
 export async function loadCheckpoint(store: CheckpointClient, ref: string, opts: LoadOptions = {}): Promise<Loaded> {
@@ -155,7 +157,7 @@ export async function loadCheckpoint(store: CheckpointClient, ref: string, opts:
     const { manifest } = await pullPolicyDir(store, ref, dir);
     const hasOptimizer = opts.optimizer && fs.existsSync(path.join(dir, OPTIMIZER_FILE));
     const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
-    const model = await Model.load(dir, { threads: opts.threads, optimizer: hasOptimizer && !hasAdapters });
+    const model = await Model.load(dir, { threads: opts.threads, optimizer: hasOptimizer && !hasAdapters, precision: opts.precision });
     if (hasAdapters) {
       await model.loadAdapters(path.join(dir, ADAPTER_DIR));
       // The optimizer state of a model with adapters is the adapters'.

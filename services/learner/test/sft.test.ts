@@ -82,7 +82,7 @@ describe('SFT loss masking', () => {
 
   it('reads the adapter kinds', () => {
     expect(adapterSettings(undefined, 'sft.adapter')).toMatchObject({ kind: 'lora', rank: 8, alpha: 16, useRslora: false, useDora: false, merge: false });
-    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true }, 'sft.adapter')).toMatchObject({
+    expect(adapterSettings({ kind: 'dora', rank: 4, alpha: 0, targetModules: ['q_proj'], useRslora: true, mergeOnExport: true, basePrecision: '' }, 'sft.adapter')).toMatchObject({
       kind: 'dora',
       rank: 4,
       alpha: 8,
@@ -91,8 +91,8 @@ describe('SFT loss masking', () => {
       useDora: true,
       merge: true,
     });
-    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter').useRslora).toBe(true);
-    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false }, 'sft.adapter')).toThrow(/sft.adapter.kind: "qlora"/);
+    expect(adapterSettings({ kind: 'rslora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false, basePrecision: '' }, 'sft.adapter').useRslora).toBe(true);
+    expect(() => adapterSettings({ kind: 'qlora', rank: 2, alpha: 4, targetModules: [], useRslora: false, mergeOnExport: false, basePrecision: '' }, 'sft.adapter')).toThrow(/sft.adapter.kind: "qlora"/);
   });
 });
 
@@ -164,5 +164,37 @@ stages:
     // Evaluation loads the adapters with the base model.
     const loaded = await loadForEval(h.store, manifest.id, 1);
     expect(loaded.model.hasAdapters).toBe(true);
+  });
+
+  it('trains LoRA on a bf16 base, tracking the fp32 run, and stores the base as it held it', async () => {
+    const fp32 = await run('{ kind: lora, rank: 4, alpha: 8 }');
+    const bf16 = await run('{ kind: lora, rank: 4, alpha: 8, base_precision: bf16 }');
+    expect(bf16.manifest.labels).toMatchObject({ adapter: 'lora', adapters: 'kept' });
+    // Same data, seed and adapters' start: the losses differ only by the base's bf16 rounding.
+    expect(bf16.ctx.metrics.map((m) => m.step)).toEqual(fp32.ctx.metrics.map((m) => m.step));
+    bf16.ctx.metrics.forEach((m, i) => expect(Math.abs(m.values.loss - fp32.ctx.metrics[i].values.loss)).toBeLessThan(0.02 * fp32.ctx.metrics[i].values.loss));
+    expect(bf16.ctx.metrics.at(-1)!.values.loss).toBeLessThan(bf16.ctx.metrics[0].values.loss);
+    // The base it saved is the one it trained on: the projections (what the adapters sit on) bf16
+    // values, each the input's rounded; the rest (embedding, norms) as they were.
+    const loaded = await loadForEval(h.store, bf16.manifest.id, 1);
+    const base = await loaded.model.weights('base');
+    const original = await (await Model.create(config, { seed: 9, threads: 1 })).weights('base');
+    const projections = Object.keys(base).filter((name) => name.endsWith('_proj.weight'));
+    expect(projections).toHaveLength(7);
+    for (const [name, w] of Object.entries(base)) {
+      if (!projections.includes(name)) {
+        expect(w).toEqual(original[name]);
+        continue;
+      }
+      const bits = new Uint32Array(w.buffer, w.byteOffset, w.length);
+      expect(bits.every((b) => (b & 0xffff) === 0)).toBe(true);
+      expect(w).not.toEqual(original[name]);
+      w.forEach((x, i) => expect(Math.abs(x - original[name][i])).toBeLessThanOrEqual(Math.abs(original[name][i]) / 256));
+    }
+  });
+
+  it('refuses a bf16 base for a full fine-tune, naming the field', async () => {
+    await expect(run('{ kind: none, base_precision: bf16 }')).rejects.toThrow(/sft.adapter.base_precision: "bf16" .* kind "none"/);
+    await expect(run('{ kind: lora, base_precision: fp16 }')).rejects.toThrow(/sft.adapter.base_precision: "fp16" is not one of fp32, bf16/);
   });
 });

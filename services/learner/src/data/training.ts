@@ -21,9 +21,9 @@ export interface StartedModel {
 }
 
 /** The stage's input checkpoint, or a new model from the run's model config. */
-export async function inputModel(ctx: StageContext, opts: { optimizer?: boolean } = {}): Promise<StartedModel> {
+export async function inputModel(ctx: StageContext, opts: { optimizer?: boolean; precision?: 'fp32' | 'bf16' } = {}): Promise<StartedModel> {
   if (ctx.input) {
-    const loaded = await loadCheckpoint(ctx.store, ctx.input, { threads: ctx.threads, optimizer: opts.optimizer });
+    const loaded = await loadCheckpoint(ctx.store, ctx.input, { threads: ctx.threads, optimizer: opts.optimizer, precision: opts.precision });
     return { model: loaded.model, tokenizer: loaded.tokenizer ?? tokenizerOfRun(ctx) };
   }
   const tokenizer = tokenizerOfRun(ctx);
@@ -31,7 +31,7 @@ export async function inputModel(ctx: StageContext, opts: { optimizer?: boolean 
   if (Object.keys(config).length === 0) throw new Error(`stage ${ctx.stage.name}: no input checkpoint and no model.config to create a model from`);
   config.vocab_size ??= createTokenizer(tokenizer).vocabSize;
   // The engine checks the config and names what is missing or wrong.
-  const model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
+  const model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads, precision: opts.precision });
   return { model, tokenizer };
 }
 

@@ -34,6 +34,8 @@ export interface GrpoSettings {
   topEntropyQuantile: number;
   /** Adapters that train on the frozen base; undefined: all weights train. */
   adapter?: AdapterSettings;
+  /** What a full-weight stage's KL reference model is held in. */
+  referencePrecision: 'fp32' | 'bf16';
   dynamicSampling: boolean;
   filterOverlong: boolean;
   microBatchSize: number;
@@ -93,6 +95,7 @@ export function grpoDefaults(s: GrpoStage): GrpoSettings {
     importanceSampling: s.importanceSamplingMode ? { mode: s.importanceSamplingMode as ImportanceSamplingMode, cap: s.importanceSamplingCap || 3 } : undefined,
     topEntropyQuantile: s.topEntropyQuantile || 1,
     adapter: s.adapter && adapterSettings(s.adapter, 'grpo.adapter').kind !== 'none' ? adapterSettings(s.adapter, 'grpo.adapter') : undefined,
+    referencePrecision: referencePrecision(s),
     dynamicSampling: s.dynamicSampling,
     filterOverlong: s.filterOverlong,
     microBatchSize: s.microBatchSize || 16,
@@ -151,4 +154,13 @@ export function scheduleOf(g: GrpoSettings): Schedule {
     minLrRatio: s?.minLrRatio ?? 0,
     decayShape: s?.decayShape === 'linear' ? 'linear' : 'cosine',
   };
+}
+
+function referencePrecision(s: GrpoStage): 'fp32' | 'bf16' {
+  const p = s.referencePrecision || 'fp32';
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`grpo.reference_precision: "${p}" is not one of fp32, bf16`);
+  if (p === 'bf16' && s.adapter && adapterSettings(s.adapter, 'grpo.adapter').kind !== 'none') {
+    throw new Error('grpo.reference_precision: with an adapter the KL reference is the base itself; set grpo.adapter.base_precision instead');
+  }
+  return p;
 }

@@ -22,9 +22,11 @@ export interface StartingPoint {
 
 export async function startingPoint(ctx: StageContext, adapter?: AdapterSettings): Promise<StartingPoint> {
   const stage = ctx.stage.name;
+  // A bf16 base is held so from the start: the adapters added below drop its fp32 copy.
+  const precision = adapter?.basePrecision ?? 'fp32';
   const resumable = await latestResumable(ctx.store, ctx.runId, stage);
   if (resumable) {
-    const loaded = await loadCheckpoint(ctx.store, resumable.id, { threads: ctx.threads, optimizer: true, keepAdapters: adapter !== undefined });
+    const loaded = await loadCheckpoint(ctx.store, resumable.id, { threads: ctx.threads, optimizer: true, keepAdapters: adapter !== undefined, precision });
     // Generators may hold versions the lost learner published after this checkpoint: the
     // resumed weights become a version above all of those, so nobody serves a stale one.
     const policyVersion = (await latestPolicyVersion(ctx.bus, ctx.runId)) + 1;
@@ -37,7 +39,7 @@ export async function startingPoint(ctx: StageContext, adapter?: AdapterSettings
   let model: Model;
   let tokenizerSpec: TokenizerSpec;
   if (ctx.input) {
-    const loaded = await loadCheckpoint(ctx.store, ctx.input, { threads: ctx.threads });
+    const loaded = await loadCheckpoint(ctx.store, ctx.input, { threads: ctx.threads, precision });
     model = loaded.model;
     tokenizerSpec = loaded.tokenizer ?? tokenizerFromSpec(ctx);
   } else {
@@ -45,7 +47,7 @@ export async function startingPoint(ctx: StageContext, adapter?: AdapterSettings
     const config = { ...(ctx.spec.model?.config ?? {}) };
     config.vocab_size ??= createTokenizer(tokenizerSpec).vocabSize;
     // The engine checks the config and names what is missing or wrong.
-    model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads });
+    model = await Model.create(config as HfConfig, { seed: Number(ctx.spec.seed), threads: ctx.threads, precision });
   }
   if (adapter) {
     await model.addAdapters({ r: adapter.rank, alpha: adapter.alpha, targetModules: adapter.targetModules, useRslora: adapter.useRslora, useDora: adapter.useDora, seed: Number(ctx.spec.seed) });

@@ -11,6 +11,8 @@ export interface AdapterSettings {
   useRslora: boolean;
   useDora: boolean;
   merge: boolean;
+  /** What the frozen base is held in while the adapters train (the engine's precision). */
+  basePrecision: 'fp32' | 'bf16';
 }
 
 /** The adapter with defaults: LoRA rank 8, alpha 16, all linear layers. "rslora" and "dora" imply their flag. */
@@ -18,6 +20,11 @@ export function adapterSettings(a: AdapterSpec | undefined, field: string): Adap
   const kind = (a?.kind || 'lora').toLowerCase();
   if (!['lora', 'rslora', 'dora', 'none'].includes(kind)) throw new Error(`${field}.kind: "${a?.kind}" is not one of lora, rslora, dora, none`);
   const rank = a?.rank || 8;
+  const basePrecision = a?.basePrecision || 'fp32';
+  if (basePrecision !== 'fp32' && basePrecision !== 'bf16') throw new Error(`${field}.base_precision: "${basePrecision}" is not one of fp32, bf16`);
+  if (basePrecision === 'bf16' && kind === 'none') {
+    throw new Error(`${field}.base_precision: "bf16" holds a frozen base in bf16 while adapters train; kind "none" trains every weight (a full fine-tune keeps fp32 weights)`);
+  }
   return {
     kind: kind as AdapterSettings['kind'],
     rank,
@@ -26,5 +33,6 @@ export function adapterSettings(a: AdapterSpec | undefined, field: string): Adap
     useRslora: kind === 'rslora' || !!a?.useRslora,
     useDora: kind === 'dora',
     merge: kind === 'none' || !!a?.mergeOnExport,
+    basePrecision,
   };
 }

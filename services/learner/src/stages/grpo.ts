@@ -26,12 +26,13 @@ import type { Model, StepOptions } from '@temper/native';
 import { GrpoStage } from '@temper/proto';
 import { createTokenizer, TokenizerSpec } from '@temper/tokenizers';
 import { grpoStep, GrpoLossConfig, GrpoStepMetrics, referenceLogprobs } from '@temper/training';
-import { exportWeights, loadCheckpoint, RunState, streamWeights, Weights, writeCheckpoint } from '../checkpoints';
+import { exportWeights, RunState, streamWeights, Weights, writeCheckpoint } from '../checkpoints';
 import { openPrompts } from '../prompts';
 import { CheckpointUploads } from '../grpo/checkpoint-uploads';
 import { collectStep, toPromptGroup } from '../grpo/collect';
 import { grpoDefaults, GrpoSettings, lossConfig, optimizerOf, scheduleOf } from '../grpo/config';
 import { describeShortfall, reportedComponents, stepMetrics } from '../grpo/metrics';
+import { loadReference } from '../grpo/reference';
 import { startingPoint } from '../grpo/starting-point';
 import { stepRecord } from '../grpo/step-record';
 import { StepRollouts } from '../grpo/step-rollouts';
@@ -48,7 +49,7 @@ export async function runGrpoStage(ctx: StageContext, stageSpec: GrpoStage): Pro
     loss: lossConfig(g),
     optimizer: optimizerOf(g),
     // With adapters the reference is the frozen base in the same model (the adapters switched off).
-    reference: g.klBeta <= 0 ? null : model.hasAdapters ? 'base' : (await loadCheckpoint(ctx.store, start.referenceId, { threads: ctx.threads })).model,
+    reference: g.klBeta <= 0 ? null : model.hasAdapters ? 'base' : await loadReference(ctx, start.referenceId, g.referencePrecision),
   };
   const schedule = scheduleOf(g);
   const reported = reportedComponents(ctx.spec.reward);

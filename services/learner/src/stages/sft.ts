@@ -31,7 +31,7 @@ export async function runSftStage(ctx: StageContext, spec: SftStage): Promise<St
   }
   const seed = Number(ctx.spec.seed);
   const adapter = adapterSettings(spec.adapter, 'sft.adapter');
-  const { model, tokenizer: tokenizerSpec } = await inputModel(ctx);
+  const { model, tokenizer: tokenizerSpec } = await inputModel(ctx, { precision: adapter.basePrecision });
   await model.setTrainingOptions({ recompute: spec.recompute });
   const tokenizer = createTokenizer(tokenizerSpec);
   const { examples, dropped } = await sftExamples(spec.data?.sources ?? [], tokenizer, { numExamples: spec.numExamples, maxSeqLen: spec.maxSeqLen || 256, seed: `${seed}:sft`, chat: ctx.spec.model?.chat });

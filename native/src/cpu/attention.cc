@@ -96,12 +96,78 @@ static inline int64_t cache_at(const KvLayer& c, int32_t slot, int64_t p, int64_
   return ((blk * KV + h) * c.block + p % c.block) * D;
 }
 
+// Eight dot products at once: the sum of each of a[0..7]'s lanes, in lane i of the result. Each
+// sum is added in hsum8's order ((0+4)+(1+5))+((2+6)+(3+7)), so a score is the same bits as one
+// reduced alone.
+static inline v8 hsum8x8(const v8* a) {
+  auto halves = [](v8 x, v8 y) {  // [x0+x4 .. x3+x7, y0+y4 .. y3+y7]
+    return __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11) +
+           __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15);
+  };
+  auto pairs = [](v8 x, v8 y) {  // neighbouring lanes added: [x0+x1, x2+x3, .., y6+y7]
+    return __builtin_shufflevector(x, y, 0, 2, 4, 6, 8, 10, 12, 14) +
+           __builtin_shufflevector(x, y, 1, 3, 5, 7, 9, 11, 13, 15);
+  };
+  const v8 e01 = halves(a[0], a[1]), e23 = halves(a[2], a[3]), e45 = halves(a[4], a[5]), e67 = halves(a[6], a[7]);
+  return pairs(pairs(e01, e23), pairs(e45, e67));
+}
+
+// s[j] = scale * q . k[j] for the n <= 8 rows k[0..n) of a block (row pitch D).
+static inline void scores8(float* s, const float* q, const float* k, int64_t n, int64_t D, float scale) {
+  const int64_t D8 = D & ~int64_t(7);
+  const float* rows[8];
+  for (int64_t j = 0; j < 8; j++) rows[j] = k + std::min(j, n - 1) * D;  // lanes past n repeat the last row
+  v8 acc[8];
+  for (int64_t j = 0; j < 8; j++) acc[j] = splat8(0);
+  for (int64_t d = 0; d < D8; d += 8) {
+    const v8 qd = load8(q + d);
+    for (int64_t j = 0; j < 8; j++) acc[j] += qd * load8(rows[j] + d);
+  }
+  const v8 dots = hsum8x8(acc);
+  for (int64_t j = 0; j < n; j++) {
+    float dot = dots[j];
+    for (int64_t d = D8; d < D; d++) dot += q[d] * rows[j][d];
+    s[j] = dot * scale;
+  }
+}
+
+// o[0..8*DV) += sum_j w[j] v[j] over the n rows of a block (row pitch 8*DV), the running sum held
+// in registers, added in j order as the plain loop does.
+template <int DV>
+static inline void weighted_rows(float* o, const float* w, const float* v, int64_t n) {
+  v8 acc[DV];
+  for (int i = 0; i < DV; i++) acc[i] = load8(o + 8 * i);
+  for (int64_t j = 0; j < n; j++) {
+    const v8 wj = splat8(w[j]);
+    const float* vj = v + j * 8 * DV;
+    for (int i = 0; i < DV; i++) acc[i] += wj * load8(vj + 8 * i);
+  }
+  for (int i = 0; i < DV; i++) store8(o + 8 * i, acc[i]);
+}
+
+static void weighted_rows_any(float* o, const float* w, const float* v, int64_t n, int64_t D) {
+  switch (D) {
+    case 64: return weighted_rows<8>(o, w, v, n);
+    case 128: return weighted_rows<16>(o, w, v, n);
+    default: break;
+  }
+  const int64_t D8 = D & ~int64_t(7);
+  for (int64_t j = 0; j < n; j++) {
+    const float* vj = v + j * D;
+    const v8 wv = splat8(w[j]);
+    for (int64_t d = 0; d < D8; d += 8) store8(o + d, load8(o + d) + wv * load8(vj + d));
+    for (int64_t d = D8; d < D; d++) o[d] += w[j] * vj[d];
+  }
+}
+
 // q[R,H,D] -> out[R,H,D]; row r attends to its slot's positions 0..pos[r] through the block table.
-// One task per (row, kv head): the query heads of a group share each key and value row read,
-// and within a block a kv head's positions are contiguous, so the reads stream block by block.
+// One task per (row, kv head): within a block a kv head's positions are contiguous, so the reads
+// stream block by block, and a block's keys and values stay in L1 while the group's query heads
+// use them. Scores come eight positions at a time (one reduction for eight dot products); the
+// weighted sum of values keeps each head's output in registers across a block.
 void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& c, const int32_t* slot,
                       const int32_t* pos, int64_t R, int64_t H, int64_t KV, int64_t D) {
-  const int64_t group = H / KV, D8 = D & ~int64_t(7), B = c.block;
+  const int64_t group = H / KV, B = c.block;
   const float scale = 1.0f / std::sqrt((float)D);
   const float* kcache = static_cast<const float*>(c.k);
   const float* vcache = static_cast<const float*>(c.v);
@@ -113,17 +179,10 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLaye
     float* og = out + (r * H + g * group) * D;
     for (int64_t j0 = 0; j0 < len; j0 += B) {
       const float* kb = kcache + cache_at(c, slot[r], j0, g, KV, D);
-      for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
-        const float* kj = kb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) {
-          const float* qh = qg + h * D;
-          v8 acc = splat8(0);
-          for (int64_t d = 0; d < D8; d += 8) acc += load8(qh + d) * load8(kj + d);
-          float dot = hsum8(acc);
-          for (int64_t d = D8; d < D; d++) dot += qh[d] * kj[d];
-          s[h * len + j] = dot * scale;
-        }
-      }
+      const int64_t n = std::min(len - j0, B);
+      for (int64_t h = 0; h < group; h++)
+        for (int64_t j = 0; j < n; j += 8)
+          scores8(s.data() + h * len + j0 + j, qg + h * D, kb + j * D, std::min<int64_t>(8, n - j), D, scale);
     }
     for (int64_t h = 0; h < group; h++) {
       float* sh = s.data() + h * len;
@@ -135,16 +194,8 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLaye
     std::fill(og, og + group * D, 0.0f);
     for (int64_t j0 = 0; j0 < len; j0 += B) {
       const float* vb = vcache + cache_at(c, slot[r], j0, g, KV, D);
-      for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
-        const float* vj = vb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) {
-          float* oh = og + h * D;
-          const float w = s[h * len + j];
-          const v8 wv = splat8(w);
-          for (int64_t d = 0; d < D8; d += 8) store8(oh + d, load8(oh + d) + wv * load8(vj + d));
-          for (int64_t d = D8; d < D; d++) oh[d] += w * vj[d];
-        }
-      }
+      const int64_t n = std::min(len - j0, B);
+      for (int64_t h = 0; h < group; h++) weighted_rows_any(og + h * D, s.data() + h * len + j0, vb, n, D);
     }
   });
 }

@@ -315,6 +315,26 @@ describe('the GRPO loop across services', () => {
     await killed;
   }
 
+  /** Starts the killed learner again and follows `runId` through a new client to its successful end. */
+  async function followAfterRestart(runId: string): Promise<Followed> {
+    await stack.start('learner');
+    const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
+    try {
+      const rest = await follow(fresh, runId);
+      expect(rest.error).toBe('');
+      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+      return rest;
+    } finally {
+      fresh.close();
+    }
+  }
+
+  /** The run's newest checkpoint at `step` (a step redone after a resume has two). */
+  async function newestAt(runId: string, step: number) {
+    const { checkpoints } = await store.list({ runId });
+    return checkpoints.filter((c) => c.step === step).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
+  }
+
   it('resumes a run after the learner is killed, with no step lost or done twice', async () => {
     // Longer completions make a step last long enough for the kill to land inside the run.
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('resume', 4, 2, 48) } });
@@ -325,26 +345,16 @@ describe('the GRPO loop across services', () => {
     const resumable = (await store.list({ runId })).checkpoints.filter((c) => c.files.some((f) => f.path === 'temper-run-state.json'));
     const resumeFrom = Math.max(...resumable.map((c) => c.step));
     expect([0, 2, 4]).toContain(resumeFrom); // 4: it finished before the kill landed
-    await stack.start('learner');
-    const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
-    try {
-      const rest = await follow(fresh, runId);
-      expect(rest.error).toBe('');
-      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
-      // The final checkpoint's ancestry has every step exactly once.
-      const { checkpoints } = await store.list({ runId });
-      const finalCkpt = checkpoints.filter((c) => c.step === 4).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
-      expect((await chain(store, finalCkpt.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
-      // The history shows the steps the killed learner reported (1 to 3, or 4 if it got that
-      // far), then every step after the checkpoint the run resumed from, once.
-      const history = rest.steps.map((s) => s.step);
-      const redone = [1, 2, 3, 4].filter((s) => s > resumeFrom);
-      const reported = history.slice(0, history.length - redone.length);
-      expect(history.slice(reported.length)).toEqual(redone);
-      expect([[1, 2, 3], [1, 2, 3, 4]]).toContainEqual(reported);
-    } finally {
-      fresh.close();
-    }
+    const rest = await followAfterRestart(runId);
+    // The final checkpoint's ancestry has every step exactly once.
+    expect((await chain(store, (await newestAt(runId, 4)).id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
+    // The history shows the steps the killed learner reported (1 to 3, or 4 if it got that
+    // far), then every step after the checkpoint the run resumed from, once.
+    const history = rest.steps.map((s) => s.step);
+    const redone = [1, 2, 3, 4].filter((s) => s > resumeFrom);
+    const reported = history.slice(0, history.length - redone.length);
+    expect(history.slice(reported.length)).toEqual(redone);
+    expect([[1, 2, 3], [1, 2, 3, 4]]).toContainEqual(reported);
   });
 
   it('resumes a LoRA run after the learner is killed: adapters, their optimizer state and the base reference come back', async () => {
@@ -352,22 +362,13 @@ describe('the GRPO loop across services', () => {
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('lora-resume', 4, 2, 48, 0, rewards, options) } });
     const runId = run!.runId;
     await killLearnerAtStep(runId, 3);
-    await stack.start('learner');
-    const fresh = new LearnerClient(stack.address('learner'), stack.clientAuth);
-    try {
-      const rest = await follow(fresh, runId);
-      expect(rest.error).toBe('');
-      expect(rest.final).toBe(RunState.RUN_STATE_SUCCEEDED);
-      // After the resume the generators serve the resumed adapters on the base: the learner's log-probs.
-      for (const s of rest.steps) expect(s.values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
-      const { checkpoints } = await store.list({ runId });
-      const start = checkpoints.find((c) => c.step === 0)!;
-      const last = checkpoints.filter((c) => c.step === 4).sort((a, b) => (b.createdAt?.getTime() ?? 0) - (a.createdAt?.getTime() ?? 0))[0];
-      expect(last.labels.adapter_base).toBe(start.id);
-      expect((await chain(store, last.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
-    } finally {
-      fresh.close();
-    }
+    const rest = await followAfterRestart(runId);
+    // After the resume the generators serve the resumed adapters on the base: the learner's log-probs.
+    for (const s of rest.steps) expect(s.values['mismatch/logprob_diff_max']).toBeLessThan(1e-5);
+    const start = await newestAt(runId, 0);
+    const last = await newestAt(runId, 4);
+    expect(last.labels.adapter_base).toBe(start.id);
+    expect((await chain(store, last.id)).map((c) => c.step)).toEqual([4, 3, 2, 1, 0]);
   });
 
   it('loses no prompt group when a generator is killed mid-batch', async () => {

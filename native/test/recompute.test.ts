@@ -61,12 +61,13 @@ it('applies from the next logprobs call: a batch keeps the way it was computed',
 
 it('reaches the engine: a batch too large either way is refused with a smaller figure under recompute', async () => {
   // Refused before any work (the estimate exceeds the machine), so this costs nothing; the figure
-  // in the error is what the training pass would hold.
+  // in the error is what the training pass would hold. 256 x 32,768 tokens through 32 layers: 73 GB
+  // even with recompute (which keeps each layer's input), ~400 GB without.
   const need = async (recompute: boolean) => {
-    const m = await Model.create(tinyConfig({ num_hidden_layers: 8 }), { seed: 1, recompute });
+    const m = await Model.create(tinyConfig({ num_hidden_layers: 32 }), { seed: 1, recompute });
     const T = 1 << 15;
-    const err = await m.logprobs(new Int32Array(64 * T), { batch: 64, seqLen: T }).then(() => null, (e: Error) => e);
-    expect(err?.message).toMatch(/a batch of 64 x 32768 tokens would need \d+ MB/);
+    const err = await m.logprobs(new Int32Array(256 * T), { batch: 256, seqLen: T }).then(() => null, (e: Error) => e);
+    expect(err?.message).toMatch(/a batch of 256 x 32768 tokens would need \d+ MB/);
     return Number(/would need (\d+) MB/.exec(err!.message)![1]);
   };
   const kept = await need(false);

@@ -153,7 +153,8 @@ class Backend {
   // --- attention ---
   // Causal GQA over B sequences of T rows (query head h reads key/value head h / (H / KV)):
   // q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D]. saved: what backward needs besides the inputs and
-  // out, attention_saved(B, T, H) floats (the softmax on the CPU, its log-normaliser on CUDA).
+  // out, attention_saved(B, T, H) floats (none on the CPU, whose backward computes the softmax
+  // again; its log-normaliser on CUDA).
   virtual int64_t attention_saved(int64_t B, int64_t T, int64_t H) const = 0;
   virtual void attention_forward(float* out, float* saved, const float* q, const float* k, const float* v,
                                  int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) = 0;
@@ -174,7 +175,7 @@ class Backend {
   // --- elementwise ---
   // h = silu(g) * u over n elements (h may be g).
   virtual void swiglu_forward(float* h, const float* g, const float* u, int64_t n) = 0;
-  // Sets dg, du from dh.
+  // Sets dg, du from dh (dg and du may be g and u: training overwrites them in place).
   virtual void swiglu_backward(float* dg, float* du, const float* dh, const float* g, const float* u, int64_t n) = 0;
   // out = a + b over n elements (out may be a).
   virtual void add(float* out, const float* a, const float* b, int64_t n) = 0;

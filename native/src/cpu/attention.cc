@@ -24,11 +24,28 @@ void causal_softmax_row(float* r, int64_t i, int64_t end) {
   for (int64_t j = i + 1; j < end; j++) r[j] = 0;
 }
 
+// The probabilities of rows [r0, r0 + rn) of one (sequence, head), into p (row i at p + (i - r0) * T):
+// the scores q k^T, then each row's causal softmax. Forward and backward both call this, so the
+// backward's probabilities are the forward's, bit for bit, without [B, H, T, T] held in between.
+void causal_probs(float* p, const float* qb, const float* kb, int64_t HD, int64_t KD, int64_t T, int64_t D,
+                  float scale, int64_t r0, int64_t rn) {
+  const int64_t cols = r0 + rn;
+  gemm_serial(false, true, rn, cols, D, scale, qb + r0 * HD, HD, kb, KD, 0.0f, p, T);
+  for (int64_t i = r0; i < cols; i++) causal_softmax_row(p + (i - r0) * T, i, cols);
+}
+
+// A pool thread's [kBlock, T] block of floats (pool threads live on, so it stays allocated
+// between steps: kBlock x T floats per thread, not T x T per head).
+float* thread_block(std::vector<float>& v, int64_t T) {
+  if (v.size() < (size_t)(kBlock * T)) v.resize(kBlock * T);
+  return v.data();
+}
+
 }  // namespace
 
-// q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], att[B,H,T,T] (lower triangle and the blocks' rest)
-void attention_forward(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
+// q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], a block of rows at a time; nothing is kept.
+void attention_forward(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int64_t B,
+                       int64_t T, int64_t H, int64_t KV, int64_t D) {
   const int64_t HD = H * D, KD = KV * D, group = H / KV;
   const float scale = 1.0f / std::sqrt((float)D);
   pool.run(B * H, [&](int64_t bh) {
@@ -36,27 +53,28 @@ void attention_forward(ThreadPool& pool, float* out, float* att, const float* q,
     const float* qb = q + b * T * HD + h * D;
     const float* kb = k + b * T * KD + g * D;
     const float* vb = v + b * T * KD + g * D;
-    float* s = att + bh * T * T;
+    thread_local std::vector<float> block;
+    float* s = thread_block(block, T);
     for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
       int64_t rn = std::min(kBlock, T - r0), cols = r0 + rn;
-      gemm_serial(false, true, rn, cols, D, scale, qb + r0 * HD, HD, kb, KD, 0.0f, s + r0 * T, T);
-      for (int64_t i = r0; i < cols; i++) causal_softmax_row(s + i * T, i, cols);
-      gemm_serial(false, false, rn, D, cols, 1.0f, s + r0 * T, T, vb, KD, 0.0f, out + (b * T + r0) * HD + h * D, HD);
+      causal_probs(s, qb, kb, HD, KD, T, D, scale, r0, rn);
+      gemm_serial(false, false, rn, D, cols, 1.0f, s, T, vb, KD, 0.0f, out + (b * T + r0) * HD + h * D, HD);
     }
   });
 }
 
-// With P = att: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q.
+// With P the probabilities (computed again per block of rows): dV = P^T dO, dP = dO V^T,
+// dS = P * (dP - rowsum(P * dP)), dQ = scale dS K, dK = scale dS^T Q.
 // Work is split per (sequence, kv head) so the heads sharing a kv head add into dK, dV on one thread.
-void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
-                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
-                        int64_t D) {
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                        const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D) {
   const int64_t HD = H * D, KD = KV * D, group = H / KV;
   const float scale = 1.0f / std::sqrt((float)D);
   pool.run(B * KV, [&](int64_t bg) {
     int64_t b = bg / KV, g = bg % KV;
-    thread_local std::vector<float> ds;  // pool threads live on, so this stays resident between steps
-    if (ds.size() < (size_t)(T * T)) ds.resize(T * T);
+    thread_local std::vector<float> p_block, ds_block;
+    float* p = thread_block(p_block, T);
+    float* ds = thread_block(ds_block, T);
     const float* kb = k + b * T * KD + g * D;
     const float* vb = v + b * T * KD + g * D;
     float* dkb = dk + b * T * KD + g * D;
@@ -66,25 +84,23 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
       std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
     }
     for (int64_t h = g * group; h < (g + 1) * group; h++) {
-      const float* p = att + (b * H + h) * T * T;
       const float* dob = dout + b * T * HD + h * D;
       const float* qb = q + b * T * HD + h * D;
       for (int64_t r0 = 0; r0 < T; r0 += kBlock) {
         int64_t rn = std::min(kBlock, T - r0), cols = r0 + rn;
-        const float* pr = p + r0 * T;
-        float* dsr = ds.data() + r0 * T;
-        gemm_serial(true, false, cols, D, rn, 1.0f, pr, T, dob + r0 * HD, HD, 1.0f, dvb, KD);
-        gemm_serial(false, true, rn, cols, D, 1.0f, dob + r0 * HD, HD, vb, KD, 0.0f, dsr, T);
+        causal_probs(p, qb, kb, HD, KD, T, D, scale, r0, rn);
+        gemm_serial(true, false, cols, D, rn, 1.0f, p, T, dob + r0 * HD, HD, 1.0f, dvb, KD);
+        gemm_serial(false, true, rn, cols, D, 1.0f, dob + r0 * HD, HD, vb, KD, 0.0f, ds, T);
         for (int64_t i = r0; i < cols; i++) {
-          const float* pi = p + i * T;
-          float* di = ds.data() + i * T;
+          const float* pi = p + (i - r0) * T;
+          float* di = ds + (i - r0) * T;
           float dot = 0;
           for (int64_t j = 0; j <= i; j++) dot += pi[j] * di[j];
           for (int64_t j = 0; j <= i; j++) di[j] = pi[j] * (di[j] - dot);
           for (int64_t j = i + 1; j < cols; j++) di[j] = 0;
         }
-        gemm_serial(false, false, rn, D, cols, scale, dsr, T, kb, KD, 0.0f, dq + (b * T + r0) * HD + h * D, HD);
-        gemm_serial(true, false, cols, D, rn, scale, dsr, T, qb + r0 * HD, HD, 1.0f, dkb, KD);
+        gemm_serial(false, false, rn, D, cols, scale, ds, T, kb, KD, 0.0f, dq + (b * T + r0) * HD + h * D, HD);
+        gemm_serial(true, false, cols, D, rn, scale, ds, T, qb + r0 * HD, HD, 1.0f, dkb, KD);
       }
     }
   });

@@ -89,14 +89,13 @@ void rope_rows(float* x, const int32_t* pos, int64_t lo, int64_t hi, int64_t hea
                const float* sin, bool inverse);
 
 // --- attention.cc ---
-// Causal self-attention over B sequences of T rows. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D];
-// att[B,H,T,T] keeps the softmax (row i, columns <= i) for the backward pass.
-void attention_forward(ThreadPool& pool, float* out, float* att, const float* q, const float* k, const float* v,
-                       int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
+// Causal self-attention over B sequences of T rows. q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D].
+// Nothing is kept: backward computes each block of probabilities again from q and k.
+void attention_forward(ThreadPool& pool, float* out, const float* q, const float* k, const float* v, int64_t B,
+                       int64_t T, int64_t H, int64_t KV, int64_t D);
 // Sets dq[B,T,H,D], dk, dv[B,T,KV,D] from dout[B,T,H,D].
-void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* att,
-                        const float* q, const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV,
-                        int64_t D);
+void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const float* dout, const float* q,
+                        const float* k, const float* v, int64_t B, int64_t T, int64_t H, int64_t KV, int64_t D);
 // One query row per r against a paged KV cache (ops.h, KvLayer; F32): row r reads slot slot[r],
 // positions [0, pos[r]], through the block table.  q[R,H,D] -> out[R,H,D].
 void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLayer& cache, const int32_t* slot,

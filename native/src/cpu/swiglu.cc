@@ -25,14 +25,15 @@ void swiglu_backward(ThreadPool& pool, float* dg, float* du, const float* dh, co
   pool.chunks(n, [&](int64_t lo, int64_t hi, int) {
     int64_t i = lo;
     for (; i + 8 <= hi; i += 8) {
-      v8 gv = load8(g + i), s = splat8(1.0f) / (splat8(1.0f) + exp8(-gv)), d = load8(dh + i);
+      // Both inputs are read before either output is written: dg and du may be g and u.
+      v8 gv = load8(g + i), uv = load8(u + i), s = splat8(1.0f) / (splat8(1.0f) + exp8(-gv)), d = load8(dh + i);
       store8(du + i, d * gv * s);
-      store8(dg + i, d * load8(u + i) * s * (splat8(1.0f) + gv * (splat8(1.0f) - s)));
+      store8(dg + i, d * uv * s * (splat8(1.0f) + gv * (splat8(1.0f) - s)));
     }
     for (; i < hi; i++) {
-      float s = 1.0f / (1.0f + std::exp(-g[i]));
-      du[i] = dh[i] * g[i] * s;
-      dg[i] = dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+      float gi = g[i], ui = u[i], s = 1.0f / (1.0f + std::exp(-gi));
+      du[i] = dh[i] * gi * s;
+      dg[i] = dh[i] * ui * s * (1.0f + gi * (1.0f - s));
     }
   });
 }

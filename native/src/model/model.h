@@ -129,6 +129,7 @@ struct RopeTable {
 
 struct Activations;
 struct LayerActs;
+struct LayerScratch;
 struct StepPlan;
 class KvCache;
 class StepProfile;
@@ -220,7 +221,7 @@ class Model {
   // keep_layers false: each layer keeps only its input (backward recomputes the rest).
   void run_forward(Activations& a, bool keep_layers);
   // Layer l's forward from s.x_in: its activations into s, its output into out (tmp: N x hidden scratch).
-  void layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, float* tmp);
+  void layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, const LayerScratch& w);
   // prof: TEMPER_PROFILE's per-phase timer (model/profile.h).
   void infer_rows(const StepPlan& step, KvCache& kv, float* logits, StepProfile& prof);
 };

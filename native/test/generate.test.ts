@@ -32,6 +32,9 @@ describe('generation', () => {
   it.each([
     ['qwen2 fixture (GQA 4:2, tied, biases)', () => Promise.resolve(qwen)],
     ['1 kv head, explicit head_dim, untied', () => Model.create(tinyConfig(), { seed: 5 })],
+    // Head sizes 64 and 128 take decode attention's register-held paths; 10 the general one.
+    ['head_dim 64, 2 kv heads', () => Model.create(tinyConfig({ head_dim: 64, num_key_value_heads: 2 }), { seed: 6 })],
+    ['head_dim 128', () => Model.create(tinyConfig({ head_dim: 128 }), { seed: 7 })],
   ])('agrees with full recomputation: %s', async (_, make) => {
     const model = await make();
     const vocab = model.config.vocab_size;

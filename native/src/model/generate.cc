@@ -12,6 +12,7 @@
 
 #include "model/activations.h"
 #include "model/kv_cache.h"
+#include "model/profile.h"
 #include "model/rng.h"
 #include "model/scheduler.h"
 
@@ -22,7 +23,7 @@ namespace temper {
 // Without adapters each layer is six passes: RMSNorm and q/k/v as one (Qwen3: then each head of q
 // and k normalised), rope with the cache write, attention, o_proj adding into the residual,
 // RMSNorm and gate/up with SwiGLU, down adding into the residual.
-void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
+void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits, StepProfile& prof) {
   Backend& be = this->be();
   const int64_t R = (int64_t)st.tok.size(), W = (int64_t)st.want.size(), C = cfg.hidden,
                 Q = cfg.heads * cfg.head_dim, K = cfg.kv_heads * cfg.head_dim, F = cfg.inter, H = cfg.heads,
@@ -37,6 +38,7 @@ void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
   Buffer x = buf(R * C), ln = buf(R * C), q = buf(R * Q), k = buf(R * K), v = buf(R * K), ao = buf(R * Q),
          tmp = buf(R * C), g = buf(R * F), u = buf(R * F);
   be.embedding_forward(x.f(), tok.as<int32_t>(), embed.data.f(), R, C);
+  prof.mark(StepProfile::Embed);
   auto plain = [](const Linear& p) { return !p.lora; };
   auto bias = [](const Linear& p) { return p.b.exists() ? p.b.data.f() : nullptr; };
   // out (+)= p(in): the projection's own pass, through tmp when it adds into the residual.
@@ -58,6 +60,7 @@ void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
       linear(L.k, k.f(), ln.f(), false);
       linear(L.v, v.f(), ln.f(), false);
     }
+    prof.mark(StepProfile::Qkv);
     if (cfg.qk_norm) {  // Qwen3: every head of q and k RMS-normalised before RoPE (in place)
       be.rmsnorm_forward(q.f(), nullptr, q.f(), L.q_norm.data.f(), R * H, D, eps);
       be.rmsnorm_forward(k.f(), nullptr, k.f(), L.k_norm.data.f(), R * KV, D, eps);
@@ -65,9 +68,12 @@ void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
     const KvLayer cache = kv.layer(l);
     be.rope_kv_write(q.f(), k.f(), v.f(), slot.as<int32_t>(), pos.as<int32_t>(), R, H, KV, D, rt.cos.f(), rt.sin.f(),
                      cache);
+    prof.mark(StepProfile::RopeKv);
     be.attention_decode(ao.f(), q.f(), cache, slot.as<int32_t>(), pos.as<int32_t>(), R, H, KV, D);
+    prof.mark(StepProfile::Attention);
     if (plain(L.o)) be.project(ao.f(), R, Q, nullptr, 0, {{x.f(), L.o.w.weight(), bias(L.o), C, true}}, Epilogue::None);
     else linear(L.o, x.f(), ao.f(), true);
+    prof.mark(StepProfile::OProj);
     if (plain(L.gate) && plain(L.up)) {
       be.project(x.f(), R, C, L.ln2.data.f(), eps,
                  {{g.f(), L.gate.w.weight(), bias(L.gate), F, false}, {u.f(), L.up.w.weight(), bias(L.up), F, false}},
@@ -78,14 +84,17 @@ void Model::infer_rows(const StepPlan& st, KvCache& kv, float* logits) {
       linear(L.up, u.f(), ln.f(), false);
       be.swiglu_forward(g.f(), g.f(), u.f(), R * F);
     }
+    prof.mark(StepProfile::GateUp);
     if (plain(L.down)) be.project(g.f(), R, F, nullptr, 0, {{x.f(), L.down.w.weight(), bias(L.down), C, true}}, Epilogue::None);
     else linear(L.down, x.f(), g.f(), true);
+    prof.mark(StepProfile::Down);
   }
   Buffer xs = buf(W * C), lns = buf(W * C);
   be.gather_rows(xs.f(), x.f(), want.as<int64_t>(), W, C);
   be.rmsnorm_forward(lns.f(), nullptr, xs.f(), norm.data.f(), W, C, eps);
   const Param& head = cfg.tied ? embed : lm_head;
   be.project(lns.f(), W, C, nullptr, 0, {{logits, head.weight(), nullptr, cfg.vocab, false}}, Epilogue::None);
+  prof.mark(StepProfile::Head);
 }
 
 std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>& prompts, const SamplingParams& sp) {
@@ -125,16 +134,20 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
       rngs.emplace_back(splitmix64(s) ^ (at * 0xD1B54A32D192ED03ull) ^ ((uint64_t)j * 0x8CB92BA72F3D8DD7ull));
     }
   std::set<int32_t> stop(sp.stop.begin(), sp.stop.end());
+  StepProfile prof;
   if (!sched.finished()) {
     KvCache kv(be, cfg.layers, sched.blocks(), plan.slots, cap, cfg.kv_heads, cfg.head_dim);
+    prof.restart();
     while (!sched.finished()) {
       StepPlan step = sched.next(prompts);
       if (step.empty()) throw std::runtime_error("generate: the scheduler stalled (no slot could be filled)");
       const int64_t W = (int64_t)step.want.size(), picks = (int64_t)step.pick_seq.size();
+      prof.step_kind(step.tok.size() != step.want.size());
       for (const BlockCopy& cp : step.copies) kv.copy_block(cp.from, cp.to, cp.length);
       kv.set_table(sched.table());
       Buffer logits = scratch(W * V, "a decode step's logits");
-      infer_rows(step, kv, logits.f());
+      prof.mark(StepProfile::Schedule);
+      infer_rows(step, kv, logits.f(), prof);
       // Each completion draws from its own stream, so its tokens do not depend on the others'.
       std::vector<double> u(picks, 0.0);
       if (sp.temperature > 0)
@@ -150,7 +163,9 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
       be.download(tokens.data(), picked.get(), (size_t)picks * 4);
       be.download(logprobs.data(), lp.get(), (size_t)picks * 4);
       for (int64_t i = 0; i < picks; i++) out[step.pick_seq[i]].logprobs.push_back(logprobs[i]);
+      prof.mark(StepProfile::Sample);
       sched.commit(step, tokens, stop);
+      prof.count_step();
     }
   }
   if (sched.free_blocks() != sched.blocks())

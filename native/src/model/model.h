@@ -135,6 +135,7 @@ struct LayerActs;
 struct LayerScratch;
 struct StepPlan;
 class KvCache;
+class StepProfile;
 
 class Model {
  public:
@@ -225,7 +226,8 @@ class Model {
   void run_forward(Activations& a, bool keep_layers);
   // Layer l's forward from s.x_in: its activations into s, its output into out (tmp: N x hidden scratch).
   void layer_forward(const Activations& a, int64_t l, LayerActs& s, float* out, const LayerScratch& w);
-  void infer_rows(const StepPlan& step, KvCache& kv, float* logits);
+  // prof: TEMPER_PROFILE's per-phase timer (model/profile.h).
+  void infer_rows(const StepPlan& step, KvCache& kv, float* logits, StepProfile& prof);
 };
 
 }  // namespace temper

@@ -113,6 +113,7 @@ export interface NativeModel {
   loadAdapters(spec: NativeAdapterSpec, path: string): Promise<void>;
   saveAdapters(path: string, dtype: Dtype): Promise<void>;
   mergeAdapters(): Promise<void>;
+  freeze(): Promise<void>;
   exportAdapters(): Promise<Uint8Array>;
   importAdapters(bytes: Uint8Array): Promise<void>;
   setAdaptersEnabled(enabled: boolean): Promise<void>;

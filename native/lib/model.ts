@@ -481,6 +481,15 @@ export class Model {
     this.adapter = null;
   }
 
+  /**
+   * Nothing of this model trains from now on (a KL reference, a policy that only samples):
+   * backward is refused, and in bf16 precision on the CPU its projections keep only their bf16
+   * copies (half their bytes), as a frozen base under adapters does.
+   */
+  async freeze(): Promise<void> {
+    await this.serial(() => this.native.freeze());
+  }
+
   /** "cpu", "cpu (bf16)", or "cuda: <device name> (sm_XY, bf16|fp32)". */
   get device(): string {
     return this.native.device();

@@ -107,6 +107,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                            InstanceMethod<&NativeModel::LoadAdapters>("loadAdapters"),
                            InstanceMethod<&NativeModel::SaveAdapters>("saveAdapters"),
                            InstanceMethod<&NativeModel::MergeAdapters>("mergeAdapters"),
+                           InstanceMethod<&NativeModel::Freeze>("freeze"),
                            InstanceMethod<&NativeModel::ExportAdapters>("exportAdapters"),
                            InstanceMethod<&NativeModel::ImportAdapters>("importAdapters"),
                            InstanceMethod<&NativeModel::SetAdaptersEnabled>("setAdaptersEnabled"),
@@ -377,6 +378,10 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
 
   Napi::Value MergeAdapters(const Napi::CallbackInfo& info) {
     return run(info, [](Model& m) { m.merge_adapters(); });
+  }
+
+  Napi::Value Freeze(const Napi::CallbackInfo& info) {
+    return run(info, [](Model& m) { m.freeze(); });
   }
 
   Napi::Value Save(const Napi::CallbackInfo& info) {

@@ -52,6 +52,27 @@ describe("precision 'bf16' on the CPU", () => {
     }
   });
 
+  it('freezes: backward refused, the same log-probs from the bf16 copies alone, new weights still taken', async () => {
+    const { b16 } = await pair();
+    const t = tokens(2 * 12, 4);
+    const shape = { batch: 2, seqLen: 12 };
+    const before = await b16.logprobs(t, { ...shape, grad: false });
+    const weights = await b16.weights('base');
+    await b16.freeze();
+    // The fp32 masters are gone; what remains are the bf16 copies, which hold the same values.
+    expect(Array.from((await b16.logprobs(t, { ...shape, grad: false })).logprobs)).toEqual(Array.from(before.logprobs));
+    const after = await b16.weights('base');
+    for (const k of Object.keys(weights)) expect(Array.from(after[k])).toEqual(Array.from(weights[k]));
+    await b16.logprobs(t, shape);
+    await expect(b16.backward(new Float32Array(2 * 11))).rejects.toThrow(/frozen/);
+    // A policy that only samples still takes the next version's weights (through the copies).
+    const next = await Model.create(config, { seed: 9, threads: 2 });
+    await b16.importWeights(await next.exportWeights({ dtype: 'BF16' }));
+    const reference = await Model.create(config, { seed: 1, threads: 2, precision: 'bf16' });
+    await reference.importWeights(await next.exportWeights({ dtype: 'BF16' }));
+    expect(Array.from((await b16.logprobs(t, { ...shape, grad: false })).logprobs)).toEqual(Array.from((await reference.logprobs(t, { ...shape, grad: false })).logprobs));
+  });
+
   it('generates what fp32 generates on bf16 weights, its log-probs those of logprobs()', async () => {
     const { f32, b16 } = await pair();
     // 1 and 7 completions: a single row, and tiles of 4 rows with a tail.

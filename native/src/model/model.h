@@ -158,6 +158,10 @@ class Model {
   std::vector<Named> base_params();  // Hugging Face names, lm_head omitted when tied
   std::vector<Named> trainable();    // the adapters' tensors when there are any, else base_params
   bool has_adapters() const;
+  // Nothing of this model trains from now on (a KL reference, a generator's policy): in bf16
+  // precision on the CPU its projections then keep only their bf16 copies, as a frozen base does.
+  void freeze();
+  bool frozen() const { return frozen_; }
   // Gives trainable tensors gradients and frees the others'. In bf16 precision on the CPU a frozen
   // base (the model has adapters) keeps only the bf16 copies of its projections, half their
   // memory; its fp32 masters come back (as the bf16 values) once it trains again.
@@ -196,6 +200,7 @@ class Model {
   // Keep only each layer's input in logprobs; backward runs the layer's forward again before its
   // backward (gradient checkpointing per layer: about one more forward, a layer's activations held).
   bool recompute = false;
+  bool frozen_ = false;
 
   // --- optimizer.cc ---
   void zero_grad();

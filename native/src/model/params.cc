@@ -181,12 +181,20 @@ bool Model::has_adapters() const {
   return false;
 }
 
-std::vector<Named> Model::trainable() { return has_adapters() ? adapter_params() : base_params(); }
+std::vector<Named> Model::trainable() {
+  if (frozen_) return {};
+  return has_adapters() ? adapter_params() : base_params();
+}
+
+void Model::freeze() {
+  frozen_ = true;
+  refresh_trainable();
+}
 
 void Model::refresh_trainable() {
   // On the CPU only for now: on CUDA, DoRA's norms would widen the copy through the host on
   // every forward (a device widen kernel would lift this).
-  const bool frozen = has_adapters() && be().host_address(embed.data.get()) != nullptr;
+  const bool frozen = (frozen_ || has_adapters()) && be().host_address(embed.data.get()) != nullptr;
   for (auto& L : layers)
     for (Linear* x : L.linears) {
       Param& w = x->w;

@@ -184,6 +184,7 @@ void Model::logprobs(const int32_t* tokens, int64_t B, int64_t T, const int32_t*
 }
 
 void Model::backward(const float* dlogprob) {
+  if (frozen_) throw std::runtime_error("backward: the model is frozen (freeze()), nothing of it trains");
   if (!acts_) throw std::runtime_error("backward needs a logprobs call on the batch first (none is pending)");
   ensure_gradients();
   std::unique_ptr<Activations> keep = std::move(acts_);  // freed on return, error or not

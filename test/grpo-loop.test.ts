@@ -192,7 +192,9 @@ describe('the GRPO loop across services', () => {
       // One micro-batch of 8 completions: the median splits its tokens, ties and an odd count keep one more.
       expect(values['entropy_mask/kept_fraction']).toBeGreaterThanOrEqual(0.5);
       expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
-      expect(values.grad_norm).toBeGreaterThan(0);
+      // Said with the step's figures: a zero gradient here was seen once in a loaded full run and
+      // not again in 17 runs of this file; the figures are what would explain it.
+      if (!(values.grad_norm > 0)) throw new Error(`a step trained with a zero gradient: ${JSON.stringify(values)}`);
     }
   });
 

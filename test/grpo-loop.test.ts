@@ -88,8 +88,6 @@ describe('the GRPO loop across services', () => {
         TEMPER_ROLLOUT_TIMEOUT_S: '120',
         TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
       },
-      // Batch-invariant engine models: the reproducible test's groups then share batches.
-      serviceEnv: { generator: { TEMPER_GENERATOR_BATCH_INVARIANT: '1' } },
     });
     learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
     store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
@@ -192,8 +190,9 @@ describe('the GRPO loop across services', () => {
       // One micro-batch of 8 completions: the median splits its tokens, ties and an odd count keep one more.
       expect(values['entropy_mask/kept_fraction']).toBeGreaterThanOrEqual(0.5);
       expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
-      // Said with the step's figures: a zero gradient here was seen once in a loaded full run and
-      // not again in 17 runs of this file; the figures are what would explain it.
+      // Said with the step's figures: a zero gradient here was seen in 2 of 3 full runs while this
+      // suite's generator was batch-invariant (slower, so past the 5 s ack wait under load), never
+      // in 17 runs of this file alone; the figures are what would explain it.
       if (!(values.grad_norm > 0)) throw new Error(`a step trained with a zero gradient: ${JSON.stringify(values)}`);
     }
   });
@@ -327,11 +326,6 @@ describe('the GRPO loop across services', () => {
     const figures = (f: Followed) => f.steps.map((s) => [s.values['reward/total'], s.values.response_length, s.values.loss, s.values.grad_norm]);
     expect(figures(b)).toEqual(figures(a));
     expect(await weightsOf(second.run!.runId)).toBe(await weightsOf(first.run!.runId));
-    // ... though the generator sampled reproducible groups together (its engine is batch-invariant).
-    const runs = new Set([first.run!.runId, second.run!.runId]);
-    const spans = await receiver.waitFor((got) => got.some((s) => s.name === 'generator.generate' && runs.has(String(s.attributes['temper.run_id']))), 30000);
-    const shared = spans.filter((s) => s.name === 'generator.generate' && runs.has(String(s.attributes['temper.run_id'])) && Number(s.attributes['temper.batch_groups']) > 1);
-    expect(shared.length).toBeGreaterThan(0);
   }, 180_000);
 
   it('runs partial rollouts asynchronously: each token keeps the policy version that produced it', async () => {

@@ -70,6 +70,14 @@ inline void add_scaled(float* o, float w, const float* v, int64_t D) {
 // Query rows per task in the batch-invariant forward.
 constexpr int64_t kRowsPerTask = 16;
 
+// One kv head's rows of dK and dV (T rows of D floats, KD apart), zeroed before heads add into them.
+void zero_head_rows(float* dkb, float* dvb, int64_t T, int64_t KD, int64_t D) {
+  for (int64_t t = 0; t < T; t++) {
+    std::fill(dkb + t * KD, dkb + t * KD + D, 0.0f);
+    std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
+  }
+}
+
 }  // namespace
 
 // q[B,T,H,D], k,v[B,T,KV,D] -> out[B,T,H,D], a block of rows at a time; nothing is kept.
@@ -108,10 +116,7 @@ void attention_backward(ThreadPool& pool, float* dq, float* dk, float* dv, const
     const float* vb = v + b * T * KD + g * D;
     float* dkb = dk + b * T * KD + g * D;
     float* dvb = dv + b * T * KD + g * D;
-    for (int64_t t = 0; t < T; t++) {
-      std::fill(dkb + t * KD, dkb + t * KD + D, 0.0f);
-      std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
-    }
+    zero_head_rows(dkb, dvb, T, KD, D);
     for (int64_t h = g * group; h < (g + 1) * group; h++) {
       const float* dob = dout + b * T * HD + h * D;
       const float* qb = q + b * T * HD + h * D;
@@ -174,10 +179,7 @@ void attention_backward_rows(ThreadPool& pool, float* dq, float* dk, float* dv, 
     const float* vb = v + b * T * KD + g * D;
     float* dkb = dk + b * T * KD + g * D;
     float* dvb = dv + b * T * KD + g * D;
-    for (int64_t t = 0; t < T; t++) {
-      std::fill(dkb + t * KD, dkb + t * KD + D, 0.0f);
-      std::fill(dvb + t * KD, dvb + t * KD + D, 0.0f);
-    }
+    zero_head_rows(dkb, dvb, T, KD, D);
     for (int64_t h = g * group; h < (g + 1) * group; h++) {
       for (int64_t i = 0; i < T; i++) {
         const float* p = att + ((b * H + h) * T + i) * T;

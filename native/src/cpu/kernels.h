@@ -26,6 +26,9 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 // is widened inside the product (matmul_bf16.cc), never copied whole.
 void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
             int64_t ldc, const float* bias);
+// Rows of C[M, N] (leading dimension ldc) set to bias, or bias added to them: what a product with
+// beta 1 then adds to.
+void add_bias_rows(ThreadPool& pool, float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, bool accumulate);
 
 // --- matmul_invariant.cc --- (the batch-invariant mode's products)
 // gemm's contract, but a row's result does not depend on M or on the other rows: fixed tiles of

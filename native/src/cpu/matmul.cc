@@ -46,19 +46,21 @@ void gemm(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, f
   });
 }
 
+void add_bias_rows(ThreadPool& pool, float* c, int64_t ldc, int64_t M, int64_t N, const float* bias, bool accumulate) {
+  pool.chunks(M, [&](int64_t lo, int64_t hi, int) {
+    for (int64_t m = lo; m < hi; m++) {
+      float* row = c + m * ldc;
+      if (accumulate) for (int64_t n = 0; n < N; n++) row[n] += bias[n];
+      else std::copy(bias, bias + N, row);
+    }
+  });
+}
+
 void matmul(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float alpha, Mat a, Mat b, bool accumulate, float* c,
             int64_t ldc, const float* bias) {
   if (a.dtype != DType::F32) throw std::runtime_error("gemm: the CPU backend takes operand A in F32 only");
   if (b.dtype != DType::F32 && b.dtype != DType::BF16) throw std::runtime_error("gemm: operand B must be F32 or BF16");
-  if (bias) {
-    pool.chunks(M, [&](int64_t lo, int64_t hi, int) {
-      for (int64_t m = lo; m < hi; m++) {
-        float* row = c + m * ldc;
-        if (accumulate) for (int64_t n = 0; n < N; n++) row[n] += bias[n];
-        else std::copy(bias, bias + N, row);
-      }
-    });
-  }
+  if (bias) add_bias_rows(pool, c, ldc, M, N, bias, accumulate);
   const float beta = bias || accumulate ? 1.0f : 0.0f;
   if (matmul_small(pool, M, N, K, alpha, a, b, beta, c, ldc)) return;
   if (b.dtype == DType::F32) {

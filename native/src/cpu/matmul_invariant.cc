@@ -79,15 +79,7 @@ void matmul_invariant(ThreadPool& pool, int64_t M, int64_t N, int64_t K, float a
                       float* c, int64_t ldc, const float* bias) {
   if (a.dtype != DType::F32 || b.dtype != DType::F32)
     throw std::runtime_error("gemm: batch-invariant mode takes fp32 operands only (precision \"fp32\")");
-  if (bias) {
-    pool.chunks(M, [&](int64_t lo, int64_t hi, int) {
-      for (int64_t m = lo; m < hi; m++) {
-        float* row = c + m * ldc;
-        if (accumulate) for (int64_t n = 0; n < N; n++) row[n] += bias[n];
-        else std::copy(bias, bias + N, row);
-      }
-    });
-  }
+  if (bias) add_bias_rows(pool, c, ldc, M, N, bias, accumulate);
   gemm_invariant(pool, a.trans, b.trans, M, N, K, alpha, static_cast<const float*>(a.p), a.ld,
                  static_cast<const float*>(b.p), b.ld, bias || accumulate ? 1.0f : 0.0f, c, ldc);
 }

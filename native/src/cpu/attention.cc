@@ -43,15 +43,6 @@ float* thread_block(std::vector<float>& v, int64_t T) {
 
 // One query row's pieces, shared by the decode path and the batch-invariant training path so
 // both do the same arithmetic in the same order (their log-probs then agree bit for bit).
-inline float dot_row(const float* a, const float* b, int64_t D) {
-  const int64_t D8 = D & ~int64_t(7);
-  v8 acc = splat8(0);
-  for (int64_t d = 0; d < D8; d += 8) acc += load8(a + d) * load8(b + d);
-  float dot = hsum8(acc);
-  for (int64_t d = D8; d < D; d++) dot += a[d] * b[d];
-  return dot;
-}
-
 inline void softmax_row(float* s, int64_t len) {
   float mx = s[0];
   for (int64_t j = 1; j < len; j++) mx = std::max(mx, s[j]);
@@ -155,7 +146,7 @@ void attention_forward_rows(ThreadPool& pool, float* out, float* att, const floa
       float* og = out + (b * T + i) * HD + g * group * D;
       auto row = [&](int64_t h) { return att + ((b * H + g * group + h) * T + i) * T; };
       for (int64_t j = 0; j <= i; j++)
-        for (int64_t h = 0; h < group; h++) row(h)[j] = dot_row(qg + h * D, kb + j * KD, D) * scale;
+        for (int64_t h = 0; h < group; h++) row(h)[j] = dot8(qg + h * D, kb + j * KD, D) * scale;
       for (int64_t h = 0; h < group; h++) softmax_row(row(h), i + 1);
       std::fill(og, og + group * D, 0.0f);
       for (int64_t j = 0; j <= i; j++)
@@ -188,7 +179,7 @@ void attention_backward_rows(ThreadPool& pool, float* dq, float* dk, float* dv, 
         float* dqi = dq + (b * T + i) * HD + h * D;
         float dot = 0;
         for (int64_t j = 0; j <= i; j++) {
-          ds[j] = dot_row(doi, vb + j * KD, D);
+          ds[j] = dot8(doi, vb + j * KD, D);
           dot += p[j] * ds[j];
         }
         std::fill(dqi, dqi + D, 0.0f);
@@ -228,7 +219,7 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLaye
       const float* kb = kcache + cache_at(c, slot[r], j0, g, KV, D);
       for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
         const float* kj = kb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) s[h * len + j] = dot_row(qg + h * D, kj, D) * scale;
+        for (int64_t h = 0; h < group; h++) s[h * len + j] = dot8(qg + h * D, kj, D) * scale;
       }
     }
     for (int64_t h = 0; h < group; h++) softmax_row(s.data() + h * len, len);

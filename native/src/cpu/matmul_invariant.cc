@@ -21,15 +21,6 @@ namespace {
 constexpr int64_t kRows = 8;        // rows of C per task: they share each read of B
 constexpr int64_t kColumns = 256;   // columns of C per task
 
-inline float dot(const float* a, const float* b, int64_t K) {
-  const int64_t K8 = K & ~int64_t(7);
-  v8 acc = splat8(0);
-  for (int64_t k = 0; k < K8; k += 8) acc += load8(a + k) * load8(b + k);
-  float s = hsum8(acc);
-  for (int64_t k = K8; k < K; k++) s += a[k] * b[k];
-  return s;
-}
-
 }  // namespace
 
 void gemm_invariant(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -52,7 +43,7 @@ void gemm_invariant(ThreadPool& pool, bool ta, bool tb, int64_t M, int64_t N, in
     acc.assign(rn * cn, 0.0f);
     if (tb) {
       for (int64_t r = 0; r < rn; r++)
-        for (int64_t n = 0; n < cn; n++) acc[r * cn + n] = dot(a + r * lda_t, B + (c0 + n) * ldb, K);
+        for (int64_t n = 0; n < cn; n++) acc[r * cn + n] = dot8(a + r * lda_t, B + (c0 + n) * ldb, K);
     } else {
       const int64_t cn8 = cn & ~int64_t(7);
       for (int64_t k = 0; k < K; k++) {

@@ -26,6 +26,18 @@ inline float hsum8(v8 v) {
   return a + b;
 }
 
+// Σ a[i] b[i] over n floats: eight lanes, then their halving sum, then the tail in order. One
+// fixed order, so every caller that must agree bit for bit (decode and batch-invariant attention,
+// the batch-invariant products) sums alike.
+inline float dot8(const float* a, const float* b, int64_t n) {
+  const int64_t n8 = n & ~int64_t(7);
+  v8 acc = splat8(0);
+  for (int64_t i = 0; i < n8; i += 8) acc += load8(a + i) * load8(b + i);
+  float s = hsum8(acc);
+  for (int64_t i = n8; i < n; i++) s += a[i] * b[i];
+  return s;
+}
+
 inline v8 exp8(v8 x) {
   const v8 lo = splat8(-87.0f), hi = splat8(88.0f);
   x = x < lo ? lo : x;

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/aligned.h"
 #include "cpu/kernels.h"
 
 #if defined(__AVX512F__) || (defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)))
@@ -81,6 +82,21 @@ struct Bf16Row {
 
 inline void store(float* out, float s, float alpha, float beta) { *out = (beta != 0.0f ? *out : 0.0f) + alpha * s; }
 
+// Weight rows of the next column block, fetched into cache while this block computes: a decode
+// step's weights come from memory (the whole model is read once per step), and the hardware
+// prefetcher alone leaves the FMAs waiting on each block's first pass. Four rows from `w` (none
+// when null); each k step of a tile fetches the cache line its loads will want one block later.
+// A fixed count: a loop bound known only at run time costs the tile its accumulator registers.
+template <class T>
+struct Ahead {
+  const T* w = nullptr;
+  void fetch(int64_t k, int64_t ldw) const {
+    // One 64-byte line per row per fetch: every k step for fp32, every other for bf16.
+    if (!w || (sizeof(T) == 2 && (k & 31) != 0)) return;
+    for (int o = 0; o < 4; o++) __builtin_prefetch(w + o * ldw + k, 0, 3);
+  }
+};
+
 #ifdef __AVX512F__
 // The same tile in AVX-512 intrinsics where the build targets it: GCC keeps these accumulators in
 // registers, while the vector-extension arrays below end up spilled in the k loop.
@@ -95,7 +111,7 @@ inline __m512 load_w(const uint16_t* p) {
 
 template <int RB, int OB, class Row, class T>
 void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, float alpha, float beta, float* c,
-              int64_t ldc) {
+              int64_t ldc, Ahead<T> next) {
   __m512 acc[RB][OB];
   for (int r = 0; r < RB; r++)
     for (int o = 0; o < OB; o++) acc[r][o] = _mm512_setzero_ps();
@@ -103,6 +119,7 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
   for (; k + 16 <= K; k += 16) {
     __m512 wv[OB];
     for (int o = 0; o < OB; o++) wv[o] = load_w(w + o * ldw + k);
+    next.fetch(k, ldw);
     for (int r = 0; r < RB; r++) {
       const __m512 xv = _mm512_loadu_ps(x + r * ldx + k);
       for (int o = 0; o < OB; o++) acc[r][o] = _mm512_fmadd_ps(xv, wv[o], acc[r][o]);
@@ -123,7 +140,7 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
 // after the lane sum, the same way for every tile.
 template <int RB, int OB, class Row, class T>
 void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, float alpha, float beta, float* c,
-              int64_t ldc) {
+              int64_t ldc, Ahead<T> next) {
   v16 acc[RB][OB];
   for (int r = 0; r < RB; r++)
     for (int o = 0; o < OB; o++) acc[r][o] = v16{};
@@ -132,6 +149,7 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
     // OB weight vectors in registers, one x vector at a time: RB * OB + OB + 1 registers.
     v16 wv[OB];
     for (int o = 0; o < OB; o++) wv[o] = Row::load(w + o * ldw + k);
+    next.fetch(k, ldw);
     for (int r = 0; r < RB; r++) {
       const v16 xv = F32Row::load(x + r * ldx + k);
       for (int o = 0; o < OB; o++) acc[r][o] += xv * wv[o];
@@ -146,32 +164,47 @@ void dot_tile(const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, f
 }
 #endif
 
+// Weight rows [lo, hi) against RB rows of x; meanwhile the next block's rows [ahead_lo, ahead_hi)
+// are fetched, four per tile (a last partial four is left to the hardware).
 template <int RB, class Row, class T>
 void dot_rows(int64_t lo, int64_t hi, const float* x, int64_t ldx, const T* w, int64_t ldw, int64_t K, float alpha,
-              float beta, float* c, int64_t ldc) {
+              float beta, float* c, int64_t ldc, int64_t ahead_lo, int64_t ahead_hi) {
+  auto ahead = [&](int64_t o) {
+    const int64_t a = ahead_lo + (o - lo);
+    return Ahead<T>{a + 4 <= ahead_hi ? w + a * ldw : nullptr};
+  };
   int64_t o = lo;
-  for (; o + 4 <= hi; o += 4) dot_tile<RB, 4, Row>(x, ldx, w + o * ldw, ldw, K, alpha, beta, c + o, ldc);
-  for (; o < hi; o++) dot_tile<RB, 1, Row>(x, ldx, w + o * ldw, ldw, K, alpha, beta, c + o, ldc);
+  for (; o + 4 <= hi; o += 4) dot_tile<RB, 4, Row>(x, ldx, w + o * ldw, ldw, K, alpha, beta, c + o, ldc, ahead(o));
+  for (; o < hi; o++) dot_tile<RB, 1, Row>(x, ldx, w + o * ldw, ldw, K, alpha, beta, c + o, ldc, Ahead<T>{});
 }
 
 // Columns in blocks small enough that the block's weight rows stay in L2 while every group of
-// rows passes over them: the weight comes from memory once, x from L1/L2.
+// rows passes over them: the weight comes from memory once, x from L1/L2. With up to three passes
+// (R <= 18) each pass over a block (one group of rows) fetches its share of the next block's
+// rows, so the reads from memory are spread over the block's arithmetic; with more, the passes
+// leave the hardware prefetcher time enough, and the extra fetches cost (measured on the 0.5B
+// shape: 1.2x faster at 1-4 rows, 1.1x at 16 on the default shape, ~0.9x at 24-64 rows).
 template <class Row, class T>
 void small_product(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx, const T* w,
                    int64_t ldw, float beta, float* c, int64_t ldc) {
   const int64_t block = std::max<int64_t>(4, (int64_t(1) << 17) / (int64_t)(sizeof(T) * std::max<int64_t>(K, 1)) / 4 * 4);
+  const int64_t passes = (R + 5) / 6;
   for (int64_t b = lo; b < hi; b += block) {
-    const int64_t e = std::min(hi, b + block);
-    int64_t r = 0;
-    for (; r + 6 <= R; r += 6) dot_rows<6, Row>(b, e, x + r * ldx, ldx, w, ldw, K, alpha, beta, c + r * ldc, ldc);
+    const int64_t e = std::min(hi, b + block), next = passes <= 3 ? std::min(hi, e + block) - e : 0;
+    // Pass p fetches next-block rows [share(p), share(p + 1)), whole tiles of four.
+    auto share = [&](int64_t p) { return p == passes ? e + next : e + next * p / passes / 4 * 4; };
+    int64_t r = 0, p = 0;
+    for (; r + 6 <= R; r += 6, p++)
+      dot_rows<6, Row>(b, e, x + r * ldx, ldx, w, ldw, K, alpha, beta, c + r * ldc, ldc, share(p), share(p + 1));
     const float* xr = x + r * ldx;
     float* cr = c + r * ldc;
+    const int64_t a = share(p), z = share(p + 1);
     switch (R - r) {
-      case 5: dot_rows<5, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
-      case 4: dot_rows<4, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
-      case 3: dot_rows<3, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
-      case 2: dot_rows<2, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
-      case 1: dot_rows<1, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc); break;
+      case 5: dot_rows<5, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc, a, z); break;
+      case 4: dot_rows<4, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc, a, z); break;
+      case 3: dot_rows<3, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc, a, z); break;
+      case 2: dot_rows<2, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc, a, z); break;
+      case 1: dot_rows<1, Row>(b, e, xr, ldx, w, ldw, K, alpha, beta, cr, ldc, a, z); break;
       default: break;
     }
   }
@@ -244,13 +277,31 @@ TEMPER_BF16_TARGET void dpbf16_rows(int64_t lo, int64_t hi, const uint16_t* x, i
 
 }  // namespace
 
+namespace {
+
+// x's rows as the tiles want them: each starting on a 64-byte line (copied when they do not; a
+// copy of R rows costs little beside reading the weight once).
+const float* aligned_rows(int64_t R, int64_t K, const float* x, int64_t& ldx) {
+  if (reinterpret_cast<uintptr_t>(x) % 64 == 0 && ldx % 16 == 0) return x;
+  thread_local AlignedFloats copy;
+  const int64_t ld = (K + 15) / 16 * 16;
+  float* out = copy.get((size_t)(R * ld));
+  for (int64_t r = 0; r < R; r++) std::memcpy(out + r * ld, x + r * ldx, (size_t)K * sizeof(float));
+  ldx = ld;
+  return out;
+}
+
+}  // namespace
+
 void gemm_small_f32(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
                     const float* w, int64_t ldw, float beta, float* c, int64_t ldc) {
+  x = aligned_rows(R, K, x, ldx);
   small_product<F32Row>(R, lo, hi, K, alpha, x, ldx, w, ldw, beta, c, ldc);
 }
 
 void gemm_small_bf16_widen(int64_t R, int64_t lo, int64_t hi, int64_t K, float alpha, const float* x, int64_t ldx,
                            const uint16_t* w, int64_t ldw, float beta, float* c, int64_t ldc) {
+  x = aligned_rows(R, K, x, ldx);
   small_product<Bf16Row>(R, lo, hi, K, alpha, x, ldx, w, ldw, beta, c, ldc);
 }
 

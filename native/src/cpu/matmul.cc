@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cpu/aligned.h"
 #include "cpu/kernels.h"
 
 namespace temper {
@@ -88,12 +89,12 @@ void matmul_many(ThreadPool& pool, const float* inp, int64_t N, int64_t I, const
                  const std::function<void(int64_t, int64_t)>& epilogue, const float* norm, float eps) {
   const int64_t parts = pool.size();
   pool.run(parts, [&](int64_t p) {
-    thread_local std::vector<float> normed;
+    thread_local AlignedFloats normed;
     const float* x = inp;
     if (norm) {
-      if (normed.size() < (size_t)(N * I)) normed.resize(N * I);
-      rmsnorm_rows(normed.data(), nullptr, inp, norm, 0, N, I, eps);
-      x = normed.data();
+      float* xn = normed.get((size_t)(N * I));
+      rmsnorm_rows(xn, nullptr, inp, norm, 0, N, I, eps);
+      x = xn;
     }
     for (const Product& prod : products) {
       auto [lo, hi] = column_slice(prod.O, p, parts);

@@ -200,6 +200,28 @@ static inline int64_t cache_at(const KvLayer& c, int32_t slot, int64_t p, int64_
   return ((blk * KV + h) * c.block + p % c.block) * D;
 }
 
+namespace {
+
+// o[D] = Σ_j w[j] v[j, D] over n value rows (vD floats apart), j ascending: add_scaled's
+// arithmetic per element, with 64 of o's floats held in registers across all j instead of
+// loaded and stored for every row.
+void weighted_rows(float* o, const float* w, const float* v, int64_t n, int64_t vD, int64_t D) {
+  int64_t d0 = 0;
+  for (; d0 + 64 <= D; d0 += 64) {
+    v8 acc[8];
+    for (int u = 0; u < 8; u++) acc[u] = load8(o + d0 + 8 * u);
+    for (int64_t j = 0; j < n; j++) {
+      const v8 wj = splat8(w[j]);
+      for (int u = 0; u < 8; u++) acc[u] = acc[u] + wj * load8(v + j * vD + d0 + 8 * u);
+    }
+    for (int u = 0; u < 8; u++) store8(o + d0 + 8 * u, acc[u]);
+  }
+  if (d0 < D)
+    for (int64_t j = 0; j < n; j++) add_scaled(o + d0, w[j], v + j * vD + d0, D - d0);
+}
+
+}  // namespace
+
 // q[R,H,D] -> out[R,H,D]; row r attends to its slot's positions 0..pos[r] through the block table.
 // One task per (row, kv head): the query heads of a group share each key and value row read,
 // and within a block a kv head's positions are contiguous, so the reads stream block by block.
@@ -226,10 +248,8 @@ void attention_cached(ThreadPool& pool, float* out, const float* q, const KvLaye
     std::fill(og, og + group * D, 0.0f);
     for (int64_t j0 = 0; j0 < len; j0 += B) {
       const float* vb = vcache + cache_at(c, slot[r], j0, g, KV, D);
-      for (int64_t j = j0; j < std::min(len, j0 + B); j++) {
-        const float* vj = vb + (j - j0) * D;
-        for (int64_t h = 0; h < group; h++) add_scaled(og + h * D, s[h * len + j], vj, D);
-      }
+      const int64_t n = std::min(len, j0 + B) - j0;
+      for (int64_t h = 0; h < group; h++) weighted_rows(og + h * D, s.data() + h * len + j0, vb, n, D, D);
     }
   });
 }

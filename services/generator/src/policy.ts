@@ -290,7 +290,7 @@ export class PolicyManager {
       try {
         const { manifest, bytes } = await pullPolicyDir(this.opts.store, ref, dir);
         const tokenizer = loadModelTokenizer(dir);
-        const model = await Model.load(dir, this.engineOptions());
+        const model = await forSampling(Model.load(dir, this.engineOptions()));
         const adapterBase = manifest.labels[ADAPTER_BASE_LABEL] ?? '';
         const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
         if (hasAdapters) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
@@ -414,7 +414,7 @@ export class PolicyManager {
     const base = adapters ? served.base : '';
     const staged = (async (): Promise<ServedPolicy | undefined> => {
       const published = this.publishedVersion(runId);
-      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.engineOptions()) : await Model.create(served.model.config, this.engineOptions()));
+      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.engineOptions()) : await forSampling(Model.create(served.model.config, this.engineOptions())));
       try {
         if (adapters) await model.importAdapters(w.bytes);
         else await model.importWeights(w.bytes);
@@ -485,7 +485,7 @@ export class PolicyManager {
   private makeSpare(): void {
     const config = this.served?.model.config;
     if (this.spare || !config) return;
-    Model.create(config, this.engineOptions()).then(
+    forSampling(Model.create(config, this.engineOptions())).then(
       (m) => (this.spare ??= { model: m, base: '' }),
       (err: unknown) => this.opts.log.warn('could not make a spare model for streamed weights', { err }),
     );
@@ -537,9 +537,20 @@ function weightsSha256(m: CheckpointManifest): string {
   return m.files.find((f) => f.path === file)?.sha256 ?? '';
 }
 
+/**
+ * A model the generator only samples from, frozen: backward is refused, and under
+ * TEMPER_GENERATOR_PRECISION=bf16 its projections keep only their bf16 copies (new weights are
+ * written through into them), not fp32 masters beside them.
+ */
+async function forSampling(made: Promise<Model>): Promise<Model> {
+  const model = await made;
+  await model.freeze();
+  return model;
+}
+
 /** A model with `served`'s base and adapters (their values to be replaced): a spare for adapters. */
 async function copyBase(served: Model, engine: { threads?: number; precision?: 'fp32' | 'bf16'; batchInvariant?: boolean }): Promise<Model> {
-  const model = await Model.create(served.config, engine);
+  const model = await forSampling(Model.create(served.config, engine));
   await model.importWeights(await served.exportWeights({ merged: false }));
   await model.addAdapters(served.adapterSpec!);
   return model;

@@ -28,6 +28,11 @@ describe('streamed policy weights', () => {
   });
 
   const weightsOf = async (m: Model) => Buffer.from(await m.exportWeights());
+  /** The generator only samples: its models are frozen (under bf16 that drops their fp32 masters). */
+  const refusesBackward = async (m: Model) => {
+    await m.logprobs(new Int32Array([1, 2, 3, 4]), { batch: 1, seqLen: 4 });
+    await expect(m.backward(new Float32Array(3).fill(-1))).rejects.toThrow(/frozen/);
+  };
 
   /** A new tiny model saved to disk as `version` (not pushed), its weights streamed; published first unless told not to. */
   async function streamed(version: number, seed: number, opts: { publish?: boolean } = {}): Promise<{ dir: string; model: Model }> {
@@ -77,9 +82,10 @@ describe('streamed policy weights', () => {
     expect(policy.loadedFrom).toEqual({ stream: 2, store: 2 });
   }, 30000);
 
-  it('serves a request waiting for a version as soon as its weights arrive, at a batch boundary', async () => {
+  it('serves a request waiting for a version as soon as its weights arrive, at a batch boundary (models frozen)', async () => {
     await policy.use(async () => undefined); // a batch boundary: version 4 goes in
     expect(policy.current?.version).toBe(4);
+    await refusesBackward(policy.current!.model); // loaded from the store
     const waiting = policy.ensure(RUN, 5); // nothing of version 5 anywhere yet
     await new Promise((r) => setTimeout(r, 50));
     const { model } = await streamed(5, 35);
@@ -87,6 +93,7 @@ describe('streamed policy weights', () => {
     expect(served?.version).toBe(5);
     expect(served?.manifest.id).toBe('');
     expect((await weightsOf(served!.model)).equals(await weightsOf(model))).toBe(true);
+    await refusesBackward(served!.model); // made for streamed weights
   }, 30000);
 
   it('gives up on a version that does not come, for the request to be retried', async () => {

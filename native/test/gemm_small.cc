@@ -2,8 +2,10 @@
 // run by gemm_small.test.ts: each kernel against a double-precision reference at every row count
 // 1..64 with odd N and K and padded strides; each row's bits the same whatever R, the other rows
 // and the column split; alpha and accumulation; the pooled dispatch equal to one thread's.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -106,6 +108,18 @@ void invariance(Kind kind, const Problem& p) {
   }
 }
 
+// x rows on 64-byte lines (read in place) and x rows off them (copied onto them first): the same bits.
+void alignment(Kind kind, const Problem& p) {
+  const int64_t ld = (p.K + 15) / 16 * 16, R = 19;
+  float* xa = static_cast<float*>(std::aligned_alloc(64, (size_t)(R * ld) * sizeof(float)));
+  for (int64_t r = 0; r < R; r++) std::copy_n(p.x.data() + r * p.ldx, p.K, xa + r * ld);
+  std::vector<float> in_place((size_t)(R * p.ldc)), copied(in_place.size());
+  run(kind, R, 0, p.N, p.K, 1.0f, xa, ld, p.w.data(), p.w16.data(), p.ldw, 0.0f, in_place.data(), p.ldc);
+  run(kind, R, 0, p.N, p.K, 1.0f, p.x.data(), p.ldx, p.w.data(), p.w16.data(), p.ldw, 0.0f, copied.data(), p.ldc);
+  check(in_place == copied, std::string(name(kind)) + ": aligned and unaligned rows of x differ");
+  std::free(xa);
+}
+
 // matmul_small over a pool of 3 threads: the same bits as one thread over all columns.
 void pooled(const Problem& p, bool bf16) {
   ThreadPool pool(3);
@@ -133,14 +147,16 @@ int main() {
   std::vector<Kind> kinds = {Kind::F32, Kind::Bf16Widen};
   if (gemm_small_has_dot_bf16()) kinds.push_back(Kind::Bf16Dot);
   else std::printf("no AVX512_BF16 on this CPU: the vdpbf16ps kernel is not tested\n");
-  // Odd sizes exercise every tail: columns past the 4-wide tiles, k past 16 (fp32) and 32 (dot).
-  const std::vector<std::pair<int64_t, int64_t>> shapes = {{37, 67}, {5, 301}, {53, 16}, {130, 45}, {3, 1}};
+  // Odd sizes exercise every tail: columns past the 4-wide tiles, k past 16 (fp32) and 32 (dot);
+  // 130 x 1000 has several column blocks (the next one fetched ahead while one computes).
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{37, 67}, {5, 301}, {53, 16}, {130, 45}, {3, 1}, {130, 1000}};
   for (auto [N, K] : shapes) {
     Problem p = make(N, K, rng);
     for (Kind kind : kinds) {
       for (int64_t R = 1; R <= 64; R++) accuracy(kind, p, R, 1.0f, false);
       accuracy(kind, p, 13, -0.75f, true);
       invariance(kind, p);
+      alignment(kind, p);
     }
     pooled(p, false);
     pooled(p, true);

@@ -1,7 +1,8 @@
 // The decode-step product kernels: gemm_small.cc (next to this file) built with the system C++
 // compiler and the engine's flags around the engine's own sources, then run. It checks each kernel
 // (fp32, bf16 widened, bf16 vdpbf16ps where the CPU has it) against a double reference at R = 1..64,
-// per-row bits independent of R, the other rows and the column split, and the pooled dispatch.
+// per-row bits independent of R, the other rows and the column split, the same bits from x rows
+// on and off 64-byte lines, and the pooled dispatch.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -275,10 +275,6 @@ TEMPER_BF16_TARGET void dpbf16_rows(int64_t lo, int64_t hi, const uint16_t* x, i
 }
 #endif
 
-}  // namespace
-
-namespace {
-
 // x's rows as the tiles want them: each starting on a 64-byte line (copied when they do not; a
 // copy of R rows costs little beside reading the weight once).
 const float* aligned_rows(int64_t R, int64_t K, const float* x, int64_t& ldx) {

@@ -148,7 +148,7 @@ export interface NativeAddon {
   setThreads(threads: number): void;
   readSafetensors(bytes: Uint8Array): SafetensorsContents;
   trimMemory(): number;
-  NativeModel: new (config: EngineConfig, threads: number, device?: NativeDeviceOptions) => NativeModel;
+  NativeModel: new (config: EngineConfig, threads: number, device?: NativeDeviceOptions, frozen?: boolean) => NativeModel;
 }
 
 export const addon: NativeAddon = load();

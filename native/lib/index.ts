@@ -15,6 +15,7 @@ export type {
   Completion,
   CreateOptions,
   DeviceOptions,
+  FreezeOption,
   GenerateOptions,
   LoadOptions,
   LogprobsOptions,

@@ -44,14 +44,24 @@ export interface TrainingOptions {
   headChunkRows?: number;
 }
 
-export interface LoadOptions extends DeviceOptions, TrainingOptions {
+/** A model that will only run forward (a generator's policy, a KL reference). */
+export interface FreezeOption {
+  /**
+   * Frozen from the start, as freeze() right after: backward is refused, and in bf16 precision
+   * on the CPU the projections are made without fp32 masters, so making or loading the model
+   * never holds both copies (the peak is the bf16 model's, not fp32 + bf16). Default false.
+   */
+  frozen?: boolean;
+}
+
+export interface LoadOptions extends DeviceOptions, TrainingOptions, FreezeOption {
   /** Threads for this model's work (default: the machine's available parallelism). */
   threads?: number;
   /** Also restore AdamW state from optimizer.safetensors (written by save with optimizer: true). */
   optimizer?: boolean;
 }
 
-export interface CreateOptions extends DeviceOptions, TrainingOptions {
+export interface CreateOptions extends DeviceOptions, TrainingOptions, FreezeOption {
   seed?: number;
   threads?: number;
 }
@@ -187,6 +197,12 @@ function threadCount(t: number | undefined): number {
   return n;
 }
 
+function frozenOption(o: FreezeOption): boolean {
+  const frozen = o.frozen ?? false;
+  if (typeof frozen !== 'boolean') throw new TypeError(`frozen must be a boolean (got ${String(o.frozen)})`);
+  return frozen;
+}
+
 /** The constructor's device argument; undefined for the CPU. Errors name what is missing. */
 function deviceOptions(o: DeviceOptions): NativeDeviceOptions | undefined {
   const device = o.device ?? 'cpu';
@@ -281,8 +297,10 @@ export class Model {
   /** Opens a Hugging Face model directory: config.json and model.safetensors or its shards. */
   static async load(dir: string, options: LoadOptions = {}): Promise<Model> {
     const device = deviceOptions(options);
+    const frozen = frozenOption(options);
+    if (frozen && options.optimizer) throw new Error('optimizer: a frozen model trains nothing, so it takes no optimizer state (drop one of frozen, optimizer)');
     const config = readJson(path.join(dir, 'config.json')) as HfConfig;
-    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device, frozen);
     await native.loadWeights(weightFiles(dir));
     if (options.optimizer) await native.loadOptimizer(path.join(dir, 'optimizer.safetensors'));
     const model = new Model(native, config);
@@ -293,7 +311,7 @@ export class Model {
   /** A freshly initialised model (normal(0, 0.02) weights, unit norms), the same for the same seed. */
   static async create(config: HfConfig, options: CreateOptions = {}): Promise<Model> {
     const device = deviceOptions(options);
-    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device);
+    const native = new addon.NativeModel(engineConfig(config), threadCount(options.threads), device, frozenOption(options));
     await native.initRandom(options.seed ?? 0);
     const model = new Model(native, { ...config });
     await model.setTrainingOptions(options);
@@ -484,7 +502,8 @@ export class Model {
   /**
    * Nothing of this model trains from now on (a KL reference, a policy that only samples):
    * backward is refused, and in bf16 precision on the CPU its projections keep only their bf16
-   * copies (half their bytes), as a frozen base under adapters does.
+   * copies (half their bytes), as a frozen base under adapters does. `frozen: true` on create or
+   * load does this before the weights exist.
    */
   async freeze(): Promise<void> {
     await this.serial(() => this.native.freeze());

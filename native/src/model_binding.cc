@@ -147,8 +147,11 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
       if (batch_invariant && cuda)
         js::range_error(env, "batchInvariant: the CUDA backend has no batch-invariant mode (it is a CPU mode)");
     }
+    // Optional fourth argument: frozen (absent: false), Model's constructor says what it does.
+    const bool frozen = info.Length() > 3 && !info[3].IsUndefined() && js::boolean(env, info[3], "frozen");
     try {
-      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads, cpu_bf16, batch_invariant));
+      model_ = std::make_shared<Model>(c, cuda ? make_cuda_backend(co) : make_cpu_backend(threads, cpu_bf16, batch_invariant),
+                                       frozen);
     } catch (const std::exception& e) {
       throw Napi::Error::New(env, e.what());
     }

@@ -142,7 +142,9 @@ class Model {
   // Declared first so that it is destroyed last: every Buffer below is its memory.
   const std::unique_ptr<Backend> backend;
 
-  Model(const Config& cfg, std::unique_ptr<Backend> backend);
+  // frozen: as freeze() at once, before any weight exists, so a frozen bf16 model on the CPU is
+  // made and loaded without its projections' fp32 masters (never both copies at a time).
+  Model(const Config& cfg, std::unique_ptr<Backend> backend, bool frozen = false);
   ~Model();
   Backend& be() const { return *backend; }
 
@@ -168,8 +170,11 @@ class Model {
   void refresh_trainable();
   void ensure_gradients();           // zeroed gradients for every trainable tensor that has none yet
   void check_tokens(const int32_t* tokens, int64_t n, const char* what) const;
-  // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend computes in bf16.
-  void allocate(Param& p, std::vector<int64_t> shape, bool copy);
+  // A parameter's storage for `shape`, zeroed; with a compute copy when `copy` and the backend
+  // computes in bf16, and without the fp32 master when `master` is false and that copy exists.
+  void allocate(Param& p, std::vector<int64_t> shape, bool copy, bool master = true);
+  // Whether a frozen base keeps only its projections' bf16 copies: on the CPU, in bf16 precision.
+  bool bf16_only_base() const;
   void zero_resident(void* p, size_t bytes);
   // Writes a parameter's values: fill(values) writes numel floats into host memory (the
   // backend's own on the CPU, else a staging copy that is uploaded); the compute copy follows.

@@ -53,7 +53,7 @@ void validate_config(const Config& c) {
   need(params < 4e9, "the model would have more than 4e9 parameters");
 }
 
-Model::Model(const Config& c, std::unique_ptr<Backend> b) : backend(std::move(b)), cfg(c) {
+Model::Model(const Config& c, std::unique_ptr<Backend> b, bool frozen) : backend(std::move(b)), cfg(c), frozen_(frozen) {
   validate_config(cfg);
   std::string refused = backend->attention_unsupported(cfg.heads, cfg.kv_heads, cfg.head_dim);
   if (!refused.empty()) throw std::runtime_error(refused);
@@ -72,7 +72,7 @@ Model::Model(const Config& c, std::unique_ptr<Backend> b) : backend(std::move(b)
       x.name = p + name;
       x.in = in;
       x.out = out;
-      allocate(x.w, {out, in}, true);
+      allocate(x.w, {out, in}, true, !(frozen_ && bf16_only_base()));
       if (bias) allocate(x.b, {out}, false);
     };
     lin(L.q, "self_attn.q_proj", C, Q, cfg.qkv_bias);
@@ -87,16 +87,25 @@ Model::Model(const Config& c, std::unique_ptr<Backend> b) : backend(std::move(b)
 
 Model::~Model() = default;
 
-void Model::allocate(Param& p, std::vector<int64_t> shape, bool copy) {
+void Model::allocate(Param& p, std::vector<int64_t> shape, bool copy, bool master) {
   p.shape = std::move(shape);
   const size_t n = (size_t)p.numel();
-  p.data = Buffer(be(), n * 4, "a parameter", true);
-  zero_resident(p.data.get(), n * 4);
   p.compute = Buffer();
   if (copy && be().compute_dtype() == DType::BF16) {
     p.compute = Buffer(be(), n * 2, "a parameter's bf16 copy", true);
     zero_resident(p.compute.get(), n * 2);
   }
+  p.data = Buffer();
+  if (master || !p.compute) {
+    p.data = Buffer(be(), n * 4, "a parameter", true);
+    zero_resident(p.data.get(), n * 4);
+  }
+}
+
+bool Model::bf16_only_base() const {
+  // On the CPU only for now: on CUDA, DoRA's norms would widen the copy through the host on
+  // every forward (a device widen kernel would lift this).
+  return be().compute_dtype() == DType::BF16 && be().host_address(embed.data.get()) != nullptr;
 }
 
 // Zeroing is where a new model's memory is first touched (and faulted in): on the host, in
@@ -192,9 +201,7 @@ void Model::freeze() {
 }
 
 void Model::refresh_trainable() {
-  // On the CPU only for now: on CUDA, DoRA's norms would widen the copy through the host on
-  // every forward (a device widen kernel would lift this).
-  const bool frozen = (frozen_ || has_adapters()) && be().host_address(embed.data.get()) != nullptr;
+  const bool frozen = (frozen_ || has_adapters()) && bf16_only_base();
   for (auto& L : layers)
     for (Linear* x : L.linears) {
       Param& w = x->w;

@@ -25,7 +25,7 @@
 import { ConsumerMessages, DeliverPolicy } from '@nats-io/jetstream';
 import { Bus, lastEvent, StreamedWeights, streams, subjects, subscribeWeights } from '@temper/bus';
 import { CheckpointClient, pullPolicyDir } from '@temper/checkpoint-client';
-import { engineConfig, HfConfig, Model } from '@temper/native';
+import { type CreateOptions, engineConfig, HfConfig, Model } from '@temper/native';
 import { CheckpointCommitted, CheckpointManifest, ModelSummary, PolicyPublished } from '@temper/proto';
 import { ADAPTER_BASE_LABEL, ADAPTER_DIR, ADAPTER_WEIGHTS_FILE, type Logger, OPTIMIZER_FILE, RUN_STATE_FILE, WEIGHTS_FILE } from '@temper/service';
 import { loadModelTokenizer, Tokenizer } from '@temper/tokenizers';
@@ -34,6 +34,9 @@ import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModelLimits } from './sampling';
+
+/** What the generator's models are made with (the same for load: no optimizer state). */
+type EngineOptions = Pick<CreateOptions, 'threads' | 'precision' | 'batchInvariant' | 'frozen'>;
 
 export interface ServedPolicy {
   model: Model;
@@ -108,9 +111,13 @@ export class PolicyManager {
     return this.served;
   }
 
-  /** How every model this manager makes is made. */
-  private engineOptions(): { threads?: number; precision?: 'fp32' | 'bf16'; batchInvariant?: boolean } {
-    return { threads: this.opts.threads, precision: this.opts.precision, ...(this.opts.batchInvariant ? { batchInvariant: true } : {}) };
+  /**
+   * How every model this manager makes is made: frozen, since the generator only samples (backward
+   * refused; under TEMPER_GENERATOR_PRECISION=bf16 the projections are made and loaded without
+   * fp32 masters, new weights written through into their bf16 copies).
+   */
+  private engineOptions(): EngineOptions {
+    return { threads: this.opts.threads, precision: this.opts.precision, frozen: true, ...(this.opts.batchInvariant ? { batchInvariant: true } : {}) };
   }
 
   /** Whether a sequence's samples here are the same whatever else is in its batch. */
@@ -290,7 +297,7 @@ export class PolicyManager {
       try {
         const { manifest, bytes } = await pullPolicyDir(this.opts.store, ref, dir);
         const tokenizer = loadModelTokenizer(dir);
-        const model = await forSampling(Model.load(dir, this.engineOptions()));
+        const model = await Model.load(dir, this.engineOptions());
         const adapterBase = manifest.labels[ADAPTER_BASE_LABEL] ?? '';
         const hasAdapters = fs.existsSync(path.join(dir, ADAPTER_DIR, 'adapter_config.json'));
         if (hasAdapters) await model.loadAdapters(path.join(dir, ADAPTER_DIR));
@@ -414,7 +421,7 @@ export class PolicyManager {
     const base = adapters ? served.base : '';
     const staged = (async (): Promise<ServedPolicy | undefined> => {
       const published = this.publishedVersion(runId);
-      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.engineOptions()) : await forSampling(Model.create(served.model.config, this.engineOptions())));
+      const model = this.takeSpare(served.model.config, base) ?? (adapters ? await copyBase(served.model, this.engineOptions()) : await Model.create(served.model.config, this.engineOptions()));
       try {
         if (adapters) await model.importAdapters(w.bytes);
         else await model.importWeights(w.bytes);
@@ -485,7 +492,7 @@ export class PolicyManager {
   private makeSpare(): void {
     const config = this.served?.model.config;
     if (this.spare || !config) return;
-    forSampling(Model.create(config, this.engineOptions())).then(
+    Model.create(config, this.engineOptions()).then(
       (m) => (this.spare ??= { model: m, base: '' }),
       (err: unknown) => this.opts.log.warn('could not make a spare model for streamed weights', { err }),
     );
@@ -537,20 +544,9 @@ function weightsSha256(m: CheckpointManifest): string {
   return m.files.find((f) => f.path === file)?.sha256 ?? '';
 }
 
-/**
- * A model the generator only samples from, frozen: backward is refused, and under
- * TEMPER_GENERATOR_PRECISION=bf16 its projections keep only their bf16 copies (new weights are
- * written through into them), not fp32 masters beside them.
- */
-async function forSampling(made: Promise<Model>): Promise<Model> {
-  const model = await made;
-  await model.freeze();
-  return model;
-}
-
 /** A model with `served`'s base and adapters (their values to be replaced): a spare for adapters. */
-async function copyBase(served: Model, engine: { threads?: number; precision?: 'fp32' | 'bf16'; batchInvariant?: boolean }): Promise<Model> {
-  const model = await forSampling(Model.create(served.config, engine));
+async function copyBase(served: Model, engine: EngineOptions): Promise<Model> {
+  const model = await Model.create(served.config, engine);
   await model.importWeights(await served.exportWeights({ merged: false }));
   await model.addAdapters(served.adapterSpec!);
   return model;

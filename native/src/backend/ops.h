@@ -79,6 +79,9 @@ class Backend {
   virtual DType compute_dtype() const = 0;
   // What the KV cache of generate is held in (the CPU keeps F32 whatever its compute dtype).
   virtual DType kv_dtype() const { return compute_dtype(); }
+  // Positions per KV cache block: small enough that a completion wastes little of its last block,
+  // large enough that a block's rows of one kv head (block x head_dim, contiguous) stream.
+  virtual int64_t kv_block() const { return 16; }
   // Why this backend cannot run attention with these heads ("" when it can).
   virtual std::string attention_unsupported(int64_t H, int64_t KV, int64_t D) const = 0;
 

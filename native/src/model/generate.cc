@@ -111,12 +111,12 @@ std::vector<Completion> Model::generate(const std::vector<std::vector<int32_t>>&
     prompt_rows += lens.back();
   }
   acts_.reset();
-  const int64_t B = KvCache::kBlock, width = (longest + sp.max_new + B - 1) / B, cap = width * B;
+  const int64_t B = be.kv_block(), width = (longest + sp.max_new + B - 1) / B, cap = width * B;
   if (cap > (int64_t)INT32_MAX) throw std::runtime_error("prompt plus maxNewTokens is too long");
   // A step's row holds its activations (residual, norm, q/k/v, attention out, gate/up); only the
   // rows that sample hold a row of logits: a running completion's decode row, a prompt's last row.
   const double row_bytes = 4.0 * (4.0 * cfg.hidden + 2.0 * cfg.heads * cfg.head_dim + 3.0 * cfg.inter);
-  const double block_bytes = KvCache::block_bytes(be.kv_dtype(), cfg.layers, cfg.kv_heads, cfg.head_dim);
+  const double block_bytes = KvCache::block_bytes(be.kv_dtype(), B, cfg.layers, cfg.kv_heads, cfg.head_dim);
   int64_t worst_blocks = 0;
   for (int64_t len : lens) worst_blocks += sp.n * ((len + sp.max_new + B - 1) / B);
   const Backend::Batching plan =

@@ -13,16 +13,12 @@ namespace temper {
 
 class KvCache {
  public:
-  // Positions per block: small enough that a completion wastes little of its last block, large
-  // enough that a block's rows stream (16 x head_dim of one head are contiguous).
-  static constexpr int64_t kBlock = 16;
-
-  // cap: positions a slot's table row addresses (a multiple of kBlock).
+  // Blocks of be.kv_block() positions; cap: positions a slot's table row addresses (a multiple of it).
   KvCache(Backend& be, int64_t layers, int64_t blocks, int64_t slots, int64_t cap, int64_t kv_heads, int64_t head_dim);
-  // Bytes one block takes over all layers.
-  static double block_bytes(DType dtype, int64_t layers, int64_t kv_heads, int64_t head_dim);
+  // Bytes one block of `block` positions takes over all layers.
+  static double block_bytes(DType dtype, int64_t block, int64_t layers, int64_t kv_heads, int64_t head_dim);
 
-  // The block table [slots, cap / kBlock], uploaded when it differs from the last one.
+  // The block table [slots, cap / block], uploaded when it differs from the last one.
   void set_table(const std::vector<int32_t>& table);
   KvLayer layer(int64_t l) const;
   // Positions [0, length) of block `from` copied into block `to` in every layer.
@@ -31,7 +27,7 @@ class KvCache {
  private:
   Backend& be_;
   DType dtype_;
-  int64_t blocks_, slots_, cap_, kv_heads_, head_dim_, layers_;
+  int64_t block_, blocks_, slots_, cap_, kv_heads_, head_dim_, layers_;
   size_t elem_, layer_bytes_;
   Buffer k_, v_, table_;
   std::vector<int32_t> uploaded_;

@@ -272,6 +272,22 @@ static void test_scheduler() {
   // samples' shared blocks mean fewer blocks are used than the worst case even then.
   GenRun shared = run_generation(ten, 8, 96, 3, 4096, worst(ten, 8, 3, 4), 4, 7);
   CHECK(shared.preemptions == 0 && shared.most_blocks < worst(ten, 8, 3, 4));
+  // Completions that fit in their prompt's block never take another: with the pool at the worst
+  // case, all of them are admitted in the first step (16 x 32-token prompts, 64 new, blocks of
+  // 128; the rule for leaving room to grow once admitted them in two waves of 8).
+  {
+    const std::vector<int64_t> lens16(16, 32);
+    BatchScheduler s(lens16, 1, 16, 64, 4096, worst(lens16, 1, 64, 128), 128);
+    std::vector<std::vector<int32_t>> prompts(16, std::vector<int32_t>(32, 1));
+    const StepPlan first = s.next(prompts);
+    CHECK(first.pick_seq.size() == 16 && s.running() == 16);
+    // Each prompt's n samples share its partly filled block and copy it at their first write:
+    // they leave room for that, so 4 prompts x 4 samples in a pool of 4 + 12 blocks admit 3.
+    const std::vector<int64_t> lens4(4, 32);
+    BatchScheduler c(lens4, 4, 16, 64, 4096, 4 + 12, 128);
+    std::vector<std::vector<int32_t>> p4(4, std::vector<int32_t>(32, 1));
+    CHECK(c.next(p4).pick_seq.size() == 12);
+  }
   // max_new 0: finished before the first step.
   BatchScheduler z({2, 3}, 1, 4, 0, 16, 1, 16);
   CHECK(z.finished() && z.finish(0) == "length" && z.tokens(1).empty());

@@ -73,13 +73,26 @@ void BatchScheduler::preempt(int64_t s) {
   preemptions_++;
 }
 
-// Admitting `newcomers` completions whose prefill takes `blocks_needed` leaves a block for every
-// running completion, the newcomers included, to grow into in the next step, so that admission
-// does not cause preemption straight away. With nothing running, whatever fits is admitted (the
+// Whether running completion s may still take a block: a position past the blocks it holds, or a
+// first write into a block it shares (its prompt's last, partly filled one).
+bool BatchScheduler::may_grow(int64_t s) const {
+  const Seq& q = seqs_[s];
+  if (ceil_div(lens_[s / n_] + max_new_, block_) > (int64_t)q.blocks.size()) return true;
+  return !q.blocks.empty() && refs_[q.blocks.back()] > 1;
+}
+
+// Admitting completions whose prefill takes `blocks_needed`, `growing` of which may take more
+// blocks later, leaves a block for every running completion that may grow, the newcomers
+// included, to grow into in the next step, so that admission does not cause preemption straight
+// away; one that already holds the blocks of its longest needs none (with blocks of 128
+// positions, short completions often do). With nothing running, whatever fits is admitted (the
 // pool holds one completion at its longest, so the work always goes on).
-bool BatchScheduler::room_for(int64_t blocks_needed, int64_t newcomers) const {
+bool BatchScheduler::room_for(int64_t blocks_needed, int64_t growing) const {
   if (running_ == 0) return free_blocks() >= blocks_needed;
-  return free_blocks() - blocks_needed >= running_ + newcomers;
+  int64_t running_growing = 0;
+  for (int64_t s = 0; s < (int64_t)seqs_.size(); s++)
+    if (seqs_[s].slot >= 0 && may_grow(s)) running_growing++;
+  return free_blocks() - blocks_needed >= running_growing + growing;
 }
 
 void BatchScheduler::add_prefill(StepPlan& plan, int32_t slot, const std::vector<int32_t>& toks) {
@@ -141,7 +154,8 @@ StepPlan BatchScheduler::next(const std::vector<std::vector<int32_t>>& prompts) 
     std::vector<int32_t> toks = prompts[s / n_];
     toks.insert(toks.end(), q.tokens.begin(), q.tokens.end());
     const int64_t rows = (int64_t)toks.size(), need = ceil_div(rows, block_);
-    if (!budget_allows(rows) || !room_for(need, 1)) break;
+    const bool grows = ceil_div(lens_[s / n_] + max_new_, block_) > need;
+    if (!budget_allows(rows) || !room_for(need, grows ? 1 : 0)) break;
     resume_.erase(resume_.begin());
     for (int64_t i = 0; i < need; i++) q.blocks.push_back(take_block());
     const int32_t slot = free_.back();
@@ -154,8 +168,14 @@ StepPlan BatchScheduler::next(const std::vector<std::vector<int32_t>>& prompts) 
   }
   // Then waiting prompts, in order, while their samples find slots, the blocks their shared
   // prefill takes are free and the prefill budget lasts.
+  // A prompt's samples may grow when their longest takes more blocks than the prompt, or when they
+  // share a partly filled last block (each copies it at its first write).
+  auto samples_growing = [&](int64_t len) {
+    return ceil_div(len + max_new_, block_) > ceil_div(len, block_) || (n_ > 1 && len % block_ != 0) ? n_ : 0;
+  };
   while (resume_.empty() && next_prompt_ < (int64_t)lens_.size() && (int64_t)free_.size() >= n_ &&
-         budget_allows(lens_[next_prompt_]) && room_for(ceil_div(lens_[next_prompt_], block_), n_)) {
+         budget_allows(lens_[next_prompt_]) &&
+         room_for(ceil_div(lens_[next_prompt_], block_), samples_growing(lens_[next_prompt_]))) {
     const int64_t p = next_prompt_++, len = lens_[p];
     const std::vector<int32_t>& toks = prompts[p];
     if ((int64_t)toks.size() != len) throw std::runtime_error("prompts changed while generating");

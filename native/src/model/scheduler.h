@@ -77,7 +77,8 @@ class BatchScheduler {
   void attach(int64_t s, int32_t slot);
   void release(Seq& q);
   void preempt(int64_t s);
-  bool room_for(int64_t blocks_needed, int64_t newcomers) const;
+  bool may_grow(int64_t s) const;
+  bool room_for(int64_t blocks_needed, int64_t growing) const;
   void add_prefill(StepPlan& plan, int32_t slot, const std::vector<int32_t>& toks);
 
   std::vector<int64_t> lens_;

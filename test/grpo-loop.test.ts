@@ -190,10 +190,13 @@ describe('the GRPO loop across services', () => {
       // One micro-batch of 8 completions: the median splits its tokens, ties and an odd count keep one more.
       expect(values['entropy_mask/kept_fraction']).toBeGreaterThanOrEqual(0.5);
       expect(values['entropy_mask/kept_fraction']).toBeLessThan(0.6);
-      // Said with the step's figures: a zero gradient here was seen in 2 of 3 full runs while this
-      // suite's generator was batch-invariant (slower, so past the 5 s ack wait under load), never
-      // in 17 runs of this file alone; the figures are what would explain it.
-      if (!(values.grad_norm > 0)) throw new Error(`a step trained with a zero gradient: ${JSON.stringify(values)}`);
+      // A step trains unless every group is flat (equal rewards: zero advantages, and no KL or
+      // weight decay here). With the digits reward on 12 sampled bytes a group of 4 is flat about
+      // one time in seven, so a step with both groups flat (~2%) is the samples' doing, not a bug;
+      // the samples change when rows are batched differently, so it came and went between runs.
+      if (values.degenerate_groups < values.groups && !(values.grad_norm > 0)) {
+        throw new Error(`a step with rewards to learn from trained with a zero gradient: ${JSON.stringify(values)}`);
+      }
     }
   });
 

@@ -9,8 +9,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { LearnerClient } from '../apps/cli/src/learner-client';
 import { exportCheckpoint } from '../apps/cli/src/models/export';
-import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
-import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
+import type { LocalStack } from '../apps/cli/src/local-stack';
+import { follow, type Followed, type LoopStack, startLoopStack } from './harness/loop-stack';
+import type { OtlpReceiver } from './harness/otlp-receiver';
 import { generatorServingInfo } from './harness/generator-client';
 
 const rewards = `
@@ -38,30 +39,6 @@ stages:
       optimizer: { lr: 0.003 }${grpoOptions}
 `;
 
-interface Followed {
-  states: RunState[];
-  steps: { step: number; values: Record<string, number> }[];
-  final: RunState;
-  error: string;
-}
-
-async function follow(client: LearnerClient, runId: string, onStep?: (step: number) => void, onCheckpoint?: (id: string) => void): Promise<Followed> {
-  const out: Followed = { states: [], steps: [], final: RunState.RUN_STATE_UNSPECIFIED, error: '' };
-  for await (const e of client.watch(runId)) {
-    if (e.event?.$case === 'status') {
-      out.states.push(e.event.value.state);
-      out.final = e.event.value.state;
-      out.error = e.event.value.error;
-    }
-    if (e.event?.$case === 'metrics') {
-      out.steps.push({ step: e.event.value.step, values: e.event.value.values });
-      onStep?.(e.event.value.step);
-    }
-    if (e.event?.$case === 'checkpointId') onCheckpoint?.(e.event.value);
-  }
-  return out;
-}
-
 /** The checkpoint's ancestry, itself first. */
 async function chain(store: CheckpointClient, id: string): Promise<CheckpointManifest[]> {
   const { ancestors } = await store.lineage(id);
@@ -70,35 +47,21 @@ async function chain(store: CheckpointClient, id: string): Promise<CheckpointMan
 }
 
 describe('the GRPO loop across services', () => {
+  let loop: LoopStack;
   let stack: LocalStack;
   let receiver: OtlpReceiver;
   let learner: LearnerClient;
   let store: CheckpointClient;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-loop-'));
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    // Its own nats-server: this stack's work-queue consumers and runs must not meet other tests'.
-    stack = await startLocalStack({
-      logs: { dir: path.join(dir, 'logs') },
-      env: {
-        TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'),
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        TEMPER_ENGINE_THREADS: '1',
-        TEMPER_GENERATOR_ACK_WAIT_S: '5',
-        TEMPER_ROLLOUT_TIMEOUT_S: '120',
-        TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
-      },
+    loop = await startLoopStack(dir, {
+      TEMPER_GENERATOR_ACK_WAIT_S: '5',
+      TEMPER_ROLLOUT_TIMEOUT_S: '120',
+      TEMPER_REWARD_PLUGINS: path.join(__dirname, 'harness', 'reward-plugin.js'),
     });
-    learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
-    store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
+    ({ stack, receiver, learner, store } = loop);
   });
-  afterAll(async () => {
-    learner?.close();
-    store?.close();
-    await stack?.stop();
-    await receiver?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => loop?.stop());
 
   it('samples, scores, learns and publishes new weights, in one trace per step', async () => {
     const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec('loop', 3, 1) } });

@@ -2,14 +2,11 @@
 // groups share engine calls, each drawing from its own seed, and the run still ends with the
 // same weights every time. (test/grpo-loop.test.ts covers the default generator, which samples a
 // reproducible group alone, across a generator and a scorer killed midway.)
-import { CheckpointClient } from '@temper/checkpoint-client';
 import { RunState } from '@temper/proto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { LearnerClient } from '../apps/cli/src/learner-client';
-import { LocalStack, startLocalStack } from '../apps/cli/src/local-stack';
-import { OtlpReceiver, startOtlpReceiver } from './harness/otlp-receiver';
+import { follow, type LoopStack, startLoopStack } from './harness/loop-stack';
 
 const spec = (name: string) => `
 name: ${name}
@@ -36,46 +33,21 @@ stages:
 `;
 
 describe('reproducible runs on a batch-invariant generator', () => {
-  let stack: LocalStack;
-  let receiver: OtlpReceiver;
-  let learner: LearnerClient;
-  let store: CheckpointClient;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'temper-repro-batched-'));
+  let loop: LoopStack;
   beforeAll(async () => {
-    receiver = await startOtlpReceiver();
-    stack = await startLocalStack({
-      logs: { dir: path.join(dir, 'logs') },
-      env: { TEMPER_CHECKPOINT_DIR: path.join(dir, 'checkpoints'), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, TEMPER_ENGINE_THREADS: '1' },
-      serviceEnv: { generator: { TEMPER_GENERATOR_BATCH_INVARIANT: '1' } },
-    });
-    learner = new LearnerClient(stack.address('learner'), stack.clientAuth);
-    store = new CheckpointClient(stack.address('checkpoint-store'), stack.clientAuth);
+    loop = await startLoopStack(fs.mkdtempSync(path.join(os.tmpdir(), 'temper-repro-batched-')), {}, { generator: { TEMPER_GENERATOR_BATCH_INVARIANT: '1' } });
   }, 180_000);
-  afterAll(async () => {
-    learner?.close();
-    store?.close();
-    await stack?.stop();
-    await receiver?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => loop?.stop());
 
   /** Runs the spec to its end: every step's figures and the final weights' sha256. */
   async function run(name: string): Promise<{ runId: string; figures: number[][]; weights: string }> {
-    const { run } = await learner.createRun({ spec: { $case: 'specYaml', value: spec(name) } });
+    const { run } = await loop.learner.createRun({ spec: { $case: 'specYaml', value: spec(name) } });
     const runId = run!.runId;
-    const figures: number[][] = [];
-    let final = RunState.RUN_STATE_UNSPECIFIED;
-    let error = '';
-    for await (const e of learner.watch(runId)) {
-      if (e.event?.$case === 'status') [final, error] = [e.event.value.state, e.event.value.error];
-      if (e.event?.$case === 'metrics') {
-        const v = e.event.value.values;
-        figures.push([v['reward/total'], v.response_length, v.loss, v.grad_norm]);
-      }
-    }
-    expect(error).toBe('');
-    expect(final).toBe(RunState.RUN_STATE_SUCCEEDED);
-    const { checkpoints } = await store.list({ runId });
+    const followed = await follow(loop.learner, runId);
+    expect(followed.error).toBe('');
+    expect(followed.final).toBe(RunState.RUN_STATE_SUCCEEDED);
+    const figures = followed.steps.map(({ values: v }) => [v['reward/total'], v.response_length, v.loss, v.grad_norm]);
+    const { checkpoints } = await loop.store.list({ runId });
     const weights = checkpoints.find((c) => c.step === 3)!.files.find((f) => f.path === 'model.safetensors')!.sha256;
     return { runId, figures, weights };
   }
@@ -89,7 +61,7 @@ describe('reproducible runs on a batch-invariant generator', () => {
     const runs = new Set([a.runId, b.runId]);
     const ofRuns = (got: { name: string; attributes: Record<string, unknown> }[]) =>
       got.filter((s) => s.name === 'generator.generate' && runs.has(String(s.attributes['temper.run_id'])));
-    const spans = ofRuns(await receiver.waitFor((got) => ofRuns(got).length >= 2 * 3 * 4, 30_000));
+    const spans = ofRuns(await loop.receiver.waitFor((got) => ofRuns(got).length >= 2 * 3 * 4, 30_000));
     expect(Math.max(...spans.map((s) => Number(s.attributes['temper.batch_groups'])))).toBeGreaterThan(1);
   }, 300_000);
 });
